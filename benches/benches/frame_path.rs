@@ -1,0 +1,2 @@
+//! Frame-path benchmarks.
+fn main() {}

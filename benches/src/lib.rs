@@ -1,0 +1,1 @@
+//! Helpers shared by the frame-path benchmarks and the load generator.

@@ -1,0 +1,321 @@
+//! The internal API the gateway calls on the control plane (JSON over HTTPS), and how each
+//! request is authenticated.
+//!
+//! # Authentication
+//! Every request carries two headers:
+//! - [`TIMESTAMP_HEADER`]: unix seconds when it was signed;
+//! - [`SIGNATURE_HEADER`]: `v1=<hex HMAC-SHA256(INTERNAL_API_SECRET, ts \n METHOD \n path \n body)>`.
+//!
+//! The receiver refuses a timestamp more than [`MAX_SKEW_SECS`] away from its clock and compares
+//! the tag in constant time. Replays inside the window are harmless for these routes: token
+//! redemption is single-use in the database and the other writes are idempotent by design.
+//!
+//! # Routes (all `POST`, JSON in and out)
+//! - [`REDEEM_PATH`]: [`RedeemRequest`] → [`CallContext`] (404/409/410 with an [`ApiError`]).
+//! - [`tool_path`]`(call_id, name)`: [`ToolRequest`] → [`ToolResponse`].
+//! - [`events_path`]`(call_id)`: [`CallEventsBatch`] → `204`.
+
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+/// Header carrying the signing time (unix seconds).
+pub const TIMESTAMP_HEADER: &str = "x-callway-timestamp";
+/// Header carrying `v1=<hex tag>`.
+pub const SIGNATURE_HEADER: &str = "x-callway-signature";
+/// Largest accepted distance between the signer's and the receiver's clocks.
+pub const MAX_SKEW_SECS: u64 = 300;
+/// Redeem a stream token (single use) for the call's context.
+pub const REDEEM_PATH: &str = "/internal/v1/stream-tokens/redeem";
+
+/// Path of a phone-session tool (`save_lead`, `end_call`) for a call.
+pub fn tool_path(call_id: &str, tool: &str) -> String {
+    format!("/internal/v1/calls/{call_id}/tools/{tool}")
+}
+
+/// Path where the gateway posts a call's events (transcripts, usage, end).
+pub fn events_path(call_id: &str) -> String {
+    format!("/internal/v1/calls/{call_id}/events")
+}
+
+/// Signs internal requests (gateway side) and checks them (control plane side).
+pub struct InternalAuth {
+    key: hmac::Key,
+}
+
+/// Why an internal request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InternalAuthError {
+    /// A header is missing or not of the expected form.
+    #[error("internal API request lacks a well-formed x-callway-timestamp / x-callway-signature")]
+    Malformed,
+    /// The timestamp is too far from the receiver's clock.
+    #[error(
+        "internal API request timestamp is {skew}s away from this server's clock (max {MAX_SKEW_SECS}s): check NTP on both hosts"
+    )]
+    Stale {
+        /// Absolute distance in seconds.
+        skew: u64,
+    },
+    /// The tag does not match (`INTERNAL_API_SECRET` differs, or the request was altered).
+    #[error(
+        "internal API signature is invalid: INTERNAL_API_SECRET must be the same on gateway and control plane"
+    )]
+    BadSignature,
+}
+
+impl InternalAuth {
+    /// Over the shared `INTERNAL_API_SECRET`.
+    pub fn new(secret: &[u8]) -> Self {
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+    }
+
+    fn tag(&self, ts: u64, method: &str, path: &str, body: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(ts.to_string().as_bytes());
+        ctx.update(b"\n");
+        ctx.update(method.as_bytes());
+        ctx.update(b"\n");
+        ctx.update(path.as_bytes());
+        ctx.update(b"\n");
+        ctx.update(body);
+        ctx.sign()
+    }
+
+    /// The value of [`SIGNATURE_HEADER`] for a request signed at `ts`.
+    pub fn sign(&self, ts: u64, method: &str, path: &str, body: &[u8]) -> String {
+        let tag = self.tag(ts, method, path, body);
+        let mut out = String::with_capacity(3 + 64);
+        out.push_str("v1=");
+        for b in tag.as_ref() {
+            out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        out
+    }
+
+    /// Checks a request's headers against its method, path and body at receiver time `now`.
+    pub fn verify(
+        &self,
+        timestamp: &str,
+        signature: &str,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), InternalAuthError> {
+        let ts: u64 = timestamp.parse().map_err(|_| InternalAuthError::Malformed)?;
+        let skew = ts.abs_diff(now);
+        if skew > MAX_SKEW_SECS {
+            return Err(InternalAuthError::Stale { skew });
+        }
+        let hex = signature.strip_prefix("v1=").ok_or(InternalAuthError::Malformed)?;
+        let mut tag = [0u8; 32];
+        if hex.len() != 64 {
+            return Err(InternalAuthError::Malformed);
+        }
+        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+            let hi = hex_val(pair[0]).ok_or(InternalAuthError::Malformed)?;
+            let lo = hex_val(pair[1]).ok_or(InternalAuthError::Malformed)?;
+            tag[i] = hi << 4 | lo;
+        }
+        let mut ctx_msg = Vec::with_capacity(32 + method.len() + path.len() + body.len());
+        ctx_msg.extend_from_slice(ts.to_string().as_bytes());
+        ctx_msg.push(b'\n');
+        ctx_msg.extend_from_slice(method.as_bytes());
+        ctx_msg.push(b'\n');
+        ctx_msg.extend_from_slice(path.as_bytes());
+        ctx_msg.push(b'\n');
+        ctx_msg.extend_from_slice(body);
+        hmac::verify(&self.key, &ctx_msg, &tag).map_err(|_| InternalAuthError::BadSignature)
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Body of [`REDEEM_PATH`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    /// The stream token exactly as it appeared in the `<Stream url>` path.
+    pub token: String,
+    /// Twilio's `CallSid` if already known (it is, once `start` arrived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_sid: Option<String>,
+}
+
+/// What the gateway needs to run the phone leg of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallContext {
+    /// Control-plane call id (UUID, hyphenated).
+    pub call_id: String,
+    /// Lead id (UUID, hyphenated).
+    pub lead_id: String,
+    /// The prospect's first name, to greet them.
+    pub first_name: String,
+    /// Summary of the web conversation, to continue from.
+    pub summary: String,
+    /// BCP-47 language of the conversation (`fr`).
+    pub language: String,
+    /// Realtime voice (`marin`).
+    pub voice: String,
+    /// Full instructions for the phone agent's Realtime session.
+    pub instructions: String,
+}
+
+/// Body of a tool route: the model's arguments, as the JSON string it produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRequest {
+    /// The Realtime `call_id` of the function call (for idempotency).
+    pub tool_call_id: String,
+    /// The arguments JSON string from `response.function_call_arguments.done`.
+    pub arguments: String,
+}
+
+/// Answer of a tool route: what goes back to the model as `function_call_output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResponse {
+    /// Whether the tool did what was asked.
+    pub ok: bool,
+    /// JSON string handed to the model unchanged as the function call's `output`.
+    pub output: String,
+}
+
+/// Which side ended or broke a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The caller / Twilio.
+    Twilio,
+    /// OpenAI Realtime.
+    Openai,
+    /// The gateway itself (timeouts, shutdown, limits).
+    Gateway,
+    /// The control plane (tool `end_call`, admin hang-up).
+    ControlPlane,
+}
+
+/// Who spoke a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    /// The prospect.
+    Caller,
+    /// The AI agent.
+    Agent,
+}
+
+/// One thing that happened on a call, reported after the fact (never on the frame path).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CallEvent {
+    /// A finished transcript line.
+    Transcript {
+        /// Who spoke.
+        speaker: Speaker,
+        /// The words.
+        text: String,
+        /// Milliseconds since the stream started.
+        at_ms: u64,
+    },
+    /// Token usage of one Realtime response (`response.done.response.usage`).
+    Usage {
+        /// Realtime response id.
+        response_id: String,
+        /// Input tokens.
+        input_tokens: u64,
+        /// Output tokens.
+        output_tokens: u64,
+    },
+    /// The call's stream ended.
+    Ended {
+        /// Which side ended it.
+        side: Side,
+        /// Machine-readable reason (`caller_hung_up`, `openai_closed`, `max_duration`, …).
+        reason: String,
+        /// Milliseconds of stream.
+        duration_ms: u64,
+    },
+}
+
+/// Body of [`events_path`]: events in the order they happened. `seq` makes retries idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallEventsBatch {
+    /// Position of the first event in the call's event stream (0-based).
+    pub seq: u64,
+    /// The events.
+    pub events: Vec<CallEvent>,
+}
+
+/// Every non-2xx internal answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable machine code (`token_already_redeemed`, `token_unknown`, `bad_signature`, …).
+    pub code: String,
+    /// What happened and what to do, for the operator.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_round_trip() {
+        let a = InternalAuth::new(b"internal-secret-internal-secret!");
+        let sig = a.sign(1_000, "POST", REDEEM_PATH, b"{}");
+        assert!(sig.starts_with("v1=") && sig.len() == 67);
+        assert_eq!(a.verify("1000", &sig, "POST", REDEEM_PATH, b"{}", 1_100), Ok(()));
+        assert_eq!(
+            a.verify("1000", &sig, "POST", REDEEM_PATH, b"{ }", 1_100),
+            Err(InternalAuthError::BadSignature)
+        );
+        assert_eq!(
+            a.verify("1000", &sig, "POST", "/other", b"{}", 1_100),
+            Err(InternalAuthError::BadSignature)
+        );
+        assert_eq!(
+            a.verify("1000", &sig, "POST", REDEEM_PATH, b"{}", 1_301),
+            Err(InternalAuthError::Stale { skew: 301 })
+        );
+        assert_eq!(a.verify("x", &sig, "POST", REDEEM_PATH, b"{}", 1_000), Err(InternalAuthError::Malformed));
+        assert_eq!(
+            a.verify("1000", "v1=zz", "POST", REDEEM_PATH, b"{}", 1_000),
+            Err(InternalAuthError::Malformed)
+        );
+        let other = InternalAuth::new(b"another-secret-another-secret!!!");
+        assert_eq!(
+            other.verify("1000", &sig, "POST", REDEEM_PATH, b"{}", 1_000),
+            Err(InternalAuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn events_serialize_tagged() {
+        let b = CallEventsBatch {
+            seq: 3,
+            events: vec![CallEvent::Ended {
+                side: Side::Twilio,
+                reason: "caller_hung_up".into(),
+                duration_ms: 42,
+            }],
+        };
+        let j = serde_json::to_string(&b).unwrap();
+        assert_eq!(
+            j,
+            r#"{"seq":3,"events":[{"kind":"ended","side":"twilio","reason":"caller_hung_up","duration_ms":42}]}"#
+        );
+        assert_eq!(serde_json::from_str::<CallEventsBatch>(&j).unwrap(), b);
+    }
+}

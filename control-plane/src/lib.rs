@@ -1,0 +1,1 @@
+//! Callway control plane (being built: see issue 5).

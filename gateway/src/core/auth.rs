@@ -1,0 +1,1 @@
+//! Stream-token and Twilio-signature checks on the upgrade.

@@ -1,0 +1,1 @@
+//! WebSocket codec over caller-owned buffers.

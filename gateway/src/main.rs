@@ -1,0 +1,2 @@
+//! `callway-gateway`.
+fn main() {}

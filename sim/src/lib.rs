@@ -1,0 +1,1 @@
+//! Simulators of Twilio and OpenAI Realtime (being built: see issue 4).
