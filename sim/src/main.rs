@@ -1,5 +1,34 @@
-//! `callway-sim`: the simulators from the shell.
-fn main() {
-    eprintln!("callway-sim: no simulator role is built yet (issue 4)");
-    std::process::exit(2);
+//! `callway-sim`: the simulators from the shell, one subcommand per role.
+use clap::{Parser, Subcommand};
+
+/// Stand-ins for Twilio and OpenAI Realtime that follow the real protocols, errors included.
+#[derive(Parser)]
+#[command(name = "callway-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// OpenAI Realtime: WebSocket `/v1/realtime` and REST `/v1/realtime/client_secrets`.
+    Openai(callway_sim::openai::cli::OpenAiArgs),
+    /// A Twilio caller: opens a Media Streams WebSocket to a URL and plays a call over it.
+    TwilioCall(callway_sim::twilio::cli::TwilioCallArgs),
+    /// Twilio REST API (`Calls.json`, `OutgoingCallerIds.json`) that places calls and sends callbacks.
+    TwilioApi(callway_sim::twilio::cli::TwilioApiArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().role {
+        Role::Openai(a) => callway_sim::openai::cli::run(a).await,
+        Role::TwilioCall(a) => callway_sim::twilio::cli::run_call(a).await,
+        Role::TwilioApi(a) => callway_sim::twilio::cli::run_api(a).await,
+    }
 }
