@@ -1,0 +1,225 @@
+//! Caller-owned byte buffers for the sans-IO core: a receive buffer the shell reads into and the
+//! codecs decode from in place, and a writer over a fixed slice for building outgoing frames.
+//!
+//! Both are allocated once per connection (at accept) and never grow: a full buffer is an error
+//! the caller handles, not a reallocation.
+
+/// Bytes received from a socket and not yet consumed by a decoder.
+///
+/// The shell reads into [`RecvBuf::spare`], reports how much arrived with [`RecvBuf::filled`],
+/// decoders work on [`RecvBuf::data_mut`] and report what they used with [`RecvBuf::consume`].
+/// Unused space at the front is reclaimed by moving the (short) unconsumed tail down when the
+/// spare room runs low, so a frame is always contiguous.
+#[derive(Debug)]
+pub struct RecvBuf {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl RecvBuf {
+    /// A buffer of `capacity` bytes (the one allocation).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { buf: vec![0; capacity].into_boxed_slice(), start: 0, end: 0 }
+    }
+
+    /// Total capacity.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Unconsumed bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Unconsumed bytes, mutable (decoders unmask and unescape in place).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
+    /// Number of unconsumed bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Room to read more bytes into. Compacts first if the unconsumed data does not start at
+    /// the front; empty only when the buffer is full of unconsumed bytes.
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            } else if self.end == self.buf.len() || self.start > self.buf.len() / 2 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were written into [`RecvBuf::spare`].
+    pub fn filled(&mut self, n: usize) {
+        assert!(self.end + n <= self.buf.len(), "filled past capacity");
+        self.end += n;
+    }
+
+    /// Convenience for tests and the blocking harness: appends `bytes`, compacting if needed.
+    /// Returns how many were taken (less than `bytes.len()` when full).
+    pub fn push(&mut self, bytes: &[u8]) -> usize {
+        let spare = self.spare();
+        let n = spare.len().min(bytes.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        self.filled(n);
+        n
+    }
+
+    /// Drops `n` bytes from the front (they were decoded).
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.len(), "consumed more than available");
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+/// The output did not fit in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("output buffer too small ({needed} bytes needed, {available} available)")]
+pub struct BufferFull {
+    /// Bytes the whole write needed.
+    pub needed: usize,
+    /// Bytes that were left.
+    pub available: usize,
+}
+
+/// Writes into a fixed slice, tracking the position; never allocates.
+#[derive(Debug)]
+pub struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> SliceWriter<'a> {
+    /// A writer at the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes written so far.
+    pub fn as_written(&self) -> &[u8] {
+        &self.buf[..self.pos]
+    }
+
+    /// Appends raw bytes.
+    #[inline]
+    pub fn put(&mut self, bytes: &[u8]) -> Result<(), BufferFull> {
+        let end = self.pos + bytes.len();
+        if end > self.buf.len() {
+            return Err(BufferFull { needed: end, available: self.buf.len() });
+        }
+        self.buf[self.pos..end].copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Appends the decimal digits of `n`.
+    pub fn put_u64(&mut self, n: u64) -> Result<(), BufferFull> {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut v = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.put(&digits[i..])
+    }
+
+    /// Appends `s` as a JSON string literal (quotes included), escaping as RFC 8259 requires.
+    pub fn put_json_str(&mut self, s: &str) -> Result<(), BufferFull> {
+        self.put(b"\"")?;
+        let bytes = s.as_bytes();
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let esc: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0..=0x1f => b"",
+                _ => continue,
+            };
+            self.put(&bytes[run..i])?;
+            if esc.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.put(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])?;
+            } else {
+                self.put(esc)?;
+            }
+            run = i + 1;
+        }
+        self.put(&bytes[run..])?;
+        self.put(b"\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recv_buf_compacts_and_keeps_order() {
+        let mut b = RecvBuf::with_capacity(8);
+        assert_eq!(b.push(b"abcdef"), 6);
+        b.consume(5);
+        assert_eq!(b.push(b"ghijklm"), 7);
+        assert_eq!(b.data(), b"fghijklm");
+        assert_eq!(b.push(b"x"), 0);
+        b.consume(8);
+        assert!(b.is_empty());
+        assert_eq!(b.spare().len(), 8);
+    }
+
+    #[test]
+    fn json_strings_escape_like_serde() {
+        for s in ["plain", "quote \" and \\ back", "line\nfeed\ttab\r", "ctl \u{1}\u{1f}", "é ✓ 😀"] {
+            let mut out = [0u8; 128];
+            let mut w = SliceWriter::new(&mut out);
+            w.put_json_str(s).unwrap();
+            let back: String = serde_json::from_slice(w.as_written()).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn writer_reports_full() {
+        let mut out = [0u8; 4];
+        let mut w = SliceWriter::new(&mut out);
+        w.put_u64(1234).unwrap();
+        assert_eq!(w.as_written(), b"1234");
+        assert_eq!(w.put(b"5"), Err(BufferFull { needed: 5, available: 4 }));
+        let mut out = [0u8; 20];
+        let mut w = SliceWriter::new(&mut out);
+        w.put_u64(u64::MAX).unwrap();
+        w.put_u64(0).ok();
+        assert_eq!(w.as_written(), b"18446744073709551615");
+    }
+}
