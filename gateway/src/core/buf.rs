@@ -181,6 +181,12 @@ impl<'a> SliceWriter<'a> {
     }
 }
 
+impl std::fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.put(s.as_bytes()).map_err(|_| std::fmt::Error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
