@@ -1,1 +1,2 @@
+//! WebSocket conformance harness (being built).
 fn main() {}

@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn reads_the_subset() {
         let f = fields(r#" {"a":"x", "n" : 12 ,"o":{"b":"y","m":0}} "#).unwrap();
-        assert_eq!(f.len(), 5);
+        assert_eq!(f.len(), 4);
         assert_eq!(fields("{}").unwrap().len(), 0);
     }
 

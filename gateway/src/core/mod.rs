@@ -1,8 +1,16 @@
 //! The sans-IO core: everything the gateway decides, with no socket, clock or runtime in sight.
-//! Bytes and times go in, bytes and events come out; the shell (`io/`) owns the rest.
+//! Bytes and times go in, bytes and events come out; the shell owns sockets, TLS and clocks.
+//!
+//! - [`ws`]: WebSocket codec and upgrade.
+//! - [`twilio`], [`openai`]: the two JSON protocols, fast paths for the hot events.
+//! - [`relay`]: the frame path composed from the above.
+//! - [`audio`]: μ-law, energy, the hold ring.
+//! - [`auth`]: who may open a stream.
+pub mod audio;
 pub mod auth;
 pub mod buf;
 pub mod json_scan;
 pub mod openai;
+pub mod relay;
 pub mod twilio;
 pub mod ws;
