@@ -48,6 +48,10 @@ pub fn is_base64_alphabet(s: &[u8]) -> bool {
     })
 }
 
+/// Strings up to this length are scanned byte by byte; longer ones (audio) with `memchr`
+/// and a vectorised check. A call to `memchr` costs more than a short loop.
+const SHORT_STRING: usize = 48;
+
 /// Reads a string starting at the opening quote `b[i]`; returns its contents and the index
 /// after the closing quote.
 #[inline]
@@ -55,12 +59,24 @@ fn string(b: &[u8], i: usize) -> Option<(&[u8], usize)> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let end = i + 1 + memchr::memchr(b'"', &b[i + 1..])?;
-    let s = &b[i + 1..end];
-    if has_escape_or_control(s) {
+    let start = i + 1;
+    let short_end = (start + SHORT_STRING).min(b.len());
+    let mut j = start;
+    while j < short_end {
+        let c = b[j];
+        if c == b'"' {
+            return Some((&b[start..j], j + 1));
+        }
+        if c < 0x20 || c == b'\\' {
+            return None;
+        }
+        j += 1;
+    }
+    let end = j + memchr::memchr(b'"', &b[j..])?;
+    if has_escape_or_control(&b[j..end]) {
         return None;
     }
-    Some((s, end + 1))
+    Some((&b[start..end], end + 1))
 }
 
 #[inline]
@@ -82,12 +98,10 @@ fn integer(b: &[u8], mut i: usize) -> Option<(u64, usize)> {
     Some((v, i))
 }
 
-fn object<'a>(
-    b: &'a [u8],
-    i: usize,
-    parent: Parent<'a>,
-    on_field: &mut dyn FnMut(Parent<'a>, &'a [u8], Value<'a>) -> Option<()>,
-) -> Option<usize> {
+fn object<'a, F>(b: &'a [u8], i: usize, parent: Parent<'a>, on_field: &mut F) -> Option<usize>
+where
+    F: FnMut(Parent<'a>, &'a [u8], Value<'a>) -> Option<()>,
+{
     if b.get(i) != Some(&b'{') {
         return None;
     }
@@ -130,13 +144,159 @@ fn object<'a>(
 /// Scans the whole of `b` as one object, calling `on_field` for each field (nested fields with
 /// their parent's key). `on_field` returns `None` to give up. Returns `None` if `b` is not
 /// entirely in the fast subset.
-pub fn scan<'a>(
-    b: &'a [u8],
-    on_field: &mut dyn FnMut(Parent<'a>, &'a [u8], Value<'a>) -> Option<()>,
-) -> Option<()> {
+#[inline]
+pub fn scan<'a, F>(b: &'a [u8], on_field: &mut F) -> Option<()>
+where
+    F: FnMut(Parent<'a>, &'a [u8], Value<'a>) -> Option<()>,
+{
     let start = skip_ws(b, 0);
     let end = object(b, start, None, on_field)?;
     (skip_ws(b, end) == b.len()).then_some(())
+}
+
+/// Whether `s` is canonical standard base64 (alphabet, padding, length): the SIMD check of
+/// base64-simd. Both the fast and the full parsers use it on audio, so they agree.
+#[inline]
+pub fn is_base64(s: &[u8]) -> bool {
+    base64_simd::STANDARD.check(s).is_ok()
+}
+
+/// Matches a message against the exact layout a service documents: fixed literals compared
+/// in one go, only the variable fields scanned. Cheaper than [`scan`] (a handful of
+/// data-dependent branches instead of two per string) and used first; any mismatch sends the
+/// caller to [`scan`] and then to the full parser.
+#[derive(Debug)]
+pub struct Template<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Template<'a> {
+    /// Starts at the beginning of `b`.
+    #[inline]
+    pub fn new(b: &'a [u8]) -> Self {
+        Self { b, i: 0 }
+    }
+
+    /// The next bytes are exactly `lit`.
+    #[inline]
+    pub fn lit(&mut self, lit: &[u8]) -> Option<()> {
+        let end = self.i + lit.len();
+        if self.b.get(self.i..end)? != lit {
+            return None;
+        }
+        self.i = end;
+        Some(())
+    }
+
+    /// A short string's contents up to (not including) the closing quote, which is consumed:
+    /// printable ASCII only (ids, names), no backslash. Eight bytes per step (SWAR).
+    #[inline]
+    pub fn short_str(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        let limit = (start + SHORT_STRING).min(self.b.len());
+        let mut j = start;
+        while j + 8 <= limit {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&self.b[j..j + 8]);
+            let x = u64::from_le_bytes(word);
+            let quote = eq_mask(x, b'"');
+            let bad = eq_mask(x, b'\\') | eq_mask(x, 0x7f) | lt_0x20_mask(x) | (x & HIGH);
+            if quote != 0 {
+                let at = quote.trailing_zeros() as usize / 8;
+                // Only bytes before the quote count.
+                let before = if at == 0 { 0 } else { bad & (u64::MAX >> (64 - 8 * at)) };
+                if before != 0 {
+                    return None;
+                }
+                self.i = j + at + 1;
+                return Some(&self.b[start..j + at]);
+            }
+            if bad != 0 {
+                return None;
+            }
+            j += 8;
+        }
+        while j < limit {
+            let c = self.b[j];
+            if c == b'"' {
+                self.i = j + 1;
+                return Some(&self.b[start..j]);
+            }
+            if !(0x20..0x7f).contains(&c) || c == b'\\' {
+                return None;
+            }
+            j += 1;
+        }
+        None
+    }
+
+    /// 1 to 19 digits followed by a closing quote (Twilio's numbers-as-strings).
+    #[inline]
+    pub fn digit_str(&mut self) -> Option<u64> {
+        let (v, end) = integer_digits(self.b, self.i)?;
+        if self.b.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.i = end + 1;
+        Some(v)
+    }
+
+    /// A bare JSON integer (no leading zeros, no fraction).
+    #[inline]
+    pub fn int(&mut self) -> Option<u64> {
+        let (v, end) = integer(self.b, self.i)?;
+        self.i = end;
+        Some(v)
+    }
+
+    /// Base64 audio up to the closing quote (consumed), checked with [`is_base64`].
+    #[inline]
+    pub fn base64_str(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        let end = start + memchr::memchr(b'"', &self.b[start..])?;
+        let s = &self.b[start..end];
+        if !is_base64(s) {
+            return None;
+        }
+        self.i = end + 1;
+        Some(s)
+    }
+
+    /// The message ends here.
+    #[inline]
+    pub fn end(&self) -> Option<()> {
+        (self.i == self.b.len()).then_some(())
+    }
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// High bit of each byte of `x` equal to `b` (exact: no carries cross bytes).
+#[inline]
+fn eq_mask(x: u64, b: u8) -> u64 {
+    let t = x ^ (u64::from(b) * 0x0101_0101_0101_0101);
+    !(((t & LOW7) + LOW7) | t | LOW7)
+}
+
+/// High bit of each byte of `x` below 0x20 (exact).
+#[inline]
+fn lt_0x20_mask(x: u64) -> u64 {
+    !((x & LOW7) + 0x6060_6060_6060_6060) & !x & HIGH
+}
+
+fn integer_digits(b: &[u8], start: usize) -> Option<(u64, usize)> {
+    let mut i = start;
+    let mut v: u64 = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        if i - start == 19 {
+            return None;
+        }
+        v = v * 10 + u64::from(b[i] - b'0');
+        i += 1;
+    }
+    (i > start).then_some((v, i))
 }
 
 #[cfg(test)]
@@ -183,6 +343,36 @@ mod tests {
             "[]",
         ] {
             assert!(fields(s).is_none(), "{s}");
+        }
+    }
+
+    #[test]
+    fn short_strings_swar_matches_the_byte_rule() {
+        let rule = |s: &[u8]| -> Option<usize> {
+            for (i, &c) in s.iter().enumerate().take(SHORT_STRING) {
+                if c == b'"' {
+                    return Some(i);
+                }
+                if !(0x20..0x7f).contains(&c) || c == b'\\' {
+                    return None;
+                }
+            }
+            None
+        };
+        let alphabet = [b'a', b'"', b'\\', 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xff, b'Z'];
+        let mut seed = 12345u64;
+        for _ in 0..200_000 {
+            let len = (seed % 60) as usize;
+            let s: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let r = (seed >> 33) as usize;
+                    if r % 4 == 0 { alphabet[r % alphabet.len()] } else { b'a' + (r % 26) as u8 }
+                })
+                .collect();
+            let mut t = Template::new(&s);
+            let got = t.short_str().map(|v| v.len());
+            assert_eq!(got, rule(&s), "{s:?}");
         }
     }
 

@@ -187,10 +187,10 @@ pub fn write_user_text(w: &mut SliceWriter<'_>, text: &str) -> Result<(), Buffer
 /// A chunk of the agent's voice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioDelta<'a> {
-    /// The response it belongs to.
-    pub response_id: &'a str,
-    /// The assistant item (for truncation).
-    pub item_id: &'a str,
+    /// The response it belongs to (ASCII).
+    pub response_id: &'a [u8],
+    /// The assistant item, for truncation (ASCII).
+    pub item_id: &'a [u8],
     /// Output index.
     pub output_index: u64,
     /// Content index.
@@ -387,10 +387,9 @@ struct FastDelta {
 
 impl FastDelta {
     fn resolve(self, json: &[u8]) -> AudioDelta<'_> {
-        let s = |r: Span| std::str::from_utf8(&json[r]).unwrap_or_default();
         AudioDelta {
-            response_id: s(self.response_id),
-            item_id: s(self.item_id),
+            response_id: &json[self.response_id],
+            item_id: &json[self.item_id],
             output_index: self.output_index,
             content_index: self.content_index,
             delta: &json[self.delta],
@@ -399,11 +398,45 @@ impl FastDelta {
 }
 
 fn scan_delta(json: &[u8]) -> Option<FastDelta> {
-    let base = json.as_ptr() as usize;
-    let span = |s: &[u8]| -> Span {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
+    template_delta(json).or_else(|| scan_delta_any_order(json))
+}
+
+fn span_in(json: &[u8], s: &[u8]) -> Span {
+    let start = s.as_ptr() as usize - json.as_ptr() as usize;
+    start..start + s.len()
+}
+
+/// Tier 1: the GA layout (`type`, `event_id`, `response_id`, `item_id`, `output_index`,
+/// `content_index`, `delta`).
+#[inline]
+fn template_delta(json: &[u8]) -> Option<FastDelta> {
+    let mut t = json_scan::Template::new(json);
+    t.lit(br#"{"type":"response.output_audio.delta","event_id":""#)?;
+    t.short_str()?;
+    t.lit(br#","response_id":""#)?;
+    let response_id = t.short_str()?;
+    t.lit(br#","item_id":""#)?;
+    let item_id = t.short_str()?;
+    t.lit(br#","output_index":"#)?;
+    let output_index = t.int()?;
+    t.lit(br#","content_index":"#)?;
+    let content_index = t.int()?;
+    t.lit(br#","delta":""#)?;
+    let delta = t.base64_str()?;
+    t.lit(b"}")?;
+    t.end()?;
+    Some(FastDelta {
+        response_id: span_in(json, response_id),
+        item_id: span_in(json, item_id),
+        output_index,
+        content_index,
+        delta: span_in(json, delta),
+    })
+}
+
+/// Tier 2: any key order, whitespace, unknown scalar fields.
+fn scan_delta_any_order(json: &[u8]) -> Option<FastDelta> {
+    let span = |s: &[u8]| span_in(json, s);
     let (mut ty, mut event_id, mut response_id, mut item_id, mut delta) = (None, None, None, None, None);
     let (mut output_index, mut content_index) = (None, None);
     fn once<T>(slot: &mut Option<T>, v: Option<T>) -> Option<()> {
@@ -439,7 +472,7 @@ fn scan_delta(json: &[u8]) -> Option<FastDelta> {
         return None;
     }
     let delta = delta?;
-    if !json_scan::is_base64_alphabet(delta) {
+    if !json_scan::is_base64(delta) {
         return None;
     }
     Some(FastDelta {
@@ -526,12 +559,12 @@ pub fn parse_slow(json: &mut [u8]) -> Result<ServerEvent<'_>, OpenAiError> {
         "response.output_audio.delta" => {
             const E: &str = "response.output_audio.delta";
             let delta = need(raw.delta, E, "delta")?.as_bytes();
-            if !json_scan::is_base64_alphabet(delta) {
+            if !json_scan::is_base64(delta) {
                 return Err(OpenAiError::BadAudio);
             }
             ServerEvent::AudioDelta(AudioDelta {
-                response_id: need(raw.response_id, E, "response_id")?,
-                item_id: need(raw.item_id, E, "item_id")?,
+                response_id: need(raw.response_id, E, "response_id")?.as_bytes(),
+                item_id: need(raw.item_id, E, "item_id")?.as_bytes(),
                 output_index: need(raw.output_index, E, "output_index")?,
                 content_index: need(raw.content_index, E, "content_index")?,
                 delta,
@@ -631,7 +664,7 @@ mod tests {
     fn delta_fast_and_slow_agree() {
         let fast = parse_delta_fast(DELTA.as_bytes()).unwrap();
         assert_eq!(fast.delta, b"/////w==");
-        assert_eq!((fast.response_id, fast.item_id), ("resp_001", "item_008"));
+        assert_eq!((fast.response_id, fast.item_id), (&b"resp_001"[..], &b"item_008"[..]));
         assert_eq!(slow(DELTA).unwrap(), format!("{:?}", ServerEvent::AudioDelta(fast)));
     }
 

@@ -22,10 +22,10 @@ use crate::core::json_scan::{self, Value};
 pub struct Media<'a> {
     /// Twilio's message counter.
     pub sequence_number: u64,
-    /// The stream this belongs to.
-    pub stream_sid: &'a str,
+    /// The stream this belongs to (ASCII).
+    pub stream_sid: &'a [u8],
     /// `inbound` for the caller's audio.
-    pub track: &'a str,
+    pub track: &'a [u8],
     /// Chunk counter, from 1.
     pub chunk: u64,
     /// Milliseconds since the stream started.
@@ -76,9 +76,9 @@ pub enum TwilioEvent<'a> {
         /// Twilio's message counter.
         sequence_number: u64,
         /// The stream.
-        stream_sid: &'a str,
+        stream_sid: &'a [u8],
         /// The name we gave it.
-        name: &'a str,
+        name: &'a [u8],
     },
     /// The caller pressed a key.
     Dtmf {
@@ -160,22 +160,73 @@ impl FastEvent {
         match self {
             FastEvent::Media { seq, sid, track, chunk, timestamp, payload } => TwilioEvent::Media(Media {
                 sequence_number: seq,
-                stream_sid: as_str(&json[sid]),
-                track: as_str(&json[track]),
+                stream_sid: &json[sid],
+                track: &json[track],
                 chunk,
                 timestamp,
                 payload: &json[payload],
             }),
-            FastEvent::Mark { seq, sid, name } => TwilioEvent::Mark {
-                sequence_number: seq,
-                stream_sid: as_str(&json[sid]),
-                name: as_str(&json[name]),
-            },
+            FastEvent::Mark { seq, sid, name } => {
+                TwilioEvent::Mark { sequence_number: seq, stream_sid: &json[sid], name: &json[name] }
+            }
         }
     }
 }
 
 fn scan_fast(json: &[u8]) -> Option<FastEvent> {
+    template_media(json).or_else(|| template_mark(json)).or_else(|| scan_any_order(json))
+}
+
+fn span_in(json: &[u8], s: &[u8]) -> Span {
+    let start = s.as_ptr() as usize - json.as_ptr() as usize;
+    start..start + s.len()
+}
+
+/// Tier 1 for `media`: the exact layout Twilio sends (protocols.md A2).
+#[inline]
+fn template_media(json: &[u8]) -> Option<FastEvent> {
+    let mut t = json_scan::Template::new(json);
+    t.lit(br#"{"event":"media","sequenceNumber":""#)?;
+    let seq = t.digit_str()?;
+    t.lit(br#","media":{"track":""#)?;
+    let track = t.short_str()?;
+    t.lit(br#","chunk":""#)?;
+    let chunk = t.digit_str()?;
+    t.lit(br#","timestamp":""#)?;
+    let timestamp = t.digit_str()?;
+    t.lit(br#","payload":""#)?;
+    let payload = t.base64_str()?;
+    t.lit(br#"},"streamSid":""#)?;
+    let sid = t.short_str()?;
+    t.lit(b"}")?;
+    t.end()?;
+    Some(FastEvent::Media {
+        seq,
+        sid: span_in(json, sid),
+        track: span_in(json, track),
+        chunk,
+        timestamp,
+        payload: span_in(json, payload),
+    })
+}
+
+/// Tier 1 for `mark`: the exact layout Twilio sends.
+#[inline]
+fn template_mark(json: &[u8]) -> Option<FastEvent> {
+    let mut t = json_scan::Template::new(json);
+    t.lit(br#"{"event":"mark","sequenceNumber":""#)?;
+    let seq = t.digit_str()?;
+    t.lit(br#","streamSid":""#)?;
+    let sid = t.short_str()?;
+    t.lit(br#","mark":{"name":""#)?;
+    let name = t.short_str()?;
+    t.lit(b"}}")?;
+    t.end()?;
+    Some(FastEvent::Mark { seq, sid: span_in(json, sid), name: span_in(json, name) })
+}
+
+/// Tier 2: any key order, whitespace, unknown scalar fields.
+fn scan_any_order(json: &[u8]) -> Option<FastEvent> {
     #[derive(Default)]
     struct Fields<'a> {
         event: Option<&'a [u8]>,
@@ -197,11 +248,7 @@ fn scan_fast(json: &[u8]) -> Option<FastEvent> {
             _ => None,
         }
     }
-    let base = json.as_ptr() as usize;
-    let span = |s: &[u8]| -> Span {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
+    let span = |s: &[u8]| span_in(json, s);
     let mut f = Fields::default();
     let (mut saw_media, mut saw_mark) = (false, false);
     json_scan::scan(json, &mut |parent, key, v| match (parent, key) {
@@ -233,7 +280,7 @@ fn scan_fast(json: &[u8]) -> Option<FastEvent> {
     match f.event? {
         b"media" if !saw_mark => {
             let payload = f.payload?;
-            if !json_scan::is_base64_alphabet(payload) {
+            if !json_scan::is_base64(payload) {
                 return None;
             }
             Some(FastEvent::Media {
@@ -248,11 +295,6 @@ fn scan_fast(json: &[u8]) -> Option<FastEvent> {
         b"mark" if !saw_media => Some(FastEvent::Mark { seq, sid, name: span(f.name?) }),
         _ => None,
     }
-}
-
-/// The scanner only yields bytes of a valid UTF-8 input, cut at ASCII quotes: always UTF-8.
-fn as_str(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or_default()
 }
 
 /// A Twilio numeric string: 1 to 19 ASCII digits.
@@ -373,13 +415,13 @@ pub fn parse_slow(json: &mut [u8]) -> Result<TwilioEvent<'_>, TwilioError> {
             }
             let m = need(raw.media, "media", "media")?;
             let payload = need(m.payload, "media", "media.payload")?.as_bytes();
-            if !json_scan::is_base64_alphabet(payload) {
+            if !json_scan::is_base64(payload) {
                 return Err(TwilioError::BadPayload);
             }
             TwilioEvent::Media(Media {
                 sequence_number: number(raw.sequence_number, "media", "sequenceNumber")?,
-                stream_sid: need(raw.stream_sid, "media", "streamSid")?,
-                track: need(m.track, "media", "media.track")?,
+                stream_sid: need(raw.stream_sid, "media", "streamSid")?.as_bytes(),
+                track: need(m.track, "media", "media.track")?.as_bytes(),
                 chunk: number(m.chunk, "media", "media.chunk")?,
                 timestamp: number(m.timestamp, "media", "media.timestamp")?,
                 payload,
@@ -391,8 +433,8 @@ pub fn parse_slow(json: &mut [u8]) -> Result<TwilioEvent<'_>, TwilioError> {
             }
             TwilioEvent::Mark {
                 sequence_number: number(raw.sequence_number, "mark", "sequenceNumber")?,
-                stream_sid: need(raw.stream_sid, "mark", "streamSid")?,
-                name: need(need(raw.mark, "mark", "mark")?.name, "mark", "mark.name")?,
+                stream_sid: need(raw.stream_sid, "mark", "streamSid")?.as_bytes(),
+                name: need(need(raw.mark, "mark", "mark")?.name, "mark", "mark.name")?.as_bytes(),
             }
         }
         "start" => {
@@ -487,7 +529,8 @@ impl MarkLabel {
     }
 
     /// Reads a label back from an echoed mark name; `None` if it is not one of ours.
-    pub fn parse(name: &str) -> Option<MarkLabel> {
+    pub fn parse(name: &[u8]) -> Option<MarkLabel> {
+        let name = std::str::from_utf8(name).ok()?;
         let rest = name.strip_prefix('r')?;
         let (r, rest) = rest.split_once("-c")?;
         let (c, ms) = rest.split_once('-')?;
@@ -516,7 +559,7 @@ mod tests {
         let fast = parse_fast(MEDIA.as_bytes()).unwrap();
         let TwilioEvent::Media(m) = fast else { panic!() };
         assert_eq!(m.payload, b"no+JhoaJjpzS/w==");
-        assert_eq!((m.sequence_number, m.chunk, m.timestamp, m.track), (4, 2, 5, "inbound"));
+        assert_eq!((m.sequence_number, m.chunk, m.timestamp, m.track), (4, 2, 5, &b"inbound"[..]));
         assert_eq!(slow(MEDIA).unwrap(), format!("{fast:?}"));
     }
 
@@ -533,14 +576,14 @@ mod tests {
         assert!(parse_fast(s.as_bytes()).is_none());
         let mut b = s.into_bytes();
         let TwilioEvent::Media(m) = parse_event(&mut b).unwrap() else { panic!() };
-        assert_eq!(m.track, "inbound");
+        assert_eq!(m.track, b"inbound");
     }
 
     #[test]
     fn mark_is_fast() {
         let s = r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"r7-c3-1840"}}"#;
         let fast = parse_fast(s.as_bytes()).unwrap();
-        assert_eq!(fast, TwilioEvent::Mark { sequence_number: 4, stream_sid: "MZ1", name: "r7-c3-1840" });
+        assert_eq!(fast, TwilioEvent::Mark { sequence_number: 4, stream_sid: b"MZ1", name: b"r7-c3-1840" });
         assert_eq!(slow(s).unwrap(), format!("{fast:?}"));
     }
 
@@ -607,9 +650,9 @@ mod tests {
     fn mark_labels_round_trip() {
         let l = MarkLabel { response: u32::MAX, chunk: 3, end_ms: u32::MAX };
         let mut buf = [0u8; MARK_LABEL_MAX];
-        let s = std::str::from_utf8(l.write(&mut buf)).unwrap().to_owned();
+        let s = l.write(&mut buf).to_vec();
         assert_eq!(MarkLabel::parse(&s), Some(l));
-        assert_eq!(MarkLabel::parse("greeting"), None);
-        assert_eq!(MarkLabel::parse("r1-c2-"), None);
+        assert_eq!(MarkLabel::parse(b"greeting"), None);
+        assert_eq!(MarkLabel::parse(b"r1-c2-"), None);
     }
 }
