@@ -1,1 +1,2 @@
-//! Helpers shared by the frame-path benchmarks and the load generator.
+//! Frame-path benchmarks (`benches/frame_path.rs`, criterion). Results and how to read them:
+//! `benches/README.md`.

@@ -137,19 +137,9 @@ impl<'a> SliceWriter<'a> {
     }
 
     /// Appends the decimal digits of `n`.
+    #[inline]
     pub fn put_u64(&mut self, n: u64) -> Result<(), BufferFull> {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut v = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.put(&digits[i..])
+        self.put(itoa::Buffer::new().format(n).as_bytes())
     }
 
     /// Appends `s` as a JSON string literal (quotes included), escaping as RFC 8259 requires.

@@ -10,10 +10,6 @@
 //! [`Decoded::Frame::consumed`]. Errors are final: send a close frame with
 //! [`WsError::close_code`] and stop reading.
 
-use std::io::Cursor;
-
-use tungstenite::protocol::frame::FrameHeader;
-
 use super::mask::apply_mask;
 use super::{Control, Data, Limits, OpCode, Role, WsError, close_code};
 use crate::core::buf::RecvBuf;
@@ -90,18 +86,10 @@ impl Decoder {
         if self.closed {
             return Err(WsError::AfterClose);
         }
-        let mut cursor = Cursor::new(&*data);
-        let (header, len) = match FrameHeader::parse(&mut cursor) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => return Ok(Decoded::Incomplete { needed: None }),
-            Err(_) => return Err(WsError::ReservedOpcode(data[0] & 0x0f)),
+        let Some(header) = parse_header(data)? else {
+            return Ok(Decoded::Incomplete { needed: None });
         };
-        let header_len = cursor.position() as usize;
-        match data[1] & 0x7f {
-            126 if len < 126 => return Err(WsError::NonMinimalLength),
-            127 if len <= 0xffff || len >> 63 != 0 => return Err(WsError::NonMinimalLength),
-            _ => {}
-        }
+        let (header_len, len) = (header.len, header.payload_len);
         if header.rsv1 || header.rsv2 || header.rsv3 {
             return Err(WsError::ReservedBits);
         }
@@ -154,7 +142,7 @@ impl Decoder {
                         });
                     }
                     if is_text {
-                        std::str::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?;
+                        simdutf8::basic::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?;
                         Some(Message::Text(payload))
                     } else {
                         Some(Message::Binary(payload))
@@ -207,6 +195,75 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// A frame header, as read off the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    is_final: bool,
+    rsv1: bool,
+    rsv2: bool,
+    rsv3: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    /// Bytes of header.
+    len: usize,
+    payload_len: u64,
+}
+
+/// Reads the header at the start of `data` (RFC 6455 §5.2): `None` until it is complete.
+/// Written here rather than through tungstenite's `FrameHeader::parse` (an `io::Read` cursor
+/// with logging) because it runs for every frame; the `frame_header_matches_tungstenite` test
+/// keeps the two in agreement. Rejects reserved opcodes and non-minimal lengths.
+#[inline]
+fn parse_header(data: &[u8]) -> Result<Option<Header>, WsError> {
+    let (b0, b1) = match data {
+        [b0, b1, ..] => (*b0, *b1),
+        _ => return Ok(None),
+    };
+    let opcode = OpCode::from(b0 & 0x0f);
+    if let OpCode::Control(Control::Reserved(op)) | OpCode::Data(Data::Reserved(op)) = opcode {
+        return Err(WsError::ReservedOpcode(op));
+    }
+    let masked = b1 & 0x80 != 0;
+    let (payload_len, mut len) = match b1 & 0x7f {
+        126 => {
+            let Some(ext) = data.get(2..4) else { return Ok(None) };
+            let n = u64::from(u16::from_be_bytes([ext[0], ext[1]]));
+            if n < 126 {
+                return Err(WsError::NonMinimalLength);
+            }
+            (n, 4)
+        }
+        127 => {
+            let Some(ext) = data.get(2..10) else { return Ok(None) };
+            let mut b = [0u8; 8];
+            b.copy_from_slice(ext);
+            let n = u64::from_be_bytes(b);
+            if n <= 0xffff || n >> 63 != 0 {
+                return Err(WsError::NonMinimalLength);
+            }
+            (n, 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    let mask = if masked {
+        let Some(m) = data.get(len..len + 4) else { return Ok(None) };
+        len += 4;
+        Some([m[0], m[1], m[2], m[3]])
+    } else {
+        None
+    };
+    Ok(Some(Header {
+        is_final: b0 & 0x80 != 0,
+        rsv1: b0 & 0x40 != 0,
+        rsv2: b0 & 0x20 != 0,
+        rsv3: b0 & 0x10 != 0,
+        opcode,
+        mask,
+        len,
+        payload_len,
+    }))
 }
 
 fn parse_close(payload: &[u8]) -> Result<Option<(u16, &str)>, WsError> {
@@ -382,6 +439,41 @@ mod tests {
         // 16-bit length used for a 5-byte payload.
         let f = [0x82, 0xfe, 0x00, 0x05, 0, 0, 0, 0, 1, 2, 3, 4, 5];
         assert_eq!(decode_all(&mut server(), &f).unwrap_err(), WsError::NonMinimalLength);
+    }
+
+    #[test]
+    fn frame_header_matches_tungstenite() {
+        use tungstenite::protocol::frame::FrameHeader;
+        let mut seed = 99u64;
+        for _ in 0..100_000 {
+            let mut bytes = [0u8; 14];
+            for b in &mut bytes {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *b = (seed >> 40) as u8;
+            }
+            let cut = (seed >> 20) as usize % 15;
+            let data = &bytes[..cut];
+            let ours = parse_header(data);
+            let mut cursor = std::io::Cursor::new(data);
+            let theirs = FrameHeader::parse(&mut cursor);
+            match (ours, theirs) {
+                (Ok(Some(h)), Ok(Some((t, len)))) => {
+                    assert_eq!(
+                        (h.is_final, h.rsv1, h.rsv2, h.rsv3, h.opcode, h.mask),
+                        (t.is_final, t.rsv1, t.rsv2, t.rsv3, t.opcode, t.mask)
+                    );
+                    assert_eq!((h.len as u64, h.payload_len), (cursor.position(), len));
+                }
+                (Ok(None), Ok(None)) | (Err(WsError::ReservedOpcode(_)), Err(_)) => {}
+                // tungstenite accepts non-minimal lengths; we refuse them (RFC 6455 §5.2).
+                (Err(WsError::NonMinimalLength), Ok(Some(_))) => {}
+                // tungstenite checks the opcode after reading the whole header; we check it first.
+                (Err(WsError::ReservedOpcode(_)), Ok(None)) => {}
+                // A non-minimal length we refuse as soon as it is read.
+                (Err(WsError::NonMinimalLength), Ok(None)) => {}
+                (o, t) => panic!("{data:?}: ours {o:?} theirs {t:?}"),
+            }
+        }
     }
 
     #[test]

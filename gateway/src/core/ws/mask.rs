@@ -4,20 +4,24 @@
 //! `chunks_exact_mut(8)` loop over `u64`s is what the compiler vectorises.
 
 /// XORs `buf` with `key`, as if `buf` started at byte `offset` of the masked payload (so a
-/// payload can be unmasked in pieces).
+/// payload can be unmasked in pieces). Sixteen bytes per step, which the compiler turns into
+/// one vector XOR.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let mut k = key;
     k.rotate_left(offset % 4);
-    let word = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u64::from_ne_bytes(b) ^ word).to_ne_bytes());
+    let mut lane = [0u8; 16];
+    for (i, b) in lane.iter_mut().enumerate() {
+        *b = k[i % 4];
     }
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
-        *byte ^= k[i % 4];
+    let mut chunks = buf.chunks_exact_mut(16);
+    for chunk in &mut chunks {
+        for (b, m) in chunk.iter_mut().zip(lane) {
+            *b ^= m;
+        }
+    }
+    for (b, m) in chunks.into_remainder().iter_mut().zip(lane) {
+        *b ^= m;
     }
 }
 
