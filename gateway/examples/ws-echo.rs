@@ -1,2 +1,0 @@
-//! WebSocket conformance harness (being built).
-fn main() {}
