@@ -1,5 +1,121 @@
 //! `callway-control`: the control plane binary.
-fn main() {
-    eprintln!("callway-control: not built yet (issue 5)");
-    std::process::exit(2);
+//!
+//! ```text
+//! callway-control                 serve (default)
+//! callway-control migrate         apply the schema to DATABASE_URL and exit
+//! callway-control purge           delete transcripts past TRANSCRIPT_RETENTION_DAYS and exit
+//! callway-control erase <phone>   erase everything held about a phone number and exit
+//! ```
+
+use std::process::ExitCode;
+
+use callway_control::config::Config;
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    if json {
+        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logs();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("callway-control: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.first().map(String::as_str) {
+        None | Some("serve") => serve(config).await,
+        Some("migrate") => {
+            let store = match callway_control::open_store(&config.storage).await {
+                Ok(s) => s,
+                Err(e) => return fail(&e.to_string()),
+            };
+            match store.migrate().await {
+                Ok(()) => {
+                    println!("schema up to date ({})", store.kind());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Some("purge") => match callway_control::build_app(config).await {
+            Ok(app) => match callway_control::purge_transcripts(&app).await {
+                Ok(n) => {
+                    println!("purged {n} transcript line(s)");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            },
+            Err(e) => fail(&e),
+        },
+        Some("erase") => {
+            let Some(raw) = args.get(1) else { return fail("usage: callway-control erase <phone number>") };
+            let phone = match callway_control::phone::parse_phone(raw, config.default_phone_region) {
+                Ok(p) => p,
+                Err(e) => return fail(&format!("{}: not a valid phone number", e.code())),
+            };
+            match callway_control::build_app(config).await {
+                Ok(app) => match app.storage.store.erase_phone(&phone.e164).await {
+                    Ok(r) => {
+                        println!(
+                            "erased {}: {} lead(s), {} call(s), {} status event(s), {} call event(s)",
+                            callway_control::phone::mask(&phone.e164),
+                            r.leads,
+                            r.calls,
+                            r.call_status_events,
+                            r.call_events
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e.to_string()),
+                },
+                Err(e) => fail(&e),
+            }
+        }
+        Some(other) => fail(&format!("unknown command {other:?} (serve, migrate, purge, erase <phone>)")),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("callway-control: {msg}");
+    ExitCode::FAILURE
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let addr = config.listen_addr;
+    let app = match callway_control::build_app(config).await {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    callway_control::spawn_background(&app);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
+    };
+    tracing::info!(%addr, storage = app.storage.store.kind(), "control plane listening");
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .unwrap_or_else(|e| panic!("SIGTERM handler: {e}"));
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    };
+    match callway_control::serve(app, listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
 }

@@ -1,0 +1,490 @@
+//! Configuration from the environment, validated at start. Every bad value gets its own precise
+//! message (all of them at once, not the first only), and no message ever echoes a secret.
+//!
+//! Storage is chosen by what is set: `DATABASE_URL` (`postgres://…`, a Supabase connection
+//! string, or `sqlite:…`), else Supabase REST with `SUPABASE_URL` + `SUPABASE_SERVICE_ROLE_KEY`,
+//! else the embedded SQLite file `callway.sqlite3`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use phonenumber::country::Id;
+
+use crate::phone::{self, CallPolicy};
+use crate::ratelimit::Quota;
+
+/// Where data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// Direct Postgres connection (Supabase's pooler or direct string works).
+    Postgres {
+        /// The connection string.
+        url: String,
+    },
+    /// Embedded SQLite.
+    Sqlite {
+        /// `sqlite:` URL.
+        url: String,
+    },
+    /// Supabase through PostgREST with the service role key.
+    SupabaseRest {
+        /// `https://<project>.supabase.co`.
+        url: String,
+        /// Service role key (legacy JWT or `sb_secret_…`).
+        service_role_key: String,
+    },
+}
+
+/// Rate limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `/api/session` per client IP.
+    pub sessions_per_ip: Quota,
+    /// Tool calls (`save_lead`) per web session.
+    pub saves_per_session: Quota,
+    /// `trigger_call` per web session.
+    pub calls_per_session: Quota,
+    /// `trigger_call` per destination number.
+    pub calls_per_number: Quota,
+    /// `trigger_call` per client IP.
+    pub calls_per_ip: Quota,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            sessions_per_ip: Quota::per_hour(30),
+            saves_per_session: Quota::per_hour(20),
+            calls_per_session: Quota::per_hour(2),
+            calls_per_number: Quota::per_day(3),
+            calls_per_ip: Quota::per_hour(5),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// `OPENAI_API_KEY`.
+    pub openai_api_key: String,
+    /// `OPENAI_REALTIME_MODEL` (default `gpt-realtime`).
+    pub openai_realtime_model: String,
+    /// `OPENAI_BASE_URL` (default `https://api.openai.com`).
+    pub openai_base_url: String,
+    /// `OPENAI_VOICE` (default `marin`).
+    pub openai_voice: String,
+    /// `TWILIO_ACCOUNT_SID`.
+    pub twilio_account_sid: String,
+    /// `TWILIO_AUTH_TOKEN`.
+    pub twilio_auth_token: String,
+    /// `TWILIO_PHONE_NUMBER_FROM` (E.164).
+    pub twilio_phone_number_from: String,
+    /// `TWILIO_STREAM_DOMAIN` (host[:port] of the gateway; default: `PUBLIC_APP_URL`'s host).
+    pub twilio_stream_domain: String,
+    /// `TWILIO_REQUIRE_VERIFIED_NUMBERS`.
+    pub twilio_require_verified_numbers: bool,
+    /// `TWILIO_API_BASE` (default `https://api.twilio.com`).
+    pub twilio_api_base: String,
+    /// `TWILIO_CALL_TIME_LIMIT_SECS` (default 900).
+    pub twilio_call_time_limit_secs: u32,
+    /// `PUBLIC_APP_URL`, without trailing `/`.
+    pub public_app_url: String,
+    /// Storage choice.
+    pub storage: StorageConfig,
+    /// `STREAM_TOKEN_SECRET`.
+    pub stream_token_secret: Vec<u8>,
+    /// `STREAM_TOKEN_TTL_SECS` (default 120): how long Twilio has to open the stream.
+    pub stream_token_ttl_secs: u64,
+    /// `INTERNAL_API_SECRET`.
+    pub internal_api_secret: Vec<u8>,
+    /// `TRANSCRIPT_RETENTION_DAYS` (default 30).
+    pub transcript_retention_days: u32,
+    /// `CONTROL_LISTEN_ADDR` (default `0.0.0.0:8080`).
+    pub listen_addr: SocketAddr,
+    /// `ADMIN_API_TOKEN`: admin routes are off when unset.
+    pub admin_api_token: Option<String>,
+    /// `DEFAULT_PHONE_REGION` (default `FR`).
+    pub default_phone_region: Id,
+    /// `ALLOWED_CALL_COUNTRIES` (default: the EU member states).
+    pub call_policy: CallPolicy,
+    /// `OUTBOX_DIR` (default `callway-outbox`).
+    pub outbox_dir: PathBuf,
+    /// Rate limits (defaults; not configurable from the environment yet).
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets are left out on purpose.
+        f.debug_struct("Config")
+            .field("openai_realtime_model", &self.openai_realtime_model)
+            .field("openai_base_url", &self.openai_base_url)
+            .field("twilio_api_base", &self.twilio_api_base)
+            .field("twilio_stream_domain", &self.twilio_stream_domain)
+            .field("public_app_url", &self.public_app_url)
+            .field("listen_addr", &self.listen_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every problem found in the environment, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn opt(&self, name: &str) -> Option<String> {
+        (self.get)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &str, hint: &str) -> String {
+        match self.opt(name) {
+            Some(v) => v,
+            None => {
+                self.errors.push(format!("{name} is not set: {hint}"));
+                String::new()
+            }
+        }
+    }
+
+    fn url(&mut self, name: &str, default: Option<&str>) -> String {
+        let v = match (self.opt(name), default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => return d.to_owned(),
+            (None, None) => {
+                self.errors.push(format!("{name} is not set: the public https:// URL of this service"));
+                return String::new();
+            }
+        };
+        if !(v.starts_with("https://") || v.starts_with("http://")) || v.contains(char::is_whitespace) {
+            self.errors.push(format!("{name} must be an http(s):// URL, got {v:?}"));
+        } else if v.contains('?') || v.contains('#') {
+            self.errors.push(format!("{name} must not carry a query string or fragment, got {v:?}"));
+        }
+        v.trim_end_matches('/').to_owned()
+    }
+
+    fn secret(&mut self, name: &str, min: usize) -> Vec<u8> {
+        let Some(v) = self.opt(name) else {
+            self.errors.push(format!(
+                "{name} is not set: generate one with `openssl rand -base64 48` (same value on gateway and control plane)"
+            ));
+            return Vec::new();
+        };
+        if v.len() < min {
+            self.errors.push(format!(
+                "{name} is {} bytes, at least {min} are required: generate one with `openssl rand -base64 48`",
+                v.len()
+            ));
+        }
+        v.into_bytes()
+    }
+
+    fn bool(&mut self, name: &str) -> bool {
+        match self.opt(name).as_deref() {
+            None | Some("0" | "false" | "no" | "off") => false,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some(other) => {
+                self.errors.push(format!("{name} must be 1/0 (or true/false), got {other:?}"));
+                false
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        name: &str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> T {
+        let Some(v) = self.opt(name) else { return default };
+        match v.parse::<T>() {
+            Ok(n) if n >= min && n <= max => n,
+            _ => {
+                self.errors.push(format!("{name} must be a whole number from {min} to {max}, got {v:?}"));
+                default
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut r = Reader { get, errors: Vec::new() };
+
+        let openai_api_key = r.required("OPENAI_API_KEY", "the server-side OpenAI key (never sent to browsers)");
+        let openai_realtime_model = r.opt("OPENAI_REALTIME_MODEL").unwrap_or_else(|| "gpt-realtime".into());
+        let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"));
+        let openai_voice = r.opt("OPENAI_VOICE").unwrap_or_else(|| "marin".into());
+
+        let twilio_account_sid = r.required("TWILIO_ACCOUNT_SID", "the Twilio account SID (AC…)");
+        if !twilio_account_sid.is_empty()
+            && !(twilio_account_sid.len() == 34
+                && twilio_account_sid.starts_with("AC")
+                && twilio_account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            r.errors.push(format!(
+                "TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits, got {} characters starting {:?}",
+                twilio_account_sid.len(),
+                twilio_account_sid.get(..2).unwrap_or("")
+            ));
+        }
+        let twilio_auth_token = r.required("TWILIO_AUTH_TOKEN", "the Twilio auth token (signs callbacks)");
+        let default_region_raw = r.opt("DEFAULT_PHONE_REGION").unwrap_or_else(|| "FR".into());
+        let default_phone_region = match default_region_raw.to_ascii_uppercase().parse::<Id>() {
+            Ok(id) => id,
+            Err(_) => {
+                r.errors.push(format!(
+                    "DEFAULT_PHONE_REGION must be an ISO 3166 alpha-2 region such as FR, got {default_region_raw:?}"
+                ));
+                Id::FR
+            }
+        };
+        let from_raw = r.required("TWILIO_PHONE_NUMBER_FROM", "your Twilio number in E.164 (+33…)");
+        let twilio_phone_number_from = if from_raw.is_empty() {
+            String::new()
+        } else {
+            match phone::parse_phone(&from_raw, default_phone_region) {
+                Ok(p) if from_raw.starts_with('+') => p.e164,
+                _ => {
+                    r.errors.push(format!(
+                        "TWILIO_PHONE_NUMBER_FROM must be a valid number in E.164 form (+33…), got {:?}",
+                        phone::mask(&from_raw)
+                    ));
+                    String::new()
+                }
+            }
+        };
+        let twilio_require_verified_numbers = r.bool("TWILIO_REQUIRE_VERIFIED_NUMBERS");
+        let twilio_api_base = r.url("TWILIO_API_BASE", Some("https://api.twilio.com"));
+        let twilio_call_time_limit_secs = r.number("TWILIO_CALL_TIME_LIMIT_SECS", 900u32, 30, 14_400);
+
+        let public_app_url = r.url("PUBLIC_APP_URL", None);
+        let twilio_stream_domain = match r.opt("TWILIO_STREAM_DOMAIN") {
+            Some(d) if d.contains('/') || d.contains('?') || d.contains(char::is_whitespace) => {
+                r.errors.push(format!(
+                    "TWILIO_STREAM_DOMAIN must be a bare host (edge.example.eu), without scheme or path, got {d:?}"
+                ));
+                String::new()
+            }
+            Some(d) => d,
+            None => host_of(&public_app_url).unwrap_or_default().to_owned(),
+        };
+
+        let storage = match (r.opt("DATABASE_URL"), r.opt("SUPABASE_URL"), r.opt("SUPABASE_SERVICE_ROLE_KEY")) {
+            (Some(url), _, _) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StorageConfig::Postgres { url }
+            }
+            (Some(url), _, _) if url.starts_with("sqlite:") => StorageConfig::Sqlite { url },
+            (Some(url), _, _) => {
+                let scheme = url.split(':').next().unwrap_or("");
+                r.errors.push(format!(
+                    "DATABASE_URL must start with postgres://, postgresql:// or sqlite:, got scheme {scheme:?}"
+                ));
+                StorageConfig::Sqlite { url: String::new() }
+            }
+            (None, Some(url), Some(key)) => {
+                if !url.starts_with("https://") && !url.starts_with("http://") {
+                    r.errors.push(format!("SUPABASE_URL must be an https:// URL, got {url:?}"));
+                }
+                StorageConfig::SupabaseRest { url: url.trim_end_matches('/').to_owned(), service_role_key: key }
+            }
+            (None, Some(_), None) => {
+                r.errors.push("SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: set both (or DATABASE_URL)".into());
+                StorageConfig::Sqlite { url: String::new() }
+            }
+            (None, None, Some(_)) => {
+                r.errors.push("SUPABASE_SERVICE_ROLE_KEY is set but SUPABASE_URL is not: set both (or DATABASE_URL)".into());
+                StorageConfig::Sqlite { url: String::new() }
+            }
+            (None, None, None) => StorageConfig::Sqlite { url: "sqlite:callway.sqlite3?mode=rwc".into() },
+        };
+
+        let stream_token_secret = r.secret("STREAM_TOKEN_SECRET", contract::stream_token::MIN_SECRET_LEN);
+        let stream_token_ttl_secs = r.number("STREAM_TOKEN_TTL_SECS", 120u64, 10, 3600);
+        let internal_api_secret = r.secret("INTERNAL_API_SECRET", 32);
+        let transcript_retention_days = r.number("TRANSCRIPT_RETENTION_DAYS", 30u32, 1, 3650);
+        let listen_raw = r.opt("CONTROL_LISTEN_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
+        let listen_addr = listen_raw.parse().unwrap_or_else(|_| {
+            r.errors.push(format!("CONTROL_LISTEN_ADDR must be ip:port (0.0.0.0:8080), got {listen_raw:?}"));
+            SocketAddr::from(([0, 0, 0, 0], 8080))
+        });
+        let admin_api_token = r.opt("ADMIN_API_TOKEN");
+        if let Some(t) = &admin_api_token
+            && t.len() < 24
+        {
+            r.errors.push(format!(
+                "ADMIN_API_TOKEN is {} characters, at least 24 are required (or leave it unset to turn admin routes off)",
+                t.len()
+            ));
+        }
+        let call_policy = match r.opt("ALLOWED_CALL_COUNTRIES") {
+            None => CallPolicy::eu(),
+            Some(list) => {
+                let mut allowed = Vec::new();
+                for c in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                    if c.eq_ignore_ascii_case("EU") {
+                        allowed.extend(CallPolicy::eu().allowed_regions);
+                    } else {
+                        match c.to_ascii_uppercase().parse::<Id>() {
+                            Ok(id) => allowed.push(id),
+                            Err(_) => r.errors.push(format!(
+                                "ALLOWED_CALL_COUNTRIES: {c:?} is not an ISO 3166 alpha-2 region (comma-separated list such as FR,BE,DE or EU)"
+                            )),
+                        }
+                    }
+                }
+                if allowed.is_empty() {
+                    r.errors.push("ALLOWED_CALL_COUNTRIES is empty: no call could ever be placed".into());
+                }
+                CallPolicy { allowed_regions: allowed }
+            }
+        };
+        let outbox_dir = PathBuf::from(r.opt("OUTBOX_DIR").unwrap_or_else(|| "callway-outbox".into()));
+
+        if !r.errors.is_empty() {
+            return Err(ConfigErrors(r.errors));
+        }
+        Ok(Config {
+            openai_api_key,
+            openai_realtime_model,
+            openai_base_url,
+            openai_voice,
+            twilio_account_sid,
+            twilio_auth_token,
+            twilio_phone_number_from,
+            twilio_stream_domain,
+            twilio_require_verified_numbers,
+            twilio_api_base,
+            twilio_call_time_limit_secs,
+            public_app_url,
+            storage,
+            stream_token_secret,
+            stream_token_ttl_secs,
+            internal_api_secret,
+            transcript_retention_days,
+            listen_addr,
+            admin_api_token,
+            default_phone_region,
+            call_policy,
+            outbox_dir,
+            limits: Limits::default(),
+        })
+    }
+
+    /// The `wss://` URL Twilio opens for a stream token (a path segment, never a query).
+    pub fn stream_url(&self, token: &str) -> String {
+        format!("wss://{}/api/twilio/media-stream/{token}", self.twilio_stream_domain)
+    }
+}
+
+/// `host[:port]` of an http(s) URL.
+fn host_of(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("OPENAI_API_KEY", "sk-test"),
+            ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+            ("TWILIO_AUTH_TOKEN", "tok"),
+            ("TWILIO_PHONE_NUMBER_FROM", "+33123456789"),
+            ("PUBLIC_APP_URL", "https://cp.example.eu/"),
+            ("STREAM_TOKEN_SECRET", "0123456789abcdef0123456789abcdef!"),
+            ("INTERNAL_API_SECRET", "0123456789abcdef0123456789abcdef?"),
+        ])
+    }
+
+    fn load(m: &HashMap<&str, &str>) -> Result<Config, ConfigErrors> {
+        Config::from_lookup(&|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&base()).unwrap();
+        assert_eq!(c.public_app_url, "https://cp.example.eu");
+        assert_eq!(c.twilio_stream_domain, "cp.example.eu");
+        assert_eq!(c.stream_url("v1.a.b"), "wss://cp.example.eu/api/twilio/media-stream/v1.a.b");
+        assert_eq!(c.storage, StorageConfig::Sqlite { url: "sqlite:callway.sqlite3?mode=rwc".into() });
+        assert_eq!(c.openai_base_url, "https://api.openai.com");
+        assert_eq!(c.default_phone_region, Id::FR);
+        assert!(!c.twilio_require_verified_numbers);
+        assert_eq!(c.transcript_retention_days, 30);
+        assert!(!format!("{c:?}").contains("sk-test"));
+    }
+
+    #[test]
+    fn storage_selection() {
+        let mut m = base();
+        m.insert("SUPABASE_URL", "https://x.supabase.co");
+        m.insert("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_abc");
+        assert!(matches!(load(&m).unwrap().storage, StorageConfig::SupabaseRest { .. }));
+        m.insert("DATABASE_URL", "postgresql://u:p@db.x.supabase.co:5432/postgres");
+        assert!(matches!(load(&m).unwrap().storage, StorageConfig::Postgres { .. }));
+    }
+
+    #[test]
+    fn one_precise_message_per_bad_value_without_secrets() {
+        let mut m = base();
+        m.remove("OPENAI_API_KEY");
+        m.insert("TWILIO_ACCOUNT_SID", "XX123");
+        m.insert("TWILIO_PHONE_NUMBER_FROM", "0612345678");
+        m.insert("PUBLIC_APP_URL", "cp.example.eu");
+        m.insert("STREAM_TOKEN_SECRET", "short-secret-value");
+        m.insert("TRANSCRIPT_RETENTION_DAYS", "0");
+        m.insert("TWILIO_REQUIRE_VERIFIED_NUMBERS", "maybe");
+        m.insert("TWILIO_STREAM_DOMAIN", "wss://edge.example.eu/x");
+        m.insert("ALLOWED_CALL_COUNTRIES", "FR,XX");
+        m.insert("SUPABASE_URL", "https://x.supabase.co");
+        m.insert("CONTROL_LISTEN_ADDR", "localhost");
+        let e = load(&m).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.0.len(), 11, "{text}");
+        for needle in [
+            "OPENAI_API_KEY is not set",
+            "TWILIO_ACCOUNT_SID must be AC",
+            "TWILIO_PHONE_NUMBER_FROM must be a valid number in E.164",
+            "PUBLIC_APP_URL must be an http(s)://",
+            "STREAM_TOKEN_SECRET is 18 bytes, at least 32",
+            "TRANSCRIPT_RETENTION_DAYS must be a whole number from 1 to 3650",
+            "TWILIO_REQUIRE_VERIFIED_NUMBERS must be 1/0",
+            "TWILIO_STREAM_DOMAIN must be a bare host",
+            "ALLOWED_CALL_COUNTRIES: \"XX\"",
+            "SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not",
+            "CONTROL_LISTEN_ADDR must be ip:port",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("short-secret-value"));
+        assert!(!text.contains("0612345678"));
+    }
+}

@@ -1,0 +1,93 @@
+//! Counters for `/metrics`, in the Prometheus text format. Plain atomics: the control plane
+//! handles a few requests per call, nothing here needs a metrics library.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Every counter and gauge the control plane exports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// `/api/session` successes.
+    pub sessions_created: AtomicU64,
+    /// Leads written (or queued).
+    pub leads_saved: AtomicU64,
+    /// Calls handed to Twilio.
+    pub calls_placed: AtomicU64,
+    /// `trigger_call` refusals by a guard (number, limits, active call).
+    pub calls_refused: AtomicU64,
+    /// Twilio REST failures.
+    pub twilio_errors: AtomicU64,
+    /// OpenAI REST failures.
+    pub openai_errors: AtomicU64,
+    /// Signed status callbacks accepted.
+    pub status_callbacks: AtomicU64,
+    /// Callbacks or internal requests refused for their signature.
+    pub signature_failures: AtomicU64,
+    /// Stream tokens redeemed.
+    pub tokens_redeemed: AtomicU64,
+    /// Stream tokens refused (forged, expired, replayed, unknown).
+    pub tokens_refused: AtomicU64,
+    /// Requests refused by a rate limit.
+    pub rate_limited: AtomicU64,
+    /// Call events stored.
+    pub call_events: AtomicU64,
+    /// Writes queued in the outbox since start.
+    pub outbox_queued: AtomicU64,
+    /// Outbox writes replayed since start.
+    pub outbox_replayed: AtomicU64,
+    /// Outbox writes refused for good.
+    pub outbox_dead: AtomicU64,
+    /// Writes waiting in the outbox now (gauge).
+    pub outbox_pending: AtomicU64,
+    /// Transcript lines purged by retention.
+    pub transcripts_purged: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &AtomicU64, &str); 17] = [
+            ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
+            ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
+            ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
+            ("callway_calls_refused_total", "counter", &self.calls_refused, "trigger_call refused by a guard"),
+            ("callway_twilio_errors_total", "counter", &self.twilio_errors, "Twilio REST failures"),
+            ("callway_openai_errors_total", "counter", &self.openai_errors, "OpenAI REST failures"),
+            ("callway_status_callbacks_total", "counter", &self.status_callbacks, "Signed Twilio callbacks accepted"),
+            ("callway_signature_failures_total", "counter", &self.signature_failures, "Requests refused for their signature"),
+            ("callway_stream_tokens_redeemed_total", "counter", &self.tokens_redeemed, "Stream tokens redeemed"),
+            ("callway_stream_tokens_refused_total", "counter", &self.tokens_refused, "Stream tokens refused"),
+            ("callway_rate_limited_total", "counter", &self.rate_limited, "Requests refused by a rate limit"),
+            ("callway_call_events_total", "counter", &self.call_events, "Call events stored"),
+            ("callway_outbox_queued_total", "counter", &self.outbox_queued, "Writes queued in the outbox"),
+            ("callway_outbox_replayed_total", "counter", &self.outbox_replayed, "Outbox writes replayed"),
+            ("callway_outbox_dead_total", "counter", &self.outbox_dead, "Outbox writes refused for good"),
+            ("callway_outbox_pending", "gauge", &self.outbox_pending, "Writes waiting in the outbox"),
+            ("callway_transcripts_purged_total", "counter", &self.transcripts_purged, "Transcript lines purged"),
+        ];
+        let mut out = String::with_capacity(4096);
+        for (name, kind, value, help) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::inc(&m.calls_placed);
+        let text = m.render();
+        assert!(text.contains("# TYPE callway_calls_placed_total counter\ncallway_calls_placed_total 1\n"));
+        assert!(text.contains("# TYPE callway_outbox_pending gauge\ncallway_outbox_pending 0\n"));
+    }
+}

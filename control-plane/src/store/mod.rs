@@ -1,0 +1,331 @@
+//! Storage: the only place data is written. Three backends behind one [`Store`]:
+//! - [`postgres`]: a direct Postgres connection (a Supabase connection string works);
+//! - [`sqlite`]: the embedded default (a file next to the binary);
+//! - [`supabase`]: Supabase's REST API (PostgREST) with the service role key.
+//!
+//! The Postgres and SQLite backends share their queries ([`sql`]): both accept `$n`
+//! placeholders, `RETURNING` and `ON CONFLICT`, and every timestamp is passed in from Rust.
+//! [`outbox`] wraps a store so that writes accepted while the database is down are kept on
+//! disk and replayed in order ([`Storage`]).
+
+pub mod outbox;
+pub mod postgres;
+pub mod sql;
+pub mod sqlite;
+pub mod supabase;
+
+use contract::internal_api::CallEvent;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use outbox::{Applied, Storage};
+
+/// Call statuses that hold the lead's single "active call" slot.
+pub const ACTIVE_STATUSES: &[&str] = &["created", "queued", "initiated", "ringing", "in-progress"];
+
+/// Ordering of call statuses: callbacks may arrive out of order, the status only moves forward.
+pub fn status_rank(status: &str) -> Option<i32> {
+    Some(match status {
+        "created" => 0,
+        "queued" => 1,
+        "initiated" => 2,
+        "ringing" => 3,
+        "in-progress" | "answered" => 4,
+        "completed" | "busy" | "failed" | "no-answer" | "canceled" => 5,
+        _ => return None,
+    })
+}
+
+/// A lead to create or update (keyed by `id`, which is derived from the web session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLead {
+    /// Lead id.
+    pub id: Uuid,
+    /// The web session that created it.
+    pub session_id: Option<Uuid>,
+    /// First name, trimmed.
+    pub first_name: String,
+    /// Last name, trimmed.
+    pub last_name: String,
+    /// E.164.
+    pub phone_e164: String,
+    /// `web`, `phone`…
+    pub source: String,
+    /// The consent wording the prospect agreed to (versioned text).
+    pub consent_text: String,
+    /// When (consent time and write time).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A correction made during the phone call (`save_lead` on the phone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadCorrection {
+    /// Lead id.
+    pub lead_id: Uuid,
+    /// New first name.
+    pub first_name: Option<String>,
+    /// New last name.
+    pub last_name: Option<String>,
+    /// New E.164 number.
+    pub phone_e164: Option<String>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A stored lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lead {
+    /// Lead id.
+    pub id: Uuid,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// E.164.
+    pub phone_e164: String,
+}
+
+/// A call about to be placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCall {
+    /// Call id (also in the stream token).
+    pub id: Uuid,
+    /// The lead called.
+    pub lead_id: Uuid,
+    /// The web session that asked for it.
+    pub session_id: Option<Uuid>,
+    /// Summary of the web conversation.
+    pub summary: String,
+    /// The stream token's nonce (hex): the unit of single-use redemption.
+    pub stream_nonce: String,
+    /// When the stream token expires.
+    pub token_expires_at: OffsetDateTime,
+    /// Creation time.
+    pub at: OffsetDateTime,
+}
+
+/// A stored call (what the routes need of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRow {
+    /// Call id.
+    pub id: Uuid,
+    /// Lead id.
+    pub lead_id: Uuid,
+    /// Twilio `CallSid` once known.
+    pub call_sid: Option<String>,
+    /// Latest status.
+    pub status: String,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Usage so far.
+    pub input_tokens: i64,
+    /// Usage so far.
+    pub output_tokens: i64,
+}
+
+/// One step of a call's status timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    /// Call id.
+    pub call_id: Uuid,
+    /// Twilio `CallSid`, recorded on the call if it has none yet.
+    pub call_sid: Option<String>,
+    /// `queued`, `ringing`, `completed`, `stream-started`…
+    pub status: String,
+    /// `twilio-call`, `twilio-stream`, `control-plane`.
+    pub source: String,
+    /// Extra detail (duration, error code, Twilio's `SequenceNumber`…).
+    pub detail: Option<String>,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A batch of call events from the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsWrite {
+    /// Call id.
+    pub call_id: Uuid,
+    /// Position of the first event.
+    pub seq: u64,
+    /// The events.
+    pub events: Vec<CallEvent>,
+    /// Arrival time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// What a redeemed stream token gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedeemedCall {
+    /// Call id.
+    pub call_id: Uuid,
+    /// Lead id.
+    pub lead_id: Uuid,
+    /// Prospect's first name.
+    pub first_name: String,
+    /// Web conversation summary.
+    pub summary: String,
+}
+
+/// Outcome of a redemption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeem {
+    /// First use: here is the context.
+    Redeemed(RedeemedCall),
+    /// The token was already used.
+    AlreadyRedeemed,
+    /// No call carries this token.
+    Unknown,
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    /// Lead rows.
+    pub leads: u64,
+    /// Call rows.
+    pub calls: u64,
+    /// Status timeline rows.
+    pub call_status_events: u64,
+    /// Call events (transcripts, usage, end).
+    pub call_events: u64,
+}
+
+/// A write that may be queued in the outbox when the database is down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Write {
+    /// Create or update a lead.
+    UpsertLead(NewLead),
+    /// Correct a lead.
+    CorrectLead(LeadCorrection),
+    /// Add to a call's status timeline.
+    RecordStatus(StatusUpdate),
+    /// Store call events.
+    AppendEvents(EventsWrite),
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database cannot be reached now (connection refused, pool timeout, 5xx, class 08):
+    /// worth queueing and retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule refused the write (e.g. the lead already has an active call).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A referenced row does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The schema is missing or older than this build: run the migrations.
+    #[error("database schema missing or outdated ({0}): run `callway-control migrate`")]
+    Schema(String),
+    /// Anything else (a bug or a refused value).
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// One of the three backends.
+pub enum Store {
+    /// Postgres or SQLite.
+    Sql(sql::SqlStore),
+    /// Supabase REST.
+    Supabase(supabase::SupabaseStore),
+}
+
+macro_rules! each {
+    ($self:expr, $s:ident => $body:expr) => {
+        match $self {
+            Store::Sql($s) => $body,
+            Store::Supabase($s) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Which backend, for logs and `/readyz`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sql(s) => s.kind(),
+            Store::Supabase(_) => "supabase-rest",
+        }
+    }
+
+    /// Applies the migrations (SQL backends) or checks the schema is there (REST).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        each!(self, s => s.migrate().await)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        each!(self, s => s.ping().await)
+    }
+
+    /// Applies one queueable write.
+    pub async fn apply(&self, w: &Write) -> Result<(), StoreError> {
+        each!(self, s => match w {
+            Write::UpsertLead(l) => s.upsert_lead(l).await,
+            Write::CorrectLead(c) => s.correct_lead(c).await,
+            Write::RecordStatus(u) => s.record_status(u).await,
+            Write::AppendEvents(e) => s.append_events(e).await,
+        })
+    }
+
+    /// A lead by id.
+    pub async fn get_lead(&self, id: Uuid) -> Result<Option<Lead>, StoreError> {
+        each!(self, s => s.get_lead(id).await)
+    }
+
+    /// Inserts a call in state `created`; [`StoreError::Conflict`] if the lead has an active call.
+    pub async fn create_call(&self, c: &NewCall) -> Result<(), StoreError> {
+        each!(self, s => s.create_call(c).await)
+    }
+
+    /// A call by id.
+    pub async fn get_call(&self, id: Uuid) -> Result<Option<CallRow>, StoreError> {
+        each!(self, s => s.get_call(id).await)
+    }
+
+    /// The status timeline of a call, oldest first.
+    pub async fn status_timeline(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.status_timeline(id).await)
+    }
+
+    /// Redeems a stream token exactly once (atomic in the database).
+    pub async fn redeem(
+        &self,
+        call_id: Uuid,
+        nonce: &str,
+        call_sid: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<Redeem, StoreError> {
+        each!(self, s => s.redeem(call_id, nonce, call_sid, at).await)
+    }
+
+    /// Deletes transcript lines older than `before`; returns how many.
+    pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        each!(self, s => s.purge_transcripts(before).await)
+    }
+
+    /// Deletes everything held about `phone_e164`.
+    pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
+        each!(self, s => s.erase_phone(phone_e164).await)
+    }
+}
+
+/// Kind stored for an event (`transcript`, `usage`, `ended`).
+pub(crate) fn event_kind(e: &CallEvent) -> &'static str {
+    match e {
+        CallEvent::Transcript { .. } => "transcript",
+        CallEvent::Usage { .. } => "usage",
+        CallEvent::Ended { .. } => "ended",
+        #[allow(unreachable_patterns, reason = "CallEvent may grow")]
+        _ => "other",
+    }
+}

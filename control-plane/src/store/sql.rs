@@ -1,0 +1,315 @@
+//! The queries shared by the Postgres and SQLite backends. Both accept `$n` placeholders,
+//! `RETURNING` and `ON CONFLICT`; types are chosen so one text serves both (`Uuid` is `uuid` on
+//! Postgres and a 16-byte blob on SQLite, `OffsetDateTime` is `timestamptz` or UTC text). Every
+//! time is passed in from Rust: no `now()` in SQL.
+
+use contract::internal_api::{CallEvent, Side, Speaker};
+use sqlx::{PgPool, Row, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{CallRow, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem, RedeemedCall};
+use super::{StatusUpdate, StoreError, event_kind, status_rank};
+
+/// A pool of either kind.
+#[derive(Clone)]
+pub enum SqlPool {
+    /// Postgres / Supabase direct.
+    Pg(PgPool),
+    /// Embedded SQLite.
+    Sqlite(SqlitePool),
+}
+
+/// The SQL store.
+#[derive(Clone)]
+pub struct SqlStore {
+    /// The pool.
+    pub pool: SqlPool,
+}
+
+/// Runs `$body` with `$p` bound to whichever pool this is (the body compiles for both).
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            SqlPool::Pg($p) => $body,
+            SqlPool::Sqlite($p) => $body,
+        }
+    };
+}
+
+/// Classifies a sqlx error: unreachable (queue it) or not.
+pub fn map_err(e: sqlx::Error) -> StoreError {
+    use sqlx::error::ErrorKind;
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            match db.kind() {
+                ErrorKind::UniqueViolation => StoreError::Conflict(db.message().to_owned()),
+                ErrorKind::ForeignKeyViolation => StoreError::NotFound(db.message().to_owned()),
+                _ if code.starts_with("08") || code.starts_with("57P") || code == "53300" => {
+                    StoreError::Unavailable(format!("{code}: {}", db.message()))
+                }
+                _ if code == "42P01" || db.message().contains("no such table") => {
+                    StoreError::Schema(db.message().to_owned())
+                }
+                _ => StoreError::Other(format!("{code}: {}", db.message())),
+            }
+        }
+        sqlx::Error::Io(e) => StoreError::Unavailable(format!("i/o: {e}")),
+        sqlx::Error::Tls(e) => StoreError::Unavailable(format!("tls: {e}")),
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable("no database connection within the pool timeout".into()),
+        sqlx::Error::PoolClosed => StoreError::Unavailable("pool closed".into()),
+        sqlx::Error::WorkerCrashed => StoreError::Unavailable("database worker crashed".into()),
+        sqlx::Error::Protocol(p) => StoreError::Unavailable(format!("protocol: {p}")),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+fn utc(t: OffsetDateTime) -> OffsetDateTime {
+    t.to_offset(time::UtcOffset::UTC)
+}
+
+impl SqlStore {
+    /// `postgres` or `sqlite`.
+    pub fn kind(&self) -> &'static str {
+        match self.pool {
+            SqlPool::Pg(_) => "postgres",
+            SqlPool::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            SqlPool::Pg(p) => super::postgres::migrate(p).await,
+            SqlPool::Sqlite(p) => super::sqlite::migrate(p).await,
+        }
+    }
+
+    /// `SELECT 1`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    /// Inserts or updates a lead by id.
+    pub async fn upsert_lead(&self, l: &NewLead) -> Result<(), StoreError> {
+        const Q: &str = "INSERT INTO leads (id, session_id, first_name, last_name, phone_e164, source, consent_at, consent_text, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            ON CONFLICT (id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, \
+            phone_e164 = excluded.phone_e164, consent_at = excluded.consent_at, consent_text = excluded.consent_text, \
+            updated_at = excluded.updated_at";
+        let at = utc(l.at);
+        on_pool!(&self.pool, p => sqlx::query(Q)
+            .bind(l.id).bind(l.session_id).bind(&l.first_name).bind(&l.last_name).bind(&l.phone_e164)
+            .bind(&l.source).bind(at).bind(&l.consent_text).bind(at).bind(at)
+            .execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    /// Applies a correction; unknown lead is [`StoreError::NotFound`].
+    pub async fn correct_lead(&self, c: &LeadCorrection) -> Result<(), StoreError> {
+        const Q: &str = "UPDATE leads SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name), \
+            phone_e164 = COALESCE($4, phone_e164), updated_at = $5 WHERE id = $1";
+        let n = on_pool!(&self.pool, p => sqlx::query(Q)
+            .bind(c.lead_id).bind(&c.first_name).bind(&c.last_name).bind(&c.phone_e164).bind(utc(c.at))
+            .execute(p).await.map(|r| r.rows_affected()).map_err(map_err))?;
+        if n == 0 { Err(StoreError::NotFound(format!("lead {}", c.lead_id))) } else { Ok(()) }
+    }
+
+    /// A lead by id.
+    pub async fn get_lead(&self, id: Uuid) -> Result<Option<Lead>, StoreError> {
+        const Q: &str = "SELECT id, first_name, last_name, phone_e164 FROM leads WHERE id = $1";
+        on_pool!(&self.pool, p => {
+            let row = sqlx::query(Q).bind(id).fetch_optional(p).await.map_err(map_err)?;
+            row.map(|r| -> Result<Lead, sqlx::Error> {
+                Ok(Lead {
+                    id: r.try_get("id")?,
+                    first_name: r.try_get("first_name")?,
+                    last_name: r.try_get("last_name")?,
+                    phone_e164: r.try_get("phone_e164")?,
+                })
+            }).transpose().map_err(map_err)
+        })
+    }
+
+    /// Inserts a call in state `created`.
+    pub async fn create_call(&self, c: &NewCall) -> Result<(), StoreError> {
+        const Q: &str = "INSERT INTO calls (id, lead_id, session_id, status, status_rank, summary, stream_nonce, token_expires_at, created_at, updated_at) \
+            VALUES ($1, $2, $3, 'created', 0, $4, $5, $6, $7, $8)";
+        let at = utc(c.at);
+        on_pool!(&self.pool, p => sqlx::query(Q)
+            .bind(c.id).bind(c.lead_id).bind(c.session_id).bind(&c.summary).bind(&c.stream_nonce)
+            .bind(utc(c.token_expires_at)).bind(at).bind(at)
+            .execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    /// A call by id.
+    pub async fn get_call(&self, id: Uuid) -> Result<Option<CallRow>, StoreError> {
+        const Q: &str = "SELECT id, lead_id, call_sid, status, end_reason, input_tokens, output_tokens FROM calls WHERE id = $1";
+        on_pool!(&self.pool, p => {
+            let row = sqlx::query(Q).bind(id).fetch_optional(p).await.map_err(map_err)?;
+            row.map(|r| -> Result<CallRow, sqlx::Error> {
+                Ok(CallRow {
+                    id: r.try_get("id")?,
+                    lead_id: r.try_get("lead_id")?,
+                    call_sid: r.try_get("call_sid")?,
+                    status: r.try_get("status")?,
+                    end_reason: r.try_get("end_reason")?,
+                    input_tokens: r.try_get("input_tokens")?,
+                    output_tokens: r.try_get("output_tokens")?,
+                })
+            }).transpose().map_err(map_err)
+        })
+    }
+
+    /// Statuses of a call, oldest first.
+    pub async fn status_timeline(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        const Q: &str = "SELECT status FROM call_status_events WHERE call_id = $1 ORDER BY id";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(Q).bind(id).fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| r.try_get::<String, _>("status")).collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+    }
+
+    /// Adds a status to the timeline; moves the call's status forward only.
+    pub async fn record_status(&self, u: &StatusUpdate) -> Result<(), StoreError> {
+        const INSERT: &str = "INSERT INTO call_status_events (call_id, status, source, detail, at) VALUES ($1, $2, $3, $4, $5)";
+        const SID: &str = "UPDATE calls SET call_sid = COALESCE(call_sid, $2), updated_at = $3 WHERE id = $1";
+        const ADVANCE: &str = "UPDATE calls SET status = $2, status_rank = $3 WHERE id = $1 AND status_rank < $3";
+        let at = utc(u.at);
+        let rank = if u.source == "twilio-stream" { None } else { status_rank(&u.status) };
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            sqlx::query(INSERT).bind(u.call_id).bind(&u.status).bind(&u.source).bind(&u.detail).bind(at)
+                .execute(&mut *tx).await.map_err(map_err)?;
+            sqlx::query(SID).bind(u.call_id).bind(&u.call_sid).bind(at).execute(&mut *tx).await.map_err(map_err)?;
+            if let Some(rank) = rank {
+                sqlx::query(ADVANCE).bind(u.call_id).bind(&u.status).bind(rank)
+                    .execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)
+        })
+    }
+
+    /// Marks the token used, once. The `UPDATE … WHERE token_redeemed_at IS NULL` is the atomic
+    /// step: two gateways racing get one row between them.
+    pub async fn redeem(
+        &self,
+        call_id: Uuid,
+        nonce: &str,
+        call_sid: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<Redeem, StoreError> {
+        const UPDATE: &str = "UPDATE calls SET token_redeemed_at = $3, call_sid = COALESCE(call_sid, $4), updated_at = $5 \
+            WHERE id = $1 AND stream_nonce = $2 AND token_redeemed_at IS NULL RETURNING lead_id, summary";
+        const LEAD: &str = "SELECT first_name FROM leads WHERE id = $1";
+        const EXISTS: &str = "SELECT 1 AS one FROM calls WHERE id = $1 AND stream_nonce = $2";
+        let at = utc(at);
+        on_pool!(&self.pool, p => {
+            let row = sqlx::query(UPDATE).bind(call_id).bind(nonce).bind(at).bind(call_sid).bind(at)
+                .fetch_optional(p).await.map_err(map_err)?;
+            match row {
+                Some(r) => {
+                    let lead_id: Uuid = r.try_get("lead_id").map_err(map_err)?;
+                    let summary: String = r.try_get("summary").map_err(map_err)?;
+                    let lead = sqlx::query(LEAD).bind(lead_id).fetch_one(p).await.map_err(map_err)?;
+                    let first_name: String = lead.try_get("first_name").map_err(map_err)?;
+                    Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary }))
+                }
+                None => {
+                    let exists = sqlx::query(EXISTS).bind(call_id).bind(nonce).fetch_optional(p).await.map_err(map_err)?;
+                    Ok(if exists.is_some() { Redeem::AlreadyRedeemed } else { Redeem::Unknown })
+                }
+            }
+        })
+    }
+
+    /// Stores a batch; events already stored (same `seq`) are skipped, so retries are harmless.
+    pub async fn append_events(&self, b: &EventsWrite) -> Result<(), StoreError> {
+        const INSERT: &str = "INSERT INTO call_events (call_id, seq, kind, speaker, text, payload, created_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_id, seq) DO NOTHING";
+        const USAGE: &str = "UPDATE calls SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3 WHERE id = $1";
+        const ENDED: &str = "UPDATE calls SET end_reason = $2, end_side = $3, duration_ms = $4 WHERE id = $1";
+        const EXISTS: &str = "SELECT 1 AS one FROM calls WHERE id = $1";
+        let at = utc(b.at);
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            if sqlx::query(EXISTS).bind(b.call_id).fetch_optional(&mut *tx).await.map_err(map_err)?.is_none() {
+                return Err(StoreError::NotFound(format!("call {}", b.call_id)));
+            }
+            for (i, e) in b.events.iter().enumerate() {
+                let seq = i64::try_from(b.seq + i as u64).map_err(|_| StoreError::Other("seq overflow".into()))?;
+                let (speaker, text) = match e {
+                    CallEvent::Transcript { speaker, text, .. } => (Some(speaker_name(*speaker)), Some(text.as_str())),
+                    _ => (None, None),
+                };
+                let payload = serde_json::to_string(e).map_err(|e| StoreError::Other(e.to_string()))?;
+                let inserted = sqlx::query(INSERT).bind(b.call_id).bind(seq).bind(event_kind(e)).bind(speaker)
+                    .bind(text).bind(payload).bind(at).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+                if inserted == 0 {
+                    continue;
+                }
+                match e {
+                    CallEvent::Usage { input_tokens, output_tokens, .. } => {
+                        sqlx::query(USAGE).bind(b.call_id)
+                            .bind(i64::try_from(*input_tokens).unwrap_or(i64::MAX))
+                            .bind(i64::try_from(*output_tokens).unwrap_or(i64::MAX))
+                            .execute(&mut *tx).await.map_err(map_err)?;
+                    }
+                    CallEvent::Ended { side, reason, duration_ms } => {
+                        sqlx::query(ENDED).bind(b.call_id).bind(reason).bind(side_name(*side))
+                            .bind(i64::try_from(*duration_ms).unwrap_or(i64::MAX))
+                            .execute(&mut *tx).await.map_err(map_err)?;
+                    }
+                    _ => {}
+                }
+            }
+            tx.commit().await.map_err(map_err)
+        })
+    }
+
+    /// Deletes transcript lines stored before `before`.
+    pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        const Q: &str = "DELETE FROM call_events WHERE kind = 'transcript' AND created_at < $1";
+        on_pool!(&self.pool, p => sqlx::query(Q).bind(utc(before)).execute(p).await
+            .map(|r| r.rows_affected()).map_err(map_err))
+    }
+
+    /// Deletes the leads with this number and everything hanging off them, in one transaction.
+    pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
+        const LEADS: &str = "SELECT id FROM leads WHERE phone_e164 = $1";
+        const EVENTS: &str = "DELETE FROM call_events WHERE call_id IN (SELECT id FROM calls WHERE lead_id = $1)";
+        const STATUS: &str = "DELETE FROM call_status_events WHERE call_id IN (SELECT id FROM calls WHERE lead_id = $1)";
+        const CALLS: &str = "DELETE FROM calls WHERE lead_id = $1";
+        const LEAD: &str = "DELETE FROM leads WHERE id = $1";
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            let ids: Vec<Uuid> = sqlx::query(LEADS).bind(phone_e164).fetch_all(&mut *tx).await.map_err(map_err)?
+                .iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(map_err)?;
+            let mut out = Erased::default();
+            for id in ids {
+                out.call_events += sqlx::query(EVENTS).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+                out.call_status_events += sqlx::query(STATUS).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+                out.calls += sqlx::query(CALLS).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+                out.leads += sqlx::query(LEAD).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+            }
+            tx.commit().await.map_err(map_err)?;
+            Ok(out)
+        })
+    }
+}
+
+pub(crate) fn speaker_name(s: Speaker) -> &'static str {
+    match s {
+        Speaker::Caller => "caller",
+        Speaker::Agent => "agent",
+    }
+}
+
+pub(crate) fn side_name(s: Side) -> &'static str {
+    match s {
+        Side::Twilio => "twilio",
+        Side::Openai => "openai",
+        Side::Gateway => "gateway",
+        Side::ControlPlane => "control_plane",
+    }
+}

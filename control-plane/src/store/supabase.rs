@@ -1,0 +1,404 @@
+//! Supabase through its REST API (PostgREST), for deployments that only have `SUPABASE_URL` and
+//! `SUPABASE_SERVICE_ROLE_KEY` (protocols.md D).
+//!
+//! - Keys: a legacy `service_role` JWT goes in `apikey` and `Authorization: Bearer`; a new
+//!   `sb_secret_…` key goes in `apikey` only. Our User-Agent never looks like a browser (secret
+//!   keys are refused from browsers).
+//! - Errors are PostgREST's `{code, details, hint, message}`: 23505 (409) is a conflict, 23503
+//!   (409) a missing parent, 42P01 / PGRST205 (404) a missing table, 08* / 5xx unavailability.
+//! - PostgREST has no multi-statement transactions: each method is written so that a retry after
+//!   a partial failure converges (idempotent steps, conditional `PATCH` filters). The schema is
+//!   applied with `callway-control migrate` over a direct connection (`DATABASE_URL`).
+
+use contract::internal_api::CallEvent;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::sql::{side_name, speaker_name};
+use super::{CallRow, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem, RedeemedCall};
+use super::{StatusUpdate, StoreError, event_kind, status_rank};
+
+/// User-Agent sent to Supabase (not a browser's).
+pub const USER_AGENT: &str = concat!("callway-control/", env!("CARGO_PKG_VERSION"));
+
+/// A PostgREST client over the service role.
+#[derive(Clone)]
+pub struct SupabaseStore {
+    http: reqwest::Client,
+    rest: String,
+    key: String,
+}
+
+#[derive(Deserialize)]
+struct PgrstError {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
+}
+
+fn eq(v: impl std::fmt::Display) -> String {
+    format!("eq.{v}")
+}
+
+fn in_list(ids: &[Uuid]) -> String {
+    let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    format!("in.({})", list.join(","))
+}
+
+impl SupabaseStore {
+    /// A client for the project at `url` (`https://<ref>.supabase.co`).
+    pub fn new(http: reqwest::Client, url: &str, service_role_key: &str) -> Self {
+        Self { http, rest: format!("{}/rest/v1", url.trim_end_matches('/')), key: service_role_key.to_owned() }
+    }
+
+    /// Sends one request; returns the body of a 2xx, or the classified error.
+    async fn call(
+        &self,
+        method: Method,
+        table: &str,
+        query: &[(&str, String)],
+        prefer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<String, StoreError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/{table}", self.rest))
+            .query(query)
+            .header("apikey", &self.key)
+            .header("user-agent", USER_AGENT);
+        if !self.key.starts_with("sb_") {
+            req = req.bearer_auth(&self.key);
+        }
+        if let Some(p) = prefer {
+            req = req.header("prefer", p);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let res = req.send().await.map_err(|e| {
+            StoreError::Unavailable(if e.is_timeout() { "Supabase timed out".into() } else { "Supabase unreachable".into() })
+        })?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(|_| StoreError::Unavailable("Supabase answer cut short".into()))?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        Err(classify(status, &text))
+    }
+
+    async fn rows(&self, table: &str, query: &[(&str, String)]) -> Result<Vec<Value>, StoreError> {
+        let text = self.call(Method::GET, table, query, None, None).await?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("unreadable PostgREST rows: {e}")))
+    }
+
+    async fn count_deleted(&self, table: &str, query: &[(&str, String)]) -> Result<u64, StoreError> {
+        let text = self.call(Method::DELETE, table, query, Some("return=representation"), None).await?;
+        let rows: Vec<Value> = serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Checks that the schema was applied (this backend cannot run DDL).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let latest = super::postgres::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let rows = self
+            .rows("callway_migrations", &[("select", "version".into()), ("order", "version.desc".into()), ("limit", "1".into())])
+            .await?;
+        let have = rows.first().and_then(|r| r["version"].as_i64()).unwrap_or(0);
+        if have < latest {
+            return Err(StoreError::Schema(format!(
+                "Supabase schema is at version {have}, this build needs {latest}: run `DATABASE_URL=<supabase connection string> callway-control migrate`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A cheap read.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.rows("callway_migrations", &[("select", "version".into()), ("limit", "1".into())]).await.map(|_| ())
+    }
+
+    /// Insert, or on 23505 update the existing row (the id is derived from the session).
+    pub async fn upsert_lead(&self, l: &NewLead) -> Result<(), StoreError> {
+        let at = ts(l.at);
+        let row = json!({
+            "id": l.id, "session_id": l.session_id, "first_name": l.first_name, "last_name": l.last_name,
+            "phone_e164": l.phone_e164, "source": l.source, "consent_at": at, "consent_text": l.consent_text,
+            "created_at": at, "updated_at": at,
+        });
+        match self.call(Method::POST, "leads", &[], Some("return=minimal"), Some(&row)).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict(_)) => {
+                let patch = json!({
+                    "first_name": l.first_name, "last_name": l.last_name, "phone_e164": l.phone_e164,
+                    "consent_at": at, "consent_text": l.consent_text, "updated_at": at,
+                });
+                self.call(Method::PATCH, "leads", &[("id", eq(l.id))], Some("return=minimal"), Some(&patch)).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Patches the given fields.
+    pub async fn correct_lead(&self, c: &LeadCorrection) -> Result<(), StoreError> {
+        let mut patch = serde_json::Map::new();
+        if let Some(v) = &c.first_name {
+            patch.insert("first_name".into(), v.clone().into());
+        }
+        if let Some(v) = &c.last_name {
+            patch.insert("last_name".into(), v.clone().into());
+        }
+        if let Some(v) = &c.phone_e164 {
+            patch.insert("phone_e164".into(), v.clone().into());
+        }
+        patch.insert("updated_at".into(), ts(c.at).into());
+        let text = self
+            .call(
+                Method::PATCH,
+                "leads",
+                &[("id", eq(c.lead_id)), ("select", "id".into())],
+                Some("return=representation"),
+                Some(&Value::Object(patch)),
+            )
+            .await?;
+        if text.trim() == "[]" { Err(StoreError::NotFound(format!("lead {}", c.lead_id))) } else { Ok(()) }
+    }
+
+    /// A lead by id.
+    pub async fn get_lead(&self, id: Uuid) -> Result<Option<Lead>, StoreError> {
+        let rows = self.rows("leads", &[("id", eq(id)), ("select", "id,first_name,last_name,phone_e164".into())]).await?;
+        Ok(rows.first().map(|r| Lead {
+            id,
+            first_name: r["first_name"].as_str().unwrap_or_default().to_owned(),
+            last_name: r["last_name"].as_str().unwrap_or_default().to_owned(),
+            phone_e164: r["phone_e164"].as_str().unwrap_or_default().to_owned(),
+        }))
+    }
+
+    /// Inserts a call; 23505 on the one-active-call index is a conflict.
+    pub async fn create_call(&self, c: &NewCall) -> Result<(), StoreError> {
+        let at = ts(c.at);
+        let row = json!({
+            "id": c.id, "lead_id": c.lead_id, "session_id": c.session_id, "status": "created", "status_rank": 0,
+            "summary": c.summary, "stream_nonce": c.stream_nonce, "token_expires_at": ts(c.token_expires_at),
+            "created_at": at, "updated_at": at,
+        });
+        self.call(Method::POST, "calls", &[], Some("return=minimal"), Some(&row)).await.map(|_| ())
+    }
+
+    /// A call by id.
+    pub async fn get_call(&self, id: Uuid) -> Result<Option<CallRow>, StoreError> {
+        let rows = self
+            .rows(
+                "calls",
+                &[("id", eq(id)), ("select", "id,lead_id,call_sid,status,end_reason,input_tokens,output_tokens".into())],
+            )
+            .await?;
+        Ok(rows.first().map(|r| CallRow {
+            id,
+            lead_id: r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
+            call_sid: r["call_sid"].as_str().map(str::to_owned),
+            status: r["status"].as_str().unwrap_or_default().to_owned(),
+            end_reason: r["end_reason"].as_str().map(str::to_owned),
+            input_tokens: r["input_tokens"].as_i64().unwrap_or(0),
+            output_tokens: r["output_tokens"].as_i64().unwrap_or(0),
+        }))
+    }
+
+    /// Statuses, oldest first.
+    pub async fn status_timeline(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .rows("call_status_events", &[("call_id", eq(id)), ("select", "status".into()), ("order", "id.asc".into())])
+            .await?;
+        Ok(rows.iter().filter_map(|r| r["status"].as_str().map(str::to_owned)).collect())
+    }
+
+    /// Timeline row, then conditional patches (sid if none yet; status only forward).
+    pub async fn record_status(&self, u: &StatusUpdate) -> Result<(), StoreError> {
+        let at = ts(u.at);
+        let row = json!({"call_id": u.call_id, "status": u.status, "source": u.source, "detail": u.detail, "at": at});
+        self.call(Method::POST, "call_status_events", &[], Some("return=minimal"), Some(&row)).await?;
+        if let Some(sid) = &u.call_sid {
+            let patch = json!({"call_sid": sid, "updated_at": at});
+            self.call(
+                Method::PATCH,
+                "calls",
+                &[("id", eq(u.call_id)), ("call_sid", "is.null".into())],
+                Some("return=minimal"),
+                Some(&patch),
+            )
+            .await?;
+        }
+        let rank = if u.source == "twilio-stream" { None } else { status_rank(&u.status) };
+        if let Some(rank) = rank {
+            let patch = json!({"status": u.status, "status_rank": rank, "updated_at": at});
+            self.call(
+                Method::PATCH,
+                "calls",
+                &[("id", eq(u.call_id)), ("status_rank", format!("lt.{rank}"))],
+                Some("return=minimal"),
+                Some(&patch),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `PATCH … token_redeemed_at=is.null` returning the row: PostgREST runs it as one
+    /// `UPDATE … WHERE … RETURNING`, so it is as atomic as the SQL backend's.
+    pub async fn redeem(
+        &self,
+        call_id: Uuid,
+        nonce: &str,
+        call_sid: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<Redeem, StoreError> {
+        let at = ts(at);
+        let mut patch = json!({"token_redeemed_at": at, "updated_at": at});
+        if let Some(sid) = call_sid {
+            patch["call_sid"] = sid.into();
+        }
+        let text = self
+            .call(
+                Method::PATCH,
+                "calls",
+                &[
+                    ("id", eq(call_id)),
+                    ("stream_nonce", eq(nonce)),
+                    ("token_redeemed_at", "is.null".into()),
+                    ("select", "lead_id,summary".into()),
+                ],
+                Some("return=representation"),
+                Some(&patch),
+            )
+            .await?;
+        let rows: Vec<Value> = serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
+        match rows.first() {
+            Some(r) => {
+                let lead_id: Uuid = r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
+                let summary = r["summary"].as_str().unwrap_or_default().to_owned();
+                let lead = self.rows("leads", &[("id", eq(lead_id)), ("select", "first_name".into())]).await?;
+                let first_name = lead.first().and_then(|l| l["first_name"].as_str()).unwrap_or_default().to_owned();
+                Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary }))
+            }
+            None => {
+                let exists = self
+                    .rows("calls", &[("id", eq(call_id)), ("stream_nonce", eq(nonce)), ("select", "id".into())])
+                    .await?;
+                Ok(if exists.is_empty() { Redeem::Unknown } else { Redeem::AlreadyRedeemed })
+            }
+        }
+    }
+
+    /// Inserts with `resolution=ignore-duplicates`; aggregates only for rows actually inserted.
+    pub async fn append_events(&self, b: &EventsWrite) -> Result<(), StoreError> {
+        let at = ts(b.at);
+        let rows: Vec<Value> = b
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let (speaker, text) = match e {
+                    CallEvent::Transcript { speaker, text, .. } => (Some(speaker_name(*speaker)), Some(text.as_str())),
+                    _ => (None, None),
+                };
+                json!({"call_id": b.call_id, "seq": b.seq + i as u64, "kind": event_kind(e), "speaker": speaker,
+                       "text": text, "payload": serde_json::to_string(e).unwrap_or_default(), "created_at": at})
+            })
+            .collect();
+        let text = self
+            .call(
+                Method::POST,
+                "call_events",
+                &[("on_conflict", "call_id,seq".into()), ("select", "seq".into())],
+                Some("resolution=ignore-duplicates,return=representation"),
+                Some(&Value::Array(rows)),
+            )
+            .await?;
+        let inserted: Vec<Value> = serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
+        let new_seqs: Vec<u64> = inserted.iter().filter_map(|r| r["seq"].as_u64()).collect();
+        let (mut input, mut output, mut ended) = (0u64, 0u64, None);
+        for (i, e) in b.events.iter().enumerate() {
+            if !new_seqs.contains(&(b.seq + i as u64)) {
+                continue;
+            }
+            match e {
+                CallEvent::Usage { input_tokens, output_tokens, .. } => {
+                    input += input_tokens;
+                    output += output_tokens;
+                }
+                CallEvent::Ended { side, reason, duration_ms } => ended = Some((side, reason, duration_ms)),
+                _ => {}
+            }
+        }
+        if input + output > 0 || ended.is_some() {
+            let call = self.get_call(b.call_id).await?.ok_or_else(|| StoreError::NotFound(format!("call {}", b.call_id)))?;
+            let mut patch = json!({
+                "input_tokens": call.input_tokens.saturating_add(i64::try_from(input).unwrap_or(i64::MAX)),
+                "output_tokens": call.output_tokens.saturating_add(i64::try_from(output).unwrap_or(i64::MAX)),
+            });
+            if let Some((side, reason, duration_ms)) = ended {
+                patch["end_reason"] = reason.as_str().into();
+                patch["end_side"] = side_name(*side).into();
+                patch["duration_ms"] = (*duration_ms).into();
+            }
+            self.call(Method::PATCH, "calls", &[("id", eq(b.call_id))], Some("return=minimal"), Some(&patch)).await?;
+        }
+        Ok(())
+    }
+
+    /// `DELETE call_events?kind=eq.transcript&created_at=lt.<ts>`.
+    pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.count_deleted(
+            "call_events",
+            &[("kind", "eq.transcript".into()), ("created_at", format!("lt.{}", ts(before))), ("select", "seq".into())],
+        )
+        .await
+    }
+
+    /// Children first, each delete idempotent, so a retry after a partial failure completes it.
+    pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
+        let leads = self.rows("leads", &[("phone_e164", eq(phone_e164)), ("select", "id".into())]).await?;
+        let lead_ids: Vec<Uuid> = leads.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
+        let mut out = Erased::default();
+        if lead_ids.is_empty() {
+            return Ok(out);
+        }
+        let calls = self.rows("calls", &[("lead_id", in_list(&lead_ids)), ("select", "id".into())]).await?;
+        let call_ids: Vec<Uuid> = calls.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
+        if !call_ids.is_empty() {
+            out.call_events =
+                self.count_deleted("call_events", &[("call_id", in_list(&call_ids)), ("select", "seq".into())]).await?;
+            out.call_status_events = self
+                .count_deleted("call_status_events", &[("call_id", in_list(&call_ids)), ("select", "id".into())])
+                .await?;
+            out.calls = self.count_deleted("calls", &[("id", in_list(&call_ids)), ("select", "id".into())]).await?;
+        }
+        out.leads = self.count_deleted("leads", &[("id", in_list(&lead_ids)), ("select", "id".into())]).await?;
+        Ok(out)
+    }
+}
+
+/// Maps a PostgREST error answer (protocols.md D).
+pub fn classify(status: u16, body: &str) -> StoreError {
+    let e: Option<PgrstError> = serde_json::from_str(body).ok();
+    let code = e.as_ref().and_then(|e| e.code.clone()).unwrap_or_default();
+    let message = e.and_then(|e| e.message).unwrap_or_default();
+    match (status, code.as_str()) {
+        (_, "23505") => StoreError::Conflict(message),
+        (_, "23503") => StoreError::NotFound(message),
+        (_, "42P01" | "PGRST205") | (404, _) => StoreError::Schema(format!("{code}: {message}")),
+        (_, c) if c.starts_with("08") => StoreError::Unavailable(format!("{code}: {message}")),
+        (401 | 403, _) | (_, "42501") => StoreError::Other(format!(
+            "Supabase refused SUPABASE_SERVICE_ROLE_KEY or the grants are missing (HTTP {status}, {code}): {message}"
+        )),
+        (500..=599, _) => StoreError::Unavailable(format!("HTTP {status} {code}: {message}")),
+        _ => StoreError::Other(format!("HTTP {status} {code}: {message}")),
+    }
+}
