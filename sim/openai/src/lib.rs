@@ -1,0 +1,2 @@
+//! OpenAI Realtime GA simulator (issue 4): not built yet.
+pub mod cli;

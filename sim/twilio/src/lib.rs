@@ -1,0 +1,2 @@
+//! Twilio simulator (issue 4): not built yet.
+pub mod cli;
