@@ -103,7 +103,10 @@ impl CapabilityKey {
 /// for a session by construction (same session, same lead row), even when the write is queued
 /// in the outbox while the database is down.
 pub fn lead_id_for_session(session_id: Uuid) -> Uuid {
-    let digest = ring::digest::digest(&ring::digest::SHA256, &[b"callway/lead/".as_slice(), session_id.as_bytes()].concat());
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        &[b"callway/lead/".as_slice(), session_id.as_bytes()].concat(),
+    );
     let mut b = [0u8; 16];
     b.copy_from_slice(&digest.as_ref()[..16]);
     uuid::Builder::from_custom_bytes(b).into_uuid()

@@ -235,17 +235,17 @@ impl Config {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let mut r = Reader { get, errors: Vec::new() };
 
-        let openai_api_key = r.required("OPENAI_API_KEY", "the server-side OpenAI key (never sent to browsers)");
+        let openai_api_key =
+            r.required("OPENAI_API_KEY", "the server-side OpenAI key (never sent to browsers)");
         let openai_realtime_model = r.opt("OPENAI_REALTIME_MODEL").unwrap_or_else(|| "gpt-realtime".into());
         let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"));
         let openai_voice = r.opt("OPENAI_VOICE").unwrap_or_else(|| "marin".into());
 
         let twilio_account_sid = r.required("TWILIO_ACCOUNT_SID", "the Twilio account SID (AC…)");
-        if !twilio_account_sid.is_empty()
-            && !(twilio_account_sid.len() == 34
-                && twilio_account_sid.starts_with("AC")
-                && twilio_account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit()))
-        {
+        let sid_shape_ok = twilio_account_sid.len() == 34
+            && twilio_account_sid.starts_with("AC")
+            && twilio_account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !twilio_account_sid.is_empty() && !sid_shape_ok {
             r.errors.push(format!(
                 "TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits, got {} characters starting {:?}",
                 twilio_account_sid.len(),
@@ -294,7 +294,8 @@ impl Config {
             None => host_of(&public_app_url).unwrap_or_default().to_owned(),
         };
 
-        let storage = match (r.opt("DATABASE_URL"), r.opt("SUPABASE_URL"), r.opt("SUPABASE_SERVICE_ROLE_KEY")) {
+        let storage = match (r.opt("DATABASE_URL"), r.opt("SUPABASE_URL"), r.opt("SUPABASE_SERVICE_ROLE_KEY"))
+        {
             (Some(url), _, _) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 StorageConfig::Postgres { url }
             }
@@ -310,14 +311,23 @@ impl Config {
                 if !url.starts_with("https://") && !url.starts_with("http://") {
                     r.errors.push(format!("SUPABASE_URL must be an https:// URL, got {url:?}"));
                 }
-                StorageConfig::SupabaseRest { url: url.trim_end_matches('/').to_owned(), service_role_key: key }
+                StorageConfig::SupabaseRest {
+                    url: url.trim_end_matches('/').to_owned(),
+                    service_role_key: key,
+                }
             }
             (None, Some(_), None) => {
-                r.errors.push("SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: set both (or DATABASE_URL)".into());
+                r.errors.push(
+                    "SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: set both (or DATABASE_URL)"
+                        .into(),
+                );
                 StorageConfig::Sqlite { url: String::new() }
             }
             (None, None, Some(_)) => {
-                r.errors.push("SUPABASE_SERVICE_ROLE_KEY is set but SUPABASE_URL is not: set both (or DATABASE_URL)".into());
+                r.errors.push(
+                    "SUPABASE_SERVICE_ROLE_KEY is set but SUPABASE_URL is not: set both (or DATABASE_URL)"
+                        .into(),
+                );
                 StorageConfig::Sqlite { url: String::new() }
             }
             (None, None, None) => StorageConfig::Sqlite { url: "sqlite:callway.sqlite3?mode=rwc".into() },

@@ -50,20 +50,28 @@ pub async fn build_app(config: Config) -> Result<SharedApp, String> {
     match store.migrate().await {
         Ok(()) => {}
         // A database that is down at start does not stop the service: writes go to the outbox.
-        Err(StoreError::Unavailable(why)) => tracing::warn!(%why, "database unavailable at start; migrations postponed"),
+        Err(StoreError::Unavailable(why)) => {
+            tracing::warn!(%why, "database unavailable at start; migrations postponed")
+        }
         Err(e) => return Err(e.to_string()),
     }
-    let storage = Storage::open(store, &config.outbox_dir, metrics.clone()).await.map_err(|e| e.to_string())?;
+    let storage =
+        Storage::open(store, &config.outbox_dir, metrics.clone()).await.map_err(|e| e.to_string())?;
     Ok(Arc::new(App::new(config, Arc::new(storage), metrics)?))
 }
 
 /// Deletes transcripts older than `TRANSCRIPT_RETENTION_DAYS`.
 pub async fn purge_transcripts(app: &App) -> Result<u64, StoreError> {
-    let before = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(app.config.transcript_retention_days));
+    let before = time::OffsetDateTime::now_utc()
+        - time::Duration::days(i64::from(app.config.transcript_retention_days));
     let n = app.storage.store.purge_transcripts(before).await?;
     app.metrics.transcripts_purged.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     if n > 0 {
-        tracing::info!(purged = n, days = app.config.transcript_retention_days, "transcripts past retention purged");
+        tracing::info!(
+            purged = n,
+            days = app.config.transcript_retention_days,
+            "transcripts past retention purged"
+        );
     }
     Ok(n)
 }

@@ -55,12 +55,32 @@ impl Metrics {
             ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
             ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
             ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
-            ("callway_calls_refused_total", "counter", &self.calls_refused, "trigger_call refused by a guard"),
+            (
+                "callway_calls_refused_total",
+                "counter",
+                &self.calls_refused,
+                "trigger_call refused by a guard",
+            ),
             ("callway_twilio_errors_total", "counter", &self.twilio_errors, "Twilio REST failures"),
             ("callway_openai_errors_total", "counter", &self.openai_errors, "OpenAI REST failures"),
-            ("callway_status_callbacks_total", "counter", &self.status_callbacks, "Signed Twilio callbacks accepted"),
-            ("callway_signature_failures_total", "counter", &self.signature_failures, "Requests refused for their signature"),
-            ("callway_stream_tokens_redeemed_total", "counter", &self.tokens_redeemed, "Stream tokens redeemed"),
+            (
+                "callway_status_callbacks_total",
+                "counter",
+                &self.status_callbacks,
+                "Signed Twilio callbacks accepted",
+            ),
+            (
+                "callway_signature_failures_total",
+                "counter",
+                &self.signature_failures,
+                "Requests refused for their signature",
+            ),
+            (
+                "callway_stream_tokens_redeemed_total",
+                "counter",
+                &self.tokens_redeemed,
+                "Stream tokens redeemed",
+            ),
             ("callway_stream_tokens_refused_total", "counter", &self.tokens_refused, "Stream tokens refused"),
             ("callway_rate_limited_total", "counter", &self.rate_limited, "Requests refused by a rate limit"),
             ("callway_call_events_total", "counter", &self.call_events, "Call events stored"),
@@ -68,11 +88,20 @@ impl Metrics {
             ("callway_outbox_replayed_total", "counter", &self.outbox_replayed, "Outbox writes replayed"),
             ("callway_outbox_dead_total", "counter", &self.outbox_dead, "Outbox writes refused for good"),
             ("callway_outbox_pending", "gauge", &self.outbox_pending, "Writes waiting in the outbox"),
-            ("callway_transcripts_purged_total", "counter", &self.transcripts_purged, "Transcript lines purged"),
+            (
+                "callway_transcripts_purged_total",
+                "counter",
+                &self.transcripts_purged,
+                "Transcript lines purged",
+            ),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, value, help) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         out
     }

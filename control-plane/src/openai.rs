@@ -135,7 +135,13 @@ impl OpenAiClient {
             .json(&client_secret_request(model, voice))
             .send()
             .await
-            .map_err(|e| OpenAiError::Unavailable(if e.is_timeout() { "timed out".into() } else { "connection failed".into() }))?;
+            .map_err(|e| {
+                OpenAiError::Unavailable(if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    "connection failed".into()
+                })
+            })?;
         let status = res.status().as_u16();
         let text = res.text().await.map_err(|_| OpenAiError::Unavailable("unreadable answer".into()))?;
         match status {
@@ -164,7 +170,8 @@ mod tests {
         for s in [save_lead_schema(), trigger_call_schema()] {
             assert_eq!(s["additionalProperties"], false);
             let props: Vec<&String> = s["properties"].as_object().unwrap().keys().collect();
-            let required: Vec<&str> = s["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+            let required: Vec<&str> =
+                s["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
             assert_eq!(props.len(), required.len());
             for p in props {
                 assert!(required.contains(&p.as_str()), "{p} not required");

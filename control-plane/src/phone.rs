@@ -48,7 +48,9 @@ pub enum PhoneError {
         region: String,
     },
     /// Premium-rate or shared-cost: never called (cost, fraud).
-    #[error("Nous ne pouvons pas appeler un numéro surtaxé ou à coût partagé. Avez-vous un numéro de mobile ?")]
+    #[error(
+        "Nous ne pouvons pas appeler un numéro surtaxé ou à coût partagé. Avez-vous un numéro de mobile ?"
+    )]
     Surcharged,
     /// Not a number a person answers (pager, voicemail access, short code…).
     #[error("Ce numéro ne peut pas recevoir d'appel. Avez-vous un numéro de mobile ou de ligne fixe ?")]

@@ -281,7 +281,10 @@ impl TwilioClient {
             if (200..300).contains(&status) {
                 let call: CallResource = serde_json::from_str(&text)
                     .map_err(|e| TwilioError::Unavailable(format!("unreadable Call resource: {e}")))?;
-                return Ok(CreatedCall { sid: call.sid, status: call.status.unwrap_or_else(|| "queued".into()) });
+                return Ok(CreatedCall {
+                    sid: call.sid,
+                    status: call.status.unwrap_or_else(|| "queued".into()),
+                });
             }
             return Err(TwilioError::from_response(status, &text));
         }
@@ -302,8 +305,10 @@ impl TwilioClient {
                 .await;
             match res {
                 Ok(r) if r.status().is_success() => {
-                    let ids: CallerIds =
-                        r.json().await.map_err(|e| TwilioError::Unavailable(format!("unreadable caller ids: {e}")))?;
+                    let ids: CallerIds = r
+                        .json()
+                        .await
+                        .map_err(|e| TwilioError::Unavailable(format!("unreadable caller ids: {e}")))?;
                     return Ok(ids.outgoing_caller_ids.iter().any(|c| c.phone_number == e164));
                 }
                 Ok(r) if (r.status().as_u16() == 429 || r.status().is_server_error()) && attempt < 2 => {}
@@ -406,25 +411,40 @@ mod tests {
             connect_stream_twiml("wss://e.example/s?token=1", None, &[]),
             Err(TwimlError::BadStreamUrl("wss://e.example/s?token=1".into()))
         );
-        assert!(matches!(connect_stream_twiml("https://e.example/s", None, &[]), Err(TwimlError::BadStreamUrl(_))));
+        assert!(matches!(
+            connect_stream_twiml("https://e.example/s", None, &[]),
+            Err(TwimlError::BadStreamUrl(_))
+        ));
         let long = "x".repeat(499);
         assert!(matches!(
             connect_stream_twiml("wss://e.example/s", None, &[("n", &long)]),
             Err(TwimlError::ParameterTooLong(_))
         ));
         let many: Vec<(&str, &str)> = (0..10).map(|_| ("p", long.as_str().get(..400).unwrap())).collect();
-        assert!(matches!(connect_stream_twiml("wss://e.example/s", None, &many), Err(TwimlError::TooLong(_))));
+        assert!(matches!(
+            connect_stream_twiml("wss://e.example/s", None, &many),
+            Err(TwimlError::TooLong(_))
+        ));
     }
 
     #[test]
     fn errors_are_classified() {
         let e = |s, b: &str| TwilioError::from_response(s, b);
-        assert_eq!(e(400, r#"{"code":21211,"message":"bad To","status":400}"#), TwilioError::InvalidNumber { code: 21211 });
-        assert_eq!(e(400, r#"{"code":21219,"message":"unverified","status":400}"#), TwilioError::UnverifiedNumber);
+        assert_eq!(
+            e(400, r#"{"code":21211,"message":"bad To","status":400}"#),
+            TwilioError::InvalidNumber { code: 21211 }
+        );
+        assert_eq!(
+            e(400, r#"{"code":21219,"message":"unverified","status":400}"#),
+            TwilioError::UnverifiedNumber
+        );
         assert_eq!(e(400, r#"{"code":21210,"message":"From","status":400}"#), TwilioError::FromNotVerified);
         assert_eq!(e(401, r#"{"code":20003,"message":"auth","status":401}"#), TwilioError::Auth);
         assert_eq!(e(429, r#"{"code":20429,"message":"Too many","status":429}"#), TwilioError::RateLimited);
         assert_eq!(e(500, "oops"), TwilioError::Unavailable("HTTP 500".into()));
-        assert!(matches!(e(400, r#"{"code":12345,"message":"x"}"#), TwilioError::Rejected { status: 400, .. }));
+        assert!(matches!(
+            e(400, r#"{"code":12345,"message":"x"}"#),
+            TwilioError::Rejected { status: 400, .. }
+        ));
     }
 }

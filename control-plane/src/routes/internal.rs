@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::internal_api::{
-    CallContext, CallEventsBatch, InternalAuthError, RedeemRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER, ToolRequest,
-    ToolResponse,
+    CallContext, CallEventsBatch, InternalAuthError, RedeemRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    ToolRequest, ToolResponse,
 };
 use contract::stream_token::TokenError;
 use serde::Deserialize;
@@ -32,7 +32,9 @@ pub const MAX_EVENTS_PER_BATCH: usize = 1000;
 
 fn authenticate(app: &SharedApp, body: &RawBody) -> Result<(), ApiFailure> {
     let result = match (body.header(TIMESTAMP_HEADER), body.header(SIGNATURE_HEADER)) {
-        (Some(ts), Some(sig)) => app.internal_auth.verify(ts, sig, "POST", &body.path, &body.bytes, now_secs()),
+        (Some(ts), Some(sig)) => {
+            app.internal_auth.verify(ts, sig, "POST", &body.path, &body.bytes, now_secs())
+        }
         _ => Err(InternalAuthError::Malformed),
     };
     result.map_err(|e| {
@@ -96,14 +98,21 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
         )),
         Redeem::AlreadyRedeemed => {
             tracing::warn!(%call_id, "stream token replayed");
-            Err(ApiFailure::new(StatusCode::CONFLICT, "token_already_redeemed", "this stream token was already used"))
+            Err(ApiFailure::new(
+                StatusCode::CONFLICT,
+                "token_already_redeemed",
+                "this stream token was already used",
+            ))
         }
-        Redeem::Unknown => Err(ApiFailure::new(StatusCode::NOT_FOUND, "token_unknown", "no call carries this stream token")),
+        Redeem::Unknown => {
+            Err(ApiFailure::new(StatusCode::NOT_FOUND, "token_unknown", "no call carries this stream token"))
+        }
     }
 }
 
 fn call_id_param(raw: &str) -> Result<Uuid, ApiFailure> {
-    raw.parse().map_err(|_| ApiFailure::new(StatusCode::BAD_REQUEST, "call_id_invalid", "call id must be a UUID"))
+    raw.parse()
+        .map_err(|_| ApiFailure::new(StatusCode::BAD_REQUEST, "call_id_invalid", "call id must be a UUID"))
 }
 
 /// Arguments of the phone `save_lead` tool: any subset.
@@ -120,19 +129,32 @@ fn tool_answer(ok: bool, output: serde_json::Value) -> Response {
 }
 
 /// `POST /internal/v1/calls/{call_id}/tools/{tool}`.
-pub async fn tool(State(app): State<SharedApp>, Path((call_id, tool)): Path<(String, String)>, body: RawBody) -> Response {
+pub async fn tool(
+    State(app): State<SharedApp>,
+    Path((call_id, tool)): Path<(String, String)>,
+    body: RawBody,
+) -> Response {
     match tool_inner(&app, &call_id, &tool, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn tool_inner(app: &SharedApp, call_id: &str, tool: &str, body: &RawBody) -> Result<Response, ApiFailure> {
+async fn tool_inner(
+    app: &SharedApp,
+    call_id: &str,
+    tool: &str,
+    body: &RawBody,
+) -> Result<Response, ApiFailure> {
     authenticate(app, body)?;
     let call_id = call_id_param(call_id)?;
     let req: ToolRequest = body.json()?;
     if tool != "save_lead" && tool != "end_call" {
-        return Err(ApiFailure::new(StatusCode::NOT_FOUND, "tool_unknown", format!("no phone tool named {tool:?}")));
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "tool_unknown",
+            format!("no phone tool named {tool:?}"),
+        ));
     }
     let call = app
         .storage
@@ -146,7 +168,12 @@ async fn tool_inner(app: &SharedApp, call_id: &str, tool: &str, body: &RawBody) 
     if tool == "save_lead" {
         let args: PhoneSaveLeadArgs = match serde_json::from_str(&req.arguments) {
             Ok(a) => a,
-            Err(e) => return Ok(tool_answer(false, json!({"error": "arguments_invalid", "message": e.to_string()}))),
+            Err(e) => {
+                return Ok(tool_answer(
+                    false,
+                    json!({"error": "arguments_invalid", "message": e.to_string()}),
+                ));
+            }
         };
         let mut correction = LeadCorrection {
             lead_id: call.lead_id,
@@ -156,11 +183,14 @@ async fn tool_inner(app: &SharedApp, call_id: &str, tool: &str, body: &RawBody) 
             at: OffsetDateTime::now_utc(),
         };
         let checked = (|| -> Result<(), ApiFailure> {
-            correction.first_name = args.first_name.as_deref().map(|n| clean_name(n, "first_name")).transpose()?;
-            correction.last_name = args.last_name.as_deref().map(|n| clean_name(n, "last_name")).transpose()?;
+            correction.first_name =
+                args.first_name.as_deref().map(|n| clean_name(n, "first_name")).transpose()?;
+            correction.last_name =
+                args.last_name.as_deref().map(|n| clean_name(n, "last_name")).transpose()?;
             if let Some(p) = &args.phone {
-                let p = phone::parse_phone(p, app.config.default_phone_region)
-                    .map_err(|e| ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
+                let p = phone::parse_phone(p, app.config.default_phone_region).map_err(|e| {
+                    ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
+                })?;
                 correction.phone_e164 = Some(p.e164);
             }
             Ok(())
@@ -170,12 +200,22 @@ async fn tool_inner(app: &SharedApp, call_id: &str, tool: &str, body: &RawBody) 
         }
         let phone_e164 = correction.phone_e164.clone();
         let applied = app.storage.write(Write::CorrectLead(correction)).await.map_err(ApiFailure::storage)?;
-        tracing::info!(?applied, phone = phone_e164.as_deref().map(phone::mask).unwrap_or_default(), "lead corrected on the phone");
-        return Ok(tool_answer(true, json!({"lead_id": call.lead_id, "saved": true, "phone_e164": phone_e164})));
+        tracing::info!(
+            ?applied,
+            phone = phone_e164.as_deref().map(phone::mask).unwrap_or_default(),
+            "lead corrected on the phone"
+        );
+        return Ok(tool_answer(
+            true,
+            json!({"lead_id": call.lead_id, "saved": true, "phone_e164": phone_e164}),
+        ));
     }
     // end_call
     let Some(sid) = call.call_sid.as_deref() else {
-        return Ok(tool_answer(false, json!({"error": "call_not_connected", "message": "the call has no Twilio CallSid yet"})));
+        return Ok(tool_answer(
+            false,
+            json!({"error": "call_not_connected", "message": "the call has no Twilio CallSid yet"}),
+        ));
     };
     match app.twilio.hang_up(sid).await {
         Ok(()) => {
@@ -196,7 +236,10 @@ async fn tool_inner(app: &SharedApp, call_id: &str, tool: &str, body: &RawBody) 
         Err(e) => {
             Metrics::inc(&app.metrics.twilio_errors);
             tracing::error!(error = %e, "hang-up failed");
-            Ok(tool_answer(false, json!({"error": e.code(), "message": "hang-up failed; the call continues"})))
+            Ok(tool_answer(
+                false,
+                json!({"error": e.code(), "message": "hang-up failed; the call continues"}),
+            ))
         }
     }
 }
@@ -207,7 +250,11 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
         authenticate(&app, &body)?;
         let call_id = call_id_param(&call_id)?;
         if !body.header("content-type").unwrap_or("").starts_with("application/json") {
-            return Err(ApiFailure::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"));
+            return Err(ApiFailure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/json",
+            ));
         }
         let batch: CallEventsBatch = parse_json(&body.bytes)?;
         if batch.events.len() > MAX_EVENTS_PER_BATCH {
@@ -218,7 +265,8 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
             ));
         }
         let n = batch.events.len() as u64;
-        let write = EventsWrite { call_id, seq: batch.seq, events: batch.events, at: OffsetDateTime::now_utc() };
+        let write =
+            EventsWrite { call_id, seq: batch.seq, events: batch.events, at: OffsetDateTime::now_utc() };
         match app.storage.write(Write::AppendEvents(write)).await {
             Ok(_) => {
                 app.metrics.call_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);

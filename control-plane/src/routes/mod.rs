@@ -100,10 +100,16 @@ impl App {
         let l = config.limits;
         Ok(Self {
             openai: OpenAiClient::new(http.clone(), &config.openai_base_url, &config.openai_api_key),
-            twilio: TwilioClient::new(http, &config.twilio_api_base, &config.twilio_account_sid, &config.twilio_auth_token),
+            twilio: TwilioClient::new(
+                http,
+                &config.twilio_api_base,
+                &config.twilio_account_sid,
+                &config.twilio_auth_token,
+            ),
             twilio_signer: TwilioSigner::new(config.twilio_auth_token.as_bytes()),
             minter: StreamTokenMinter::new(&config.stream_token_secret).map_err(|e| e.to_string())?,
-            verifier: StreamTokenVerifier::new(&[&config.stream_token_secret], 30).map_err(|e| e.to_string())?,
+            verifier: StreamTokenVerifier::new(&[&config.stream_token_secret], 30)
+                .map_err(|e| e.to_string())?,
             internal_auth: contract::internal_api::InternalAuth::new(&config.internal_api_secret),
             capabilities: CapabilityKey::derive(&config.stream_token_secret),
             limits: Mutex::new(Limiters {
@@ -229,7 +235,8 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiFailure;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let limit = if req.uri().path().starts_with("/internal/") { INTERNAL_BODY_LIMIT } else { PUBLIC_BODY_LIMIT };
+        let limit =
+            if req.uri().path().starts_with("/internal/") { INTERNAL_BODY_LIMIT } else { PUBLIC_BODY_LIMIT };
         let too_big = || {
             ApiFailure::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -237,12 +244,14 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                 format!("request body is over the {limit}-byte limit of this route"),
             )
         };
-        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let declared =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) {
             return Err(too_big());
         }
         let path = req.uri().path().to_owned();
-        let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| path.clone());
+        let path_and_query =
+            req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| path.clone());
         let (parts, body) = req.into_parts();
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_big())?;
         Ok(Self { bytes, path, path_and_query, headers: parts.headers })
@@ -276,8 +285,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Data => ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()),
-            _ => ApiFailure::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body is not valid JSON: {e}")),
+            Category::Data => {
+                ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+            }
+            _ => ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("body is not valid JSON: {e}"),
+            ),
         }
     })
 }

@@ -20,11 +20,15 @@ pub async fn healthz() -> Response {
 pub async fn readyz(State(app): State<SharedApp>) -> Response {
     let pending = app.storage.pending();
     match app.storage.store.ping().await {
-        Ok(()) => axum::Json(json!({"status": "ready", "storage": app.storage.store.kind(), "outbox_pending": pending}))
-            .into_response(),
+        Ok(()) => axum::Json(
+            json!({"status": "ready", "storage": app.storage.store.kind(), "outbox_pending": pending}),
+        )
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"code": "database_unreachable", "message": e.to_string(), "outbox_pending": pending})),
+            axum::Json(
+                json!({"code": "database_unreachable", "message": e.to_string(), "outbox_pending": pending}),
+            ),
         )
             .into_response(),
     }
@@ -37,14 +41,22 @@ pub async fn metrics(State(app): State<SharedApp>) -> Response {
 
 fn admin(app: &SharedApp, body: &RawBody) -> Result<(), ApiFailure> {
     let Some(expected) = &app.config.admin_api_token else {
-        return Err(ApiFailure::new(StatusCode::NOT_FOUND, "admin_disabled", "set ADMIN_API_TOKEN to enable admin routes"));
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "admin_disabled",
+            "set ADMIN_API_TOKEN to enable admin routes",
+        ));
     };
     let given = body.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     // Compare digests: equal-length inputs, no early exit on the secret's bytes.
     let a = ring::digest::digest(&ring::digest::SHA256, given.as_bytes());
     let b = ring::digest::digest(&ring::digest::SHA256, expected.as_bytes());
     if a.as_ref() != b.as_ref() {
-        return Err(ApiFailure::new(StatusCode::UNAUTHORIZED, "admin_unauthorized", "Authorization: Bearer <ADMIN_API_TOKEN> required"));
+        return Err(ApiFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "admin_unauthorized",
+            "Authorization: Bearer <ADMIN_API_TOKEN> required",
+        ));
     }
     Ok(())
 }
@@ -61,11 +73,14 @@ pub async fn erase(State(app): State<SharedApp>, body: RawBody) -> Response {
     let result = async {
         admin(&app, &body)?;
         let req: EraseRequest = body.json()?;
-        let p = phone::parse_phone(&req.phone, app.config.default_phone_region)
-            .map_err(|e| ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), "not a valid phone number"))?;
+        let p = phone::parse_phone(&req.phone, app.config.default_phone_region).map_err(|e| {
+            ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), "not a valid phone number")
+        })?;
         let removed = app.storage.store.erase_phone(&p.e164).await.map_err(ApiFailure::storage)?;
         tracing::info!(phone = %phone::mask(&p.e164), ?removed, "personal data erased");
-        Ok::<_, ApiFailure>(axum::Json(json!({"phone": phone::mask(&p.e164), "removed": removed})).into_response())
+        Ok::<_, ApiFailure>(
+            axum::Json(json!({"phone": phone::mask(&p.e164), "removed": removed})).into_response(),
+        )
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

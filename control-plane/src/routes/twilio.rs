@@ -17,21 +17,27 @@ use crate::store::{StatusUpdate, StoreError, Write};
 fn call_id_of(path_and_query: &str) -> Result<Uuid, ApiFailure> {
     let query = path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    pairs
-        .iter()
-        .find(|(k, _)| k == "call_id")
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| ApiFailure::new(StatusCode::BAD_REQUEST, "call_id_missing", "callback URL lacks a valid call_id"))
+    pairs.iter().find(|(k, _)| k == "call_id").and_then(|(_, v)| v.parse().ok()).ok_or_else(|| {
+        ApiFailure::new(StatusCode::BAD_REQUEST, "call_id_missing", "callback URL lacks a valid call_id")
+    })
 }
 
 /// Verifies the signature and returns the form parameters.
 fn verified_form(app: &SharedApp, body: &RawBody) -> Result<Vec<(String, String)>, ApiFailure> {
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body.bytes).map_err(|e| {
-        ApiFailure::new(StatusCode::BAD_REQUEST, "malformed_form", format!("body is not a urlencoded form: {e}"))
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+            format!("body is not a urlencoded form: {e}"),
+        )
     })?;
     let Some(sig) = body.header("x-twilio-signature") else {
         Metrics::inc(&app.metrics.signature_failures);
-        return Err(ApiFailure::new(StatusCode::UNAUTHORIZED, "signature_missing", "x-twilio-signature header is missing"));
+        return Err(ApiFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "signature_missing",
+            "x-twilio-signature header is missing",
+        ));
     };
     let url = format!("{}{}", app.config.public_app_url, body.path_and_query);
     let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -46,7 +52,11 @@ fn verified_form(app: &SharedApp, body: &RawBody) -> Result<Vec<(String, String)
     }
     let account = params.iter().find(|(k, _)| k == "AccountSid").map(|(_, v)| v.as_str());
     if account.is_some_and(|a| a != app.config.twilio_account_sid) {
-        return Err(ApiFailure::new(StatusCode::FORBIDDEN, "account_mismatch", "callback for another Twilio account"));
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            "account_mismatch",
+            "callback for another Twilio account",
+        ));
     }
     Ok(params)
 }
@@ -66,7 +76,8 @@ async fn record(app: &SharedApp, update: StatusUpdate) -> Response {
             StatusCode::NO_CONTENT.into_response()
         }
         Err(StoreError::NotFound(_)) => {
-            ApiFailure::new(StatusCode::NOT_FOUND, "call_unknown", "no call with this call_id").into_response()
+            ApiFailure::new(StatusCode::NOT_FOUND, "call_unknown", "no call with this call_id")
+                .into_response()
         }
         Err(e) => ApiFailure::storage(e).into_response(),
     }
@@ -74,12 +85,14 @@ async fn record(app: &SharedApp, update: StatusUpdate) -> Response {
 
 /// `POST /twilio/status?call_id=…`: `CallStatus` → the call's timeline.
 pub async fn call_status(State(app): State<SharedApp>, body: RawBody) -> Response {
-    let (call_id, params) = match call_id_of(&body.path_and_query).and_then(|id| Ok((id, verified_form(&app, &body)?))) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+    let (call_id, params) =
+        match call_id_of(&body.path_and_query).and_then(|id| Ok((id, verified_form(&app, &body)?))) {
+            Ok(v) => v,
+            Err(e) => return e.into_response(),
+        };
     let Some(status) = get(&params, "CallStatus") else {
-        return ApiFailure::new(StatusCode::BAD_REQUEST, "call_status_missing", "CallStatus is missing").into_response();
+        return ApiFailure::new(StatusCode::BAD_REQUEST, "call_status_missing", "CallStatus is missing")
+            .into_response();
     };
     let detail = ["CallDuration", "ErrorCode", "SipResponseCode", "AnsweredBy"]
         .iter()
@@ -99,12 +112,14 @@ pub async fn call_status(State(app): State<SharedApp>, body: RawBody) -> Respons
 
 /// `POST /twilio/stream-status?call_id=…`: `StreamEvent` → the call's timeline.
 pub async fn stream_status(State(app): State<SharedApp>, body: RawBody) -> Response {
-    let (call_id, params) = match call_id_of(&body.path_and_query).and_then(|id| Ok((id, verified_form(&app, &body)?))) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+    let (call_id, params) =
+        match call_id_of(&body.path_and_query).and_then(|id| Ok((id, verified_form(&app, &body)?))) {
+            Ok(v) => v,
+            Err(e) => return e.into_response(),
+        };
     let Some(event) = get(&params, "StreamEvent") else {
-        return ApiFailure::new(StatusCode::BAD_REQUEST, "stream_event_missing", "StreamEvent is missing").into_response();
+        return ApiFailure::new(StatusCode::BAD_REQUEST, "stream_event_missing", "StreamEvent is missing")
+            .into_response();
     };
     let update = StatusUpdate {
         call_id,

@@ -49,12 +49,19 @@ fn limited(what: &str, r: RetryAfter, app: &SharedApp) -> ApiFailure {
 
 /// `POST /api/session`: an ephemeral OpenAI secret for the web agent, and a capability for the
 /// tool routes. Rate-limited per IP.
-pub async fn create_session(State(app): State<SharedApp>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+pub async fn create_session(
+    State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     let ip = client_ip(&peer);
     if let Err(r) = app.limiters().sessions_per_ip.check(ip, now_ms()) {
         return limited("sessions", r, &app).into_response();
     }
-    let secret = match app.openai.create_client_secret(&app.config.openai_realtime_model, &app.config.openai_voice).await {
+    let secret = match app
+        .openai
+        .create_client_secret(&app.config.openai_realtime_model, &app.config.openai_voice)
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             Metrics::inc(&app.metrics.openai_errors);
@@ -64,8 +71,12 @@ pub async fn create_session(State(app): State<SharedApp>, ConnectInfo(peer): Con
                 OpenAiError::Auth(_) => (StatusCode::BAD_GATEWAY, "openai_auth_failed"),
                 _ => (StatusCode::BAD_GATEWAY, "openai_unavailable"),
             };
-            return ApiFailure::new(status, code, "L'assistant vocal est momentanément indisponible, réessayez dans un instant.")
-                .into_response();
+            return ApiFailure::new(
+                status,
+                code,
+                "L'assistant vocal est momentanément indisponible, réessayez dans un instant.",
+            )
+            .into_response();
         }
     };
     let session_id = Uuid::new_v4();
@@ -150,7 +161,8 @@ async fn save_lead_inner(app: &SharedApp, body: &RawBody) -> Result<Response, Ap
             "Pour vous rappeler, j'ai besoin de votre accord pour conserver vos coordonnées. Êtes-vous d'accord ?",
         ));
     }
-    let phone = phone::parse_phone(&args.phone, app.config.default_phone_region).map_err(|e| phone_failure(&e))?;
+    let phone =
+        phone::parse_phone(&args.phone, app.config.default_phone_region).map_err(|e| phone_failure(&e))?;
     let lead_id = lead_id_for_session(session_id);
     let lead = NewLead {
         id: lead_id,
@@ -195,7 +207,11 @@ fn refused(app: &SharedApp, f: ApiFailure) -> ApiFailure {
     f
 }
 
-async fn trigger_call_inner(app: &SharedApp, peer: SocketAddr, body: &RawBody) -> Result<Response, ApiFailure> {
+async fn trigger_call_inner(
+    app: &SharedApp,
+    peer: SocketAddr,
+    body: &RawBody,
+) -> Result<Response, ApiFailure> {
     let session_id = session_of(app, body)?;
     let args: TriggerCallArgs = body.json()?;
     let lead_id = lead_id_for_session(session_id);
@@ -223,20 +239,15 @@ async fn trigger_call_inner(app: &SharedApp, peer: SocketAddr, body: &RawBody) -
             return Err(limited("appels", r, app));
         }
     }
-    let lead = app
-        .storage
-        .store
-        .get_lead(lead_id)
-        .await
-        .map_err(ApiFailure::storage)?
-        .ok_or_else(|| {
-            ApiFailure::new(
-                StatusCode::NOT_FOUND,
-                "lead_not_found",
-                "Je n'ai pas encore vos coordonnées : enregistrez-les d'abord avec save_lead.",
-            )
-        })?;
-    let phone = phone::parse_phone(&lead.phone_e164, app.config.default_phone_region).map_err(|e| phone_failure(&e))?;
+    let lead = app.storage.store.get_lead(lead_id).await.map_err(ApiFailure::storage)?.ok_or_else(|| {
+        ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "lead_not_found",
+            "Je n'ai pas encore vos coordonnées : enregistrez-les d'abord avec save_lead.",
+        )
+    })?;
+    let phone = phone::parse_phone(&lead.phone_e164, app.config.default_phone_region)
+        .map_err(|e| phone_failure(&e))?;
     app.config.call_policy.check(&phone).map_err(|e| refused(app, phone_failure(&e)))?;
     {
         let mut l = app.limiters();
@@ -269,7 +280,11 @@ async fn trigger_call_inner(app: &SharedApp, peer: SocketAddr, body: &RawBody) -
     let call_id = Uuid::new_v4();
     let mut nonce = [0u8; 12];
     app.rng.fill(&mut nonce).map_err(|_| {
-        ApiFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "rng_failed", "system random number generator failed")
+        ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rng_failed",
+            "system random number generator failed",
+        )
     })?;
     let expires_at = now_secs() + app.config.stream_token_ttl_secs;
     let token = app.minter.mint(&StreamClaims {
@@ -380,7 +395,9 @@ fn twilio_failure(app: &SharedApp, e: &TwilioError) -> ApiFailure {
             e.code(),
             "Ce service de démonstration ne peut appeler que des numéros vérifiés au préalable. Ce numéro ne l'est pas.",
         ),
-        TwilioError::RateLimited => ApiFailure::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), unavailable).retry_after(30),
+        TwilioError::RateLimited => {
+            ApiFailure::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), unavailable).retry_after(30)
+        }
         _ => ApiFailure::new(StatusCode::BAD_GATEWAY, e.code(), unavailable),
     }
 }

@@ -170,7 +170,8 @@ impl Storage {
                 Err(StoreError::Unavailable(_)) => break,
                 Err(e) => {
                     tracing::error!(seq, error = %e, "outbox: write refused by the database, moved to dead/");
-                    let _ = tokio::fs::rename(&path, self.dir.join("dead").join(format!("{seq:020}.json"))).await;
+                    let _ =
+                        tokio::fs::rename(&path, self.dir.join("dead").join(format!("{seq:020}.json"))).await;
                     report.dead += 1;
                     self.metrics.outbox_dead.fetch_add(1, Ordering::Relaxed);
                 }

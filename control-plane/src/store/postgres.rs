@@ -16,13 +16,14 @@ use super::sql::{SqlPool, SqlStore, map_err};
 pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
 
 /// Arbitrary constant naming our advisory lock.
-const LOCK_KEY: i64 = 0x6361_6c6c_7761_79;
+const LOCK_KEY: i64 = 0x0063_616c_6c77_6179;
 
 /// Connects (lazily: the first query opens the first connection, so a database that is down at
 /// start does not stop the service; writes go to the outbox meanwhile).
 pub fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> {
-    let opts: PgConnectOptions =
-        url.parse().map_err(|e| StoreError::Other(format!("DATABASE_URL is not a valid Postgres URL: {e}")))?;
+    let opts: PgConnectOptions = url
+        .parse()
+        .map_err(|e| StoreError::Other(format!("DATABASE_URL is not a valid Postgres URL: {e}")))?;
     // Supabase's transaction pooler (port 6543) does not support prepared statements.
     let opts = if url.contains(":6543") { opts.statement_cache_capacity(0) } else { opts };
     let pool = PgPoolOptions::new()
@@ -42,7 +43,11 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     .map_err(map_err)?;
     for (version, sql) in MIGRATIONS {
         let mut tx = pool.begin().await.map_err(map_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let done = sqlx::query("SELECT version FROM callway_migrations WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)

@@ -57,7 +57,9 @@ pub fn map_err(e: sqlx::Error) -> StoreError {
         }
         sqlx::Error::Io(e) => StoreError::Unavailable(format!("i/o: {e}")),
         sqlx::Error::Tls(e) => StoreError::Unavailable(format!("tls: {e}")),
-        sqlx::Error::PoolTimedOut => StoreError::Unavailable("no database connection within the pool timeout".into()),
+        sqlx::Error::PoolTimedOut => {
+            StoreError::Unavailable("no database connection within the pool timeout".into())
+        }
         sqlx::Error::PoolClosed => StoreError::Unavailable("pool closed".into()),
         sqlx::Error::WorkerCrashed => StoreError::Unavailable("database worker crashed".into()),
         sqlx::Error::Protocol(p) => StoreError::Unavailable(format!("protocol: {p}")),
@@ -174,7 +176,8 @@ impl SqlStore {
     pub async fn record_status(&self, u: &StatusUpdate) -> Result<(), StoreError> {
         const INSERT: &str = "INSERT INTO call_status_events (call_id, status, source, detail, at) VALUES ($1, $2, $3, $4, $5)";
         const SID: &str = "UPDATE calls SET call_sid = COALESCE(call_sid, $2), updated_at = $3 WHERE id = $1";
-        const ADVANCE: &str = "UPDATE calls SET status = $2, status_rank = $3 WHERE id = $1 AND status_rank < $3";
+        const ADVANCE: &str =
+            "UPDATE calls SET status = $2, status_rank = $3 WHERE id = $1 AND status_rank < $3";
         let at = utc(u.at);
         let rank = if u.source == "twilio-stream" { None } else { status_rank(&u.status) };
         on_pool!(&self.pool, p => {
@@ -277,8 +280,10 @@ impl SqlStore {
     /// Deletes the leads with this number and everything hanging off them, in one transaction.
     pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
         const LEADS: &str = "SELECT id FROM leads WHERE phone_e164 = $1";
-        const EVENTS: &str = "DELETE FROM call_events WHERE call_id IN (SELECT id FROM calls WHERE lead_id = $1)";
-        const STATUS: &str = "DELETE FROM call_status_events WHERE call_id IN (SELECT id FROM calls WHERE lead_id = $1)";
+        const EVENTS: &str =
+            "DELETE FROM call_events WHERE call_id IN (SELECT id FROM calls WHERE lead_id = $1)";
+        const STATUS: &str =
+            "DELETE FROM call_status_events WHERE call_id IN (SELECT id FROM calls WHERE lead_id = $1)";
         const CALLS: &str = "DELETE FROM calls WHERE lead_id = $1";
         const LEAD: &str = "DELETE FROM leads WHERE id = $1";
         on_pool!(&self.pool, p => {

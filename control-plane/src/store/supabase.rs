@@ -55,7 +55,11 @@ fn in_list(ids: &[Uuid]) -> String {
 impl SupabaseStore {
     /// A client for the project at `url` (`https://<ref>.supabase.co`).
     pub fn new(http: reqwest::Client, url: &str, service_role_key: &str) -> Self {
-        Self { http, rest: format!("{}/rest/v1", url.trim_end_matches('/')), key: service_role_key.to_owned() }
+        Self {
+            http,
+            rest: format!("{}/rest/v1", url.trim_end_matches('/')),
+            key: service_role_key.to_owned(),
+        }
     }
 
     /// Sends one request; returns the body of a 2xx, or the classified error.
@@ -83,10 +87,15 @@ impl SupabaseStore {
             req = req.header("content-type", "application/json").body(b.to_string());
         }
         let res = req.send().await.map_err(|e| {
-            StoreError::Unavailable(if e.is_timeout() { "Supabase timed out".into() } else { "Supabase unreachable".into() })
+            StoreError::Unavailable(if e.is_timeout() {
+                "Supabase timed out".into()
+            } else {
+                "Supabase unreachable".into()
+            })
         })?;
         let status = res.status().as_u16();
-        let text = res.text().await.map_err(|_| StoreError::Unavailable("Supabase answer cut short".into()))?;
+        let text =
+            res.text().await.map_err(|_| StoreError::Unavailable("Supabase answer cut short".into()))?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
@@ -108,7 +117,10 @@ impl SupabaseStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let latest = super::postgres::MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
         let rows = self
-            .rows("callway_migrations", &[("select", "version".into()), ("order", "version.desc".into()), ("limit", "1".into())])
+            .rows(
+                "callway_migrations",
+                &[("select", "version".into()), ("order", "version.desc".into()), ("limit", "1".into())],
+            )
             .await?;
         let have = rows.first().and_then(|r| r["version"].as_i64()).unwrap_or(0);
         if have < latest {
@@ -121,7 +133,9 @@ impl SupabaseStore {
 
     /// A cheap read.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.rows("callway_migrations", &[("select", "version".into()), ("limit", "1".into())]).await.map(|_| ())
+        self.rows("callway_migrations", &[("select", "version".into()), ("limit", "1".into())])
+            .await
+            .map(|_| ())
     }
 
     /// Insert, or on 23505 update the existing row (the id is derived from the session).
@@ -139,7 +153,9 @@ impl SupabaseStore {
                     "first_name": l.first_name, "last_name": l.last_name, "phone_e164": l.phone_e164,
                     "consent_at": at, "consent_text": l.consent_text, "updated_at": at,
                 });
-                self.call(Method::PATCH, "leads", &[("id", eq(l.id))], Some("return=minimal"), Some(&patch)).await.map(|_| ())
+                self.call(Method::PATCH, "leads", &[("id", eq(l.id))], Some("return=minimal"), Some(&patch))
+                    .await
+                    .map(|_| ())
             }
             Err(e) => Err(e),
         }
@@ -172,7 +188,9 @@ impl SupabaseStore {
 
     /// A lead by id.
     pub async fn get_lead(&self, id: Uuid) -> Result<Option<Lead>, StoreError> {
-        let rows = self.rows("leads", &[("id", eq(id)), ("select", "id,first_name,last_name,phone_e164".into())]).await?;
+        let rows = self
+            .rows("leads", &[("id", eq(id)), ("select", "id,first_name,last_name,phone_e164".into())])
+            .await?;
         Ok(rows.first().map(|r| Lead {
             id,
             first_name: r["first_name"].as_str().unwrap_or_default().to_owned(),
@@ -197,7 +215,10 @@ impl SupabaseStore {
         let rows = self
             .rows(
                 "calls",
-                &[("id", eq(id)), ("select", "id,lead_id,call_sid,status,end_reason,input_tokens,output_tokens".into())],
+                &[
+                    ("id", eq(id)),
+                    ("select", "id,lead_id,call_sid,status,end_reason,input_tokens,output_tokens".into()),
+                ],
             )
             .await?;
         Ok(rows.first().map(|r| CallRow {
@@ -214,7 +235,10 @@ impl SupabaseStore {
     /// Statuses, oldest first.
     pub async fn status_timeline(&self, id: Uuid) -> Result<Vec<String>, StoreError> {
         let rows = self
-            .rows("call_status_events", &[("call_id", eq(id)), ("select", "status".into()), ("order", "id.asc".into())])
+            .rows(
+                "call_status_events",
+                &[("call_id", eq(id)), ("select", "status".into()), ("order", "id.asc".into())],
+            )
             .await?;
         Ok(rows.iter().filter_map(|r| r["status"].as_str().map(str::to_owned)).collect())
     }
@@ -283,13 +307,18 @@ impl SupabaseStore {
             Some(r) => {
                 let lead_id: Uuid = r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
                 let summary = r["summary"].as_str().unwrap_or_default().to_owned();
-                let lead = self.rows("leads", &[("id", eq(lead_id)), ("select", "first_name".into())]).await?;
-                let first_name = lead.first().and_then(|l| l["first_name"].as_str()).unwrap_or_default().to_owned();
+                let lead =
+                    self.rows("leads", &[("id", eq(lead_id)), ("select", "first_name".into())]).await?;
+                let first_name =
+                    lead.first().and_then(|l| l["first_name"].as_str()).unwrap_or_default().to_owned();
                 Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary }))
             }
             None => {
                 let exists = self
-                    .rows("calls", &[("id", eq(call_id)), ("stream_nonce", eq(nonce)), ("select", "id".into())])
+                    .rows(
+                        "calls",
+                        &[("id", eq(call_id)), ("stream_nonce", eq(nonce)), ("select", "id".into())],
+                    )
                     .await?;
                 Ok(if exists.is_empty() { Redeem::Unknown } else { Redeem::AlreadyRedeemed })
             }
@@ -321,7 +350,8 @@ impl SupabaseStore {
                 Some(&Value::Array(rows)),
             )
             .await?;
-        let inserted: Vec<Value> = serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
+        let inserted: Vec<Value> =
+            serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
         let new_seqs: Vec<u64> = inserted.iter().filter_map(|r| r["seq"].as_u64()).collect();
         let (mut input, mut output, mut ended) = (0u64, 0u64, None);
         for (i, e) in b.events.iter().enumerate() {
@@ -338,7 +368,10 @@ impl SupabaseStore {
             }
         }
         if input + output > 0 || ended.is_some() {
-            let call = self.get_call(b.call_id).await?.ok_or_else(|| StoreError::NotFound(format!("call {}", b.call_id)))?;
+            let call = self
+                .get_call(b.call_id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("call {}", b.call_id)))?;
             let mut patch = json!({
                 "input_tokens": call.input_tokens.saturating_add(i64::try_from(input).unwrap_or(i64::MAX)),
                 "output_tokens": call.output_tokens.saturating_add(i64::try_from(output).unwrap_or(i64::MAX)),
@@ -348,7 +381,8 @@ impl SupabaseStore {
                 patch["end_side"] = side_name(*side).into();
                 patch["duration_ms"] = (*duration_ms).into();
             }
-            self.call(Method::PATCH, "calls", &[("id", eq(b.call_id))], Some("return=minimal"), Some(&patch)).await?;
+            self.call(Method::PATCH, "calls", &[("id", eq(b.call_id))], Some("return=minimal"), Some(&patch))
+                .await?;
         }
         Ok(())
     }
@@ -357,7 +391,11 @@ impl SupabaseStore {
     pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.count_deleted(
             "call_events",
-            &[("kind", "eq.transcript".into()), ("created_at", format!("lt.{}", ts(before))), ("select", "seq".into())],
+            &[
+                ("kind", "eq.transcript".into()),
+                ("created_at", format!("lt.{}", ts(before))),
+                ("select", "seq".into()),
+            ],
         )
         .await
     }
@@ -373,14 +411,20 @@ impl SupabaseStore {
         let calls = self.rows("calls", &[("lead_id", in_list(&lead_ids)), ("select", "id".into())]).await?;
         let call_ids: Vec<Uuid> = calls.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
         if !call_ids.is_empty() {
-            out.call_events =
-                self.count_deleted("call_events", &[("call_id", in_list(&call_ids)), ("select", "seq".into())]).await?;
-            out.call_status_events = self
-                .count_deleted("call_status_events", &[("call_id", in_list(&call_ids)), ("select", "id".into())])
+            out.call_events = self
+                .count_deleted("call_events", &[("call_id", in_list(&call_ids)), ("select", "seq".into())])
                 .await?;
-            out.calls = self.count_deleted("calls", &[("id", in_list(&call_ids)), ("select", "id".into())]).await?;
+            out.call_status_events = self
+                .count_deleted(
+                    "call_status_events",
+                    &[("call_id", in_list(&call_ids)), ("select", "id".into())],
+                )
+                .await?;
+            out.calls =
+                self.count_deleted("calls", &[("id", in_list(&call_ids)), ("select", "id".into())]).await?;
         }
-        out.leads = self.count_deleted("leads", &[("id", in_list(&lead_ids)), ("select", "id".into())]).await?;
+        out.leads =
+            self.count_deleted("leads", &[("id", in_list(&lead_ids)), ("select", "id".into())]).await?;
         Ok(out)
     }
 }
