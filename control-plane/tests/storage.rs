@@ -1,0 +1,267 @@
+//! The storage contract, run against both SQL backends: a real PostgreSQL (fresh database per
+//! test) and SQLite. Every rule the routes rely on is checked here at the store level: upserts
+//! are idempotent, one active call per lead, statuses only move forward, a stream token is
+//! redeemed once even under a race, event batches are idempotent by `seq`, retention purge and
+//! erasure remove exactly what they say.
+
+mod common;
+
+use std::sync::Arc;
+
+use callway_control::config::StorageConfig;
+use callway_control::store::{
+    EventsWrite, LeadCorrection, NewCall, NewLead, Redeem, StatusUpdate, Store, StoreError, Write,
+};
+use contract::internal_api::{CallEvent, Side, Speaker};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+async fn postgres() -> Store {
+    let url = common::pg::fresh_database().await;
+    let s = callway_control::open_store(&StorageConfig::Postgres { url }).await.unwrap();
+    s.migrate().await.unwrap();
+    s.migrate().await.expect("migrations are idempotent");
+    s
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("t.sqlite3").display());
+    let s = callway_control::open_store(&StorageConfig::Sqlite { url }).await.unwrap();
+    s.migrate().await.unwrap();
+    s.migrate().await.expect("migrations are idempotent");
+    s
+}
+
+fn lead(phone: &str) -> NewLead {
+    NewLead {
+        id: Uuid::new_v4(),
+        session_id: Some(Uuid::new_v4()),
+        first_name: "Claire".into(),
+        last_name: "Martin".into(),
+        phone_e164: phone.into(),
+        source: "web".into(),
+        consent_text: "v1: ok".into(),
+        at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn call(lead_id: Uuid) -> NewCall {
+    let at = OffsetDateTime::now_utc();
+    NewCall {
+        id: Uuid::new_v4(),
+        lead_id,
+        session_id: None,
+        summary: "Veut une démo lundi.".into(),
+        stream_nonce: Uuid::new_v4().simple().to_string(),
+        token_expires_at: at + Duration::minutes(2),
+        at,
+    }
+}
+
+fn status(call_id: Uuid, s: &str, source: &str) -> Write {
+    Write::RecordStatus(StatusUpdate {
+        call_id,
+        call_sid: Some("CA0123456789abcdef0123456789abcdef".into()),
+        status: s.into(),
+        source: source.into(),
+        detail: None,
+        at: OffsetDateTime::now_utc(),
+    })
+}
+
+async fn upsert_is_idempotent_and_correction_applies(s: Store) {
+    let mut l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    l.first_name = "Claire-Marie".into();
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let got = s.get_lead(l.id).await.unwrap().unwrap();
+    assert_eq!(got.first_name, "Claire-Marie");
+    s.apply(&Write::CorrectLead(LeadCorrection {
+        lead_id: l.id,
+        first_name: None,
+        last_name: Some("Durand".into()),
+        phone_e164: Some("+33698765432".into()),
+        at: OffsetDateTime::now_utc(),
+    }))
+    .await
+    .unwrap();
+    let got = s.get_lead(l.id).await.unwrap().unwrap();
+    assert_eq!((got.first_name.as_str(), got.last_name.as_str()), ("Claire-Marie", "Durand"));
+    assert_eq!(got.phone_e164, "+33698765432");
+    let missing = LeadCorrection {
+        lead_id: Uuid::new_v4(),
+        first_name: Some("X".into()),
+        last_name: None,
+        phone_e164: None,
+        at: OffsetDateTime::now_utc(),
+    };
+    assert!(matches!(s.apply(&Write::CorrectLead(missing)).await, Err(StoreError::NotFound(_))));
+    assert!(s.get_lead(Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn one_active_call_per_lead(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let first = call(l.id);
+    s.create_call(&first).await.unwrap();
+    assert!(matches!(s.create_call(&call(l.id)).await, Err(StoreError::Conflict(_))));
+    s.apply(&status(first.id, "ringing", "twilio-call")).await.unwrap();
+    assert!(matches!(s.create_call(&call(l.id)).await, Err(StoreError::Conflict(_))));
+    s.apply(&status(first.id, "no-answer", "twilio-call")).await.unwrap();
+    s.create_call(&call(l.id)).await.expect("a finished call frees the slot");
+    let orphan = call(Uuid::new_v4());
+    assert!(s.create_call(&orphan).await.is_err(), "a call needs an existing lead");
+}
+
+async fn statuses_only_move_forward(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = call(l.id);
+    s.create_call(&c).await.unwrap();
+    s.apply(&status(c.id, "ringing", "twilio-call")).await.unwrap();
+    s.apply(&status(c.id, "initiated", "twilio-call")).await.unwrap(); // late callback
+    s.apply(&status(c.id, "stream-started", "twilio-stream")).await.unwrap();
+    let row = s.get_call(c.id).await.unwrap().unwrap();
+    assert_eq!(row.status, "ringing");
+    assert_eq!(row.call_sid.as_deref(), Some("CA0123456789abcdef0123456789abcdef"));
+    s.apply(&status(c.id, "in-progress", "twilio-call")).await.unwrap();
+    s.apply(&status(c.id, "completed", "twilio-call")).await.unwrap();
+    assert_eq!(s.get_call(c.id).await.unwrap().unwrap().status, "completed");
+    assert_eq!(
+        s.status_timeline(c.id).await.unwrap(),
+        ["ringing", "initiated", "stream-started", "in-progress", "completed"]
+    );
+    let unknown = status(Uuid::new_v4(), "ringing", "twilio-call");
+    assert!(matches!(s.apply(&unknown).await, Err(StoreError::NotFound(_))));
+}
+
+async fn token_redeemed_exactly_once_even_when_raced(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = call(l.id);
+    s.create_call(&c).await.unwrap();
+    assert_eq!(
+        s.redeem(c.id, "wrong-nonce", None, OffsetDateTime::now_utc()).await.unwrap(),
+        Redeem::Unknown
+    );
+    let s = Arc::new(s);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (s, nonce) = (s.clone(), c.stream_nonce.clone());
+        tasks.push(tokio::spawn(async move {
+            s.redeem(c.id, &nonce, Some("CA0123456789abcdef0123456789abcdef"), OffsetDateTime::now_utc())
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = Vec::new();
+    let mut already = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Redeem::Redeemed(r) => won.push(r),
+            Redeem::AlreadyRedeemed => already += 1,
+            Redeem::Unknown => panic!("the call exists"),
+        }
+    }
+    assert_eq!((won.len(), already), (1, 7));
+    assert_eq!(won[0].first_name, "Claire");
+    assert_eq!(won[0].summary, "Veut une démo lundi.");
+    assert_eq!(won[0].lead_id, l.id);
+}
+
+async fn event_batches_are_idempotent(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = call(l.id);
+    s.create_call(&c).await.unwrap();
+    let batch = Write::AppendEvents(EventsWrite {
+        call_id: c.id,
+        seq: 0,
+        events: vec![
+            CallEvent::Transcript { speaker: Speaker::Agent, text: "Bonjour Claire".into(), at_ms: 400 },
+            CallEvent::Usage { response_id: "resp_1".into(), input_tokens: 100, output_tokens: 40 },
+        ],
+        at: OffsetDateTime::now_utc(),
+    });
+    s.apply(&batch).await.unwrap();
+    s.apply(&batch).await.expect("a retried batch is harmless");
+    let end = Write::AppendEvents(EventsWrite {
+        call_id: c.id,
+        seq: 1, // overlaps the usage event: only seq 2 is new
+        events: vec![
+            CallEvent::Usage { response_id: "resp_1".into(), input_tokens: 100, output_tokens: 40 },
+            CallEvent::Ended { side: Side::Twilio, reason: "caller_hung_up".into(), duration_ms: 61_000 },
+        ],
+        at: OffsetDateTime::now_utc(),
+    });
+    s.apply(&end).await.unwrap();
+    let row = s.get_call(c.id).await.unwrap().unwrap();
+    assert_eq!((row.input_tokens, row.output_tokens), (100, 40));
+    assert_eq!(row.end_reason.as_deref(), Some("caller_hung_up"));
+    let orphan = Write::AppendEvents(EventsWrite {
+        call_id: Uuid::new_v4(),
+        seq: 0,
+        events: vec![],
+        at: OffsetDateTime::now_utc(),
+    });
+    assert!(matches!(s.apply(&orphan).await, Err(StoreError::NotFound(_))));
+}
+
+async fn purge_and_erase_remove_what_they_say(s: Store) {
+    let old = OffsetDateTime::now_utc() - Duration::days(40);
+    let l = lead("+33612345678");
+    let other = lead("+33698765432");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    s.apply(&Write::UpsertLead(other.clone())).await.unwrap();
+    let c = call(l.id);
+    let c2 = call(other.id);
+    s.create_call(&c).await.unwrap();
+    s.create_call(&c2).await.unwrap();
+    s.apply(&status(c.id, "ringing", "twilio-call")).await.unwrap();
+    for (call_id, at) in [(c.id, old), (c2.id, OffsetDateTime::now_utc())] {
+        s.apply(&Write::AppendEvents(EventsWrite {
+            call_id,
+            seq: 0,
+            events: vec![
+                CallEvent::Transcript { speaker: Speaker::Caller, text: "Oui".into(), at_ms: 1 },
+                CallEvent::Usage { response_id: "r".into(), input_tokens: 1, output_tokens: 1 },
+            ],
+            at,
+        }))
+        .await
+        .unwrap();
+    }
+    let purged = s.purge_transcripts(OffsetDateTime::now_utc() - Duration::days(30)).await.unwrap();
+    assert_eq!(purged, 1, "only the old transcript line, not usage, not the recent one");
+    let erased = s.erase_phone("+33612345678").await.unwrap();
+    assert_eq!((erased.leads, erased.calls, erased.call_status_events, erased.call_events), (1, 1, 1, 1));
+    assert!(s.get_lead(l.id).await.unwrap().is_none());
+    assert!(s.get_call(c.id).await.unwrap().is_none());
+    assert!(s.get_lead(other.id).await.unwrap().is_some(), "other people's data stays");
+    assert_eq!(s.erase_phone("+33612345678").await.unwrap(), Default::default());
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_postgres {
+            use super::*;
+            $( #[tokio::test] async fn $name() { super::$name(postgres().await).await } )*
+        }
+        mod on_sqlite {
+            use super::*;
+            $( #[tokio::test] async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$name(sqlite(&dir).await).await
+            } )*
+        }
+    };
+}
+
+both_backends!(
+    upsert_is_idempotent_and_correction_applies,
+    one_active_call_per_lead,
+    statuses_only_move_forward,
+    token_redeemed_exactly_once_even_when_raced,
+    event_batches_are_idempotent,
+    purge_and_erase_remove_what_they_say,
+);
