@@ -117,7 +117,13 @@ impl Running {
     }
 
     /// POSTs raw bytes with a content type and optional bearer.
-    pub async fn post_raw(&self, path: &str, bearer: Option<&str>, content_type: &str, body: Vec<u8>) -> Answer {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
         let mut req = self.http.post(self.url(path)).header("content-type", content_type).body(body);
         if let Some(b) = bearer {
             req = req.bearer_auth(b);

@@ -80,7 +80,9 @@ impl PgCluster {
     /// initdb + start. Needs `CALLWAY_PG_BIN` (set by `scripts/test`).
     pub fn start() -> PgCluster {
         let bin = PathBuf::from(std::env::var("CALLWAY_PG_BIN").unwrap_or_else(|_| {
-            panic!("CALLWAY_PG_BIN is not set: run the suite with scripts/test (it exports PostgreSQL's bin dir)")
+            panic!(
+                "CALLWAY_PG_BIN is not set: run the suite with scripts/test (it exports PostgreSQL's bin dir)"
+            )
         }));
         let dir = tempfile::Builder::new().prefix("callway-pg-").tempdir().unwrap();
         if running_as_root() {
