@@ -109,7 +109,7 @@ pub struct Config {
     pub call_policy: CallPolicy,
     /// `OUTBOX_DIR` (default `callway-outbox`).
     pub outbox_dir: PathBuf,
-    /// Rate limits (defaults; not configurable from the environment yet).
+    /// Rate limits (`RATE_LIMIT_*`, defaults in [`Limits::default`]).
     pub limits: Limits,
 }
 
@@ -374,6 +374,39 @@ impl Config {
             }
         };
         let outbox_dir = PathBuf::from(r.opt("OUTBOX_DIR").unwrap_or_else(|| "callway-outbox".into()));
+        let d = Limits::default();
+        let limits = Limits {
+            sessions_per_ip: Quota::per_hour(r.number(
+                "RATE_LIMIT_SESSIONS_PER_IP_PER_HOUR",
+                d.sessions_per_ip.limit,
+                1,
+                100_000,
+            )),
+            saves_per_session: Quota::per_hour(r.number(
+                "RATE_LIMIT_SAVES_PER_SESSION_PER_HOUR",
+                d.saves_per_session.limit,
+                1,
+                1_000,
+            )),
+            calls_per_session: Quota::per_hour(r.number(
+                "RATE_LIMIT_CALLS_PER_SESSION_PER_HOUR",
+                d.calls_per_session.limit,
+                1,
+                100,
+            )),
+            calls_per_number: Quota::per_day(r.number(
+                "RATE_LIMIT_CALLS_PER_NUMBER_PER_DAY",
+                d.calls_per_number.limit,
+                1,
+                100,
+            )),
+            calls_per_ip: Quota::per_hour(r.number(
+                "RATE_LIMIT_CALLS_PER_IP_PER_HOUR",
+                d.calls_per_ip.limit,
+                1,
+                10_000,
+            )),
+        };
 
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -401,7 +434,7 @@ impl Config {
             default_phone_region,
             call_policy,
             outbox_dir,
-            limits: Limits::default(),
+            limits,
         })
     }
 
