@@ -5,39 +5,10 @@
 
 mod common;
 
-use common::recorder::{Recorder, Reply};
-use common::{Db, Running};
+use common::recorder::Reply;
+use common::web::*;
 use contract::stream_token::StreamTokenVerifier;
 use serde_json::{Value, json};
-
-struct Web {
-    app: Running,
-    openai: Recorder,
-    twilio: Recorder,
-    _dir: tempfile::TempDir,
-}
-
-async fn web_with(extra: &[(&str, &str)]) -> Web {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::Url(format!("sqlite:{}?mode=rwc", dir.path().join("cp.sqlite3").display()));
-    let (openai, twilio) = (Recorder::start().await, Recorder::start().await);
-    let mut env = common::env_for(&db, &openai.base, &twilio.base);
-    for (k, v) in extra {
-        env.insert((*k).into(), (*v).into());
-    }
-    Web { app: Running::start(env).await, openai, twilio, _dir: dir }
-}
-
-async fn web() -> Web {
-    web_with(&[]).await
-}
-
-fn lead_body(phone: &str) -> Value {
-    json!({"first_name": "  Claire ", "last_name": "Martin", "phone": phone, "consent": true})
-}
-
-const CALL_RESOURCE: &str =
-    r#"{"sid":"CA0123456789abcdef0123456789abcdef","status":"queued","direction":"outbound-api"}"#;
 
 #[tokio::test]
 async fn session_returns_an_ephemeral_secret_and_a_capability_never_the_key() {
@@ -202,45 +173,6 @@ async fn save_lead_refuses_bad_input_with_precise_errors() {
     long["last_name"] = json!("x".repeat(81));
     let r = w.app.post_json("/api/tools/save_lead", Some(&cap), &long).await;
     assert_eq!((r.status, r.code()), (422, "last_name_invalid"));
-}
-
-async fn saved(w: &Web, phone: &str) -> (String, String) {
-    let (_, cap) = w.app.capability();
-    let r = w.app.post_json("/api/tools/save_lead", Some(&cap), &lead_body(phone)).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    (cap, r.json["lead_id"].as_str().unwrap().to_owned())
-}
-
-fn trigger(lead_id: &str) -> Value {
-    json!({"lead_id": lead_id, "summary": "Gérant d'un garage, veut automatiser la prise de rendez-vous."})
-}
-
-/// The `<Stream url>` and `<Parameter>`s of inline TwiML, from a real XML parser.
-fn stream_of(twiml: &str) -> (String, Vec<(String, String)>, bool) {
-    use quick_xml::events::Event;
-    let mut r = quick_xml::Reader::from_str(twiml);
-    let (mut url, mut params, mut hangup) = (String::new(), Vec::new(), false);
-    loop {
-        match r.read_event().unwrap() {
-            Event::Start(e) | Event::Empty(e) => {
-                let attr = |n: &str| {
-                    e.attributes()
-                        .flatten()
-                        .find(|a| a.key.as_ref() == n.as_bytes())
-                        .map(|a| a.unescape_value().unwrap().into_owned())
-                };
-                match e.name().as_ref() {
-                    b"Stream" => url = attr("url").unwrap(),
-                    b"Parameter" => params.push((attr("name").unwrap(), attr("value").unwrap())),
-                    b"Hangup" => hangup = true,
-                    _ => {}
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    (url, params, hangup)
 }
 
 #[tokio::test]

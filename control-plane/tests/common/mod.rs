@@ -6,6 +6,7 @@
 
 pub mod pg;
 pub mod recorder;
+pub mod web;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -173,6 +174,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads a response whole.
+    pub async fn of_response(res: reqwest::Response) -> Answer {
+        Self::of(res).await
+    }
+
     async fn of(res: reqwest::Response) -> Answer {
         let status = res.status().as_u16();
         let headers = res.headers().clone();

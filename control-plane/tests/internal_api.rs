@@ -1,0 +1,198 @@
+//! The gateway's internal API: HMAC authentication on every route, single-use stream-token
+//! redemption, the phone tools (`save_lead` correction, `end_call` → Twilio hang-up) and call
+//! event batches.
+
+mod common;
+
+use common::recorder::Reply;
+use common::web::*;
+use contract::internal_api::{REDEEM_PATH, SIGNATURE_HEADER, TIMESTAMP_HEADER, events_path, tool_path};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_stream_token_is_redeemed_once_for_the_call_context() {
+    let w = web().await;
+    let (call_id, lead_id, token) = placed_call(&w, "06 12 34 56 78").await;
+    let body = json!({"token": token, "call_sid": "CA0123456789abcdef0123456789abcdef"});
+    let r = w.app.post_internal(REDEEM_PATH, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (r.json["call_id"].as_str(), r.json["lead_id"].as_str()),
+        (Some(call_id.as_str()), Some(lead_id.as_str()))
+    );
+    assert_eq!(r.json["first_name"], "Claire");
+    assert_eq!(r.json["language"], "fr");
+    let instructions = r.json["instructions"].as_str().unwrap();
+    assert!(
+        instructions.contains("Claire") && instructions.contains("prise de rendez-vous"),
+        "{instructions}"
+    );
+    let again = w.app.post_internal(REDEEM_PATH, &body).await;
+    assert_eq!((again.status, again.code()), (409, "token_already_redeemed"));
+}
+
+#[tokio::test]
+async fn redemption_refuses_forged_expired_and_unknown_tokens() {
+    let w = web().await;
+    let (_, _, token) = placed_call(&w, "06 12 34 56 78").await;
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let r = w.app.post_internal(REDEEM_PATH, &json!({"token": forged})).await;
+    assert_eq!((r.status, r.code()), (401, "token_invalid"), "{}", r.text);
+    let r = w.app.post_internal(REDEEM_PATH, &json!({"token": "v1.not-a-token"})).await;
+    assert_eq!((r.status, r.code()), (400, "token_malformed"));
+    let minter =
+        contract::stream_token::StreamTokenMinter::new(common::STREAM_TOKEN_SECRET.as_bytes()).unwrap();
+    let claims = |expires_at| contract::stream_token::StreamClaims {
+        call_id: *uuid::Uuid::new_v4().as_bytes(),
+        lead_id: *uuid::Uuid::new_v4().as_bytes(),
+        expires_at,
+        nonce: [7; 12],
+    };
+    let r = w.app.post_internal(REDEEM_PATH, &json!({"token": minter.mint(&claims(1_000))})).await;
+    assert_eq!((r.status, r.code()), (410, "token_expired"));
+    let valid_unknown = minter.mint(&claims(callway_control::routes::now_secs() + 60));
+    let r = w.app.post_internal(REDEEM_PATH, &json!({"token": valid_unknown})).await;
+    assert_eq!((r.status, r.code()), (404, "token_unknown"));
+    let r = w.app.post_internal(REDEEM_PATH, &json!({"token": token, "extra": 1})).await;
+    assert_eq!((r.status, r.code()), (422, "invalid_body"));
+}
+
+#[tokio::test]
+async fn every_internal_route_requires_the_hmac() {
+    let w = web().await;
+    let (call_id, _, token) = placed_call(&w, "06 12 34 56 78").await;
+    let body = serde_json::to_vec(&json!({"token": token})).unwrap();
+    let now = callway_control::routes::now_secs();
+    let good = contract::internal_api::InternalAuth::new(common::INTERNAL_API_SECRET.as_bytes());
+    let bad = contract::internal_api::InternalAuth::new(b"some-other-secret-some-other-secret!");
+    let cases = [
+        (None, None, "auth_malformed"),
+        (Some(now.to_string()), Some(bad.sign(now, "POST", REDEEM_PATH, &body)), "bad_signature"),
+        (Some(now.to_string()), Some(good.sign(now, "POST", "/internal/v1/other", &body)), "bad_signature"),
+        (
+            Some((now - 3600).to_string()),
+            Some(good.sign(now - 3600, "POST", REDEEM_PATH, &body)),
+            "stale_timestamp",
+        ),
+    ];
+    for (ts, sig, code) in cases {
+        let mut req = w
+            .app
+            .http
+            .post(w.app.url(REDEEM_PATH))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(ts) = ts {
+            req = req.header(TIMESTAMP_HEADER, ts);
+        }
+        if let Some(sig) = sig {
+            req = req.header(SIGNATURE_HEADER, sig);
+        }
+        let r = common::Answer::of_response(req.send().await.unwrap()).await;
+        assert_eq!((r.status, r.code()), (401, code), "{}", r.text);
+    }
+    for path in [tool_path(&call_id, "end_call"), events_path(&call_id)] {
+        let r = w.app.post_raw(&path, None, "application/json", b"{}".to_vec()).await;
+        assert_eq!(r.status, 401, "{path}");
+    }
+    // The token was never redeemed by any of these.
+    assert_eq!(w.app.post_internal(REDEEM_PATH, &json!({"token": token})).await.status, 200);
+}
+
+#[tokio::test]
+async fn phone_tools_correct_the_lead_and_end_the_call_for_real() {
+    let w = web().await;
+    let (call_id, lead_id, token) = placed_call(&w, "06 12 34 56 78").await;
+    assert_eq!(w.app.post_internal(REDEEM_PATH, &json!({"token": token})).await.status, 200);
+    let args = json!({"last_name": "Durand", "phone": "06 98 76 54 32"}).to_string();
+    let r = w
+        .app
+        .post_internal(
+            &tool_path(&call_id, "save_lead"),
+            &json!({"tool_call_id": "call_1", "arguments": args}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["ok"], true, "{}", r.text);
+    let out: serde_json::Value = serde_json::from_str(r.json["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["phone_e164"], "+33698765432");
+    let lead = w.app.app.storage.store.get_lead(lead_id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!((lead.last_name.as_str(), lead.phone_e164.as_str()), ("Durand", "+33698765432"));
+
+    let bad = json!({"phone": "06 12"}).to_string();
+    let r = w
+        .app
+        .post_internal(
+            &tool_path(&call_id, "save_lead"),
+            &json!({"tool_call_id": "call_2", "arguments": bad}),
+        )
+        .await;
+    assert_eq!((r.status, r.json["ok"].as_bool()), (200, Some(false)), "a refusal the model can say back");
+    assert!(r.json["output"].as_str().unwrap().contains("semble incomplet"));
+
+    w.twilio.script([Reply::new(200, CALL_RESOURCE)]);
+    let r = w
+        .app
+        .post_internal(
+            &tool_path(&call_id, "end_call"),
+            &json!({"tool_call_id": "call_3", "arguments": "{}"}),
+        )
+        .await;
+    assert_eq!((r.status, r.json["ok"].as_bool()), (200, Some(true)), "{}", r.text);
+    let reqs = w.twilio.take();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].path,
+        format!("/2010-04-01/Accounts/{}/Calls/CA0123456789abcdef0123456789abcdef.json", common::ACCOUNT_SID)
+    );
+    assert_eq!(&reqs[0].body[..], b"Status=completed");
+
+    let r = w
+        .app
+        .post_internal(&tool_path(&call_id, "teleport"), &json!({"tool_call_id": "c", "arguments": "{}"}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = w
+        .app
+        .post_internal(
+            &tool_path(&uuid::Uuid::new_v4().to_string(), "end_call"),
+            &json!({"tool_call_id": "c", "arguments": "{}"}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+}
+
+#[tokio::test]
+async fn call_events_are_stored_idempotently() {
+    let w = web().await;
+    let (call_id, _, _) = placed_call(&w, "06 12 34 56 78").await;
+    let batch = json!({"seq": 0, "events": [
+        {"kind": "transcript", "speaker": "agent", "text": "Bonjour Claire, c'est Claire de Callway.", "at_ms": 300},
+        {"kind": "usage", "response_id": "resp_1", "input_tokens": 1200, "output_tokens": 300},
+        {"kind": "ended", "side": "twilio", "reason": "caller_hung_up", "duration_ms": 95000}
+    ]});
+    for _ in 0..2 {
+        let r = w.app.post_internal(&events_path(&call_id), &batch).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    let row = w.app.app.storage.store.get_call(call_id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!((row.input_tokens, row.output_tokens), (1200, 300), "a retried batch is not counted twice");
+    assert_eq!(row.end_reason.as_deref(), Some("caller_hung_up"));
+    let r =
+        w.app.post_internal(&events_path(&call_id), &json!({"seq": 3, "events": [{"kind": "laugh"}]})).await;
+    assert_eq!((r.status, r.code()), (422, "invalid_body"));
+    let r = w
+        .app
+        .post_internal(&events_path(&uuid::Uuid::new_v4().to_string()), &json!({"seq": 0, "events": []}))
+        .await;
+    assert_eq!((r.status, r.code()), (404, "call_unknown"));
+    let r = w.app.post_internal(&events_path("not-a-uuid"), &json!({"seq": 0, "events": []})).await;
+    assert_eq!((r.status, r.code()), (400, "call_id_invalid"));
+    let huge: Vec<_> = (0..5000)
+        .map(|i| json!({"kind": "transcript", "speaker": "caller", "text": "x".repeat(100), "at_ms": i}))
+        .collect();
+    let r = w.app.post_internal(&events_path(&call_id), &json!({"seq": 10, "events": huge})).await;
+    assert_eq!((r.status, r.code()), (413, "body_too_large"));
+}
