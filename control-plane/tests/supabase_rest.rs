@@ -1,0 +1,199 @@
+//! The Supabase REST (PostgREST) backend against a recording endpoint: each request is checked
+//! exactly (method, path, filters, headers, body), and PostgREST's documented answers and
+//! errors (protocols.md D) are replayed to check how each is classified.
+
+mod common;
+
+use callway_control::config::StorageConfig;
+use callway_control::store::{NewCall, NewLead, Redeem, Store, StoreError, Write};
+use common::recorder::{Recorded, Recorder, Reply};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+async fn store(key: &str) -> (Store, Recorder) {
+    let rec = Recorder::start().await;
+    let cfg = StorageConfig::SupabaseRest { url: format!("{}/", rec.base), service_role_key: key.into() };
+    (callway_control::open_store(&cfg).await.unwrap(), rec)
+}
+
+fn lead() -> NewLead {
+    NewLead {
+        id: Uuid::parse_str("0b6f9a8e-6a0e-4f47-9a43-6e1f5b8f2c11").unwrap(),
+        session_id: None,
+        first_name: "Claire".into(),
+        last_name: "Martin".into(),
+        phone_e164: "+33612345678".into(),
+        source: "web".into(),
+        consent_text: "v1".into(),
+        at: OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap(),
+    }
+}
+
+fn check_headers(r: &Recorded, key: &str) {
+    assert_eq!(r.header("apikey"), Some(key));
+    assert!(r.header("user-agent").unwrap().starts_with("callway-control/"), "never a browser's UA");
+    if key.starts_with("sb_") {
+        assert_eq!(r.header("authorization"), None, "sb_secret keys are not JWTs: apikey only");
+    } else {
+        assert_eq!(r.header("authorization"), Some(format!("Bearer {key}").as_str()));
+    }
+}
+
+const DUPLICATE: &str = r#"{"code":"23505","details":"Key (id)=(0b6f9a8e-6a0e-4f47-9a43-6e1f5b8f2c11) already exists.","hint":null,"message":"duplicate key value violates unique constraint \"leads_pkey\""}"#;
+
+#[tokio::test]
+async fn upsert_lead_inserts_then_patches_on_duplicate() {
+    let key = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz";
+    let (s, rec) = store(key).await;
+    rec.script([Reply::new(201, ""), Reply::new(409, DUPLICATE), Reply::new(204, "")]);
+    s.apply(&Write::UpsertLead(lead())).await.unwrap();
+    s.apply(&Write::UpsertLead(lead())).await.unwrap();
+    let reqs = rec.take();
+    assert_eq!(reqs.len(), 3);
+    for r in &reqs {
+        check_headers(r, key);
+    }
+    let (insert, retry, patch) = (&reqs[0], &reqs[1], &reqs[2]);
+    assert_eq!((insert.method.as_str(), insert.path.as_str()), ("POST", "/rest/v1/leads"));
+    assert_eq!(insert.header("prefer"), Some("return=minimal"));
+    assert_eq!(insert.header("content-type"), Some("application/json"));
+    assert_eq!(
+        insert.json(),
+        json!({"id": "0b6f9a8e-6a0e-4f47-9a43-6e1f5b8f2c11", "session_id": null, "first_name": "Claire",
+               "last_name": "Martin", "phone_e164": "+33612345678", "source": "web",
+               "consent_at": "2026-11-18T11:06:40Z", "consent_text": "v1",
+               "created_at": "2026-11-18T11:06:40Z", "updated_at": "2026-11-18T11:06:40Z"})
+    );
+    assert_eq!(retry.path, "/rest/v1/leads");
+    assert_eq!(
+        (patch.method.as_str(), patch.query.as_str()),
+        ("PATCH", "id=eq.0b6f9a8e-6a0e-4f47-9a43-6e1f5b8f2c11")
+    );
+    assert_eq!(patch.json()["first_name"], "Claire");
+    assert!(patch.json().get("id").is_none(), "the key is in the filter, not the patch");
+}
+
+#[tokio::test]
+async fn a_legacy_jwt_key_goes_in_both_headers() {
+    let key = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
+    let (s, rec) = store(key).await;
+    rec.script([Reply::new(200, r#"[{"version":1}]"#)]);
+    s.migrate().await.unwrap();
+    let r = &rec.take()[0];
+    check_headers(r, key);
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/rest/v1/callway_migrations"));
+    assert_eq!(
+        r.query_pairs(),
+        [
+            ("select".into(), "version".into()),
+            ("order".into(), "version.desc".into()),
+            ("limit".into(), "1".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn schema_missing_or_behind_says_how_to_migrate() {
+    let (s, rec) = store("sb_secret_x").await;
+    rec.script([
+        Reply::new(404, r#"{"code":"PGRST205","details":null,"hint":"Perhaps you meant the table 'public.leads'","message":"Could not find the table 'public.callway_migrations' in the schema cache"}"#),
+        Reply::new(200, "[]"),
+    ]);
+    let e = s.migrate().await.unwrap_err();
+    assert!(matches!(e, StoreError::Schema(_)), "{e}");
+    assert!(e.to_string().contains("callway-control migrate"), "{e}");
+    let e = s.migrate().await.unwrap_err();
+    assert!(e.to_string().contains("schema is at version 0"), "{e}");
+}
+
+#[tokio::test]
+async fn documented_errors_are_classified() {
+    let (s, rec) = store("sb_secret_x").await;
+    let cases = [
+        (
+            409,
+            r#"{"code":"23503","details":"Key is not present in table \"calls\".","hint":null,"message":"insert or update on table violates foreign key constraint"}"#,
+            "not found",
+        ),
+        (
+            401,
+            r#"{"code":"PGRST301","details":null,"hint":null,"message":"JWT invalid"}"#,
+            "refused SUPABASE_SERVICE_ROLE_KEY",
+        ),
+        (
+            403,
+            r#"{"code":"42501","details":null,"hint":null,"message":"permission denied for table leads"}"#,
+            "grants are missing",
+        ),
+        (
+            503,
+            r#"{"code":"PGRST001","details":null,"hint":null,"message":"Database client error. Retrying the connection."}"#,
+            "unavailable",
+        ),
+        (
+            400,
+            r#"{"code":"PGRST102","details":null,"hint":null,"message":"Empty or invalid json"}"#,
+            "database error",
+        ),
+    ];
+    for (status, body, needle) in cases {
+        rec.script([Reply::new(status, body)]);
+        let e = s.apply(&Write::UpsertLead(lead())).await.unwrap_err();
+        assert!(e.to_string().contains(needle), "{status}: {e}");
+    }
+    // Unreachable (nothing listens): unavailable, so the outbox queues the write.
+    let cfg = StorageConfig::SupabaseRest {
+        url: "http://127.0.0.1:9".into(),
+        service_role_key: "sb_secret_x".into(),
+    };
+    let down = callway_control::open_store(&cfg).await.unwrap();
+    assert!(matches!(down.apply(&Write::UpsertLead(lead())).await, Err(StoreError::Unavailable(_))));
+}
+
+#[tokio::test]
+async fn create_call_conflict_and_atomic_redeem() {
+    let (s, rec) = store("sb_secret_x").await;
+    let at = OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap();
+    let call = NewCall {
+        id: Uuid::new_v4(),
+        lead_id: lead().id,
+        session_id: None,
+        summary: "Démo".into(),
+        stream_nonce: "00112233445566778899aabb".into(),
+        token_expires_at: at,
+        at,
+    };
+    rec.script([Reply::new(409, r#"{"code":"23505","details":"Key (lead_id)=(…) already exists.","hint":null,"message":"duplicate key value violates unique constraint \"calls_one_active_per_lead\""}"#)]);
+    assert!(matches!(s.create_call(&call).await, Err(StoreError::Conflict(_))));
+    rec.take();
+
+    rec.script([
+        Reply::new(200, format!(r#"[{{"lead_id":"{}","summary":"Démo"}}]"#, lead().id)),
+        Reply::new(200, r#"[{"first_name":"Claire"}]"#),
+        Reply::new(200, "[]"),
+        Reply::new(200, format!(r#"[{{"id":"{}"}}]"#, call.id)),
+    ]);
+    let first =
+        s.redeem(call.id, &call.stream_nonce, Some("CA0123456789abcdef0123456789abcdef"), at).await.unwrap();
+    assert!(matches!(first, Redeem::Redeemed(ref r) if r.first_name == "Claire" && r.summary == "Démo"));
+    let second = s.redeem(call.id, &call.stream_nonce, None, at).await.unwrap();
+    assert_eq!(second, Redeem::AlreadyRedeemed);
+    let reqs = rec.take();
+    let patch = &reqs[0];
+    assert_eq!((patch.method.as_str(), patch.path.as_str()), ("PATCH", "/rest/v1/calls"));
+    assert_eq!(
+        patch.query_pairs(),
+        [
+            ("id".into(), format!("eq.{}", call.id)),
+            ("stream_nonce".into(), "eq.00112233445566778899aabb".into()),
+            ("token_redeemed_at".into(), "is.null".into()),
+            ("select".into(), "lead_id,summary".into()),
+        ],
+        "one conditional UPDATE … RETURNING: atomic single use"
+    );
+    assert_eq!(patch.header("prefer"), Some("return=representation"));
+    assert_eq!(patch.json()["call_sid"], "CA0123456789abcdef0123456789abcdef");
+    assert_eq!(reqs[2].method.as_str(), "PATCH");
+    assert_eq!(reqs[3].method.as_str(), "GET", "an empty PATCH result is told apart: used vs unknown");
+}
