@@ -10,10 +10,10 @@ pub struct TwilioApiArgs {}
 
 /// Runs one simulated call.
 pub async fn run_call(_args: TwilioCallArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the Twilio caller simulator is not built yet (issue 4)")
+    anyhow::bail!("the Twilio caller simulator CLI is not wired yet")
 }
 
 /// Runs the REST API until interrupted.
 pub async fn run_api(_args: TwilioApiArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the Twilio REST simulator is not built yet (issue 4)")
+    anyhow::bail!("the Twilio REST simulator CLI is not wired yet")
 }

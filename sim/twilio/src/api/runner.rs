@@ -1,0 +1,370 @@
+//! One outbound call from creation to its last callback: initiated → ringing → (answered →
+//! TwiML → completed) or busy / no-answer / failed / canceled, with the status callbacks the
+//! request asked for. Answered calls run their TwiML: `<Connect><Stream>` starts a caller
+//! against the stream URL (with the `<Parameter>`s as `customParameters`) and the document
+//! continues when the stream closes; `<Hangup/>` or the end of the document ends the call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::Outcome;
+use super::state::{CallError, CallStatus, Shared};
+use super::validate::CreateCall;
+use crate::callbacks::{CallbackKind, CallbackRecord};
+use crate::caller::{CallEnd, Caller, CallerConfig, CallerEvent, HangupCause, HangupHandle};
+use crate::twiml::{self, StreamNoun, Verb};
+use crate::{codes, sids};
+
+/// A callback waiting to be sent.
+struct Pending {
+    kind: CallbackKind,
+    event: String,
+    url: String,
+    method: String,
+    params: Vec<(String, String)>,
+}
+
+/// Trial accounts' call limit.
+const TRIAL_LIMIT: Duration = Duration::from_secs(600);
+
+/// Most `<Redirect>`/`action` hops before the call is abandoned.
+const MAX_DOCUMENTS: usize = 10;
+
+struct Call {
+    shared: Arc<Shared>,
+    sid: String,
+    req: CreateCall,
+    hangup: watch::Receiver<bool>,
+    caller_hangup: HangupHandle,
+    callbacks: mpsc::UnboundedSender<Pending>,
+    sequence: u64,
+}
+
+/// Runs the call `sid` to its end (spawned by the create-call handler).
+pub(crate) async fn run(shared: Arc<Shared>, sid: String, req: CreateCall, hangup: watch::Receiver<bool>, caller_hangup: HangupHandle) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let delivery = tokio::spawn(deliver(shared.clone(), sid.clone(), rx));
+    let mut call = Call { shared: shared.clone(), sid: sid.clone(), req, hangup, caller_hangup, callbacks: tx, sequence: 0 };
+    call.lifecycle().await;
+    let final_status = shared.call(&sid).map_or(CallStatus::Completed, |c| c.status);
+    call.status_callback("completed", final_status);
+    drop(call);
+    let _ = delivery.await;
+    shared.update_call(&sid, |c| c.snap.finished = true);
+}
+
+impl Call {
+    fn hung_up(&self) -> bool {
+        *self.hangup.borrow()
+    }
+
+    /// Sleeps for `d`; `false` if the call was hung up meanwhile.
+    async fn wait(&mut self, d: Duration) -> bool {
+        let mut rx = self.hangup.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !self.hung_up(),
+            _ = rx.wait_for(|h| *h) => false,
+        }
+    }
+
+    fn error(&self, code: u32, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!(call = %self.sid, code, %message, "call error");
+        self.shared.update_call(&self.sid, |c| c.snap.errors.push(CallError { code, message }));
+    }
+
+    fn base_params(&self, status: &str) -> Vec<(String, String)> {
+        let a = &self.shared.cfg.account_sid;
+        vec![
+            ("AccountSid".into(), a.clone()),
+            ("ApiVersion".into(), "2010-04-01".into()),
+            ("CallSid".into(), self.sid.clone()),
+            ("CallStatus".into(), status.into()),
+            ("Called".into(), self.req.to.clone()),
+            ("Caller".into(), self.req.from.clone()),
+            ("Direction".into(), "outbound-api".into()),
+            ("From".into(), self.req.from.clone()),
+            ("To".into(), self.req.to.clone()),
+        ]
+    }
+
+    /// Queues the status callback for `event` if the request asked for it.
+    fn status_callback(&mut self, event: &str, status: CallStatus) {
+        let Some(url) = self.req.status_callback.clone() else { return };
+        if !self.req.status_callback_events.iter().any(|e| e == event) {
+            return;
+        }
+        let status_str = if event == "initiated" { "initiated" } else { status.as_str() };
+        let mut params = self.base_params(status_str);
+        let now = self.shared.clock.elapsed();
+        params.push(("Timestamp".into(), self.shared.clock.rfc2822(now)));
+        params.push(("CallbackSource".into(), "call-progress-events".into()));
+        params.push(("SequenceNumber".into(), self.sequence.to_string()));
+        self.sequence += 1;
+        if event == "completed" {
+            let secs = self.shared.call(&self.sid).and_then(|c| c.duration_secs).unwrap_or(0);
+            params.push(("CallDuration".into(), secs.to_string()));
+        }
+        let _ = self.callbacks.send(Pending {
+            kind: CallbackKind::CallStatus,
+            event: event.into(),
+            url,
+            method: self.req.status_callback_method.clone(),
+            params,
+        });
+    }
+
+    fn stream_callback(&self, stream: &StreamNoun, stream_sid: &str, event: &str, error: Option<String>) {
+        let Some(url) = stream.status_callback.clone() else { return };
+        let now = self.shared.clock.elapsed();
+        let mut params = vec![
+            ("AccountSid".to_owned(), self.shared.cfg.account_sid.clone()),
+            ("CallSid".to_owned(), self.sid.clone()),
+            ("StreamSid".to_owned(), stream_sid.to_owned()),
+            ("StreamName".to_owned(), stream.name.clone().unwrap_or_else(|| stream_sid.to_owned())),
+            ("StreamEvent".to_owned(), event.to_owned()),
+        ];
+        if let Some(e) = error {
+            params.push(("StreamError".to_owned(), e));
+        }
+        params.push(("Timestamp".to_owned(), self.shared.clock.iso8601(now)));
+        let _ = self.callbacks.send(Pending {
+            kind: CallbackKind::StreamStatus,
+            event: event.into(),
+            url,
+            method: stream.status_callback_method.clone().unwrap_or_else(|| "POST".into()).to_ascii_uppercase(),
+            params,
+        });
+    }
+
+    async fn lifecycle(&mut self) {
+        self.status_callback("initiated", CallStatus::Queued);
+        let outcome = self.shared.read(|i| i.outcomes.get(&self.req.to).copied()).unwrap_or(Outcome::Answer);
+        if self.hung_up() {
+            return;
+        }
+        if outcome == Outcome::Failed {
+            self.error(codes::INTERNAL, format!("call to {} failed (simulated outcome)", self.req.to));
+            self.shared.set_status(&self.sid, CallStatus::Failed);
+            return;
+        }
+        self.shared.set_status(&self.sid, CallStatus::Ringing);
+        self.status_callback("ringing", CallStatus::Ringing);
+        let ring = self.shared.cfg.ring_delay;
+        let timeout = self.req.timeout;
+        let (ring_for, result) = match outcome {
+            Outcome::Answer if ring < timeout => (ring, CallStatus::InProgress),
+            Outcome::Answer | Outcome::NoAnswer => (timeout, CallStatus::NoAnswer),
+            Outcome::Busy => (ring.min(timeout), CallStatus::Busy),
+            Outcome::Failed => (Duration::ZERO, CallStatus::Failed),
+        };
+        if !self.wait(ring_for).await {
+            return; // canceled by the API
+        }
+        self.shared.set_status(&self.sid, result);
+        if result != CallStatus::InProgress {
+            return;
+        }
+        self.status_callback("answered", CallStatus::InProgress);
+        self.execute().await;
+        self.shared.set_status(&self.sid, CallStatus::Completed);
+    }
+
+    /// Fetches TwiML from `url` with Twilio's signed voice request.
+    async fn fetch(&self, url: &str, method: &str) -> Option<String> {
+        let params = self.base_params("in-progress");
+        let sent_at = self.shared.clock.elapsed();
+        let d = self.shared.sender.send(url, method, &params).await;
+        let ok = d.http_status.is_some_and(|s| (200..300).contains(&s));
+        let body = d.body.clone();
+        let record = CallbackRecord {
+            call_sid: self.sid.clone(),
+            kind: CallbackKind::TwimlFetch,
+            event: "twiml".into(),
+            method: method.to_owned(),
+            url: url.to_owned(),
+            request_url: d.request_url,
+            params,
+            signature: d.signature,
+            http_status: d.http_status,
+            body: d.body,
+            error: d.error.clone(),
+            sent_at,
+        };
+        self.shared.update(|i| i.callbacks.push(record));
+        if ok {
+            body
+        } else {
+            let why = d.error.unwrap_or_else(|| format!("HTTP {}", d.http_status.unwrap_or(0)));
+            self.error(codes::HTTP_RETRIEVAL, format!("fetching TwiML from {url}: {why}"));
+            None
+        }
+    }
+
+    fn resolve(base: Option<&str>, target: &str) -> Option<String> {
+        match url::Url::parse(target) {
+            Ok(u) => Some(u.to_string()),
+            Err(_) => base.and_then(|b| url::Url::parse(b).ok()).and_then(|b| b.join(target).ok()).map(|u| u.to_string()),
+        }
+    }
+
+    async fn execute(&mut self) {
+        let (mut doc, mut doc_url) = match (&self.req.twiml, &self.req.url) {
+            (Some(t), _) => (t.clone(), None),
+            (None, Some(u)) => {
+                let (u, m) = (u.clone(), self.req.method.clone());
+                match self.fetch(&u, &m).await {
+                    Some(body) => (body, Some(u)),
+                    None => return,
+                }
+            }
+            (None, None) => return,
+        };
+        for _ in 0..MAX_DOCUMENTS {
+            let parsed = match twiml::parse(&doc) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.error(e.code(), e.to_string());
+                    return;
+                }
+            };
+            let mut next: Option<(String, String)> = None;
+            for verb in parsed.verbs {
+                if self.hung_up() {
+                    return;
+                }
+                match verb {
+                    Verb::Hangup | Verb::Reject { .. } => return,
+                    Verb::Pause { length } => {
+                        if !self.wait(Duration::from_secs(length)).await {
+                            return;
+                        }
+                    }
+                    Verb::Say { text } => {
+                        if !self.wait(Duration::from_millis(60 * text.chars().count() as u64)).await {
+                            return;
+                        }
+                    }
+                    Verb::Connect(c) => {
+                        if let Some(stream) = c.stream {
+                            if self.stream(&stream).await {
+                                return;
+                            }
+                        }
+                        if let Some(action) = c.action {
+                            next = Some((action, c.method.unwrap_or_else(|| "POST".into())));
+                            break;
+                        }
+                    }
+                    Verb::Redirect { url, method } => {
+                        next = Some((url, method.unwrap_or_else(|| "POST".into())));
+                        break;
+                    }
+                    Verb::Other(name) => {
+                        self.error(codes::TWIML_INVALID, format!("<{name}> is not run by the simulator; skipped"));
+                    }
+                }
+            }
+            let Some((target, method)) = next else { return };
+            let Some(url) = Self::resolve(doc_url.as_deref(), &target) else {
+                self.error(codes::HTTP_RETRIEVAL, format!("cannot resolve `{target}`"));
+                return;
+            };
+            match self.fetch(&url, &method.to_ascii_uppercase()).await {
+                Some(body) => {
+                    doc = body;
+                    doc_url = Some(url);
+                }
+                None => return,
+            }
+        }
+        self.error(codes::TWIML_INVALID, "too many redirects");
+    }
+
+    /// Runs one `<Stream>`; `true` if the call ended during it (hung up).
+    async fn stream(&mut self, stream: &StreamNoun) -> bool {
+        let settings = &self.shared.cfg.caller;
+        let stream_sid = sids::new_sid(sids::STREAM);
+        let mut cfg = CallerConfig::new(stream.url.clone(), self.shared.cfg.auth_token.clone());
+        cfg.account_sid = self.shared.cfg.account_sid.clone();
+        cfg.call_sid = self.sid.clone();
+        cfg.stream_sid = stream_sid.clone();
+        cfg.custom_parameters = stream.parameters.clone();
+        cfg.script = settings.script.clone();
+        cfg.dtmf = settings.dtmf.clone();
+        cfg.pacing = settings.pacing;
+        cfg.end = settings.end;
+        cfg.ca_pem = settings.ca_pem.clone();
+        cfg.connect_timeout = settings.connect_timeout;
+        cfg.allow_insecure_ws = !self.shared.cfg.strict_wss;
+        // What is left of the call's time limit (TimeLimit, and ten minutes on trial accounts).
+        let answered = self.shared.call(&self.sid).and_then(|c| c.answered_at).unwrap_or_default();
+        let used = self.shared.clock.elapsed().saturating_sub(answered);
+        let mut limit = self.req.time_limit;
+        let trial_bound = self.shared.cfg.trial && TRIAL_LIMIT < limit;
+        if trial_bound {
+            limit = TRIAL_LIMIT;
+        }
+        let mut max = limit.saturating_sub(used);
+        if let Some(m) = settings.max_duration {
+            max = max.min(m);
+        }
+        cfg.max_duration = Some(max);
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(Caller::new(cfg).with_events(tx).with_hangup(self.caller_hangup.clone()).run());
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                CallerEvent::Started { .. } => self.stream_callback(stream, &stream_sid, "stream-started", None),
+            }
+        }
+        let report = match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(codes::STREAM_PROTOCOL, format!("caller task failed: {e}"));
+                return false;
+            }
+        };
+        if let Some(f) = &report.handshake_failure {
+            self.error(f.code, f.to_string());
+            self.stream_callback(stream, &stream_sid, "stream-error", Some(f.to_string()));
+        } else {
+            if let CallEnd::ProtocolError { detail } = &report.end {
+                self.error(codes::STREAM_PROTOCOL, detail.clone());
+            }
+            self.stream_callback(stream, &stream_sid, "stream-stopped", None);
+        }
+        let ended = matches!(report.end, CallEnd::CallerHungUp { .. });
+        if trial_bound && report.end == (CallEnd::CallerHungUp { cause: HangupCause::MaxDuration }) {
+            self.error(codes::TRIAL_CALL_LIMIT, "trial accounts are limited to ten minutes per call");
+        }
+        self.shared.update_call(&self.sid, |c| c.snap.caller_reports.push(report));
+        ended
+    }
+}
+
+/// Sends a call's callbacks in order and records how each went.
+async fn deliver(shared: Arc<Shared>, sid: String, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(p) = rx.recv().await {
+        let sent_at = shared.clock.elapsed();
+        let d = shared.sender.send(&p.url, &p.method, &p.params).await;
+        tracing::info!(call = %sid, event = %p.event, url = %p.url, status = ?d.http_status, "callback");
+        let record = CallbackRecord {
+            call_sid: sid.clone(),
+            kind: p.kind,
+            event: p.event,
+            method: p.method,
+            url: p.url,
+            request_url: d.request_url,
+            params: p.params,
+            signature: d.signature,
+            http_status: d.http_status,
+            body: None,
+            error: d.error,
+            sent_at,
+        };
+        shared.update(|i| i.callbacks.push(record));
+    }
+}
