@@ -1,0 +1,256 @@
+//! Audio as the Realtime API carries it: G.711 μ-law and A-law at 8 kHz, 16-bit PCM at 24 kHz
+//! (little endian), the three `format` types of a GA session (`audio/pcmu`, `audio/pcma`,
+//! `audio/pcm`).
+//!
+//! The simulator decodes appended audio for its voice-activity detection and encodes scripted
+//! replies into the session's output format. The helpers that make test audio (tones, silence)
+//! are public so consumers build inputs the simulator will hear as speech or as silence.
+
+use serde_json::{Value, json};
+
+/// One of the GA session audio formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AudioFormat {
+    /// `{"type":"audio/pcmu"}`: G.711 μ-law, 8 kHz mono (Twilio's format).
+    Pcmu,
+    /// `{"type":"audio/pcma"}`: G.711 A-law, 8 kHz mono.
+    Pcma,
+    /// `{"type":"audio/pcm","rate":24000}`: 16-bit little-endian PCM, 24 kHz mono (the API's
+    /// default).
+    #[default]
+    Pcm24k,
+}
+
+impl AudioFormat {
+    /// Reads a session `format` object (`{"type":"audio/pcmu"}`…); `None` or an unknown type
+    /// gives `None`.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        match v.get("type").and_then(Value::as_str) {
+            Some("audio/pcmu") => Some(Self::Pcmu),
+            Some("audio/pcma") => Some(Self::Pcma),
+            Some("audio/pcm") => Some(Self::Pcm24k),
+            _ => None,
+        }
+    }
+
+    /// The session `format` object for this format.
+    pub fn to_json(self) -> Value {
+        match self {
+            Self::Pcmu => json!({"type": "audio/pcmu"}),
+            Self::Pcma => json!({"type": "audio/pcma"}),
+            Self::Pcm24k => json!({"type": "audio/pcm", "rate": 24000}),
+        }
+    }
+
+    /// Samples per second.
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            Self::Pcmu | Self::Pcma => 8000,
+            Self::Pcm24k => 24000,
+        }
+    }
+
+    /// Bytes per millisecond of audio (8 for G.711, 48 for 24 kHz PCM16).
+    pub fn bytes_per_ms(self) -> usize {
+        match self {
+            Self::Pcmu | Self::Pcma => 8,
+            Self::Pcm24k => 48,
+        }
+    }
+
+    /// Duration in whole milliseconds of `bytes` of this format.
+    pub fn ms_of(self, bytes: usize) -> u64 {
+        (bytes / self.bytes_per_ms()) as u64
+    }
+
+    /// Decodes to linear samples (a trailing odd byte of PCM16 is ignored).
+    pub fn decode(self, bytes: &[u8]) -> Vec<i16> {
+        match self {
+            Self::Pcmu => bytes.iter().map(|&b| ulaw_to_linear(b)).collect(),
+            Self::Pcma => bytes.iter().map(|&b| alaw_to_linear(b)).collect(),
+            Self::Pcm24k => bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect(),
+        }
+    }
+
+    /// Encodes linear samples taken at this format's own rate.
+    pub fn encode(self, samples: &[i16]) -> Vec<u8> {
+        match self {
+            Self::Pcmu => samples.iter().map(|&s| linear_to_ulaw(s)).collect(),
+            Self::Pcma => samples.iter().map(|&s| linear_to_alaw(s)).collect(),
+            Self::Pcm24k => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+        }
+    }
+
+    /// Converts 8 kHz μ-law into this format (24 kHz by linear interpolation).
+    pub fn from_ulaw(self, ulaw: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Pcmu => ulaw.to_vec(),
+            Self::Pcma => ulaw.iter().map(|&b| linear_to_alaw(ulaw_to_linear(b))).collect(),
+            Self::Pcm24k => {
+                let s: Vec<i16> = ulaw.iter().map(|&b| ulaw_to_linear(b)).collect();
+                let mut out = Vec::with_capacity(s.len() * 6);
+                for (i, &a) in s.iter().enumerate() {
+                    let b = s.get(i + 1).copied().unwrap_or(a);
+                    for k in 0..3i32 {
+                        let v = (i32::from(a) * (3 - k) + i32::from(b) * k) / 3;
+                        out.extend_from_slice(&(v as i16).to_le_bytes());
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// G.711 μ-law code → 16-bit linear sample.
+pub fn ulaw_to_linear(code: u8) -> i16 {
+    let u = !code;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = i32::from(u & 0x0f);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    if u & 0x80 != 0 { -magnitude as i16 } else { magnitude as i16 }
+}
+
+/// 16-bit linear sample → G.711 μ-law code.
+pub fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut x = i32::from(sample);
+    let sign = if x < 0 {
+        x = -x;
+        0x80u8
+    } else {
+        0
+    };
+    x = x.min(CLIP) + BIAS;
+    let v = ((x >> 7) & 0xff) as u32;
+    let exponent = if v == 0 { 0 } else { 31 - v.leading_zeros() };
+    let mantissa = ((x >> (exponent + 3)) & 0x0f) as u8;
+    !(sign | ((exponent as u8) << 4) | mantissa)
+}
+
+/// G.711 A-law code → 16-bit linear sample.
+pub fn alaw_to_linear(code: u8) -> i16 {
+    let a = code ^ 0x55;
+    let mut t = i32::from(a & 0x0f) << 4;
+    let seg = i32::from((a & 0x70) >> 4);
+    match seg {
+        0 => t += 8,
+        1 => t += 0x108,
+        _ => {
+            t += 0x108;
+            t <<= seg - 1;
+        }
+    }
+    if a & 0x80 != 0 { t as i16 } else { -t as i16 }
+}
+
+/// 16-bit linear sample → G.711 A-law code.
+pub fn linear_to_alaw(sample: i16) -> u8 {
+    const SEG_END: [i32; 8] = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff];
+    let mut pcm = i32::from(sample) >> 3;
+    let mask = if pcm >= 0 {
+        0xd5u8
+    } else {
+        pcm = -pcm - 1;
+        0x55u8
+    };
+    match SEG_END.iter().position(|&end| pcm <= end) {
+        None => 0x7f ^ mask,
+        Some(seg) => {
+            let shift = if seg < 2 { 1 } else { seg as i32 };
+            let aval = ((seg as u8) << 4) | ((pcm >> shift) & 0x0f) as u8;
+            aval ^ mask
+        }
+    }
+}
+
+/// Root-mean-square level of linear samples, 0.0 (silence) to 1.0 (full scale).
+pub fn rms(samples: &[i16]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    ((sum / samples.len() as f64).sqrt() / 32768.0) as f32
+}
+
+/// A sine tone as linear samples at `rate` Hz: `ms` milliseconds at `hz`, peak `amplitude`
+/// (0.0–1.0 of full scale).
+pub fn tone_linear(hz: f32, ms: u32, amplitude: f32, rate: u32) -> Vec<i16> {
+    let n = (rate as usize * ms as usize) / 1000;
+    let peak = f64::from(amplitude.clamp(0.0, 1.0)) * 32767.0;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            (peak * (2.0 * std::f64::consts::PI * f64::from(hz) * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// A μ-law 8 kHz sine tone: loud enough (amplitude 0.3 and up) to be heard as speech by the
+/// simulator's VAD at the default threshold.
+pub fn tone_ulaw(hz: f32, ms: u32, amplitude: f32) -> Vec<u8> {
+    AudioFormat::Pcmu.encode(&tone_linear(hz, ms, amplitude, 8000))
+}
+
+/// `ms` milliseconds of μ-law digital silence (code `0xFF`).
+pub fn silence_ulaw(ms: u32) -> Vec<u8> {
+    vec![0xff; 8 * ms as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulaw_round_trips_every_code_but_negative_zero() {
+        for code in 0..=255u8 {
+            let back = linear_to_ulaw(ulaw_to_linear(code));
+            // 0x7F is μ-law's "negative zero": it decodes to 0, which encodes as 0xFF.
+            if code == 0x7f {
+                assert_eq!(back, 0xff);
+            } else {
+                assert_eq!(back, code, "code {code:#x}");
+            }
+        }
+        assert_eq!(ulaw_to_linear(0xff), 0);
+        assert_eq!(ulaw_to_linear(0x00), -32124);
+        assert_eq!(ulaw_to_linear(0x80), 32124);
+    }
+
+    #[test]
+    fn alaw_round_trips_every_code() {
+        for code in 0..=255u8 {
+            assert_eq!(linear_to_alaw(alaw_to_linear(code)), code, "code {code:#x}");
+        }
+        assert_eq!(alaw_to_linear(0xd5), 8);
+        assert_eq!(alaw_to_linear(0x55), -8);
+    }
+
+    #[test]
+    fn encoders_are_close_on_a_ramp() {
+        for s in (-32768i32..32768).step_by(97) {
+            let s = s as i16;
+            let u = i32::from(ulaw_to_linear(linear_to_ulaw(s)));
+            let a = i32::from(alaw_to_linear(linear_to_alaw(s)));
+            let tol = (i32::from(s).abs() / 16).max(16);
+            assert!((u - i32::from(s)).abs() <= tol * 2, "ulaw {s} -> {u}");
+            assert!((a - i32::from(s)).abs() <= tol * 2, "alaw {s} -> {a}");
+        }
+    }
+
+    #[test]
+    fn formats_convert_and_measure() {
+        let tone = tone_ulaw(440.0, 100, 0.5);
+        assert_eq!(tone.len(), 800);
+        assert_eq!(AudioFormat::Pcmu.ms_of(tone.len()), 100);
+        let pcm = AudioFormat::Pcm24k.from_ulaw(&tone);
+        assert_eq!(AudioFormat::Pcm24k.ms_of(pcm.len()), 100);
+        let level = rms(&AudioFormat::Pcm24k.decode(&pcm));
+        assert!((0.3..0.4).contains(&level), "{level}");
+        assert_eq!(rms(&AudioFormat::Pcmu.decode(&silence_ulaw(20))), 0.0);
+        let alaw = AudioFormat::Pcma.from_ulaw(&tone);
+        assert!((rms(&AudioFormat::Pcma.decode(&alaw)) - rms(&AudioFormat::Pcmu.decode(&tone))).abs() < 0.01);
+        assert_eq!(AudioFormat::from_json(&AudioFormat::Pcma.to_json()), Some(AudioFormat::Pcma));
+    }
+}

@@ -1,0 +1,307 @@
+//! The WebSocket side of a session: reads client frames into the [`Session`], sends what it
+//! queues, runs its timers, applies the timed faults (close, drop, stall, session cap) and
+//! writes the session record.
+//!
+//! One task per session, one `select!` loop, client frames first (`biased`): a client event
+//! already received is always handled before the next scheduled step of a response, so a
+//! cancel lands between chunks even when audio streams back to back.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+use crate::faults::{SessionFaults, StallMode};
+use crate::record::{RecordedEvent, SessionEnd, SessionRecord};
+use crate::schema::validate_server_event;
+use crate::session::{Out, Session};
+use crate::state::{Shared, lock, shutdown_signalled};
+use crate::wire::{echo_delta, to_wire};
+
+/// What a session's driver needs besides the socket and the session.
+pub(crate) struct WsCtx {
+    pub shared: Arc<Shared>,
+    pub record: Arc<Mutex<SessionRecord>>,
+    pub faults: SessionFaults,
+    pub cap: Duration,
+    pub beta: bool,
+    pub record_events: bool,
+    pub check_outgoing: bool,
+}
+
+/// Per-iteration record buffer, written under one lock.
+#[derive(Default)]
+struct Batch {
+    received: Vec<RecordedEvent>,
+    sent: Vec<RecordedEvent>,
+    deltas: u64,
+    withheld: u64,
+    violations: Vec<String>,
+}
+
+enum Action {
+    Continue,
+    Park,
+    Close(u16, String),
+    Drop,
+}
+
+struct Driver<S> {
+    ws: WebSocketStream<S>,
+    session: Session,
+    ctx: WsCtx,
+    started: Instant,
+    stalled: bool,
+    batch: Batch,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+    fn at(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sends everything the session queued; `Err` ends the session.
+    async fn flush(&mut self) -> Result<(), SessionEnd> {
+        let outs: Vec<Out> = std::mem::take(&mut self.session.out);
+        if outs.is_empty() {
+            return Ok(());
+        }
+        if self.stalled {
+            self.batch.withheld += outs.len() as u64;
+            return Ok(());
+        }
+        for out in outs {
+            let event_id = self.session.ids.next("event");
+            let (kind, text) = match out {
+                Out::Event(mut v) => {
+                    v["event_id"] = Value::String(event_id);
+                    let kind = v["type"].as_str().unwrap_or("?").to_owned();
+                    if self.ctx.check_outgoing
+                        && let Err(e) = validate_server_event(&v)
+                    {
+                        tracing::error!(kind, error = %e, "simulator sent an event outside the server schema");
+                        self.batch.violations.push(format!("{kind}: {e}"));
+                    }
+                    (kind, to_wire(&v))
+                }
+                Out::Echo(audio) => {
+                    let (r, i) = self.session.echo_ids();
+                    let text = echo_delta(&event_id, r, i, &audio);
+                    if self.ctx.check_outgoing {
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        if let Err(e) = validate_server_event(&v) {
+                            self.batch.violations.push(format!("response.output_audio.delta: {e}"));
+                        }
+                    }
+                    ("response.output_audio.delta".to_owned(), text)
+                }
+            };
+            if kind == "response.output_audio.delta" {
+                self.batch.deltas += 1;
+            }
+            if self.ctx.record_events {
+                let at = self.at();
+                self.batch.sent.push(RecordedEvent { at, kind, text: Arc::from(text.as_str()) });
+            }
+            if let Err(e) = self.ws.feed(Message::text(text)).await {
+                return Err(SessionEnd::ClientGone(e.to_string()));
+            }
+        }
+        self.ws.flush().await.map_err(|e| SessionEnd::ClientGone(e.to_string()))
+    }
+
+    fn write_record(&mut self, end: Option<SessionEnd>) {
+        let b = std::mem::take(&mut self.batch);
+        {
+            let mut r = lock(&self.ctx.record);
+            r.received.extend(b.received);
+            r.sent.extend(b.sent);
+            r.audio_deltas_sent += b.deltas;
+            r.withheld += b.withheld;
+            r.stalled = self.stalled;
+            r.schema_violations.extend(b.violations);
+            r.appends = self.session.appends;
+            r.appended_bytes = self.session.appended_bytes;
+            if end.is_some() {
+                r.ended = end;
+            }
+        }
+        self.ctx.shared.bump();
+    }
+
+    /// Closes from our side and waits (bounded) for the client's close.
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = CloseFrame { code: code.into(), reason: reason.into() };
+        let _ = self.ws.close(Some(frame)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<(), SessionEnd> {
+        let now = Instant::now();
+        match msg {
+            Message::Text(t) => {
+                let kind = self.session.on_text(t.as_str(), now);
+                if self.ctx.record_events {
+                    let at = self.at();
+                    self.batch.received.push(RecordedEvent { at, kind, text: Arc::from(t.as_str()) });
+                }
+            }
+            Message::Binary(b) => {
+                self.session.on_binary();
+                if self.ctx.record_events {
+                    let at = self.at();
+                    let text = Arc::from(format!("<binary frame, {} bytes>", b.len()).as_str());
+                    self.batch.received.push(RecordedEvent { at, kind: "?".to_owned(), text });
+                }
+            }
+            Message::Close(f) => return Err(SessionEnd::ClientClosed(f.map(|f| u16::from(f.code)))),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn run(mut self) {
+        let mut shutdown = self.ctx.shared.shutdown.subscribe();
+        let f = self.ctx.faults;
+        let at = |d: Duration| self.started + d;
+        let cap_at = at(self.ctx.cap);
+        let close_at = f.close_after.map(|(d, code)| (at(d), code));
+        let drop_at = f.drop_after.map(at);
+        let stall_at = f.stall_after.map(|(d, mode)| (at(d), mode));
+        let mut frozen = false;
+
+        if self.ctx.beta {
+            self.session.beta_refused();
+            let end = match self.flush().await {
+                Ok(()) => {
+                    self.close(4000, "beta_api_shape_disabled").await;
+                    SessionEnd::ServerClosed { code: 4000, reason: "beta_api_shape_disabled".into() }
+                }
+                Err(e) => e,
+            };
+            self.write_record(Some(end));
+            return;
+        }
+        self.session.on_connect();
+
+        let end = loop {
+            if let Err(end) = self.flush().await {
+                break end;
+            }
+            self.write_record(None);
+            if frozen {
+                shutdown_signalled(&mut shutdown).await;
+                break SessionEnd::Shutdown;
+            }
+            let mut deadline = cap_at;
+            for d in [self.session.next_due(), close_at.map(|c| c.0), drop_at]
+                .into_iter()
+                .flatten()
+                .chain(stall_at.filter(|_| !self.stalled).map(|s| s.0))
+            {
+                deadline = deadline.min(d);
+            }
+            let action = tokio::select! {
+                biased;
+                () = shutdown_signalled(&mut shutdown) => {
+                    self.close(1001, "going away").await;
+                    break SessionEnd::Shutdown;
+                }
+                msg = self.ws.next() => match msg {
+                    Some(Ok(m)) => match self.on_message(m) {
+                        Ok(()) => Action::Continue,
+                        Err(end) => {
+                            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                                while let Some(Ok(_)) = self.ws.next().await {}
+                            })
+                            .await;
+                            break end;
+                        }
+                    },
+                    Some(Err(e)) => break SessionEnd::ClientGone(e.to_string()),
+                    None => break SessionEnd::ClientGone("connection closed without a close frame".into()),
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if drop_at.is_some_and(|d| d <= now) {
+                        Action::Drop
+                    } else if self.stalled {
+                        // Nothing is sent any more; time-driven work stops too.
+                        if self.session.next_due().is_some_and(|d| d <= now) {
+                            self.session.on_timer(now);
+                        }
+                        if cap_at <= now || close_at.is_some_and(|c| c.0 <= now) {
+                            // Withheld like everything else: keep reading until the client
+                            // leaves or the simulator shuts down.
+                            Action::Park
+                        } else {
+                            Action::Continue
+                        }
+                    } else if let Some((_, code)) = close_at.filter(|c| c.0 <= now) {
+                        Action::Close(code, String::new())
+                    } else if cap_at <= now {
+                        self.session.expire(self.ctx.cap);
+                        Action::Close(1001, "session_expired".into())
+                    } else if let Some((_, mode)) = stall_at.filter(|s| s.0 <= now) {
+                        self.stalled = true;
+                        frozen = mode == StallMode::Frozen;
+                        Action::Continue
+                    } else {
+                        self.session.on_timer(now);
+                        Action::Continue
+                    }
+                }
+            };
+            match action {
+                Action::Continue => {}
+                Action::Park => {
+                    let end = loop {
+                        tokio::select! {
+                            biased;
+                            () = shutdown_signalled(&mut shutdown) => break SessionEnd::Shutdown,
+                            msg = self.ws.next() => match msg {
+                                Some(Ok(Message::Close(f))) => break SessionEnd::ClientClosed(f.map(|f| u16::from(f.code))),
+                                Some(Ok(_)) => {}
+                                Some(Err(e)) => break SessionEnd::ClientGone(e.to_string()),
+                                None => break SessionEnd::ClientGone("connection closed without a close frame".into()),
+                            }
+                        }
+                    };
+                    break end;
+                }
+                Action::Drop => break SessionEnd::Dropped,
+                Action::Close(code, reason) => {
+                    if let Err(end) = self.flush().await {
+                        break end;
+                    }
+                    self.close(code, &reason).await;
+                    break SessionEnd::ServerClosed { code, reason };
+                }
+            }
+        };
+        self.write_record(Some(end));
+    }
+}
+
+/// Runs a session on an accepted WebSocket until it ends.
+pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: WebSocketStream<S>,
+    session: Session,
+    ctx: WsCtx,
+) {
+    let shared = ctx.shared.clone();
+    shared.session_started();
+    let driver =
+        Driver { ws, session, ctx, started: Instant::now(), stalled: false, batch: Batch::default() };
+    driver.run().await;
+    shared.session_finished();
+}
