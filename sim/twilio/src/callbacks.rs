@@ -106,6 +106,7 @@ fn with_query(url: &str, params: &[(String, String)]) -> String {
 pub struct CallbackSender {
     client: reqwest::Client,
     auth_token: String,
+    timeout: Duration,
 }
 
 /// The outcome of one request, before it is recorded.
@@ -128,13 +129,13 @@ impl CallbackSender {
     /// `https` callbacks. Proxies from the environment are ignored: callbacks go straight to
     /// the application, as from Twilio's network.
     pub fn new(auth_token: &str, ca_pem: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder().no_proxy().timeout(timeout).user_agent("TwilioProxy/1.1");
+        let mut builder = reqwest::Client::builder().no_proxy().tcp_nodelay(true).user_agent("TwilioProxy/1.1");
         if let Some(pem) = ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        Ok(Self { client: builder.build()?, auth_token: auth_token.to_owned() })
+        Ok(Self { client: builder.build()?, auth_token: auth_token.to_owned(), timeout })
     }
 
     /// Sends one signed request (`POST` form body, or `GET` with the parameters in the query).
@@ -152,13 +153,22 @@ impl CallbackSender {
             .header("x-twilio-signature", &signature)
             .header("i-twilio-idempotency-token", crate::sids::new_sid("ID")[2..].to_owned())
             .header("accept", "*/*");
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response.text().await.ok();
-                Delivery { request_url, signature, http_status: Some(status), body, error: None }
-            }
-            Err(e) => Delivery { request_url, signature, http_status: None, body: None, error: Some(e.to_string()) },
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let body = response.text().await.ok();
+            Ok::<_, reqwest::Error>((status, body))
+        };
+        match crate::time::timeout(self.timeout, exchange).await {
+            Ok(Ok((status, body))) => Delivery { request_url, signature, http_status: Some(status), body, error: None },
+            Ok(Err(e)) => Delivery { request_url, signature, http_status: None, body: None, error: Some(e.to_string()) },
+            Err(_) => Delivery {
+                request_url,
+                signature,
+                http_status: None,
+                body: None,
+                error: Some(format!("no answer within {:?}", self.timeout)),
+            },
         }
     }
 }

@@ -51,4 +51,5 @@ pub mod cli;
 pub mod codes;
 pub mod playback;
 pub mod sids;
+pub mod time;
 pub mod twiml;

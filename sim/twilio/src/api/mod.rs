@@ -181,6 +181,9 @@ impl TwilioApiSim {
     pub async fn spawn(config: ApiConfig) -> anyhow::Result<ApiHandle> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let clock = SimClock::new();
         let sender = CallbackSender::new(&config.auth_token, config.callback_ca_pem.as_deref(), config.callback_timeout)?;
         let inner = Inner {

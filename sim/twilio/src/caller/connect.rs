@@ -152,7 +152,7 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
     let target = check_url(s.url, s.allow_insecure_ws)?;
     let tls = if target.tls { Some(tls_config(s.ca_pem)?) } else { None };
 
-    let tcp = match tokio::time::timeout(s.timeout, TcpStream::connect((target.host.as_str(), target.port))).await {
+    let tcp = match crate::time::timeout(s.timeout, TcpStream::connect((target.host.as_str(), target.port))).await {
         Err(_) => {
             return Err(HandshakeFailure::new(
                 codes::STREAM_CONNECT_TIMEOUT,
@@ -174,7 +174,7 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
         Some(config) => {
             let name = ServerName::try_from(target.host.clone())
                 .map_err(|e| HandshakeFailure::new(codes::STREAM_BAD_URL, format!("host `{}`: {e}", target.host)))?;
-            match tokio::time::timeout(s.timeout, TlsConnector::from(config).connect(name, tcp)).await {
+            match crate::time::timeout(s.timeout, TlsConnector::from(config).connect(name, tcp)).await {
                 Err(_) => return Err(HandshakeFailure::new(codes::STREAM_TLS, "TLS handshake timed out")),
                 Ok(Err(e)) => return Err(HandshakeFailure::new(codes::STREAM_TLS, format!("TLS handshake failed: {e}"))),
                 Ok(Ok(stream)) => Box::new(stream),
@@ -195,7 +195,7 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
     headers.insert("user-agent", HeaderValue::from_static(USER_AGENT));
 
     use tokio_tungstenite::tungstenite::Error as WsError;
-    match tokio::time::timeout(s.timeout, tokio_tungstenite::client_async_with_config(request, io, None)).await {
+    match crate::time::timeout(s.timeout, tokio_tungstenite::client_async_with_config(request, io, None)).await {
         Err(_) => Err(HandshakeFailure::new(codes::STREAM_CONNECT_TIMEOUT, "no answer to the WebSocket upgrade")),
         Ok(Ok((ws, _response))) => Ok((ws, signature)),
         Ok(Err(WsError::Http(response))) => {
@@ -204,7 +204,12 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
             f.http_status = Some(status);
             Err(f)
         }
-        Ok(Err(e @ (WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed))) => Err(HandshakeFailure::new(
+        Ok(Err(
+            e @ (WsError::Io(_)
+            | WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete)),
+        )) => Err(HandshakeFailure::new(
             codes::STREAM_HANDSHAKE,
             format!("connection closed before a 101 answer: {e}"),
         )),

@@ -173,6 +173,13 @@ impl Session {
         loop {
             let paced = self.cfg.pacing != Pacing::Unpaced || !self.started || self.cursor.waiting() || self.cursor.finished();
             self.clock.set_paced(paced);
+            if !paced {
+                // Unpaced, the clock stands on the next frame's time.
+                let now = self.clock.now();
+                if now < self.next_tick {
+                    self.clock.step(self.next_tick - now);
+                }
+            }
             if paced {
                 let wake = self.next_wake();
                 let deadline = self.clock.deadline(wake);
@@ -208,6 +215,10 @@ impl Session {
 
             let now = self.clock.now();
             self.advance_playback(now);
+            if let Some(cause) = self.should_hang_up(now) {
+                hangup_cause = Some(cause);
+                break;
+            }
             if !self.started && now >= self.start_at {
                 self.send_start(now);
             }
@@ -224,16 +235,12 @@ impl Session {
                     self.next_tick = self.clock.now();
                 }
             }
-            if let Some(cause) = self.should_hang_up(self.clock.now()) {
-                hangup_cause = Some(cause);
-                break;
-            }
         }
 
+        let end_time = self.clock.now();
         if let Some(cause) = hangup_cause {
             self.hang_up(cause, &mut rx).await;
         }
-        let end_time = self.clock.now();
         self.out = None;
         let _ = writer.await;
         self.into_report(end_time)
@@ -294,7 +301,13 @@ impl Session {
             last_play_end: self.playback.segments().last().map(|s| s.end()),
         };
         let frame = match self.cursor.next_frame(view) {
-            Some(frame) => frame,
+            Some(frame) => {
+                if self.cursor.finished() && self.script_done_at.is_none() {
+                    // The script ends with this frame.
+                    self.script_done_at = Some(t + FRAME_BYTES as u64);
+                }
+                frame
+            }
             None => {
                 self.script_done_at.get_or_insert(t);
                 audio::silence(FRAME_BYTES)
@@ -323,11 +336,7 @@ impl Session {
                 return Some(HangupCause::MaxDuration);
             }
         }
-        if self.script_done_at.is_none() && self.cursor.finished() {
-            // The last frame of the script has been sent.
-            self.script_done_at = Some(now);
-        }
-        let done = self.script_done_at?;
+        let done = self.script_done_at.filter(|d| now >= *d)?;
         match self.cfg.end {
             EndPolicy::ScriptEnd => Some(HangupCause::ScriptEnd),
             EndPolicy::ScriptEndAndPlayback { max_wait } => {
@@ -455,20 +464,19 @@ impl Session {
         }
         self.record(now, TimelineEvent::CloseSent);
         self.clock.set_paced(true);
-        let deadline = tokio::time::Instant::now() + self.cfg.close_timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, rx.next()).await {
-                Err(_) => break,
-                Ok(None) | Ok(Some(Err(_))) => break,
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    let code = frame.as_ref().map(|f| u16::from(f.code));
-                    let t = self.clock.now();
-                    self.record(t, TimelineEvent::CloseReceived { code });
-                    self.close_handshake_completed = true;
-                    break;
+        let wait_close = async {
+            loop {
+                match rx.next().await {
+                    None | Some(Err(_)) => return None,
+                    Some(Ok(Message::Close(frame))) => return Some(frame.as_ref().map(|f| u16::from(f.code))),
+                    Some(Ok(_)) => {} // after `stop`, Twilio ignores what the server sends
                 }
-                Ok(Some(Ok(_))) => {} // after `stop`, Twilio ignores what the server sends
             }
+        };
+        if let Ok(Some(code)) = crate::time::timeout(self.cfg.close_timeout, wait_close).await {
+            let t = self.clock.now();
+            self.record(t, TimelineEvent::CloseReceived { code });
+            self.close_handshake_completed = true;
         }
     }
 
