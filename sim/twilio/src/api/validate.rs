@@ -114,7 +114,7 @@ pub fn validate_create(params: &[(String, String)], account: &AccountView<'_>) -
         };
         return Err(ApiError::bad_request(code, msg));
     }
-    let from_ok = account.owned.iter().any(|n| n == from) || (!account.trial && account.verified.iter().any(|n| n == from));
+    let from_ok = account.owned.iter().any(|n| n == from) || account.verified.iter().any(|n| n == from);
     if !from_ok {
         return Err(ApiError::bad_request(
             codes::FROM_NOT_VERIFIED,

@@ -1,0 +1,400 @@
+//! Calls placed by the REST simulator: ringing, outcomes, TwiML, the Media Stream to a
+//! reference gateway, status and stream callbacks (signed as Twilio signs them), hang-up.
+//! Under `tokio::time::pause`: the ring delay and timeouts run on the virtual clock.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use callway_sim_twilio::api::{ApiConfig, ApiHandle, CallSnapshot, CallStatus, Outcome, TwilioApiSim};
+use callway_sim_twilio::callbacks::{CallbackKind, CallbackRecord};
+use callway_sim_twilio::caller::{CallEnd, EndPolicy, HangupCause, Segment};
+use callway_sim_twilio::playback::MarkOutcome;
+use callway_sim_twilio::{sids, twiml};
+use common::{Receiver, connection_counter, serve_once, within};
+use contract::twilio_signature::{TwilioSigner, UpgradeSignature};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+const FROM: &str = "+33100000001";
+const ALL_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().tcp_nodelay(true).build().unwrap()
+}
+
+fn base_config() -> ApiConfig {
+    let mut c = ApiConfig::default();
+    c.owned_numbers = vec![FROM.into()];
+    c.ring_delay = Duration::from_secs(2);
+    c
+}
+
+async fn create(h: &ApiHandle, form: &[(&str, &str)]) -> Value {
+    let r = client().post(h.calls_url()).basic_auth(h.account_sid(), Some(h.auth_token())).form(form).send().await.unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn update(h: &ApiHandle, sid: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let url = format!("{}/2010-04-01/Accounts/{}/Calls/{sid}.json", h.base_url(), h.account_sid());
+    let r = client().post(url).basic_auth(h.account_sid(), Some(h.auth_token())).form(form).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn with_events<'a>(mut form: Vec<(&'a str, &'a str)>, status_url: &'a str) -> Vec<(&'a str, &'a str)> {
+    form.push(("StatusCallback", status_url));
+    for e in ALL_EVENTS {
+        form.push(("StatusCallbackEvent", e));
+    }
+    form
+}
+
+fn verify(token: &str, cb: &CallbackRecord) -> bool {
+    TwilioSigner::new(token.as_bytes()).verify_form(&cb.url, &cb.param_pairs(), &cb.signature)
+}
+
+fn status_events(cbs: &[CallbackRecord]) -> Vec<(String, String)> {
+    cbs.iter()
+        .filter(|c| c.kind == CallbackKind::CallStatus)
+        .map(|c| (c.event.clone(), c.param("CallStatus").unwrap().to_owned()))
+        .collect()
+}
+
+fn statuses(c: &CallSnapshot) -> Vec<CallStatus> {
+    c.timeline.iter().map(|s| s.status).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn answered_call_streams_to_the_gateway_with_signed_callbacks() {
+    let app = Receiver::spawn().await;
+    app.answer("/stream-status", 503, "");
+    let mut cfg = base_config();
+    cfg.caller.script = vec![Segment::Tone { hz: 300.0, ms: 200 }, Segment::Silence { ms: 10_000 }];
+    cfg.caller.end = EndPolicy::ServerCloses;
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let token = h.auth_token().to_owned();
+    let agent_audio: Vec<u8> = (0..400).map(|i| (i % 200) as u8).collect();
+    let sent = agent_audio.clone();
+    let path = "/api/twilio/media-stream/v1.abc.def";
+    let (stream_url, gateway) = serve_once(path, move |mut peer| async move {
+        let (start, _) = peer.until_event("start").await;
+        let mz = start["streamSid"].as_str().unwrap().to_owned();
+        peer.send_media(&mz, &sent).await;
+        peer.send_mark(&mz, "m1").await;
+        let (echo, _) = peer.until_event("mark").await;
+        assert_eq!(echo["mark"]["name"], "m1");
+        let closed = peer.close().await;
+        (start, closed)
+    })
+    .await;
+    let status_url = app.url("/status?tenant=7");
+    let stream_status_url = app.url("/stream-status");
+    let doc = twiml::connect_stream(&stream_url, Some(&stream_status_url), &[("lead_id", "42")]);
+    let form = with_events(vec![("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)], &status_url);
+    let created = create(&h, &form).await;
+    let sid = created["sid"].as_str().unwrap().to_owned();
+
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    let (start, gateway_closed) = gateway.await.unwrap();
+
+    // The stream: signed upgrade over the TwiML URL, start with the call's identity and parameters.
+    let report = &call.caller_reports[0];
+    assert_eq!(TwilioSigner::new(token.as_bytes()).verify_upgrade(&stream_url, report.signature.as_bytes()), UpgradeSignature::Valid);
+    assert_eq!(start["start"]["callSid"], sid.as_str());
+    assert_eq!(start["start"]["accountSid"], h.account_sid());
+    assert_eq!(start["start"]["customParameters"], serde_json::json!({"lead_id": "42"}));
+    assert!(sids::is_sid(start["streamSid"].as_str().unwrap(), "MZ"));
+    assert_eq!(report.heard, agent_audio);
+    assert_eq!(report.marks.iter().map(|m| (m.name.as_str(), m.outcome)).collect::<Vec<_>>(), vec![("m1", MarkOutcome::Played)]);
+    assert_eq!(report.end, CallEnd::ServerClosed { code: Some(1000), reason: String::new() });
+    assert!(gateway_closed);
+
+    // Status timeline on the simulator's clock: rang for the ring delay, then the TwiML ran to <Hangup/>.
+    assert_eq!(statuses(&call), vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed]);
+    assert!(call.answered_at.unwrap() >= call.created_at + Duration::from_secs(2));
+    assert!(call.errors.is_empty(), "{:?}", call.errors);
+
+    // Callbacks: in order, Twilio's parameters, signed, and the status the application answered.
+    let cbs = h.callbacks_for(&sid);
+    let order: Vec<&str> = cbs.iter().map(|c| c.event.as_str()).collect();
+    assert_eq!(order, vec!["initiated", "ringing", "answered", "stream-started", "stream-stopped", "completed"]);
+    assert_eq!(
+        status_events(&cbs),
+        vec![
+            ("initiated".into(), "initiated".into()),
+            ("ringing".into(), "ringing".into()),
+            ("answered".into(), "in-progress".into()),
+            ("completed".into(), "completed".into())
+        ]
+    );
+    let progress: Vec<&CallbackRecord> = cbs.iter().filter(|c| c.kind == CallbackKind::CallStatus).collect();
+    for (i, cb) in progress.iter().enumerate() {
+        assert_eq!(cb.param("SequenceNumber"), Some(i.to_string().as_str()));
+        assert_eq!(cb.param("CallSid"), Some(sid.as_str()));
+        assert_eq!(cb.param("AccountSid"), Some(h.account_sid()));
+        assert_eq!(cb.param("ApiVersion"), Some("2010-04-01"));
+        assert_eq!(cb.param("Direction"), Some("outbound-api"));
+        assert_eq!(cb.param("CallbackSource"), Some("call-progress-events"));
+        assert_eq!((cb.param("To"), cb.param("From")), (Some("+33612345678"), Some(FROM)));
+        assert!(time::OffsetDateTime::parse(cb.param("Timestamp").unwrap(), &time::format_description::well_known::Rfc2822).is_ok());
+        assert_eq!(cb.http_status, Some(200));
+        assert_eq!(cb.url, status_url);
+    }
+    assert_eq!(progress[3].param("CallDuration"), Some(call.duration_secs.unwrap().to_string().as_str()));
+    assert!(progress[..3].iter().all(|c| c.param("CallDuration").is_none()));
+    let stream_cbs: Vec<&CallbackRecord> = cbs.iter().filter(|c| c.kind == CallbackKind::StreamStatus).collect();
+    for cb in &stream_cbs {
+        assert_eq!(cb.param("StreamSid"), Some(report.stream_sid.as_str()));
+        assert_eq!(cb.param("StreamName"), Some(report.stream_sid.as_str()));
+        assert_eq!(cb.param("CallSid"), Some(sid.as_str()));
+        assert!(cb.param("StreamError").is_none());
+        assert!(cb.param("Timestamp").unwrap().ends_with('Z'));
+        assert_eq!(cb.http_status, Some(503));
+    }
+    assert!(cbs.iter().all(|cb| verify(&token, cb)), "every callback verifies with contract's verify_form");
+
+    // What the application received matches: the header, the body, the signature over its URL.
+    let received = app.requests();
+    assert_eq!(received.len(), 6);
+    for (got, cb) in received.iter().zip(&cbs) {
+        assert_eq!(got.method, "POST");
+        assert_eq!(got.header("content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(got.header("x-twilio-signature"), Some(cb.signature.as_str()));
+        let url = app.url(&got.path_and_query);
+        let form = got.form();
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert!(TwilioSigner::new(token.as_bytes()).verify_form(&url, &pairs, got.header("x-twilio-signature").unwrap()));
+        assert_eq!(form, cb.params);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_no_answer_and_failed_numbers() {
+    let app = Receiver::spawn().await;
+    let h = TwilioApiSim::spawn(base_config()).await.unwrap();
+    h.set_outcome("+33600000001", Outcome::Busy);
+    h.set_outcome("+33600000002", Outcome::NoAnswer);
+    h.set_outcome("+33600000003", Outcome::Failed);
+    let (gw, connections) = connection_counter().await;
+    let doc = twiml::connect_stream(&format!("ws://{gw}/s"), None, &[]);
+    let status_url = app.url("/status");
+    let mut sids = Vec::new();
+    for (to, timeout) in [("+33600000001", "60"), ("+33600000002", "15"), ("+33600000003", "60")] {
+        let form = with_events(vec![("To", to), ("From", FROM), ("Twiml", &doc), ("Timeout", timeout)], &status_url);
+        sids.push(create(&h, &form).await["sid"].as_str().unwrap().to_owned());
+    }
+    let busy = within(600, h.wait_call_finished(&sids[0])).await;
+    let no_answer = within(600, h.wait_call_finished(&sids[1])).await;
+    let failed = within(600, h.wait_call_finished(&sids[2])).await;
+
+    assert_eq!(statuses(&busy), vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::Busy]);
+    assert_eq!(statuses(&no_answer), vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::NoAnswer]);
+    assert_eq!(statuses(&failed), vec![CallStatus::Queued, CallStatus::Failed]);
+    // No answer means ringing for the whole Timeout.
+    assert!(no_answer.ended_at.unwrap() >= no_answer.created_at + Duration::from_secs(15));
+    for c in [&busy, &no_answer, &failed] {
+        assert_eq!(c.duration_secs, Some(0));
+        assert!(c.answered_at.is_none() && c.caller_reports.is_empty());
+    }
+    let last = |sid: &str| h.callbacks_for(sid).last().cloned().unwrap();
+    assert_eq!(status_events(&h.callbacks_for(&sids[0])).iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), vec!["initiated", "ringing", "completed"]);
+    assert_eq!(last(&sids[0]).param("CallStatus"), Some("busy"));
+    assert_eq!(last(&sids[1]).param("CallStatus"), Some("no-answer"));
+    assert_eq!(status_events(&h.callbacks_for(&sids[2])).iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), vec!["initiated", "completed"]);
+    assert_eq!(last(&sids[2]).param("CallStatus"), Some("failed"));
+    assert_eq!(last(&sids[2]).param("CallDuration"), Some("0"));
+    tokio::task::yield_now().await;
+    assert_eq!(*connections.lock().unwrap(), 0, "nobody answered, so no stream was opened");
+}
+
+#[tokio::test(start_paused = true)]
+async fn hang_up_an_answered_call_through_the_api() {
+    let app = Receiver::spawn().await;
+    let mut cfg = base_config();
+    cfg.caller.script = vec![Segment::Silence { ms: 3_600_000 }];
+    cfg.caller.end = EndPolicy::ServerCloses;
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let (started_tx, started_rx) = oneshot::channel();
+    let (stream_url, gateway) = serve_once("/s", move |mut peer| async move {
+        let (start, _) = peer.until_event("start").await;
+        started_tx.send(start["start"]["callSid"].as_str().unwrap().to_owned()).unwrap();
+        let (stop, _) = peer.until_event("stop").await;
+        let close = peer.recv().await;
+        (stop, matches!(close, Some(tokio_tungstenite::tungstenite::Message::Close(_))))
+    })
+    .await;
+    let doc = twiml::connect_stream(&stream_url, Some(&app.url("/stream")), &[]);
+    let status_url = app.url("/status");
+    let form = with_events(vec![("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)], &status_url);
+    let sid = create(&h, &form).await["sid"].as_str().unwrap().to_owned();
+    assert_eq!(within(600, started_rx).await.unwrap(), sid);
+
+    let (status, body) = update(&h, &sid, &[("Status", "completed")]).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("completed")));
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    let (stop, closed) = gateway.await.unwrap();
+    assert_eq!(stop["stop"]["callSid"], sid.as_str());
+    assert!(closed, "after `stop` the stream is closed");
+    assert_eq!(call.status, CallStatus::Completed);
+    assert_eq!(call.caller_reports[0].end, CallEnd::CallerHungUp { cause: HangupCause::Requested });
+    let events: Vec<String> = h.callbacks_for(&sid).iter().map(|c| c.event.clone()).collect();
+    assert_eq!(events, vec!["initiated", "ringing", "answered", "stream-started", "stream-stopped", "completed"]);
+    assert_eq!(h.callbacks_for(&sid).last().unwrap().param("CallStatus"), Some("completed"));
+    // Hanging up again changes nothing.
+    let (status, body) = update(&h, &sid, &[("Status", "completed")]).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("completed")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hang_up_before_answer_cancels() {
+    let app = Receiver::spawn().await;
+    let mut cfg = base_config();
+    cfg.ring_delay = Duration::from_secs(30);
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let (gw, connections) = connection_counter().await;
+    let doc = twiml::connect_stream(&format!("ws://{gw}/s"), None, &[]);
+    let status_url = app.url("/status");
+    let sid = create(&h, &with_events(vec![("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)], &status_url)).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    within(600, h.wait_call_status(&sid, CallStatus::Ringing)).await;
+    let (status, body) = update(&h, &sid, &[("Status", "completed")]).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("canceled")));
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(statuses(&call), vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::Canceled]);
+    assert_eq!(status_events(&h.callbacks_for(&sid)).last().unwrap(), &("completed".to_owned(), "canceled".to_owned()));
+    assert!(call.ended_at.unwrap() < call.created_at + Duration::from_secs(30), "canceled while ringing");
+    tokio::task::yield_now().await;
+    assert_eq!(*connections.lock().unwrap(), 0);
+    // An unknown status value is refused.
+    let (status, body) = update(&h, &sid, &[("Status", "paused")]).await;
+    assert_eq!((status, body["code"].as_u64()), (400, Some(20001)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_url_with_a_query_string_is_refused_with_a_stream_error() {
+    let app = Receiver::spawn().await;
+    let h = TwilioApiSim::spawn(base_config()).await.unwrap();
+    let (gw, connections) = connection_counter().await;
+    let doc = twiml::connect_stream(&format!("ws://{gw}/s?token=abc"), Some(&app.url("/stream")), &[]);
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"].as_str().unwrap().to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![31920]);
+    let cbs = h.callbacks_for(&sid);
+    let stream_error = cbs.iter().find(|c| c.event == "stream-error").expect("stream-error callback");
+    assert_eq!(stream_error.param("StreamEvent"), Some("stream-error"));
+    assert!(stream_error.param("StreamError").unwrap().starts_with("31920"));
+    assert!(verify(h.auth_token(), stream_error));
+    assert!(!cbs.iter().any(|c| c.event == "stream-started"));
+    // The document went on to <Hangup/>: the call completed normally.
+    assert_eq!(call.status, CallStatus::Completed);
+    tokio::task::yield_now().await;
+    assert_eq!(*connections.lock().unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn strict_mode_refuses_ws_stream_urls_with_31922() {
+    let mut cfg = base_config();
+    cfg.strict_wss = true;
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let (gw, connections) = connection_counter().await;
+    let doc = twiml::connect_stream(&format!("ws://{gw}/s"), None, &[]);
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"].as_str().unwrap().to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![31922]);
+    tokio::task::yield_now().await;
+    assert_eq!(*connections.lock().unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn twiml_is_fetched_from_url_with_a_signed_request() {
+    let app = Receiver::spawn().await;
+    app.answer("/twiml", 200, r#"<?xml version="1.0"?><Response><Pause length="3"/><Hangup/></Response>"#);
+    app.answer("/broken", 500, "");
+    let h = TwilioApiSim::spawn(base_config()).await.unwrap();
+    let url = app.url("/twiml?campaign=9");
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Url", &url)]).await["sid"].as_str().unwrap().to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.status, CallStatus::Completed);
+    assert!(call.duration_secs.unwrap() >= 3, "the <Pause> ran");
+    let fetch = &h.callbacks_for(&sid)[0];
+    assert_eq!((fetch.kind, fetch.method.as_str(), fetch.http_status), (CallbackKind::TwimlFetch, "POST", Some(200)));
+    assert_eq!(fetch.param("CallStatus"), Some("in-progress"));
+    assert!(verify(h.auth_token(), fetch));
+    let got = &app.requests()[0];
+    assert_eq!(got.path_and_query, "/twiml?campaign=9");
+    assert_eq!(got.header("x-twilio-signature"), Some(fetch.signature.as_str()));
+
+    // A failing TwiML URL: error 11200, the call ends.
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Url", &app.url("/broken"))]).await["sid"].as_str().unwrap().to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![11200]);
+    assert_eq!(call.status, CallStatus::Completed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_status_callbacks_sign_the_full_url() {
+    let app = Receiver::spawn().await;
+    let h = TwilioApiSim::spawn(base_config()).await.unwrap();
+    let status_url = app.url("/status?x=1");
+    let sid = create(
+        &h,
+        &[
+            ("To", "+33612345678"),
+            ("From", FROM),
+            ("Twiml", "<Response><Hangup/></Response>"),
+            ("StatusCallback", &status_url),
+            ("StatusCallbackMethod", "GET"),
+        ],
+    )
+    .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    within(600, h.wait_call_finished(&sid)).await;
+    // Only `completed` when no StatusCallbackEvent is given.
+    let cbs = h.callbacks_for(&sid);
+    assert_eq!(cbs.len(), 1);
+    let got = &app.requests()[0];
+    assert_eq!(got.method, "GET");
+    assert!(got.body.is_empty());
+    let query: BTreeMap<String, String> =
+        form_urlencoded::parse(got.path_and_query.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+    assert_eq!(query.get("CallStatus").map(String::as_str), Some("completed"));
+    assert_eq!(query.get("x").map(String::as_str), Some("1"));
+    let signer = TwilioSigner::new(h.auth_token().as_bytes());
+    assert!(signer.verify_form(&app.url(&got.path_and_query), &[], got.header("x-twilio-signature").unwrap()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn trial_calls_stop_at_ten_minutes() {
+    let mut cfg = base_config();
+    cfg.trial = true;
+    cfg.verified_numbers = vec!["+33612345678".into()];
+    cfg.caller.script = vec![];
+    cfg.caller.end = EndPolicy::ServerCloses;
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let (stream_url, gateway) = serve_once("/s", |mut peer| async move {
+        let mut media = 0u32;
+        while let Some(t) = peer.recv_text().await {
+            if t.starts_with(r#"{"event":"media""#) {
+                media += 1;
+            }
+        }
+        media
+    })
+    .await;
+    let doc = twiml::connect_stream(&stream_url, None, &[]);
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"].as_str().unwrap().to_owned();
+    let call = within(3600, h.wait_call_finished(&sid)).await;
+    let media = gateway.await.unwrap();
+    assert_eq!(call.caller_reports[0].end, CallEnd::CallerHungUp { cause: HangupCause::MaxDuration });
+    assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![13805]);
+    assert_eq!(media, 30_000, "ten minutes of 20 ms frames");
+    assert!(call.duration_secs.unwrap() >= 600);
+}
