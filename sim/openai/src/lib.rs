@@ -79,7 +79,7 @@ impl OpenAiSim {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config));
         let task = tokio::spawn(server::serve(listener, shared.clone()));
-        Ok(SimHandle { addr, shared, task: Some(task) })
+        Ok(SimHandle { addr, shared, task: std::sync::Mutex::new(Some(task)) })
     }
 }
 
@@ -88,7 +88,7 @@ impl OpenAiSim {
 pub struct SimHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    task: Option<JoinHandle<()>>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SimHandle {
@@ -177,10 +177,12 @@ impl SimHandle {
         }
     }
 
-    /// Stops accepting, closes open sessions (1001) and waits for them to end.
-    pub async fn shutdown(mut self) {
+    /// Stops accepting, closes open sessions (1001, without waiting for the clients' replies)
+    /// and waits for them to end. The records stay readable.
+    pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
-        if let Some(task) = self.task.take() {
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
             let _ = task.await;
         }
         self.wait_until(|h| h.active_sessions() == 0).await;

@@ -137,12 +137,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Closes from our side and waits (bounded) for the client's close.
     async fn close(&mut self, code: u16, reason: &str) {
-        let frame = CloseFrame { code: code.into(), reason: reason.into() };
-        let _ = self.ws.close(Some(frame)).await;
+        self.send_close(code, reason).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while let Some(Ok(_)) = self.ws.next().await {}
         })
         .await;
+    }
+
+    /// Sends a close frame without waiting for the reply.
+    async fn send_close(&mut self, code: u16, reason: &str) {
+        let frame = CloseFrame { code: code.into(), reason: reason.into() };
+        let _ = self.ws.close(Some(frame)).await;
     }
 
     fn on_message(&mut self, msg: Message) -> Result<(), SessionEnd> {
@@ -213,7 +218,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             let action = tokio::select! {
                 biased;
                 () = shutdown_signalled(&mut shutdown) => {
-                    self.close(1001, "going away").await;
+                    // Shutting down: say so, do not wait for the client's reply.
+                    self.send_close(1001, "going away").await;
                     break SessionEnd::Shutdown;
                 }
                 msg = self.ws.next() => match msg {
