@@ -16,6 +16,10 @@ pub enum Value<'a> {
     Str(&'a [u8]),
     /// A non-negative integer without leading zeros that fits a `u64`.
     Int(u64),
+    /// The field's value is an object (top level only: deeper nesting is outside the subset).
+    /// Reported before the object's own fields, which follow with this key as their parent, so
+    /// that an empty object, or an object where a scalar belongs, is seen too.
+    Object,
 }
 
 /// Where a field sits: at the top level, or inside the object under `parent`.
@@ -117,6 +121,7 @@ where
                 i = next;
             }
             b'{' if parent.is_none() => {
+                on_field(parent, key, Value::Object)?;
                 i = object(b, i, Some(key), on_field)?;
             }
             _ => return None,
@@ -262,8 +267,12 @@ mod tests {
     #[test]
     fn reads_the_subset() {
         let f = fields(r#" {"a":"x", "n" : 12 ,"o":{"b":"y","m":0}} "#).unwrap();
-        assert_eq!(f.len(), 4);
+        assert_eq!(f.len(), 5);
+        assert_eq!(f[2], r#"None/o=Object"#);
         assert_eq!(fields("{}").unwrap().len(), 0);
+        // An empty object is reported too (found by the differential fuzz targets: it was
+        // invisible, so `"media":{}` or `"transcript":{}` slipped past the fast paths).
+        assert_eq!(fields(r#"{"e":{}}"#).unwrap(), [r#"None/e=Object"#]);
     }
 
     #[test]

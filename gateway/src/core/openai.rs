@@ -676,6 +676,23 @@ mod tests {
         assert!(matches!(parse_server_event(&mut b).unwrap(), ServerEvent::AudioDelta(_)));
     }
 
+    /// Found by the `openai_differential` fuzz target: an empty object was invisible to the
+    /// fast path, so `"transcript":{}` (which the full parser refuses: not a string) or a
+    /// duplicated `"output_index":{}` let the fast path accept what the full parser refuses.
+    #[test]
+    fn empty_objects_are_seen_by_the_fast_path() {
+        for extra in [r#","transcript":{}"#, r#","output_index":{}"#, r#","type":{}"#, r#","response":{}"#] {
+            let s = format!("{}{extra}}}", &DELTA[..DELTA.len() - 1]);
+            assert!(parse_delta_fast(s.as_bytes()).is_none(), "{s}");
+            let mut b = s.clone().into_bytes();
+            assert_eq!(parse_server_event(&mut b).map(|e| format!("{e:?}")), slow(&s), "{s}");
+        }
+        // An unknown key with an empty object is ignored by both parsers.
+        let s = format!(r#"{},"obfuscation":{{}}}}"#, &DELTA[..DELTA.len() - 1]);
+        let fast = parse_delta_fast(s.as_bytes()).unwrap();
+        assert_eq!(slow(&s).unwrap(), format!("{:?}", ServerEvent::AudioDelta(fast)));
+    }
+
     #[test]
     fn other_events_classify() {
         let cases = [

@@ -248,6 +248,17 @@ fn scan_any_order(json: &[u8]) -> Option<FastEvent> {
             _ => None,
         }
     }
+    /// Notes a `media` or `mark` object; a second one is a duplicate key, which the full
+    /// parser refuses, so the fast path must not merge them.
+    fn once(seen: &mut bool, v: Value<'_>) -> Option<()> {
+        match (*seen, v) {
+            (false, Value::Object) => {
+                *seen = true;
+                Some(())
+            }
+            _ => None,
+        }
+    }
     let span = |s: &[u8]| span_in(json, s);
     let mut f = Fields::default();
     let (mut saw_media, mut saw_mark) = (false, false);
@@ -255,26 +266,22 @@ fn scan_any_order(json: &[u8]) -> Option<FastEvent> {
         (None, b"event") => set(&mut f.event, v),
         (None, b"sequenceNumber") => set(&mut f.seq, v),
         (None, b"streamSid") => set(&mut f.sid, v),
-        // Known objects arrive as their fields (below); as scalars they are the wrong type.
-        (None, b"media" | b"mark" | b"start" | b"stop" | b"dtmf" | b"protocol" | b"version") => None,
+        // The objects of the hot events: their fields follow (below). Even empty, they count
+        // (the full parser refuses a `media` event with a `mark` object and vice versa).
+        (None, b"media") => once(&mut saw_media, v),
+        (None, b"mark") => once(&mut saw_mark, v),
+        // The other events' objects, and strings the full parser reads, whatever their value:
+        // never in a hot event; leave them to the full parser.
+        (None, b"start" | b"stop" | b"dtmf" | b"protocol" | b"version") => None,
         (Some(b"media"), b"track") => set(&mut f.track, v),
         (Some(b"media"), b"chunk") => set(&mut f.chunk, v),
         (Some(b"media"), b"timestamp") => set(&mut f.timestamp, v),
         (Some(b"media"), b"payload") => set(&mut f.payload, v),
         (Some(b"mark"), b"name") => set(&mut f.name, v),
-        (Some(b"start" | b"stop" | b"dtmf"), _) => None,
-        (Some(b"media"), _) => {
-            saw_media = true;
-            Some(())
-        }
-        (Some(b"mark"), _) => {
-            saw_mark = true;
-            Some(())
-        }
+        // Other fields of `media` and `mark`, and anything under or beside unknown keys, are
+        // ignored by both parsers.
         _ => Some(()),
     })?;
-    saw_media |= f.track.is_some() || f.chunk.is_some() || f.timestamp.is_some() || f.payload.is_some();
-    saw_mark |= f.name.is_some();
     let seq = digits(f.seq?)?;
     let sid = span(f.sid?);
     match f.event? {
@@ -585,6 +592,37 @@ mod tests {
         let fast = parse_fast(s.as_bytes()).unwrap();
         assert_eq!(fast, TwilioEvent::Mark { sequence_number: 4, stream_sid: b"MZ1", name: b"r7-c3-1840" });
         assert_eq!(slow(s).unwrap(), format!("{fast:?}"));
+    }
+
+    /// Found by the `twilio_differential` fuzz target: objects the fast path did not see
+    /// (empty, duplicated, or where the full parser expects a string) made it accept messages
+    /// the full parser refuses.
+    #[test]
+    fn objects_the_full_parser_refuses_are_not_fast() {
+        let mark = r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"x"}"#;
+        for extra in [
+            r#","media":{}"#,
+            r#","protocol":{"a":"b"}"#,
+            r#","version":{}"#,
+            r#","streamSid":{}"#,
+            r#","sequenceNumber":{"a":"1"}"#,
+            r#","mark":{}"#,
+        ] {
+            let s = format!("{mark}{extra}}}");
+            assert!(parse_fast(s.as_bytes()).is_none(), "{s}");
+            assert!(slow(&s).is_err(), "{s}");
+        }
+        // Another event's object: the full parser reads it (and ignores it); not the fast path.
+        let s = format!(r#"{mark},"start":{{}}}}"#);
+        assert!(parse_fast(s.as_bytes()).is_none(), "{s}");
+        assert!(slow(&s).unwrap().starts_with("Mark"));
+        let twice = MEDIA.replace(r#""media":{"track""#, r#""media":{},"media":{"track""#);
+        assert!(parse_fast(twice.as_bytes()).is_none(), "{twice}");
+        assert!(slow(&twice).is_err());
+        // Unknown keys, empty or not, are ignored by both.
+        let s = format!(r#"{mark},"extra":{{}},"more":{{"a":"b"}}}}"#);
+        assert!(parse_fast(s.as_bytes()).is_some());
+        assert_eq!(slow(&s).unwrap(), format!("{:?}", parse_fast(s.as_bytes()).unwrap()));
     }
 
     #[test]
