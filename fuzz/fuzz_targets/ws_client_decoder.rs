@@ -1,0 +1,9 @@
+//! The WebSocket frame decoder on the client side (OpenAI → gateway: frames must not be
+//! masked), fed in arbitrary chunk splits; see `callway_fuzz::ws` for the input layout and the
+//! checks.
+#![no_main]
+
+use callway_gateway::core::ws::Role;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| callway_fuzz::ws::fuzz(Role::Client, data));
