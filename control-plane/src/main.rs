@@ -22,10 +22,28 @@ fn init_logs() {
     }
 }
 
+const USAGE: &str = "\
+callway-control: the Callway control plane (web session, leads, outbound calls, callbacks,
+internal API for the gateway).
+
+usage:
+  callway-control [serve]          serve HTTP on CONTROL_LISTEN_ADDR (default 0.0.0.0:8080)
+  callway-control migrate          apply the schema to the configured database and exit
+  callway-control purge            delete transcripts older than TRANSCRIPT_RETENTION_DAYS and exit
+  callway-control erase <phone>    erase everything held about a phone number and exit
+
+Configuration comes from the environment (README.md, \"Configuration\"); every missing or bad
+value is reported at start, one line each.
+";
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logs();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("-h" | "--help" | "help")) {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    init_logs();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

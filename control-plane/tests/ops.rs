@@ -54,3 +54,38 @@ async fn admin_routes_are_off_without_a_token() {
         .await;
     assert_eq!((r.status, r.code()), (404, "admin_disabled"));
 }
+
+#[tokio::test]
+async fn the_erase_command_says_what_it_removed_without_the_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}?mode=rwc", dir.path().join("cp.sqlite3").display());
+    let mut env = common::env_for(&common::Db::Url(db.clone()), "http://127.0.0.1:9", "http://127.0.0.1:9");
+    env.insert("PUBLIC_APP_URL".into(), "https://cp.example.eu".into());
+    env.insert("OUTBOX_DIR".into(), dir.path().join("outbox").display().to_string());
+    let store = callway_control::open_store(&callway_control::config::StorageConfig::Sqlite { url: db })
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let lead = callway_control::store::NewLead {
+        id: uuid::Uuid::new_v4(),
+        session_id: None,
+        first_name: "Claire".into(),
+        last_name: "Martin".into(),
+        phone_e164: "+33612345678".into(),
+        source: "web".into(),
+        consent_text: "v1".into(),
+        at: time::OffsetDateTime::now_utc(),
+    };
+    store.apply(&callway_control::store::Write::UpsertLead(lead.clone())).await.unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callway-control"))
+        .args(["erase", "06 12 34 56 78"])
+        .env_clear()
+        .envs(&env)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), "erased +33******78: 1 lead(s), 0 call(s), 0 status event(s), 0 call event(s)");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("612345678"), "no number in the logs");
+    assert!(store.get_lead(lead.id).await.unwrap().is_none());
+}
