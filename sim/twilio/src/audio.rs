@@ -125,7 +125,8 @@ pub fn parse_wav(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let mut format: Option<(u16, u16, u32, u16)> = None;
     while pos + 8 <= bytes.len() {
         let id = &bytes[pos..pos + 4];
-        let len = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let len =
+            u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
         let body_start = pos + 8;
         let body_end = body_start.saturating_add(len).min(bytes.len());
         let body = &bytes[body_start..body_end];
@@ -144,7 +145,9 @@ pub fn parse_wav(bytes: &[u8]) -> Result<Vec<u8>, String> {
                 }
                 return match (tag, bits) {
                     (7, 8) => Ok(body.to_vec()),
-                    (1, 16) => Ok(body.chunks_exact(2).map(|s| encode(i16::from_le_bytes([s[0], s[1]]))).collect()),
+                    (1, 16) => {
+                        Ok(body.chunks_exact(2).map(|s| encode(i16::from_le_bytes([s[0], s[1]]))).collect())
+                    }
                     _ => Err(format!("format tag {tag} with {bits} bits; need μ-law (7) or 16-bit PCM (1)")),
                 };
             }

@@ -72,13 +72,26 @@ impl CallbackRecord {
 /// The URL Twilio signs for a request to `url`: the same, except that an `https` URL loses an
 /// explicit port.
 pub fn signing_url(url: &str) -> String {
+    if !has_explicit_port(url) {
+        return url.to_owned();
+    }
     match url::Url::parse(url) {
-        Ok(mut u) if u.scheme() == "https" && u.port().is_some() => {
+        Ok(mut u) if u.scheme() == "https" => {
             let _ = u.set_port(None);
             u.to_string()
         }
         _ => url.to_owned(),
     }
+}
+
+/// Whether the authority of `url` carries a `:port` (even the default one, which the `url`
+/// crate hides).
+fn has_explicit_port(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, p)| p);
+    after_host.contains(':')
 }
 
 /// The signature of a request to `url` with `method` and form `params`.
@@ -129,7 +142,8 @@ impl CallbackSender {
     /// `https` callbacks. Proxies from the environment are ignored: callbacks go straight to
     /// the application, as from Twilio's network.
     pub fn new(auth_token: &str, ca_pem: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder().no_proxy().tcp_nodelay(true).user_agent("TwilioProxy/1.1");
+        let mut builder =
+            reqwest::Client::builder().no_proxy().tcp_nodelay(true).user_agent("TwilioProxy/1.1");
         if let Some(pem) = ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)? {
                 builder = builder.add_root_certificate(cert);
@@ -147,7 +161,10 @@ impl CallbackSender {
             self.client.get(&request_url)
         } else {
             let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-            self.client.post(&request_url).header("content-type", "application/x-www-form-urlencoded").body(body)
+            self.client
+                .post(&request_url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
         };
         request = request
             .header("x-twilio-signature", &signature)
@@ -160,8 +177,12 @@ impl CallbackSender {
             Ok::<_, reqwest::Error>((status, body))
         };
         match crate::time::timeout(self.timeout, exchange).await {
-            Ok(Ok((status, body))) => Delivery { request_url, signature, http_status: Some(status), body, error: None },
-            Ok(Err(e)) => Delivery { request_url, signature, http_status: None, body: None, error: Some(e.to_string()) },
+            Ok(Ok((status, body))) => {
+                Delivery { request_url, signature, http_status: Some(status), body, error: None }
+            }
+            Ok(Err(e)) => {
+                Delivery { request_url, signature, http_status: None, body: None, error: Some(e.to_string()) }
+            }
             Err(_) => Delivery {
                 request_url,
                 signature,
@@ -179,9 +200,15 @@ mod tests {
 
     #[test]
     fn https_port_is_dropped_before_signing() {
-        assert_eq!(signing_url("https://cp.example.eu:8443/twilio/status?x=1"), "https://cp.example.eu/twilio/status?x=1");
+        assert_eq!(
+            signing_url("https://cp.example.eu:8443/twilio/status?x=1"),
+            "https://cp.example.eu/twilio/status?x=1"
+        );
         assert_eq!(signing_url("http://127.0.0.1:3000/status"), "http://127.0.0.1:3000/status");
         assert_eq!(signing_url("https://cp.example.eu/twilio/status"), "https://cp.example.eu/twilio/status");
+        assert_eq!(signing_url("https://cp.example.eu:443/s"), "https://cp.example.eu/s");
+        assert_eq!(signing_url("https://[::1]:8443/s"), "https://[::1]/s");
+        assert_eq!(signing_url("https://[::1]/s"), "https://[::1]/s");
     }
 
     #[test]

@@ -129,11 +129,12 @@ fn element(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, TwimlError>
 
 fn parse_tree(xml: &str) -> Result<Element, TwimlError> {
     let mut reader = Reader::from_str(xml);
-    reader.config_mut().trim_text(true);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let event = reader.read_event().map_err(|e| TwimlError::Parse(format!("at byte {}: {e}", reader.buffer_position())))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| TwimlError::Parse(format!("at byte {}: {e}", reader.buffer_position())))?;
         match event {
             Event::Start(e) => {
                 if root.is_some() {
@@ -158,7 +159,8 @@ fn parse_tree(xml: &str) -> Result<Element, TwimlError> {
             }
             Event::Text(t) => {
                 let text = t.decode().map_err(|e| TwimlError::Parse(e.to_string()))?;
-                let text = quick_xml::escape::unescape(&text).map_err(|e| TwimlError::Parse(e.to_string()))?;
+                let text =
+                    quick_xml::escape::unescape(&text).map_err(|e| TwimlError::Parse(e.to_string()))?;
                 match stack.last_mut() {
                     Some(el) => el.text.push_str(&text),
                     None if text.trim().is_empty() => {}
@@ -168,7 +170,8 @@ fn parse_tree(xml: &str) -> Result<Element, TwimlError> {
             Event::GeneralRef(r) => {
                 let name = r.decode().map_err(|e| TwimlError::Parse(e.to_string()))?;
                 let reference = format!("&{name};");
-                let text = quick_xml::escape::unescape(&reference).map_err(|e| TwimlError::Parse(e.to_string()))?;
+                let text =
+                    quick_xml::escape::unescape(&reference).map_err(|e| TwimlError::Parse(e.to_string()))?;
                 if let Some(el) = stack.last_mut() {
                     el.text.push_str(&text);
                 }
@@ -202,12 +205,16 @@ pub fn parse(xml: &str) -> Result<Twiml, TwimlError> {
             "Pause" => Verb::Pause {
                 length: match v.attr("length") {
                     None => 1,
-                    Some(l) => l.parse().map_err(|_| TwimlError::Invalid(format!("<Pause length=\"{l}\">")))?,
+                    Some(l) => {
+                        l.parse().map_err(|_| TwimlError::Invalid(format!("<Pause length=\"{l}\">")))?
+                    }
                 },
             },
-            "Say" => Verb::Say { text: v.text.clone() },
+            "Say" => Verb::Say { text: v.text.trim().to_owned() },
             "Reject" => Verb::Reject { reason: v.attr("reason").map(str::to_owned) },
-            "Redirect" => Verb::Redirect { url: v.text.trim().to_owned(), method: v.attr("method").map(str::to_owned) },
+            "Redirect" => {
+                Verb::Redirect { url: v.text.trim().to_owned(), method: v.attr("method").map(str::to_owned) }
+            }
             other => Verb::Other(other.to_owned()),
         });
     }
@@ -229,10 +236,13 @@ fn parse_connect(c: &Element) -> Result<Connect, TwimlError> {
             if p.name != "Parameter" {
                 return Err(TwimlError::Invalid(format!("<{}> inside <Stream>", p.name)));
             }
-            let name = p.attr("name").ok_or_else(|| TwimlError::Invalid("<Parameter> without name".into()))?;
+            let name =
+                p.attr("name").ok_or_else(|| TwimlError::Invalid("<Parameter> without name".into()))?;
             let value = p.attr("value").unwrap_or("");
             if name.len() + value.len() >= 500 {
-                return Err(TwimlError::Invalid(format!("<Parameter name=\"{name}\">: name plus value must be under 500 characters")));
+                return Err(TwimlError::Invalid(format!(
+                    "<Parameter name=\"{name}\">: name plus value must be under 500 characters"
+                )));
             }
             parameters.push((name.to_owned(), value.to_owned()));
         }
@@ -245,7 +255,11 @@ fn parse_connect(c: &Element) -> Result<Connect, TwimlError> {
             parameters,
         });
     }
-    Ok(Connect { action: c.attr("action").map(str::to_owned), method: c.attr("method").map(str::to_owned), stream })
+    Ok(Connect {
+        action: c.attr("action").map(str::to_owned),
+        method: c.attr("method").map(str::to_owned),
+        stream,
+    })
 }
 
 /// Escapes an XML attribute value.

@@ -25,14 +25,17 @@ fn client() -> reqwest::Client {
 }
 
 fn base_config() -> ApiConfig {
-    let mut c = ApiConfig::default();
-    c.owned_numbers = vec![FROM.into()];
-    c.ring_delay = Duration::from_secs(2);
-    c
+    ApiConfig { owned_numbers: vec![FROM.into()], ring_delay: Duration::from_secs(2), ..ApiConfig::default() }
 }
 
 async fn create(h: &ApiHandle, form: &[(&str, &str)]) -> Value {
-    let r = client().post(h.calls_url()).basic_auth(h.account_sid(), Some(h.auth_token())).form(form).send().await.unwrap();
+    let r = client()
+        .post(h.calls_url())
+        .basic_auth(h.account_sid(), Some(h.auth_token()))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
@@ -41,7 +44,8 @@ async fn create(h: &ApiHandle, form: &[(&str, &str)]) -> Value {
 
 async fn update(h: &ApiHandle, sid: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let url = format!("{}/2010-04-01/Accounts/{}/Calls/{sid}.json", h.base_url(), h.account_sid());
-    let r = client().post(url).basic_auth(h.account_sid(), Some(h.auth_token())).form(form).send().await.unwrap();
+    let r =
+        client().post(url).basic_auth(h.account_sid(), Some(h.auth_token())).form(form).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
@@ -103,25 +107,37 @@ async fn answered_call_streams_to_the_gateway_with_signed_callbacks() {
 
     // The stream: signed upgrade over the TwiML URL, start with the call's identity and parameters.
     let report = &call.caller_reports[0];
-    assert_eq!(TwilioSigner::new(token.as_bytes()).verify_upgrade(&stream_url, report.signature.as_bytes()), UpgradeSignature::Valid);
+    assert_eq!(
+        TwilioSigner::new(token.as_bytes()).verify_upgrade(&stream_url, report.signature.as_bytes()),
+        UpgradeSignature::Valid
+    );
     assert_eq!(start["start"]["callSid"], sid.as_str());
     assert_eq!(start["start"]["accountSid"], h.account_sid());
     assert_eq!(start["start"]["customParameters"], serde_json::json!({"lead_id": "42"}));
     assert!(sids::is_sid(start["streamSid"].as_str().unwrap(), "MZ"));
     assert_eq!(report.heard, agent_audio);
-    assert_eq!(report.marks.iter().map(|m| (m.name.as_str(), m.outcome)).collect::<Vec<_>>(), vec![("m1", MarkOutcome::Played)]);
+    assert_eq!(
+        report.marks.iter().map(|m| (m.name.as_str(), m.outcome)).collect::<Vec<_>>(),
+        vec![("m1", MarkOutcome::Played)]
+    );
     assert_eq!(report.end, CallEnd::ServerClosed { code: Some(1000), reason: String::new() });
     assert!(gateway_closed);
 
     // Status timeline on the simulator's clock: rang for the ring delay, then the TwiML ran to <Hangup/>.
-    assert_eq!(statuses(&call), vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed]);
+    assert_eq!(
+        statuses(&call),
+        vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed]
+    );
     assert!(call.answered_at.unwrap() >= call.created_at + Duration::from_secs(2));
     assert!(call.errors.is_empty(), "{:?}", call.errors);
 
     // Callbacks: in order, Twilio's parameters, signed, and the status the application answered.
     let cbs = h.callbacks_for(&sid);
     let order: Vec<&str> = cbs.iter().map(|c| c.event.as_str()).collect();
-    assert_eq!(order, vec!["initiated", "ringing", "answered", "stream-started", "stream-stopped", "completed"]);
+    assert_eq!(
+        order,
+        vec!["initiated", "ringing", "answered", "stream-started", "stream-stopped", "completed"]
+    );
     assert_eq!(
         status_events(&cbs),
         vec![
@@ -140,13 +156,20 @@ async fn answered_call_streams_to_the_gateway_with_signed_callbacks() {
         assert_eq!(cb.param("Direction"), Some("outbound-api"));
         assert_eq!(cb.param("CallbackSource"), Some("call-progress-events"));
         assert_eq!((cb.param("To"), cb.param("From")), (Some("+33612345678"), Some(FROM)));
-        assert!(time::OffsetDateTime::parse(cb.param("Timestamp").unwrap(), &time::format_description::well_known::Rfc2822).is_ok());
+        assert!(
+            time::OffsetDateTime::parse(
+                cb.param("Timestamp").unwrap(),
+                &time::format_description::well_known::Rfc2822
+            )
+            .is_ok()
+        );
         assert_eq!(cb.http_status, Some(200));
         assert_eq!(cb.url, status_url);
     }
     assert_eq!(progress[3].param("CallDuration"), Some(call.duration_secs.unwrap().to_string().as_str()));
     assert!(progress[..3].iter().all(|c| c.param("CallDuration").is_none()));
-    let stream_cbs: Vec<&CallbackRecord> = cbs.iter().filter(|c| c.kind == CallbackKind::StreamStatus).collect();
+    let stream_cbs: Vec<&CallbackRecord> =
+        cbs.iter().filter(|c| c.kind == CallbackKind::StreamStatus).collect();
     for cb in &stream_cbs {
         assert_eq!(cb.param("StreamSid"), Some(report.stream_sid.as_str()));
         assert_eq!(cb.param("StreamName"), Some(report.stream_sid.as_str()));
@@ -167,7 +190,11 @@ async fn answered_call_streams_to_the_gateway_with_signed_callbacks() {
         let url = app.url(&got.path_and_query);
         let form = got.form();
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert!(TwilioSigner::new(token.as_bytes()).verify_form(&url, &pairs, got.header("x-twilio-signature").unwrap()));
+        assert!(TwilioSigner::new(token.as_bytes()).verify_form(
+            &url,
+            &pairs,
+            got.header("x-twilio-signature").unwrap()
+        ));
         assert_eq!(form, cb.params);
     }
 }
@@ -184,7 +211,8 @@ async fn busy_no_answer_and_failed_numbers() {
     let status_url = app.url("/status");
     let mut sids = Vec::new();
     for (to, timeout) in [("+33600000001", "60"), ("+33600000002", "15"), ("+33600000003", "60")] {
-        let form = with_events(vec![("To", to), ("From", FROM), ("Twiml", &doc), ("Timeout", timeout)], &status_url);
+        let form =
+            with_events(vec![("To", to), ("From", FROM), ("Twiml", &doc), ("Timeout", timeout)], &status_url);
         sids.push(create(&h, &form).await["sid"].as_str().unwrap().to_owned());
     }
     let busy = within(600, h.wait_call_finished(&sids[0])).await;
@@ -201,10 +229,16 @@ async fn busy_no_answer_and_failed_numbers() {
         assert!(c.answered_at.is_none() && c.caller_reports.is_empty());
     }
     let last = |sid: &str| h.callbacks_for(sid).last().cloned().unwrap();
-    assert_eq!(status_events(&h.callbacks_for(&sids[0])).iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), vec!["initiated", "ringing", "completed"]);
+    assert_eq!(
+        status_events(&h.callbacks_for(&sids[0])).iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(),
+        vec!["initiated", "ringing", "completed"]
+    );
     assert_eq!(last(&sids[0]).param("CallStatus"), Some("busy"));
     assert_eq!(last(&sids[1]).param("CallStatus"), Some("no-answer"));
-    assert_eq!(status_events(&h.callbacks_for(&sids[2])).iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), vec!["initiated", "completed"]);
+    assert_eq!(
+        status_events(&h.callbacks_for(&sids[2])).iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(),
+        vec!["initiated", "completed"]
+    );
     assert_eq!(last(&sids[2]).param("CallStatus"), Some("failed"));
     assert_eq!(last(&sids[2]).param("CallDuration"), Some("0"));
     tokio::task::yield_now().await;
@@ -242,7 +276,10 @@ async fn hang_up_an_answered_call_through_the_api() {
     assert_eq!(call.status, CallStatus::Completed);
     assert_eq!(call.caller_reports[0].end, CallEnd::CallerHungUp { cause: HangupCause::Requested });
     let events: Vec<String> = h.callbacks_for(&sid).iter().map(|c| c.event.clone()).collect();
-    assert_eq!(events, vec!["initiated", "ringing", "answered", "stream-started", "stream-stopped", "completed"]);
+    assert_eq!(
+        events,
+        vec!["initiated", "ringing", "answered", "stream-started", "stream-stopped", "completed"]
+    );
     assert_eq!(h.callbacks_for(&sid).last().unwrap().param("CallStatus"), Some("completed"));
     // Hanging up again changes nothing.
     let (status, body) = update(&h, &sid, &[("Status", "completed")]).await;
@@ -258,16 +295,21 @@ async fn hang_up_before_answer_cancels() {
     let (gw, connections) = connection_counter().await;
     let doc = twiml::connect_stream(&format!("ws://{gw}/s"), None, &[]);
     let status_url = app.url("/status");
-    let sid = create(&h, &with_events(vec![("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)], &status_url)).await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sid =
+        create(&h, &with_events(vec![("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)], &status_url))
+            .await["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     within(600, h.wait_call_status(&sid, CallStatus::Ringing)).await;
     let (status, body) = update(&h, &sid, &[("Status", "completed")]).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("canceled")));
     let call = within(600, h.wait_call_finished(&sid)).await;
     assert_eq!(statuses(&call), vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::Canceled]);
-    assert_eq!(status_events(&h.callbacks_for(&sid)).last().unwrap(), &("completed".to_owned(), "canceled".to_owned()));
+    assert_eq!(
+        status_events(&h.callbacks_for(&sid)).last().unwrap(),
+        &("completed".to_owned(), "canceled".to_owned())
+    );
     assert!(call.ended_at.unwrap() < call.created_at + Duration::from_secs(30), "canceled while ringing");
     tokio::task::yield_now().await;
     assert_eq!(*connections.lock().unwrap(), 0);
@@ -282,7 +324,10 @@ async fn stream_url_with_a_query_string_is_refused_with_a_stream_error() {
     let h = TwilioApiSim::spawn(base_config()).await.unwrap();
     let (gw, connections) = connection_counter().await;
     let doc = twiml::connect_stream(&format!("ws://{gw}/s?token=abc"), Some(&app.url("/stream")), &[]);
-    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"].as_str().unwrap().to_owned();
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let call = within(600, h.wait_call_finished(&sid)).await;
     assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![31920]);
     let cbs = h.callbacks_for(&sid);
@@ -304,7 +349,10 @@ async fn strict_mode_refuses_ws_stream_urls_with_31922() {
     let h = TwilioApiSim::spawn(cfg).await.unwrap();
     let (gw, connections) = connection_counter().await;
     let doc = twiml::connect_stream(&format!("ws://{gw}/s"), None, &[]);
-    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"].as_str().unwrap().to_owned();
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let call = within(600, h.wait_call_finished(&sid)).await;
     assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![31922]);
     tokio::task::yield_now().await;
@@ -318,12 +366,18 @@ async fn twiml_is_fetched_from_url_with_a_signed_request() {
     app.answer("/broken", 500, "");
     let h = TwilioApiSim::spawn(base_config()).await.unwrap();
     let url = app.url("/twiml?campaign=9");
-    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Url", &url)]).await["sid"].as_str().unwrap().to_owned();
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Url", &url)]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let call = within(600, h.wait_call_finished(&sid)).await;
     assert_eq!(call.status, CallStatus::Completed);
     assert!(call.duration_secs.unwrap() >= 3, "the <Pause> ran");
     let fetch = &h.callbacks_for(&sid)[0];
-    assert_eq!((fetch.kind, fetch.method.as_str(), fetch.http_status), (CallbackKind::TwimlFetch, "POST", Some(200)));
+    assert_eq!(
+        (fetch.kind, fetch.method.as_str(), fetch.http_status),
+        (CallbackKind::TwimlFetch, "POST", Some(200))
+    );
     assert_eq!(fetch.param("CallStatus"), Some("in-progress"));
     assert!(verify(h.auth_token(), fetch));
     let got = &app.requests()[0];
@@ -331,7 +385,11 @@ async fn twiml_is_fetched_from_url_with_a_signed_request() {
     assert_eq!(got.header("x-twilio-signature"), Some(fetch.signature.as_str()));
 
     // A failing TwiML URL: error 11200, the call ends.
-    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Url", &app.url("/broken"))]).await["sid"].as_str().unwrap().to_owned();
+    let sid =
+        create(&h, &[("To", "+33612345678"), ("From", FROM), ("Url", &app.url("/broken"))]).await["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let call = within(600, h.wait_call_finished(&sid)).await;
     assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![11200]);
     assert_eq!(call.status, CallStatus::Completed);
@@ -364,11 +422,17 @@ async fn get_status_callbacks_sign_the_full_url() {
     assert_eq!(got.method, "GET");
     assert!(got.body.is_empty());
     let query: BTreeMap<String, String> =
-        form_urlencoded::parse(got.path_and_query.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+        form_urlencoded::parse(got.path_and_query.split_once('?').unwrap().1.as_bytes())
+            .into_owned()
+            .collect();
     assert_eq!(query.get("CallStatus").map(String::as_str), Some("completed"));
     assert_eq!(query.get("x").map(String::as_str), Some("1"));
     let signer = TwilioSigner::new(h.auth_token().as_bytes());
-    assert!(signer.verify_form(&app.url(&got.path_and_query), &[], got.header("x-twilio-signature").unwrap()));
+    assert!(signer.verify_form(
+        &app.url(&got.path_and_query),
+        &[],
+        got.header("x-twilio-signature").unwrap()
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -390,7 +454,10 @@ async fn trial_calls_stop_at_ten_minutes() {
     })
     .await;
     let doc = twiml::connect_stream(&stream_url, None, &[]);
-    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"].as_str().unwrap().to_owned();
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", &doc)]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let call = within(3600, h.wait_call_finished(&sid)).await;
     let media = gateway.await.unwrap();
     assert_eq!(call.caller_reports[0].end, CallEnd::CallerHungUp { cause: HangupCause::MaxDuration });

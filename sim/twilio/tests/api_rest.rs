@@ -21,13 +21,20 @@ async fn sim(config: ApiConfig) -> ApiHandle {
 }
 
 fn base_config() -> ApiConfig {
-    let mut c = ApiConfig::default();
-    c.owned_numbers = vec!["+33100000001".into()];
-    c.ring_delay = Duration::from_millis(100);
-    c
+    ApiConfig {
+        owned_numbers: vec!["+33100000001".into()],
+        ring_delay: Duration::from_millis(100),
+        ..ApiConfig::default()
+    }
 }
 
-async fn post_as(h: &ApiHandle, url: &str, user: &str, pass: &str, form: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
+async fn post_as(
+    h: &ApiHandle,
+    url: &str,
+    user: &str,
+    pass: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let r = client().post(url).basic_auth(user, Some(pass)).form(form).send().await.unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -62,13 +69,15 @@ fn assert_error(status: u16, body: &Value, want_status: u16, want_code: u64) {
 }
 
 fn is_rfc2822(s: &str) -> bool {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822).is_ok() && s.ends_with("+0000")
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822).is_ok()
+        && s.ends_with("+0000")
 }
 
 #[tokio::test(start_paused = true)]
 async fn create_call_answers_201_with_the_call_resource() {
     let h = sim(base_config()).await;
-    let (status, call) = post(&h, &[("To", "+33612345678"), ("From", "+33100000001"), ("Twiml", HANGUP_TWIML)]).await;
+    let (status, call) =
+        post(&h, &[("To", "+33612345678"), ("From", "+33100000001"), ("Twiml", HANGUP_TWIML)]).await;
     assert_eq!(status, 201, "{call}");
     let sid = call["sid"].as_str().unwrap();
     assert!(sids::is_sid(sid, "CA"), "{sid}");
@@ -81,7 +90,12 @@ async fn create_call_answers_201_with_the_call_resource() {
     assert_eq!(call["uri"], format!("/2010-04-01/Accounts/{}/Calls/{sid}.json", h.account_sid()));
     assert!(is_rfc2822(call["date_created"].as_str().unwrap()), "{}", call["date_created"]);
     assert!(call["start_time"].is_null() && call["end_time"].is_null() && call["duration"].is_null());
-    assert!(call["subresource_uris"]["streams"].as_str().unwrap().ends_with(&format!("/Calls/{sid}/Streams.json")));
+    assert!(
+        call["subresource_uris"]["streams"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Calls/{sid}/Streams.json"))
+    );
     // Keys in Twilio's (alphabetical) order.
     let k = keys(&call);
     let mut sorted = k.clone();
@@ -95,10 +109,14 @@ async fn create_call_answers_201_with_the_call_resource() {
     assert!(req.params.contains(&("To".into(), "+33612345678".into())));
     let done = within(60, h.wait_call_finished(sid)).await;
     let statuses: Vec<CallStatus> = done.timeline.iter().map(|s| s.status).collect();
-    assert_eq!(statuses, vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed]);
+    assert_eq!(
+        statuses,
+        vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed]
+    );
 
     // Fetch and list show the final state.
-    let (s, fetched) = get(&h, &format!("{}/2010-04-01/Accounts/{}/Calls/{sid}.json", h.base_url(), h.account_sid())).await;
+    let (s, fetched) =
+        get(&h, &format!("{}/2010-04-01/Accounts/{}/Calls/{sid}.json", h.base_url(), h.account_sid())).await;
     assert_eq!((s, fetched["status"].as_str()), (200, Some("completed")));
     assert_eq!(fetched["duration"], "0");
     assert!(is_rfc2822(fetched["end_time"].as_str().unwrap()));
@@ -130,7 +148,8 @@ async fn authentication_errors_are_20003() {
     assert_error(s, &body, 401, 20003);
 
     // An API key and its secret work.
-    let (s, body, _) = post_as(&h, &h.calls_url(), "SK0123456789abcdef0123456789abcdef", "key-secret", &form).await;
+    let (s, body, _) =
+        post_as(&h, &h.calls_url(), "SK0123456789abcdef0123456789abcdef", "key-secret", &form).await;
     assert_eq!(s, 201, "{body}");
     assert!(h.requests().iter().filter(|r| r.status == 401).count() == 3);
 }
@@ -156,8 +175,26 @@ async fn each_invalid_form_gets_twilios_error() {
         (vec![ok_to, ok_from, ("Url", "ftp://example.com/x")], 21205),
         (vec![ok_to, ok_from, ("ApplicationSid", "AP0123456789abcdef0123456789abcdef")], 21218),
         (vec![ok_to, ok_from, ok_twiml, ("StatusCallback", "not-a-url")], 21609),
-        (vec![ok_to, ok_from, ok_twiml, ("StatusCallback", "https://cp.example.eu/s"), ("StatusCallbackMethod", "PUT")], 21209),
-        (vec![ok_to, ok_from, ok_twiml, ("StatusCallbackEvent", "answered"), ("StatusCallbackEvent", "hungup")], 20001),
+        (
+            vec![
+                ok_to,
+                ok_from,
+                ok_twiml,
+                ("StatusCallback", "https://cp.example.eu/s"),
+                ("StatusCallbackMethod", "PUT"),
+            ],
+            21209,
+        ),
+        (
+            vec![
+                ok_to,
+                ok_from,
+                ok_twiml,
+                ("StatusCallbackEvent", "answered"),
+                ("StatusCallbackEvent", "hungup"),
+            ],
+            20001,
+        ),
         (vec![ok_to, ok_from, ok_twiml, ("Timeout", "601")], 20001),
         (vec![ok_to, ok_from, ok_twiml, ("Timeout", "soon")], 20001),
     ];
@@ -168,7 +205,10 @@ async fn each_invalid_form_gets_twilios_error() {
     assert!(h.calls().is_empty(), "no call is created by an invalid request");
     assert_eq!(h.requests().len(), cases.len());
     // The limits themselves are accepted.
-    let exactly = format!("<Response><Say>{}</Say></Response>", "a".repeat(4000 - "<Response><Say></Say></Response>".len()));
+    let exactly = format!(
+        "<Response><Say>{}</Say></Response>",
+        "a".repeat(4000 - "<Response><Say></Say></Response>".len())
+    );
     assert_eq!(exactly.chars().count(), 4000);
     let (s, b) = post(&h, &[ok_to, ok_from, ("Twiml", &exactly), ("Timeout", "600")]).await;
     assert_eq!(s, 201, "{b}");
@@ -219,7 +259,17 @@ async fn outgoing_caller_ids_list_with_filter_and_paging() {
     assert_eq!(s, 200);
     assert_eq!(
         keys(&all),
-        vec!["end", "first_page_uri", "next_page_uri", "outgoing_caller_ids", "page", "page_size", "previous_page_uri", "start", "uri"]
+        vec![
+            "end",
+            "first_page_uri",
+            "next_page_uri",
+            "outgoing_caller_ids",
+            "page",
+            "page_size",
+            "previous_page_uri",
+            "start",
+            "uri"
+        ]
     );
     let ids = all["outgoing_caller_ids"].as_array().unwrap();
     assert_eq!(ids.len(), 2);
@@ -227,7 +277,14 @@ async fn outgoing_caller_ids_list_with_filter_and_paging() {
     assert_eq!(first["phone_number"], "+33611111111");
     assert!(sids::is_sid(first["sid"].as_str().unwrap(), "PN"));
     assert_eq!(first["account_sid"], h.account_sid());
-    assert_eq!(first["uri"], format!("/2010-04-01/Accounts/{}/OutgoingCallerIds/{}.json", h.account_sid(), first["sid"].as_str().unwrap()));
+    assert_eq!(
+        first["uri"],
+        format!(
+            "/2010-04-01/Accounts/{}/OutgoingCallerIds/{}.json",
+            h.account_sid(),
+            first["sid"].as_str().unwrap()
+        )
+    );
     assert_eq!(all["uri"], format!("{path}?PageSize=50&Page=0"));
     assert!(all["next_page_uri"].is_null());
 
@@ -255,8 +312,19 @@ async fn outgoing_caller_ids_list_with_filter_and_paging() {
 #[tokio::test(start_paused = true)]
 async fn unknown_call_and_unknown_path_are_20404() {
     let h = sim(base_config()).await;
-    let url = format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", h.base_url(), h.account_sid(), sids::new_sid("CA"));
-    let r = client().post(&url).basic_auth(h.account_sid(), Some(h.auth_token())).form(&[("Status", "completed")]).send().await.unwrap();
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Calls/{}.json",
+        h.base_url(),
+        h.account_sid(),
+        sids::new_sid("CA")
+    );
+    let r = client()
+        .post(&url)
+        .basic_auth(h.account_sid(), Some(h.auth_token()))
+        .form(&[("Status", "completed")])
+        .send()
+        .await
+        .unwrap();
     let s = r.status().as_u16();
     assert_error(s, &r.json().await.unwrap(), 404, 20404);
     let (s, b) = get(&h, &format!("{}/2010-04-01/Nothing.json", h.base_url())).await;

@@ -36,7 +36,9 @@ async fn non_101_answer_is_31920_with_the_status() {
     let server = tokio::spawn(async move {
         let (mut tcp, _) = l.accept().await.unwrap();
         let req = read_head(&mut tcp).await.unwrap();
-        tcp.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
+        tcp.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
         req
     });
     let url = format!("ws://{addr}/api/twilio/media-stream/bad-token");
@@ -46,7 +48,10 @@ async fn non_101_answer_is_31920_with_the_status() {
     assert_eq!((f.code, f.http_status), (31920, Some(403)));
     // The refused upgrade still carried the signature.
     let sig = req.header("x-twilio-signature").unwrap();
-    assert_eq!(TwilioSigner::new(TOKEN.as_bytes()).verify_upgrade(&url, sig.as_bytes()), UpgradeSignature::Valid);
+    assert_eq!(
+        TwilioSigner::new(TOKEN.as_bytes()).verify_upgrade(&url, sig.as_bytes()),
+        UpgradeSignature::Valid
+    );
     assert_eq!(report.signature, sig);
 }
 
@@ -132,7 +137,10 @@ async fn wss_with_the_test_ca_works_and_is_signed_over_the_wss_url() {
     assert!(report.handshake_failure.is_none(), "{:?}", report.handshake_failure);
     assert_eq!(events, vec!["connected", "start", "media", "media", "stop"]);
     let sig = req.header("x-twilio-signature").unwrap();
-    assert_eq!(TwilioSigner::new(TOKEN.as_bytes()).verify_upgrade(&url, sig.as_bytes()), UpgradeSignature::Valid);
+    assert_eq!(
+        TwilioSigner::new(TOKEN.as_bytes()).verify_upgrade(&url, sig.as_bytes()),
+        UpgradeSignature::Valid
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -49,15 +49,23 @@ async fn sends_twilio_messages_in_order_with_a_signed_upgrade() {
 
     // The upgrade: path, lowercase signature header, Twilio's signature of the URL as written.
     assert_eq!(request.request_line, format!("GET {path} HTTP/1.1"));
-    let sig_line = request.raw.lines().find(|l| l.to_ascii_lowercase().starts_with("x-twilio-signature:")).unwrap();
+    let sig_line =
+        request.raw.lines().find(|l| l.to_ascii_lowercase().starts_with("x-twilio-signature:")).unwrap();
     assert!(sig_line.starts_with("x-twilio-signature:"), "header name must be lowercase: {sig_line}");
     let sig = request.header("x-twilio-signature").unwrap();
     assert_eq!(sig, TwilioSigner::new(TOKEN.as_bytes()).sign(&url, &[]));
-    assert_eq!(TwilioSigner::new(TOKEN.as_bytes()).verify_upgrade(&url, sig.as_bytes()), UpgradeSignature::Valid);
+    assert_eq!(
+        TwilioSigner::new(TOKEN.as_bytes()).verify_upgrade(&url, sig.as_bytes()),
+        UpgradeSignature::Valid
+    );
     assert_eq!(report.signature, sig);
 
     // SIDs of Twilio's shape.
-    assert!(sids::is_sid(&cfg.call_sid, "CA") && sids::is_sid(&cfg.stream_sid, "MZ") && sids::is_sid(&cfg.account_sid, "AC"));
+    assert!(
+        sids::is_sid(&cfg.call_sid, "CA")
+            && sids::is_sid(&cfg.stream_sid, "MZ")
+            && sids::is_sid(&cfg.account_sid, "AC")
+    );
     let (ac, ca, mz) = (&cfg.account_sid, &cfg.call_sid, &cfg.stream_sid);
 
     // Exact messages, field order included.
@@ -72,7 +80,9 @@ async fn sends_twilio_messages_in_order_with_a_signed_upgrade() {
             r#"{{"event":"media","sequenceNumber":"2","media":{{"track":"inbound","chunk":"1","timestamp":"0","payload":"{}"}},"streamSid":"{mz}"}}"#,
             frames[0]
         ),
-        format!(r#"{{"event":"dtmf","streamSid":"{mz}","sequenceNumber":"3","dtmf":{{"track":"inbound_track","digit":"7"}}}}"#),
+        format!(
+            r#"{{"event":"dtmf","streamSid":"{mz}","sequenceNumber":"3","dtmf":{{"track":"inbound_track","digit":"7"}}}}"#
+        ),
         format!(
             r#"{{"event":"media","sequenceNumber":"4","media":{{"track":"inbound","chunk":"2","timestamp":"20","payload":"{}"}},"streamSid":"{mz}"}}"#,
             frames[1]
@@ -81,7 +91,9 @@ async fn sends_twilio_messages_in_order_with_a_signed_upgrade() {
             r#"{{"event":"media","sequenceNumber":"5","media":{{"track":"inbound","chunk":"3","timestamp":"40","payload":"{}"}},"streamSid":"{mz}"}}"#,
             frames[2]
         ),
-        format!(r#"{{"event":"stop","sequenceNumber":"6","stop":{{"accountSid":"{ac}","callSid":"{ca}"}},"streamSid":"{mz}"}}"#),
+        format!(
+            r#"{{"event":"stop","sequenceNumber":"6","stop":{{"accountSid":"{ac}","callSid":"{ca}"}},"streamSid":"{mz}"}}"#
+        ),
     ];
     assert_eq!(texts, expected);
 
@@ -99,7 +111,10 @@ async fn media_paces_at_20ms_of_stream_time_in_real_time_mode() {
         while let Some(t) = peer.recv_text().await {
             let v: serde_json::Value = serde_json::from_str(&t).unwrap();
             if v["event"] == "media" {
-                arrivals.push((v["media"]["timestamp"].as_str().unwrap().parse::<u64>().unwrap(), start.elapsed()));
+                arrivals.push((
+                    v["media"]["timestamp"].as_str().unwrap().parse::<u64>().unwrap(),
+                    start.elapsed(),
+                ));
             }
         }
         arrivals
@@ -145,7 +160,8 @@ async fn unpaced_mode_sends_the_script_without_waiting() {
 
 #[tokio::test(start_paused = true)]
 async fn accelerated_mode_runs_the_stream_clock_faster() {
-    let (url, server) = serve_once("/s", |mut peer| async move { while peer.recv_text().await.is_some() {} }).await;
+    let (url, server) =
+        serve_once("/s", |mut peer| async move { while peer.recv_text().await.is_some() {} }).await;
     let mut cfg = config(&url);
     cfg.script = vec![Segment::Silence { ms: 1000 }];
     cfg.pacing = Pacing::Accelerated(10);
@@ -198,7 +214,10 @@ async fn marks_are_echoed_after_their_audio_and_clear_flushes_them() {
     server.await.unwrap();
 
     let marks: Vec<(&str, MarkOutcome)> = report.marks.iter().map(|m| (m.name.as_str(), m.outcome)).collect();
-    assert_eq!(marks, vec![("a", MarkOutcome::Played), ("b", MarkOutcome::Flushed), ("c", MarkOutcome::Played)]);
+    assert_eq!(
+        marks,
+        vec![("a", MarkOutcome::Played), ("b", MarkOutcome::Flushed), ("c", MarkOutcome::Played)]
+    );
     assert_eq!((report.marks_played(), report.marks_flushed()), (2, 1));
     // "a" came back exactly when its audio had played: 200 ms after the audio started.
     let a_rec = &report.marks[0];
@@ -386,7 +405,8 @@ async fn await_agent_waits_for_the_agent_to_finish_speaking() {
     })
     .await;
     let mut cfg = config(&url);
-    cfg.script = vec![Segment::AwaitAgent { settle_ms: 200, timeout_ms: 5000 }, Segment::Tone { hz: 500.0, ms: 100 }];
+    cfg.script =
+        vec![Segment::AwaitAgent { settle_ms: 200, timeout_ms: 5000 }, Segment::Tone { hz: 500.0, ms: 100 }];
     within(60, run_call(cfg)).await;
     let voiced = server.await.unwrap();
     // The caller answers only after the agent's 300 ms and 200 ms of quiet.

@@ -185,15 +185,27 @@ impl TwilioApiSim {
             let _ = tcp.set_nodelay(true);
         });
         let clock = SimClock::new();
-        let sender = CallbackSender::new(&config.auth_token, config.callback_ca_pem.as_deref(), config.callback_timeout)?;
+        let sender = CallbackSender::new(
+            &config.auth_token,
+            config.callback_ca_pem.as_deref(),
+            config.callback_timeout,
+        )?;
         let inner = Inner {
             requests: Vec::new(),
             calls: Vec::new(),
             callbacks: Vec::new(),
             faults: config.faults.iter().copied().collect::<VecDeque<_>>(),
             outcomes: config.outcomes.clone(),
-            verified: config.verified_numbers.iter().map(|n| (n.clone(), sids::new_sid(sids::PHONE_NUMBER), Duration::ZERO)).collect(),
-            owned_sids: config.owned_numbers.iter().map(|n| (n.clone(), sids::new_sid(sids::PHONE_NUMBER))).collect(),
+            verified: config
+                .verified_numbers
+                .iter()
+                .map(|n| (n.clone(), sids::new_sid(sids::PHONE_NUMBER), Duration::ZERO))
+                .collect(),
+            owned_sids: config
+                .owned_numbers
+                .iter()
+                .map(|n| (n.clone(), sids::new_sid(sids::PHONE_NUMBER)))
+                .collect(),
         };
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared { cfg: config, clock, inner: Mutex::new(inner), changed, sender });
@@ -331,7 +343,10 @@ impl ApiHandle {
 
     /// Waits until call `sid` has reached `status` (or any later one).
     pub async fn wait_call_status(&self, sid: &str, status: CallStatus) -> CallSnapshot {
-        self.wait_until(|h| h.call(sid).filter(|c| c.timeline.iter().any(|s| s.status == status) || c.status.is_final())).await
+        self.wait_until(|h| {
+            h.call(sid).filter(|c| c.timeline.iter().any(|s| s.status == status) || c.status.is_final())
+        })
+        .await
     }
 
     /// Waits until call `sid` is over and all its callbacks have been answered.

@@ -58,7 +58,14 @@ pub fn call_json(c: &CallSnapshot, clock: &SimClock, phone_number_sid: Option<&s
 
 /// A page of a list resource: `items` under `key`, with Twilio's paging fields. `filters` are
 /// the query parameters to repeat in the page URIs (before `PageSize` and `Page`).
-pub fn list_page(path: &str, key: &str, items: Vec<Value>, filters: &[(&str, &str)], page: usize, page_size: usize) -> Value {
+pub fn list_page(
+    path: &str,
+    key: &str,
+    items: Vec<Value>,
+    filters: &[(&str, &str)],
+    page: usize,
+    page_size: usize,
+) -> Value {
     let total = items.len();
     let start = page * page_size;
     let page_items: Vec<Value> = items.into_iter().skip(start).take(page_size).collect();
@@ -75,7 +82,10 @@ pub fn list_page(path: &str, key: &str, items: Vec<Value>, filters: &[(&str, &st
     let mut obj = serde_json::Map::new();
     obj.insert("end".into(), json!(end));
     obj.insert("first_page_uri".into(), json!(uri(0)));
-    obj.insert("next_page_uri".into(), if start + page_size < total { json!(uri(page + 1)) } else { Value::Null });
+    obj.insert(
+        "next_page_uri".into(),
+        if start + page_size < total { json!(uri(page + 1)) } else { Value::Null },
+    );
     obj.insert(key.into(), Value::Array(page_items));
     obj.insert("page".into(), json!(page));
     obj.insert("page_size".into(), json!(page_size));

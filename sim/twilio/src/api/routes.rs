@@ -16,7 +16,9 @@ use tokio::sync::watch;
 
 use super::errors::ApiError;
 use super::resources::{self, account_path};
-use super::state::{CallEntry, CallSnapshot, CallStatus, RecordedRequest, Shared, StatusChange, set_status_at};
+use super::state::{
+    CallEntry, CallSnapshot, CallStatus, RecordedRequest, Shared, StatusChange, set_status_at,
+};
 use super::validate::{self, AccountView};
 use super::{Fault, runner};
 use crate::caller::HangupHandle;
@@ -51,12 +53,15 @@ fn authenticate(shared: &Shared, headers: &HeaderMap, account: &str) -> Result<(
         return Err(ApiError::unauthorized("Authentication Error - No credentials provided"));
     };
     let cfg = &shared.cfg;
-    let valid = (user == cfg.account_sid && pass == cfg.auth_token) || cfg.api_keys.iter().any(|(k, s)| *k == user && *s == pass);
+    let valid = (user == cfg.account_sid && pass == cfg.auth_token)
+        || cfg.api_keys.iter().any(|(k, s)| *k == user && *s == pass);
     if !valid {
         return Err(ApiError::unauthorized("Authentication Error - invalid username"));
     }
     if account != cfg.account_sid {
-        return Err(ApiError::unauthorized("Authentication Error - the credentials do not belong to this account"));
+        return Err(ApiError::unauthorized(
+            "Authentication Error - the credentials do not belong to this account",
+        ));
     }
     Ok(())
 }
@@ -88,7 +93,12 @@ fn respond(
 }
 
 fn phone_number_sid(shared: &Shared, from: &str) -> Option<String> {
-    shared.read(|i| i.owned_sids.get(from).cloned().or_else(|| i.verified.iter().find(|(n, _, _)| n == from).map(|(_, s, _)| s.clone())))
+    shared.read(|i| {
+        i.owned_sids
+            .get(from)
+            .cloned()
+            .or_else(|| i.verified.iter().find(|(n, _, _)| n == from).map(|(_, s, _)| s.clone()))
+    })
 }
 
 fn call_body(shared: &Shared, snap: &CallSnapshot) -> Value {
@@ -108,7 +118,12 @@ async fn create_call(
     respond(&shared, &method, uri.path(), params, &headers, result)
 }
 
-fn create(shared: &Arc<Shared>, account: &str, headers: &HeaderMap, params: &[(String, String)]) -> Result<(StatusCode, Value), ApiError> {
+fn create(
+    shared: &Arc<Shared>,
+    account: &str,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<(StatusCode, Value), ApiError> {
     authenticate(shared, headers, account)?;
     if let Some(fault) = shared.update(|i| i.faults.pop_front()) {
         return Err(match fault {
@@ -142,7 +157,9 @@ fn create(shared: &Arc<Shared>, account: &str, headers: &HeaderMap, params: &[(S
     let body = call_body(shared, &snap);
     let (hangup_tx, hangup_rx) = watch::channel(false);
     let caller_hangup = HangupHandle::new();
-    shared.update(|i| i.calls.push(CallEntry { snap, hangup: hangup_tx, caller_hangup: caller_hangup.clone() }));
+    shared.update(|i| {
+        i.calls.push(CallEntry { snap, hangup: hangup_tx, caller_hangup: caller_hangup.clone() })
+    });
     tokio::spawn(runner::run(shared.clone(), sid, req, hangup_rx, caller_hangup));
     Ok((StatusCode::CREATED, body))
 }
@@ -160,7 +177,9 @@ async fn fetch_call(
 ) -> Response {
     let result = (|| {
         authenticate(&shared, &headers, &account)?;
-        let snap = call_sid_of(&call).and_then(|sid| shared.call(sid)).ok_or_else(|| ApiError::not_found(uri.path()))?;
+        let snap = call_sid_of(&call)
+            .and_then(|sid| shared.call(sid))
+            .ok_or_else(|| ApiError::not_found(uri.path()))?;
         Ok((StatusCode::OK, call_body(&shared, &snap)))
     })();
     respond(&shared, &method, uri.path(), Vec::new(), &headers, result)
@@ -177,7 +196,9 @@ async fn update_call(
     let params = parse_form(&body);
     let result = (|| {
         authenticate(&shared, &headers, &account)?;
-        let sid = call_sid_of(&call).filter(|sid| shared.call(sid).is_some()).ok_or_else(|| ApiError::not_found(uri.path()))?;
+        let sid = call_sid_of(&call)
+            .filter(|sid| shared.call(sid).is_some())
+            .ok_or_else(|| ApiError::not_found(uri.path()))?;
         let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         if get("Url").is_some() || get("Twiml").is_some() {
             return Err(ApiError::bad_request(
@@ -220,12 +241,17 @@ fn paging(query: &[(String, String)]) -> Result<(usize, usize), ApiError> {
     let page_size = match get("PageSize") {
         None => 50,
         Some(v) => v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-            ApiError::bad_request(codes::INVALID_PARAMETER, format!("PageSize must be between 1 and 1000, not {v}."))
+            ApiError::bad_request(
+                codes::INVALID_PARAMETER,
+                format!("PageSize must be between 1 and 1000, not {v}."),
+            )
         })?,
     };
     let page = match get("Page") {
         None => 0,
-        Some(v) => v.parse::<usize>().map_err(|_| ApiError::bad_request(codes::INVALID_PARAMETER, format!("Invalid Page {v}.")))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request(codes::INVALID_PARAMETER, format!("Invalid Page {v}.")))?,
     };
     Ok((page, page_size))
 }
@@ -248,10 +274,17 @@ async fn list_calls(
         let (to, from, status) = (get("To"), get("From"), get("Status"));
         let items = calls
             .iter()
-            .filter(|c| to.is_none_or(|t| c.to == t) && from.is_none_or(|f| c.from == f) && status.is_none_or(|s| c.status.as_str() == s))
+            .filter(|c| {
+                to.is_none_or(|t| c.to == t)
+                    && from.is_none_or(|f| c.from == f)
+                    && status.is_none_or(|s| c.status.as_str() == s)
+            })
             .map(|c| call_body(&shared, c))
             .collect();
-        let filters: Vec<(&str, &str)> = [("To", to), ("From", from), ("Status", status)].iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
+        let filters: Vec<(&str, &str)> = [("To", to), ("From", from), ("Status", status)]
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .collect();
         Ok((StatusCode::OK, resources::list_page(uri.path(), "calls", items, &filters, page, page_size)))
     })();
     respond(&shared, &method, uri.path(), query.clone(), &headers, result)
@@ -275,17 +308,29 @@ async fn list_caller_ids(
         let items = verified
             .iter()
             .filter(|(n, _, _)| number.is_none_or(|p| p == n) && friendly.is_none_or(|f| f == n))
-            .map(|(n, sid, at)| resources::caller_id_json(&shared.cfg.account_sid, n, sid, &shared.clock.rfc2822(*at)))
+            .map(|(n, sid, at)| {
+                resources::caller_id_json(&shared.cfg.account_sid, n, sid, &shared.clock.rfc2822(*at))
+            })
             .collect();
-        let filters: Vec<(&str, &str)> =
-            [("PhoneNumber", number), ("FriendlyName", friendly)].iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
+        let filters: Vec<(&str, &str)> = [("PhoneNumber", number), ("FriendlyName", friendly)]
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .collect();
         let path = format!("{}/OutgoingCallerIds.json", account_path(&shared.cfg.account_sid));
-        Ok((StatusCode::OK, resources::list_page(&path, "outgoing_caller_ids", items, &filters, page, page_size)))
+        Ok((
+            StatusCode::OK,
+            resources::list_page(&path, "outgoing_caller_ids", items, &filters, page, page_size),
+        ))
     })();
     respond(&shared, &method, uri.path(), query.clone(), &headers, result)
 }
 
-async fn not_found(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn not_found(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let path = uri.path().to_owned();
     respond(&shared, &method, &path, Vec::new(), &headers, Err(ApiError::not_found(&path)))
 }

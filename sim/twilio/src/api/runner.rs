@@ -43,10 +43,24 @@ struct Call {
 }
 
 /// Runs the call `sid` to its end (spawned by the create-call handler).
-pub(crate) async fn run(shared: Arc<Shared>, sid: String, req: CreateCall, hangup: watch::Receiver<bool>, caller_hangup: HangupHandle) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    sid: String,
+    req: CreateCall,
+    hangup: watch::Receiver<bool>,
+    caller_hangup: HangupHandle,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let delivery = tokio::spawn(deliver(shared.clone(), sid.clone(), rx));
-    let mut call = Call { shared: shared.clone(), sid: sid.clone(), req, hangup, caller_hangup, callbacks: tx, sequence: 0 };
+    let mut call = Call {
+        shared: shared.clone(),
+        sid: sid.clone(),
+        req,
+        hangup,
+        caller_hangup,
+        callbacks: tx,
+        sequence: 0,
+    };
     call.lifecycle().await;
     let final_status = shared.call(&sid).map_or(CallStatus::Completed, |c| c.status);
     call.status_callback("completed", final_status);
@@ -134,7 +148,11 @@ impl Call {
             kind: CallbackKind::StreamStatus,
             event: event.into(),
             url,
-            method: stream.status_callback_method.clone().unwrap_or_else(|| "POST".into()).to_ascii_uppercase(),
+            method: stream
+                .status_callback_method
+                .clone()
+                .unwrap_or_else(|| "POST".into())
+                .to_ascii_uppercase(),
             params,
         });
     }
@@ -206,7 +224,10 @@ impl Call {
     fn resolve(base: Option<&str>, target: &str) -> Option<String> {
         match url::Url::parse(target) {
             Ok(u) => Some(u.to_string()),
-            Err(_) => base.and_then(|b| url::Url::parse(b).ok()).and_then(|b| b.join(target).ok()).map(|u| u.to_string()),
+            Err(_) => base
+                .and_then(|b| url::Url::parse(b).ok())
+                .and_then(|b| b.join(target).ok())
+                .map(|u| u.to_string()),
         }
     }
 
@@ -248,10 +269,10 @@ impl Call {
                         }
                     }
                     Verb::Connect(c) => {
-                        if let Some(stream) = c.stream {
-                            if self.stream(&stream).await {
-                                return;
-                            }
+                        if let Some(stream) = c.stream
+                            && self.stream(&stream).await
+                        {
+                            return;
                         }
                         if let Some(action) = c.action {
                             next = Some((action, c.method.unwrap_or_else(|| "POST".into())));
@@ -263,7 +284,10 @@ impl Call {
                         break;
                     }
                     Verb::Other(name) => {
-                        self.error(codes::TWIML_INVALID, format!("<{name}> is not run by the simulator; skipped"));
+                        self.error(
+                            codes::TWIML_INVALID,
+                            format!("<{name}> is not run by the simulator; skipped"),
+                        );
                     }
                 }
             }
@@ -314,10 +338,13 @@ impl Call {
         cfg.max_duration = Some(max);
 
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(Caller::new(cfg).with_events(tx).with_hangup(self.caller_hangup.clone()).run());
+        let task =
+            tokio::spawn(Caller::new(cfg).with_events(tx).with_hangup(self.caller_hangup.clone()).run());
         while let Some(ev) = rx.recv().await {
             match ev {
-                CallerEvent::Started { .. } => self.stream_callback(stream, &stream_sid, "stream-started", None),
+                CallerEvent::Started { .. } => {
+                    self.stream_callback(stream, &stream_sid, "stream-started", None)
+                }
             }
         }
         let report = match task.await {

@@ -51,7 +51,9 @@ impl SimClock {
 
     /// ISO 8601 date with milliseconds (`2026-11-24T10:00:00.000Z`), as in stream callbacks.
     pub fn iso8601(&self, elapsed: Duration) -> String {
-        let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let fmt = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         self.wall(elapsed).format(&fmt).unwrap_or_default()
     }
 }
@@ -243,7 +245,8 @@ pub(crate) fn set_status_at(snap: &mut CallSnapshot, status: CallStatus, now: Du
     }
     if status.is_final() {
         snap.ended_at = Some(now);
-        snap.duration_secs = Some(snap.answered_at.map_or(0, |a| (now.saturating_sub(a)).as_millis().div_ceil(1000) as u64));
+        snap.duration_secs =
+            Some(snap.answered_at.map_or(0, |a| (now.saturating_sub(a)).as_millis().div_ceil(1000) as u64));
     }
     status
 }

@@ -70,32 +70,48 @@ fn non_empty<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
 }
 
 fn is_http_url(s: &str) -> bool {
-    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+    url::Url::parse(s)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
 }
 
 fn http_method(params: &[(String, String)], name: &str) -> Result<String, ApiError> {
     match first(params, name) {
         None | Some("") => Ok("POST".into()),
-        Some(m) if m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("POST") => Ok(m.to_ascii_uppercase()),
-        Some(m) => Err(ApiError::bad_request(codes::METHOD_INVALID, format!("{name} must be either GET or POST, not {m}"))),
+        Some(m) if m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("POST") => {
+            Ok(m.to_ascii_uppercase())
+        }
+        Some(m) => Err(ApiError::bad_request(
+            codes::METHOD_INVALID,
+            format!("{name} must be either GET or POST, not {m}"),
+        )),
     }
 }
 
 /// Validates a create-call form.
-pub fn validate_create(params: &[(String, String)], account: &AccountView<'_>) -> Result<CreateCall, ApiError> {
-    let to = non_empty(params, "To").ok_or_else(|| ApiError::bad_request(codes::TO_MISSING, "A 'To' phone number is required."))?;
-    let from =
-        non_empty(params, "From").ok_or_else(|| ApiError::bad_request(codes::FROM_MISSING, "A 'From' phone number is required."))?;
+pub fn validate_create(
+    params: &[(String, String)],
+    account: &AccountView<'_>,
+) -> Result<CreateCall, ApiError> {
+    let to = non_empty(params, "To")
+        .ok_or_else(|| ApiError::bad_request(codes::TO_MISSING, "A 'To' phone number is required."))?;
+    let from = non_empty(params, "From")
+        .ok_or_else(|| ApiError::bad_request(codes::FROM_MISSING, "A 'From' phone number is required."))?;
 
     let twiml = first(params, "Twiml");
     let url = first(params, "Url");
     let app = first(params, "ApplicationSid");
     let given = [twiml, url, app].iter().filter(|v| v.is_some()).count();
     if given == 0 {
-        return Err(ApiError::bad_request(codes::URL_INVALID, "Url parameter is required. Please provide a Url, Twiml or ApplicationSid."));
+        return Err(ApiError::bad_request(
+            codes::URL_INVALID,
+            "Url parameter is required. Please provide a Url, Twiml or ApplicationSid.",
+        ));
     }
     if given > 1 {
-        return Err(ApiError::bad_request(codes::URL_INVALID, "Only one of Url, Twiml or ApplicationSid may be given."));
+        return Err(ApiError::bad_request(
+            codes::URL_INVALID,
+            "Only one of Url, Twiml or ApplicationSid may be given.",
+        ));
     }
 
     if !is_e164(to) {
@@ -143,21 +159,27 @@ pub fn validate_create(params: &[(String, String)], account: &AccountView<'_>) -
             return Err(ApiError::bad_request(codes::TWIML_PARSE, format!("Twiml is not valid XML: {why}")));
         }
     }
-    if let Some(u) = url {
-        if !is_http_url(u) {
-            return Err(ApiError::bad_request(codes::URL_INVALID, format!("Url is not a valid URL: {u}")));
-        }
+    if let Some(u) = url
+        && !is_http_url(u)
+    {
+        return Err(ApiError::bad_request(codes::URL_INVALID, format!("Url is not a valid URL: {u}")));
     }
     if let Some(a) = app {
-        return Err(ApiError::bad_request(codes::APPLICATION_INVALID, format!("ApplicationSid {a} is not a valid application.")));
+        return Err(ApiError::bad_request(
+            codes::APPLICATION_INVALID,
+            format!("ApplicationSid {a} is not a valid application."),
+        ));
     }
     let method = http_method(params, "Method")?;
 
     let status_callback = first(params, "StatusCallback").filter(|s| !s.is_empty());
-    if let Some(cb) = status_callback {
-        if !is_http_url(cb) {
-            return Err(ApiError::bad_request(codes::STATUS_CALLBACK_INVALID, format!("The StatusCallback URL {cb} is not a valid URL.")));
-        }
+    if let Some(cb) = status_callback
+        && !is_http_url(cb)
+    {
+        return Err(ApiError::bad_request(
+            codes::STATUS_CALLBACK_INVALID,
+            format!("The StatusCallback URL {cb} is not a valid URL."),
+        ));
     }
     let status_callback_method = http_method(params, "StatusCallbackMethod")?;
     let mut events = Vec::new();
@@ -193,7 +215,10 @@ pub fn validate_create(params: &[(String, String)], account: &AccountView<'_>) -
     let time_limit = match first(params, "TimeLimit") {
         None | Some("") => 4 * 3600,
         Some(t) => t.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::bad_request(codes::INVALID_PARAMETER, format!("TimeLimit must be a positive integer, not {t}."))
+            ApiError::bad_request(
+                codes::INVALID_PARAMETER,
+                format!("TimeLimit must be a positive integer, not {t}."),
+            )
         })?,
     };
 

@@ -101,12 +101,16 @@ pub struct StreamUrl {
 
 /// Checks a `<Stream url>` as Twilio does before dialling it.
 pub fn check_url(url: &str, allow_insecure_ws: bool) -> Result<StreamUrl, HandshakeFailure> {
-    let parsed = url::Url::parse(url).map_err(|e| HandshakeFailure::new(codes::STREAM_BAD_URL, format!("`{url}`: {e}")))?;
+    let parsed = url::Url::parse(url)
+        .map_err(|e| HandshakeFailure::new(codes::STREAM_BAD_URL, format!("`{url}`: {e}")))?;
     let tls = match parsed.scheme() {
         "wss" => true,
         "ws" if allow_insecure_ws => false,
         other => {
-            return Err(HandshakeFailure::new(codes::STREAM_NOT_WSS, format!("scheme `{other}`: Media Streams require wss://")));
+            return Err(HandshakeFailure::new(
+                codes::STREAM_NOT_WSS,
+                format!("scheme `{other}`: Media Streams require wss://"),
+            ));
         }
     };
     if parsed.query().is_some() {
@@ -129,8 +133,11 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<Arc<ClientConfig>, HandshakeFailu
     match ca_pem {
         Some(pem) => {
             for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| HandshakeFailure::new(codes::STREAM_TLS, format!("CA PEM: {e}")))?;
-                roots.add(cert).map_err(|e| HandshakeFailure::new(codes::STREAM_TLS, format!("CA certificate: {e}")))?;
+                let cert =
+                    cert.map_err(|e| HandshakeFailure::new(codes::STREAM_TLS, format!("CA PEM: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| HandshakeFailure::new(codes::STREAM_TLS, format!("CA certificate: {e}")))?;
             }
             if roots.is_empty() {
                 return Err(HandshakeFailure::new(codes::STREAM_TLS, "CA PEM holds no certificate"));
@@ -152,7 +159,9 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
     let target = check_url(s.url, s.allow_insecure_ws)?;
     let tls = if target.tls { Some(tls_config(s.ca_pem)?) } else { None };
 
-    let tcp = match crate::time::timeout(s.timeout, TcpStream::connect((target.host.as_str(), target.port))).await {
+    let tcp = match crate::time::timeout(s.timeout, TcpStream::connect((target.host.as_str(), target.port)))
+        .await
+    {
         Err(_) => {
             return Err(HandshakeFailure::new(
                 codes::STREAM_CONNECT_TIMEOUT,
@@ -160,10 +169,16 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
             ));
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(HandshakeFailure::new(codes::STREAM_CONNECT_REFUSED, format!("{}:{}: {e}", target.host, target.port)));
+            return Err(HandshakeFailure::new(
+                codes::STREAM_CONNECT_REFUSED,
+                format!("{}:{}: {e}", target.host, target.port),
+            ));
         }
         Ok(Err(e)) => {
-            return Err(HandshakeFailure::new(codes::STREAM_CONNECT_TIMEOUT, format!("{}:{}: {e}", target.host, target.port)));
+            return Err(HandshakeFailure::new(
+                codes::STREAM_CONNECT_TIMEOUT,
+                format!("{}:{}: {e}", target.host, target.port),
+            ));
         }
         Ok(Ok(tcp)) => tcp,
     };
@@ -172,11 +187,17 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
     let io: Box<dyn Io> = match tls {
         None => Box::new(tcp),
         Some(config) => {
-            let name = ServerName::try_from(target.host.clone())
-                .map_err(|e| HandshakeFailure::new(codes::STREAM_BAD_URL, format!("host `{}`: {e}", target.host)))?;
+            let name = ServerName::try_from(target.host.clone()).map_err(|e| {
+                HandshakeFailure::new(codes::STREAM_BAD_URL, format!("host `{}`: {e}", target.host))
+            })?;
             match crate::time::timeout(s.timeout, TlsConnector::from(config).connect(name, tcp)).await {
                 Err(_) => return Err(HandshakeFailure::new(codes::STREAM_TLS, "TLS handshake timed out")),
-                Ok(Err(e)) => return Err(HandshakeFailure::new(codes::STREAM_TLS, format!("TLS handshake failed: {e}"))),
+                Ok(Err(e)) => {
+                    return Err(HandshakeFailure::new(
+                        codes::STREAM_TLS,
+                        format!("TLS handshake failed: {e}"),
+                    ));
+                }
                 Ok(Ok(stream)) => Box::new(stream),
             }
         }
@@ -190,17 +211,25 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
     let headers = request.headers_mut();
     headers.insert(
         "x-twilio-signature",
-        HeaderValue::from_str(&signature).map_err(|e| HandshakeFailure::new(codes::STREAM_BAD_URL, e.to_string()))?,
+        HeaderValue::from_str(&signature)
+            .map_err(|e| HandshakeFailure::new(codes::STREAM_BAD_URL, e.to_string()))?,
     );
     headers.insert("user-agent", HeaderValue::from_static(USER_AGENT));
 
     use tokio_tungstenite::tungstenite::Error as WsError;
-    match crate::time::timeout(s.timeout, tokio_tungstenite::client_async_with_config(request, io, None)).await {
-        Err(_) => Err(HandshakeFailure::new(codes::STREAM_CONNECT_TIMEOUT, "no answer to the WebSocket upgrade")),
+    match crate::time::timeout(s.timeout, tokio_tungstenite::client_async_with_config(request, io, None))
+        .await
+    {
+        Err(_) => {
+            Err(HandshakeFailure::new(codes::STREAM_CONNECT_TIMEOUT, "no answer to the WebSocket upgrade"))
+        }
         Ok(Ok((ws, _response))) => Ok((ws, signature)),
         Ok(Err(WsError::Http(response))) => {
             let status = response.status().as_u16();
-            let mut f = HandshakeFailure::new(codes::STREAM_HANDSHAKE, format!("server answered HTTP {status} instead of 101"));
+            let mut f = HandshakeFailure::new(
+                codes::STREAM_HANDSHAKE,
+                format!("server answered HTTP {status} instead of 101"),
+            );
             f.http_status = Some(status);
             Err(f)
         }
@@ -213,7 +242,9 @@ pub async fn connect(s: &ConnectSettings<'_>) -> Result<(WsStream, String), Hand
             codes::STREAM_HANDSHAKE,
             format!("connection closed before a 101 answer: {e}"),
         )),
-        Ok(Err(e)) => Err(HandshakeFailure::new(codes::STREAM_PROTOCOL, format!("invalid upgrade answer: {e}"))),
+        Ok(Err(e)) => {
+            Err(HandshakeFailure::new(codes::STREAM_PROTOCOL, format!("invalid upgrade answer: {e}")))
+        }
     }
 }
 

@@ -113,7 +113,12 @@ pub fn media(seq: u64, chunk: u64, timestamp_ms: u64, payload: &str, stream_sid:
     to_json(&Media {
         event: "media",
         sequence_number: seq.to_string(),
-        media: MediaBody { track: "inbound", chunk: chunk.to_string(), timestamp: timestamp_ms.to_string(), payload },
+        media: MediaBody {
+            track: "inbound",
+            chunk: chunk.to_string(),
+            timestamp: timestamp_ms.to_string(),
+            payload,
+        },
         stream_sid,
     })
 }
@@ -237,14 +242,17 @@ fn str_field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str, what: &str)
 pub fn parse_server_message(text: &str, stream_sid: &str) -> Result<ServerMessage, Invalid> {
     let value: Value = serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
     let obj = value.as_object().ok_or_else(|| invalid("not a JSON object"))?;
-    let event = obj.get("event").and_then(Value::as_str).ok_or_else(|| invalid("missing string field `event`"))?;
+    let event =
+        obj.get("event").and_then(Value::as_str).ok_or_else(|| invalid("missing string field `event`"))?;
     let msg = match event {
         "media" => {
             exact_keys(obj, &["event", "streamSid", "media"], "media")?;
             let media = obj["media"].as_object().ok_or_else(|| invalid("media: `media` is not an object"))?;
             exact_keys(media, &["payload"], "media.media")?;
             let payload = str_field(media, "payload", "media.media")?;
-            let audio = STANDARD.decode(payload).map_err(|e| invalid(format!("media: payload is not base64: {e}")))?;
+            let audio = STANDARD
+                .decode(payload)
+                .map_err(|e| invalid(format!("media: payload is not base64: {e}")))?;
             ServerMessage::Media(audio)
         }
         "mark" => {
@@ -280,7 +288,10 @@ mod tests {
             dtmf(5, "MZ1", '1'),
             r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"1"}}"#
         );
-        assert_eq!(mark(4, "MZ1", "r7-c3"), r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"r7-c3"}}"#);
+        assert_eq!(
+            mark(4, "MZ1", "r7-c3"),
+            r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"r7-c3"}}"#
+        );
         assert_eq!(
             stop(5, "AC1", "CA1", "MZ1"),
             r#"{"event":"stop","sequenceNumber":"5","stop":{"accountSid":"AC1","callSid":"CA1"},"streamSid":"MZ1"}"#
@@ -290,7 +301,13 @@ mod tests {
         assert_eq!(
             start(
                 1,
-                &StartInfo { account_sid: "AC1", stream_sid: "MZ1", call_sid: "CA1", tracks: &tracks, custom_parameters: &params }
+                &StartInfo {
+                    account_sid: "AC1",
+                    stream_sid: "MZ1",
+                    call_sid: "CA1",
+                    tracks: &tracks,
+                    custom_parameters: &params
+                }
             ),
             r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"lead_id":"42","token":"v1.x.y"}},"streamSid":"MZ1"}"#
         );
@@ -298,13 +315,17 @@ mod tests {
 
     #[test]
     fn inbound_checks() {
-        let ok = parse_server_message(r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AAEC"}}"#, "MZ1");
+        let ok =
+            parse_server_message(r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AAEC"}}"#, "MZ1");
         assert_eq!(ok, Ok(ServerMessage::Media(vec![0, 1, 2])));
         assert_eq!(
             parse_server_message(r#"{"streamSid":"MZ1","event":"mark","mark":{"name":"x"}}"#, "MZ1"),
             Ok(ServerMessage::Mark("x".into()))
         );
-        assert_eq!(parse_server_message(r#"{"event":"clear","streamSid":"MZ1"}"#, "MZ1"), Ok(ServerMessage::Clear));
+        assert_eq!(
+            parse_server_message(r#"{"event":"clear","streamSid":"MZ1"}"#, "MZ1"),
+            Ok(ServerMessage::Clear)
+        );
         for bad in [
             "not json",
             "[1]",

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use connect::HandshakeFailure;
-pub use report::{CallEnd, CallerReport, ClearRecord, HangupCause, MarkRecord, TimelineEntry, TimelineEvent, Warning};
+pub use report::{
+    CallEnd, CallerReport, ClearRecord, HangupCause, MarkRecord, TimelineEntry, TimelineEvent, Warning,
+};
 pub use script::{DtmfPress, Segment};
 use tokio::sync::{Notify, mpsc};
 
@@ -113,7 +115,10 @@ impl CallerConfig {
             call_sid: sids::new_sid(sids::CALL),
             stream_sid: sids::new_sid(sids::STREAM),
             custom_parameters: Vec::new(),
-            script: vec![Segment::Tone { hz: 440.0, ms: 1000 }, Segment::AwaitAgent { settle_ms: 800, timeout_ms: 10_000 }],
+            script: vec![
+                Segment::Tone { hz: 440.0, ms: 1000 },
+                Segment::AwaitAgent { settle_ms: 800, timeout_ms: 10_000 },
+            ],
             dtmf: Vec::new(),
             pacing: Pacing::RealTime,
             end: EndPolicy::default(),

@@ -289,7 +289,8 @@ impl CallerReport {
         let end = self.heard_segments.last().map_or(0, |s| s.end() as usize);
         let mut track = vec![crate::audio::SILENCE; until.max(end)];
         for s in &self.heard_segments {
-            track[s.start as usize..s.end() as usize].copy_from_slice(&self.heard[s.offset..s.offset + s.len]);
+            track[s.start as usize..s.end() as usize]
+                .copy_from_slice(&self.heard[s.offset..s.offset + s.len]);
         }
         track
     }
@@ -302,8 +303,18 @@ impl CallerReport {
         if let Some(f) = &self.handshake_failure {
             let _ = writeln!(s, "handshake failed: {f}");
         }
-        let _ = writeln!(s, "ended: {:?} after {:.3} s (close handshake: {})", self.end, self.duration.as_secs_f64(), if self.close_handshake_completed { "completed" } else { "not completed" });
-        let _ = writeln!(s, "sent: {} media, {} dtmf; last sequenceNumber {}", self.media_sent, self.dtmf_sent, self.last_sequence_number);
+        let _ = writeln!(
+            s,
+            "ended: {:?} after {:.3} s (close handshake: {})",
+            self.end,
+            self.duration.as_secs_f64(),
+            if self.close_handshake_completed { "completed" } else { "not completed" }
+        );
+        let _ = writeln!(
+            s,
+            "sent: {} media, {} dtmf; last sequenceNumber {}",
+            self.media_sent, self.dtmf_sent, self.last_sequence_number
+        );
         match self.first_agent_audio {
             Some(d) => {
                 let _ = writeln!(s, "first agent audio: {:.0} ms after start", d.as_secs_f64() * 1000.0);
@@ -328,7 +339,14 @@ impl CallerReport {
             self.marks_unanswered.len()
         );
         for w in &self.warnings {
-            let _ = writeln!(s, "warning {} {} at {:.0} ms: {}", w.code, w.title, w.at.as_secs_f64() * 1000.0, w.detail);
+            let _ = writeln!(
+                s,
+                "warning {} {} at {:.0} ms: {}",
+                w.code,
+                w.title,
+                w.at.as_secs_f64() * 1000.0,
+                w.detail
+            );
         }
         s
     }

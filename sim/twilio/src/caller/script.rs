@@ -41,9 +41,9 @@ impl FromStr for Segment {
     fn from_str(s: &str) -> Result<Self, String> {
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("`{v}` in `{s}`: {e}"));
         match s.split_once(':') {
-            Some(("file", path)) => {
-                audio::load(std::path::Path::new(path)).map(|b| Segment::Audio(b.into())).map_err(|e| e.to_string())
-            }
+            Some(("file", path)) => audio::load(std::path::Path::new(path))
+                .map(|b| Segment::Audio(b.into()))
+                .map_err(|e| e.to_string()),
             Some(("tone", rest)) => {
                 let (hz, ms) = rest.split_once(':').ok_or_else(|| format!("`{s}`: expected tone:HZ:MS"))?;
                 let hz = hz.parse::<f64>().map_err(|e| format!("`{hz}` in `{s}`: {e}"))?;
@@ -51,11 +51,14 @@ impl FromStr for Segment {
             }
             Some(("silence", ms)) => Ok(Segment::Silence { ms: num(ms)? }),
             Some(("await-agent", rest)) => {
-                let (settle, timeout) =
-                    rest.split_once(':').ok_or_else(|| format!("`{s}`: expected await-agent:SETTLE_MS:TIMEOUT_MS"))?;
+                let (settle, timeout) = rest
+                    .split_once(':')
+                    .ok_or_else(|| format!("`{s}`: expected await-agent:SETTLE_MS:TIMEOUT_MS"))?;
                 Ok(Segment::AwaitAgent { settle_ms: num(settle)?, timeout_ms: num(timeout)? })
             }
-            _ => Err(format!("`{s}`: expected file:PATH, tone:HZ:MS, silence:MS or await-agent:SETTLE_MS:TIMEOUT_MS")),
+            _ => Err(format!(
+                "`{s}`: expected file:PATH, tone:HZ:MS, silence:MS or await-agent:SETTLE_MS:TIMEOUT_MS"
+            )),
         }
     }
 }
@@ -158,9 +161,12 @@ impl ScriptCursor {
                     }
                 }
                 Part::Await { settle, timeout } => {
-                    let w = self.wait.get_or_insert(WaitState { started: view.now, heard_at_start: view.heard_len });
+                    let w = self
+                        .wait
+                        .get_or_insert(WaitState { started: view.now, heard_at_start: view.heard_len });
                     let agent_spoke = view.heard_len > w.heard_at_start;
-                    let settled = !view.playing && view.last_play_end.is_some_and(|end| view.now >= end + settle);
+                    let settled =
+                        !view.playing && view.last_play_end.is_some_and(|end| view.now >= end + settle);
                     if (agent_spoke && settled) || view.now >= w.started + timeout {
                         self.wait = None;
                         self.idx += 1;
@@ -187,16 +193,25 @@ mod tests {
     fn parses_specs() {
         assert_eq!("tone:440:500".parse::<Segment>(), Ok(Segment::Tone { hz: 440.0, ms: 500 }));
         assert_eq!("silence:20".parse::<Segment>(), Ok(Segment::Silence { ms: 20 }));
-        assert_eq!("await-agent:800:10000".parse::<Segment>(), Ok(Segment::AwaitAgent { settle_ms: 800, timeout_ms: 10000 }));
+        assert_eq!(
+            "await-agent:800:10000".parse::<Segment>(),
+            Ok(Segment::AwaitAgent { settle_ms: 800, timeout_ms: 10000 })
+        );
         assert!("tone:440".parse::<Segment>().is_err());
         assert!("file:/nonexistent.ul".parse::<Segment>().is_err());
-        assert_eq!("1500:#".parse::<DtmfPress>(), Ok(DtmfPress { at: Duration::from_millis(1500), digit: '#' }));
+        assert_eq!(
+            "1500:#".parse::<DtmfPress>(),
+            Ok(DtmfPress { at: Duration::from_millis(1500), digit: '#' })
+        );
         assert!("1500:x".parse::<DtmfPress>().is_err());
     }
 
     #[test]
     fn frames_span_segments_and_pad_the_end() {
-        let mut c = ScriptCursor::new(&[Segment::Audio(vec![1u8; 100].into()), Segment::Audio(vec![2u8; 100].into())]);
+        let mut c = ScriptCursor::new(&[
+            Segment::Audio(vec![1u8; 100].into()),
+            Segment::Audio(vec![2u8; 100].into()),
+        ]);
         let f1 = c.next_frame(view(0, 0, false, None)).unwrap();
         assert_eq!(&f1[..100], &[1u8; 100][..]);
         assert_eq!(&f1[100..], &[2u8; 60][..]);
@@ -209,7 +224,10 @@ mod tests {
 
     #[test]
     fn await_agent_waits_for_a_turn() {
-        let mut c = ScriptCursor::new(&[Segment::AwaitAgent { settle_ms: 100, timeout_ms: 10_000 }, Segment::Tone { hz: 440.0, ms: 20 }]);
+        let mut c = ScriptCursor::new(&[
+            Segment::AwaitAgent { settle_ms: 100, timeout_ms: 10_000 },
+            Segment::Tone { hz: 440.0, ms: 20 },
+        ]);
         assert!(c.waiting());
         // Agent not heard yet: silence.
         assert!(c.next_frame(view(0, 0, false, None)).unwrap().iter().all(|&b| b == SILENCE));

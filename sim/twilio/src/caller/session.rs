@@ -16,7 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::clock::StreamClock;
 use super::connect::{self, ConnectSettings, WsStream};
 use super::messages::{self, ServerMessage, StartInfo};
-use super::report::{self, CallEnd, CallerReport, ClearRecord, HangupCause, MarkRecord, TimelineEntry, TimelineEvent, Warning};
+use super::report::{
+    self, CallEnd, CallerReport, ClearRecord, HangupCause, MarkRecord, TimelineEntry, TimelineEvent, Warning,
+};
 use super::script::{AgentView, ScriptCursor};
 use super::{CallerConfig, CallerEvent, EndPolicy, HangupHandle, Pacing};
 use crate::audio::{self, FRAME_BYTES};
@@ -26,7 +28,11 @@ use crate::playback::{MarkEcho, Playback, duration_to_samples, samples_to_durati
 /// Frames of silence that end an utterance (200 ms), for the audio-after-clear measure.
 const UTTERANCE_GAP: u64 = 1600;
 
-pub(super) async fn run(cfg: CallerConfig, events: Option<mpsc::UnboundedSender<CallerEvent>>, hangup: HangupHandle) -> CallerReport {
+pub(super) async fn run(
+    cfg: CallerConfig,
+    events: Option<mpsc::UnboundedSender<CallerEvent>>,
+    hangup: HangupHandle,
+) -> CallerReport {
     let settings = ConnectSettings {
         url: &cfg.url,
         auth_token: &cfg.auth_token,
@@ -171,7 +177,10 @@ impl Session {
 
         let mut hangup_cause = None;
         loop {
-            let paced = self.cfg.pacing != Pacing::Unpaced || !self.started || self.cursor.waiting() || self.cursor.finished();
+            let paced = self.cfg.pacing != Pacing::Unpaced
+                || !self.started
+                || self.cursor.waiting()
+                || self.cursor.finished();
             self.clock.set_paced(paced);
             if !paced {
                 // Unpaced, the clock stands on the next frame's time.
@@ -331,10 +340,10 @@ impl Session {
         if !self.started {
             return None;
         }
-        if let Some(max) = self.cfg.max_duration {
-            if now >= self.start_at + duration_to_samples(max) {
-                return Some(HangupCause::MaxDuration);
-            }
+        if let Some(max) = self.cfg.max_duration
+            && now >= self.start_at + duration_to_samples(max)
+        {
+            return Some(HangupCause::MaxDuration);
         }
         let done = self.script_done_at.filter(|d| now >= *d)?;
         match self.cfg.end {
@@ -368,7 +377,10 @@ impl Session {
                 Some((_, at)) => at,
                 None => echo.at,
             };
-            self.record(echo.at, TimelineEvent::MarkEchoed { name: echo.name.clone(), outcome: echo.outcome });
+            self.record(
+                echo.at,
+                TimelineEvent::MarkEchoed { name: echo.name.clone(), outcome: echo.outcome },
+            );
             self.marks.push(MarkRecord {
                 name: echo.name,
                 received_at: self.at(received_at),
@@ -383,8 +395,15 @@ impl Session {
         self.advance_playback(now);
         match msg {
             None => {
-                self.record(now, TimelineEvent::ConnectionEnded { detail: "TCP connection closed without a close frame".into() });
-                self.end = Some(CallEnd::ConnectionLost { detail: "TCP connection closed without a close frame".into() });
+                self.record(
+                    now,
+                    TimelineEvent::ConnectionEnded {
+                        detail: "TCP connection closed without a close frame".into(),
+                    },
+                );
+                self.end = Some(CallEnd::ConnectionLost {
+                    detail: "TCP connection closed without a close frame".into(),
+                });
                 Flow::End
             }
             Some(Err(e)) => {
@@ -403,12 +422,20 @@ impl Session {
                 Flow::End
             }
             Some(Ok(Message::Binary(b))) => {
-                self.warn(now, codes::STREAM_MALFORMED, format!("binary frame of {} bytes (only JSON text is understood)", b.len()));
+                self.warn(
+                    now,
+                    codes::STREAM_MALFORMED,
+                    format!("binary frame of {} bytes (only JSON text is understood)", b.len()),
+                );
                 Flow::Continue
             }
             Some(Ok(Message::Text(text))) => {
                 if !self.started {
-                    self.warn(now, codes::STREAM_INVALID_MESSAGE, "message received before `start` (the streamSid is not known yet)");
+                    self.warn(
+                        now,
+                        codes::STREAM_INVALID_MESSAGE,
+                        "message received before `start` (the streamSid is not known yet)",
+                    );
                     return Flow::Continue;
                 }
                 match messages::parse_server_message(text.as_str(), &self.cfg.stream_sid) {
@@ -446,7 +473,11 @@ impl Session {
         let dropped = self.playback.push_audio(now, audio, &mut echoes);
         self.send_echoes(echoes);
         if dropped > 0 {
-            self.warn(now, codes::STREAM_BUFFER_FULL, format!("more than ten minutes of audio buffered: {dropped} bytes dropped"));
+            self.warn(
+                now,
+                codes::STREAM_BUFFER_FULL,
+                format!("more than ten minutes of audio buffered: {dropped} bytes dropped"),
+            );
         }
     }
 
@@ -468,7 +499,9 @@ impl Session {
             loop {
                 match rx.next().await {
                     None | Some(Err(_)) => return None,
-                    Some(Ok(Message::Close(frame))) => return Some(frame.as_ref().map(|f| u16::from(f.code))),
+                    Some(Ok(Message::Close(frame))) => {
+                        return Some(frame.as_ref().map(|f| u16::from(f.code)));
+                    }
                     Some(Ok(_)) => {} // after `stop`, Twilio ignores what the server sends
                 }
             }
@@ -485,8 +518,11 @@ impl Session {
             .clears
             .iter()
             .map(|&(at, dropped, flushed)| {
-                let speaking_until =
-                    self.voice_runs.iter().find(|(s, e)| *s <= at && at < *e + UTTERANCE_GAP).map(|&(_, e)| e.max(at));
+                let speaking_until = self
+                    .voice_runs
+                    .iter()
+                    .find(|(s, e)| *s <= at && at < *e + UTTERANCE_GAP)
+                    .map(|&(_, e)| e.max(at));
                 let played = speaking_until.map_or(0, |until| self.playback.played_between(at, until));
                 ClearRecord {
                     at: samples_to_duration(at),
@@ -511,7 +547,9 @@ impl Session {
             media_sent: self.media_sent,
             dtmf_sent: self.dtmf_sent,
             last_sequence_number: self.seq,
-            first_agent_audio: self.first_agent_audio.map(|t| samples_to_duration(t.saturating_sub(self.start_at))),
+            first_agent_audio: self
+                .first_agent_audio
+                .map(|t| samples_to_duration(t.saturating_sub(self.start_at))),
             audio_received_bytes: self.audio_received,
             clears,
             marks: self.marks,

@@ -101,7 +101,10 @@ impl Peer {
     pub async fn send_media(&mut self, stream_sid: &str, audio: &[u8]) {
         use base64::Engine as _;
         let payload = base64::engine::general_purpose::STANDARD.encode(audio);
-        self.send_json(serde_json::json!({"event":"media","streamSid":stream_sid,"media":{"payload":payload}})).await;
+        self.send_json(
+            serde_json::json!({"event":"media","streamSid":stream_sid,"media":{"payload":payload}}),
+        )
+        .await;
     }
 
     pub async fn send_mark(&mut self, stream_sid: &str, name: &str) {
@@ -269,7 +272,11 @@ impl Receiver {
 }
 
 /// A minimal HTTP/1.1 server (keep-alive, Content-Length bodies), enough for reqwest.
-async fn serve_http(mut tcp: TcpStream, received: Arc<Mutex<Vec<Received>>>, answers: Arc<Mutex<Vec<(String, u16, String)>>>) {
+async fn serve_http(
+    mut tcp: TcpStream,
+    received: Arc<Mutex<Vec<Received>>>,
+    answers: Arc<Mutex<Vec<(String, u16, String)>>>,
+) {
     loop {
         let Some(head) = read_head(&mut tcp).await else { return };
         let len: usize = head.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
