@@ -192,7 +192,7 @@ pub struct TwilioApiArgs {
 /// Runs one simulated call and prints its report.
 pub async fn run_call(args: TwilioCallArgs) -> anyhow::Result<()> {
     let mut cfg = CallerConfig::new(args.url.clone(), args.auth_token.clone());
-    if let Some(s) = args.account_sid {
+    if let Some(s) = args.account_sid.filter(|s| !s.is_empty()) {
         cfg.account_sid = s;
     }
     if let Some(s) = args.call_sid {
@@ -232,10 +232,10 @@ pub async fn run_call(args: TwilioCallArgs) -> anyhow::Result<()> {
 /// Runs the REST simulator until Ctrl-C, printing each call when it is over.
 pub async fn run_api(args: TwilioApiArgs) -> anyhow::Result<()> {
     let mut cfg = ApiConfig { listen: args.listen, ..ApiConfig::default() };
-    if let Some(s) = args.account_sid {
+    if let Some(s) = args.account_sid.filter(|s| !s.is_empty()) {
         cfg.account_sid = s;
     }
-    if let Some(t) = args.auth_token {
+    if let Some(t) = args.auth_token.filter(|t| !t.is_empty()) {
         cfg.auth_token = t;
     }
     for k in &args.api_keys {

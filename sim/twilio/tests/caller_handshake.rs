@@ -176,3 +176,29 @@ async fn tls_to_a_plain_server_is_31910() {
     let _ = server.await;
     assert_eq!(report.handshake_failure.expect("failure").code, 31910);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_websocket_frame_is_31924() {
+    let (l, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = l.accept().await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let req = read_head(&mut tcp).await.unwrap();
+        let key = req.header("sec-websocket-key").unwrap().to_owned();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())
+        );
+        tcp.write_all(answer.as_bytes()).await.unwrap();
+        // A frame with the reserved opcode 3.
+        tcp.write_all(&[0x83, 0x00]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    });
+    let mut cfg = config(&format!("ws://{addr}/s"));
+    cfg.script = vec![Segment::Silence { ms: 5000 }];
+    let report = within(60, run_call(cfg)).await;
+    server.await.unwrap();
+    assert!(report.handshake_failure.is_none());
+    assert!(matches!(report.end, CallEnd::ProtocolError { .. }), "{:?}", report.end);
+    assert_eq!(report.warning_codes(), vec![31924]);
+}

@@ -425,3 +425,34 @@ impl BinaryFrame for tokio_tungstenite::WebSocketStream<Box<dyn common::Io>> {
         self.send(tokio_tungstenite::tungstenite::Message::binary(vec![1u8, 2, 3])).await.unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_speech_fixture_is_sent_verbatim_in_20ms_frames() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/bonjour-claire.ul");
+    let speech = audio::load(std::path::Path::new(path)).unwrap();
+    let (url, server) = serve_once("/s", |mut peer| async move {
+        let mut received = Vec::new();
+        let mut voiced = 0;
+        while let Some(t) = peer.recv_text().await {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["event"] == "media" {
+                let frame = STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap();
+                assert_eq!(frame.len(), 160);
+                voiced += usize::from(audio::is_voiced(&frame));
+                received.extend_from_slice(&frame);
+            }
+        }
+        (received, voiced)
+    })
+    .await;
+    let mut cfg = config(&url);
+    cfg.script = vec![format!("file:{path}").parse::<Segment>().unwrap()];
+    let report = within(60, run_call(cfg)).await;
+    let (received, voiced) = server.await.unwrap();
+    // Every byte, in order; the last frame padded with μ-law silence.
+    assert_eq!(&received[..speech.len()], &speech[..]);
+    assert!(received[speech.len()..].iter().all(|&b| b == audio::SILENCE));
+    assert_eq!(report.media_sent as usize, speech.len().div_ceil(160));
+    // It is speech: most frames are above the voice threshold.
+    assert!(voiced * 2 > received.len() / 160, "{voiced} voiced frames");
+}
