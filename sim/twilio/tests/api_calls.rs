@@ -241,6 +241,12 @@ async fn busy_no_answer_and_failed_numbers() {
     );
     assert_eq!(last(&sids[2]).param("CallStatus"), Some("failed"));
     assert_eq!(last(&sids[2]).param("CallDuration"), Some("0"));
+    // The resource: dialled (start_time), but no duration for a call nobody answered.
+    let url = format!("{}/2010-04-01/Accounts/{}/Calls/{}.json", h.base_url(), h.account_sid(), sids[0]);
+    let r = client().get(url).basic_auth(h.account_sid(), Some(h.auth_token())).send().await.unwrap();
+    let resource: Value = r.json().await.unwrap();
+    assert_eq!(resource["status"], "busy");
+    assert!(resource["duration"].is_null() && resource["start_time"].is_string() && resource["end_time"].is_string());
     tokio::task::yield_now().await;
     assert_eq!(*connections.lock().unwrap(), 0, "nobody answered, so no stream was opened");
 }

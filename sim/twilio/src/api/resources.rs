@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::state::{CallSnapshot, SimClock};
+use super::state::{CallSnapshot, CallStatus, SimClock};
 
 /// `/2010-04-01/Accounts/{account}`.
 pub fn account_path(account_sid: &str) -> String {
@@ -23,7 +23,8 @@ pub fn call_json(c: &CallSnapshot, clock: &SimClock, phone_number_sid: Option<&s
         "date_created": clock.rfc2822(c.created_at),
         "date_updated": clock.rfc2822(updated),
         "direction": "outbound-api",
-        "duration": c.duration_secs.map(|d| d.to_string()),
+        // Twilio leaves `duration` empty for busy, failed, unanswered and ongoing calls.
+        "duration": c.duration_secs.filter(|_| c.status == CallStatus::Completed).map(|d| d.to_string()),
         "end_time": c.ended_at.map(|t| clock.rfc2822(t)),
         "forwarded_from": null,
         "from": c.from,
@@ -35,7 +36,8 @@ pub fn call_json(c: &CallSnapshot, clock: &SimClock, phone_number_sid: Option<&s
         "price_unit": "USD",
         "queue_time": "0",
         "sid": c.sid,
-        "start_time": c.answered_at.map(|t| clock.rfc2822(t)),
+        // When dialling began (empty while queued).
+        "start_time": c.timeline.iter().find(|s| s.status != CallStatus::Queued).map(|s| clock.rfc2822(s.at)),
         "status": c.status.as_str(),
         "subresource_uris": {
             "events": format!("{base}/Events.json"),

@@ -60,6 +60,14 @@ pub(super) async fn run(
     }
 }
 
+/// How many times faster than tokio's clock the stream clock runs when paced.
+fn speed(pacing: Pacing) -> u32 {
+    match pacing {
+        Pacing::Accelerated(n) => n.max(1),
+        Pacing::RealTime | Pacing::Unpaced => 1,
+    }
+}
+
 enum Flow {
     Continue,
     End,
@@ -97,16 +105,11 @@ struct Session {
 
 impl Session {
     fn new(cfg: CallerConfig, signature: String, events: Option<mpsc::UnboundedSender<CallerEvent>>) -> Self {
-        let (factor, paced) = match cfg.pacing {
-            Pacing::RealTime => (1, true),
-            Pacing::Accelerated(n) => (n.max(1), true),
-            Pacing::Unpaced => (1, true),
-        };
         let start_at = duration_to_samples(cfg.start_delay);
         Self {
             cursor: ScriptCursor::new(&cfg.script),
             playback: Playback::with_capacity(cfg.playback_capacity),
-            clock: StreamClock::new(factor, paced),
+            clock: StreamClock::new(speed(cfg.pacing), true),
             cfg,
             signature,
             events,
@@ -164,13 +167,8 @@ impl Session {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_loop(sink, out_rx));
         self.out = Some(out_tx);
-        self.clock = StreamClock::new(
-            match self.cfg.pacing {
-                Pacing::Accelerated(n) => n,
-                _ => 1,
-            },
-            true,
-        );
+        // Stream time 0 is now, when the WebSocket is open.
+        self.clock = StreamClock::new(speed(self.cfg.pacing), true);
 
         self.send(messages::connected());
         self.record(0, TimelineEvent::Connected);
