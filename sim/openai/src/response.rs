@@ -9,7 +9,8 @@
 //! `response.output_item.done`, `conversation.item.done`. A text-only response uses
 //! `response.output_text.delta/.done`. A tool call: `response.output_item.added`,
 //! `conversation.item.added`, `response.function_call_arguments.delta`…, `.done`,
-//! `response.output_item.done`, `conversation.item.done`. Then `response.done` with usage.
+//! `response.output_item.done`, `conversation.item.done`. Then `response.done` with usage
+//! (the session follows it with `rate_limits.updated`, as the service does).
 //!
 //! Timing: `response.created` at once; the first output item after the time-to-first-byte;
 //! audio chunks paced at `speed` × real time (or back to back). All on tokio's clock.

@@ -66,7 +66,6 @@ pub(crate) struct Session {
     input_us: u64,
     buffer_start_us: u64,
     buffer_bytes: usize,
-    buffer_audio: Vec<u8>,
     vad: Option<Vad>,
     speech_item: Option<String>,
     user_turns: u32,
@@ -77,6 +76,7 @@ pub(crate) struct Session {
     pub out: Vec<Out>,
     /// Echo mode: `resp_`/`item_` ids of the echo stream.
     echo_ids: (String, String),
+    responses_done: u64,
     /// `input_audio_buffer.append` events accepted.
     pub appends: u64,
     /// Audio bytes they carried.
@@ -110,7 +110,6 @@ impl Session {
             input_us: 0,
             buffer_start_us: 0,
             buffer_bytes: 0,
-            buffer_audio: Vec::new(),
             vad: None,
             speech_item: None,
             user_turns: 0,
@@ -119,6 +118,7 @@ impl Session {
             active: None,
             out: Vec::new(),
             echo_ids,
+            responses_done: 0,
             appends: 0,
             appended_bytes: 0,
         };
@@ -167,10 +167,22 @@ impl Session {
             return;
         }
         let mut ev = Events::new();
-        if r.step(now, &mut self.conv, &mut ev) {
-            self.active = None;
-        }
+        let finished = r.step(now, &mut self.conv, &mut ev);
         events_into(&mut self.out, ev);
+        if finished {
+            self.active = None;
+            self.rate_limits();
+        }
+    }
+
+    /// `rate_limits.updated`, as the service sends after each `response.done`.
+    fn rate_limits(&mut self) {
+        self.responses_done += 1;
+        let used = 1_000 * self.responses_done;
+        self.emit(json!({"type": "rate_limits.updated", "rate_limits": [
+            {"name": "requests", "limit": 5_000, "remaining": 4_999, "reset_seconds": 0.012},
+            {"name": "tokens", "limit": 800_000, "remaining": 800_000u64.saturating_sub(used), "reset_seconds": 0.45},
+        ]}));
     }
 
     /// Handles a binary frame: the API speaks JSON text only.
@@ -279,7 +291,6 @@ impl Session {
         let fmt = self.derived.input_format;
         self.buffer_bytes += bytes.len();
         self.input_us += bytes.len() as u64 * 1000 / fmt.bytes_per_ms() as u64;
-        self.buffer_audio.extend_from_slice(&bytes);
         let Some(vad) = self.vad.as_mut() else { return };
         let mut events = Vec::new();
         vad.push(&fmt.decode(&bytes), self.buffer_start_us / 1000, &mut events);
@@ -303,7 +314,10 @@ impl Session {
     fn speech_stopped(&mut self, audio_end_ms: u64, now: Instant) {
         let item_id = self.speech_item.take().unwrap_or_else(|| self.ids.next("item"));
         self.emit(json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": audio_end_ms, "item_id": item_id}));
-        self.commit(item_id);
+        // The buffer up to the end of speech becomes the item; audio after it (same append)
+        // stays, and the detector, already back in silence, keeps its state.
+        let end_us = (audio_end_ms * 1000).clamp(self.buffer_start_us, self.input_us);
+        self.commit(item_id, end_us);
         if self.derived.turn.is_some_and(|t| t.create_response) && self.active.is_none() {
             self.start_response(None, now);
         }
@@ -311,7 +325,6 @@ impl Session {
 
     fn clear_buffer(&mut self) {
         self.buffer_bytes = 0;
-        self.buffer_audio.clear();
         self.buffer_start_us = self.input_us;
         self.speech_item = None;
         let pos = self.input_ms();
@@ -334,14 +347,24 @@ impl Session {
             return;
         }
         let item_id = self.speech_item.take().unwrap_or_else(|| self.ids.next("item"));
-        self.commit(item_id);
+        self.clear_buffer();
+        self.commit_range(item_id, ms as u64);
     }
 
-    /// Turns the buffer into a user item: committed, item added/done, transcription.
-    fn commit(&mut self, item_id: String) {
+    /// Commits the buffer up to `end_us` on the input timeline (VAD): what follows stays
+    /// buffered.
+    fn commit(&mut self, item_id: String, end_us: u64) {
+        let ms = (end_us - self.buffer_start_us) / 1000;
+        let rest_us = self.input_us - end_us;
+        self.buffer_start_us = end_us;
+        self.buffer_bytes = (rest_us as usize * self.derived.input_format.bytes_per_ms()) / 1000;
+        self.commit_range(item_id, ms);
+    }
+
+    /// Emits a committed user item of `ms` milliseconds: committed, item added/done,
+    /// transcription.
+    fn commit_range(&mut self, item_id: String, ms: u64) {
         let previous = self.conv.last_id();
-        let ms = (self.input_us - self.buffer_start_us) / 1000;
-        self.clear_buffer();
         self.user_turns += 1;
         self.emit(
             json!({"type": "input_audio_buffer.committed", "previous_item_id": previous, "item_id": item_id}),
@@ -518,6 +541,7 @@ impl Session {
         let mut ev = Events::new();
         r.cancel(reason, &mut self.conv, &mut ev);
         events_into(&mut self.out, ev);
+        self.rate_limits();
         true
     }
 

@@ -62,6 +62,8 @@ pub(crate) struct Vad {
     pending: Vec<i16>,
     /// Start (ms on the input timeline) of the frame being filled.
     frame_start_ms: u64,
+    /// Where the current buffer began as far as the detector knows (its last stop).
+    floor_ms: u64,
     state: State,
 }
 
@@ -74,6 +76,7 @@ impl Vad {
             frame_samples,
             pending: Vec::with_capacity(frame_samples),
             frame_start_ms: position_ms,
+            floor_ms: position_ms,
             state: State::Silence,
         }
     }
@@ -89,11 +92,12 @@ impl Vad {
     pub(crate) fn reset(&mut self, position_ms: u64) {
         self.pending.clear();
         self.frame_start_ms = position_ms;
+        self.floor_ms = position_ms;
         self.state = State::Silence;
     }
 
     /// Feeds samples; `buffer_start_ms` is where the uncommitted buffer begins (the earliest
-    /// `audio_start_ms` may go).
+    /// `audio_start_ms` may go; a stop detected within these samples moves it further).
     pub(crate) fn push(&mut self, samples: &[i16], buffer_start_ms: u64, out: &mut Vec<VadEvent>) {
         let threshold = self.params.threshold / 10.0;
         let mut rest = samples;
@@ -111,8 +115,8 @@ impl Vad {
             self.frame_start_ms = end;
             match (self.state, speech) {
                 (State::Silence, true) => {
-                    let audio_start_ms =
-                        start.saturating_sub(self.params.prefix_padding_ms).max(buffer_start_ms);
+                    let floor = buffer_start_ms.max(self.floor_ms);
+                    let audio_start_ms = start.saturating_sub(self.params.prefix_padding_ms).max(floor);
                     out.push(VadEvent::Started { audio_start_ms });
                     self.state = State::Speech { silence_run_ms: 0 };
                 }
@@ -122,6 +126,7 @@ impl Vad {
                     let run = silence_run_ms + FRAME_MS;
                     if run >= self.params.silence_duration_ms {
                         out.push(VadEvent::Stopped { audio_end_ms: end });
+                        self.floor_ms = end;
                         self.state = State::Silence;
                     } else {
                         self.state = State::Speech { silence_run_ms: run };
@@ -183,7 +188,7 @@ mod tests {
         let audio = tone_ulaw(300.0, 100, 0.1); // RMS ≈ 0.07
         let mut strict = Vad::new(VadParams { threshold: 0.9, ..params() }, 8000, 5000);
         assert!(feed(&mut strict, &audio, 160).is_empty());
-        let mut loose = Vad::new(VadParams { threshold: 0.5, ..params() }, 8000, 5000);
+        let mut loose = Vad::new(VadParams { threshold: 0.5, ..params() }, 8000, 4800);
         let mut out = Vec::new();
         loose.push(&AudioFormat::Pcmu.decode(&audio), 4900, &mut out);
         assert_eq!(out, vec![VadEvent::Started { audio_start_ms: 4900 }]);

@@ -109,7 +109,7 @@ async fn session_rules_beyond_the_schema() {
     .await;
     assert_eq!(c.expect("session.updated").await["session"]["audio"]["output"]["voice"], "cedar");
     c.send(json!({"type":"response.create"})).await;
-    c.until("response.done").await;
+    c.response_done().await;
     c.send(
         json!({"type":"session.update","session":{"type":"realtime","audio":{"output":{"voice":"marin"}}}}),
     )

@@ -36,7 +36,7 @@ async fn the_cap_is_configurable() {
     c.expect("session.created").await;
     // The session works until then.
     c.send(json!({"type":"response.create"})).await;
-    c.until("response.done").await;
+    c.response_done().await;
     let (events, close) = c.until_close().await;
     assert_eq!(events[0]["error"]["message"], "Your session hit the maximum duration of 90 seconds.");
     assert_eq!(close.unwrap().code, CloseCode::Away);

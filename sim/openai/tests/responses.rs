@@ -51,7 +51,7 @@ async fn a_scripted_reply_streams_the_full_ga_sequence_after_ttfb_faster_than_re
     .unwrap();
     let mut c = pcmu_session(&sim, Value::Null).await;
     c.send(json!({"type":"response.create","response":{"instructions":"Présente-toi."}})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     let k = kinds(&ev);
     let n = k.len();
     assert_eq!(
@@ -120,7 +120,7 @@ async fn deltas_have_the_exact_ga_wire_layout() {
     let sim = OpenAiSim::spawn(fast_config()).await.unwrap();
     let mut c = pcmu_session(&sim, Value::Null).await;
     c.send(json!({"type":"response.create"})).await;
-    c.until("response.done").await;
+    c.response_done().await;
     let rec = sim.session(0).unwrap();
     let delta = rec.sent.iter().find(|e| e.kind == "response.output_audio.delta").unwrap();
     let v = delta.json();
@@ -159,7 +159,7 @@ async fn only_one_active_response_and_cancel_rules() {
     c.send(json!({"type":"response.cancel","response_id":"resp_other","event_id":"evt_x"})).await;
     assert_error_event(&c.until("error").await.pop().unwrap(), "response_cancel_not_active", Some("evt_x"));
     c.send(json!({"type":"response.cancel"})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     let done = &ev.last().unwrap()["response"];
     assert_eq!(done["status"], "cancelled");
     assert_eq!(done["status_details"]["reason"], "client_cancelled");
@@ -189,7 +189,7 @@ async fn speech_cancels_the_response_when_interrupt_response_is_on() {
     c.until("response.output_audio.delta").await;
     c.append_ulaw(&tone_ulaw(250.0, 100, 0.4), 160).await;
     c.until("input_audio_buffer.speech_started").await;
-    let after = c.until("response.done").await;
+    let after = c.response_done().await;
     assert!(
         !after.iter().any(|e| e["type"] == "response.output_audio.delta"),
         "no audio after speech started: {:?}",
@@ -239,7 +239,7 @@ async fn speech_does_not_cancel_when_interrupt_response_is_off() {
     c.until("response.output_audio.delta").await;
     c.append_ulaw(&tone_ulaw(250.0, 100, 0.4), 160).await;
     c.until("input_audio_buffer.speech_started").await;
-    let after = c.until("response.done").await;
+    let after = c.response_done().await;
     assert!(after.iter().any(|e| e["type"] == "response.output_audio.delta"));
     assert_eq!(after.last().unwrap()["response"]["status"], "completed");
     assert_eq!(audio_of(&c.log).len(), 16_000, "all 2 s of audio");
@@ -260,7 +260,7 @@ async fn truncate_is_checked() {
     c.send(json!({"type":"input_audio_buffer.commit"})).await;
     let user_item = c.expect("input_audio_buffer.committed").await["item_id"].as_str().unwrap().to_owned();
     c.send(json!({"type":"response.create"})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     let item = ev.last().unwrap()["response"]["output"][0]["id"].as_str().unwrap().to_owned();
     let truncate = |id: &str, idx: i64, ms: i64| json!({"type":"conversation.item.truncate","item_id":id,"content_index":idx,"audio_end_ms":ms,"event_id":"evt_t"});
 
@@ -295,7 +295,7 @@ async fn text_only_and_out_of_band_responses() {
     .unwrap();
     let mut c = pcmu_session(&sim, Value::Null).await;
     c.send(json!({"type":"response.create","response":{"output_modalities":["text"]}})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     assert!(!ev.iter().any(|e| e["type"] == "response.output_audio.delta"));
     assert_eq!(deltas_of(&ev, "response.output_text.delta"), "Votre rendez-vous est confirmé pour demain.");
     let done = &ev.last().unwrap()["response"];
@@ -306,7 +306,7 @@ async fn text_only_and_out_of_band_responses() {
         json!({"type":"response.create","response":{"conversation":"none","metadata":{"purpose":"summary"}}}),
     )
     .await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     assert!(!ev.iter().any(|e| e["type"].as_str().unwrap().starts_with("conversation.")), "{:?}", kinds(&ev));
     let done = &ev.last().unwrap()["response"];
     assert_eq!(done["metadata"], json!({"purpose": "summary"}));

@@ -37,13 +37,13 @@ async fn a_tool_call_on_the_scripted_turn_and_its_round_trip() {
     // Turn 1: a spoken reply.
     user_turn(&mut c).await;
     c.send(json!({"type":"response.create"})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     assert_eq!(deltas_of(&ev, "response.output_audio_transcript.delta"), "Bonjour, quel est votre nom ?");
 
     // Turn 2: the call.
     user_turn(&mut c).await;
     c.send(json!({"type":"response.create"})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     assert_eq!(
         kinds(&ev)[..3],
         ["response.created", "response.output_item.added", "conversation.item.added"].map(String::from)
@@ -69,13 +69,13 @@ async fn a_tool_call_on_the_scripted_turn_and_its_round_trip() {
     assert_eq!(added["item"]["type"], "function_call_output");
     c.expect("conversation.item.done").await;
     c.send(json!({"type":"response.create"})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     assert_eq!(deltas_of(&ev, "response.output_audio_transcript.delta"), "C'est noté, merci Zoé.");
 
     // Turn 3: no call scripted, the last reply repeats.
     user_turn(&mut c).await;
     c.send(json!({"type":"response.create"})).await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     assert!(!ev.iter().any(|e| e["type"] == "response.function_call_arguments.done"));
 
     let rec = sim.session(0).unwrap();
@@ -103,7 +103,7 @@ async fn the_call_triggers_on_the_vad_turn_too_and_may_have_a_spoken_preamble() 
     audio.extend(silence_ulaw(400));
     c.append_ulaw(&audio, 160).await;
     c.until("input_audio_buffer.committed").await;
-    let ev = c.until("response.done").await;
+    let ev = c.response_done().await;
     let done = &ev.last().unwrap()["response"];
     assert_eq!(done["output"][0]["type"], "message");
     assert_eq!(done["output"][0]["content"][0]["transcript"], "Je note.");

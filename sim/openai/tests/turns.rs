@@ -50,7 +50,7 @@ async fn a_server_vad_turn_gives_the_ga_sequence_transcript_and_response() {
         (Some(&*item), Some("Bonjour, c'est Zoé."))
     );
     // create_response: the model answers by itself.
-    let rest = c.until("response.done").await;
+    let rest = c.response_done().await;
     assert_eq!(rest[0]["type"], "response.created");
     assert_eq!(deltas_of(&rest, "response.output_audio_transcript.delta"), "Bonjour Zoé.");
     assert_eq!(rest.last().unwrap()["response"]["status"], "completed");
@@ -146,7 +146,7 @@ async fn manual_commit_needs_100_ms_and_does_not_answer_by_itself() {
     assert_error_event(&c.expect("error").await, "input_audio_buffer_commit_empty", None);
     c.send(json!({"type":"response.create"})).await;
     c.expect("response.created").await;
-    c.until("response.done").await;
+    c.response_done().await;
 
     // Clear empties the buffer.
     c.append_ulaw(&tone_ulaw(250.0, 200, 0.4), 160).await;
@@ -173,6 +173,45 @@ async fn transcription_events_only_when_transcription_is_configured() {
     let ev = c.until("input_audio_buffer.cleared").await;
     assert!(ev.iter().any(|e| e["type"] == "input_audio_buffer.committed"));
     assert!(!ev.iter().any(|e| e["type"].as_str().unwrap().contains("transcription")), "{:?}", kinds(&ev));
+    assert_schema_clean(&sim);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_large_append_holding_two_turns_gives_two_turns() {
+    let sim = OpenAiSim::spawn(fast_config()).await.unwrap();
+    let mut c = connect(&sim).await;
+    c.expect("session.created").await;
+    c.send(session_update(server_vad(500, false, false), false)).await;
+    c.expect("session.updated").await;
+    let mut audio = speech_then_silence(0, 400, 600);
+    audio.extend(speech_then_silence(0, 400, 560));
+    c.append_ulaw(&audio, audio.len()).await;
+    c.send(json!({"type":"input_audio_buffer.commit"})).await;
+    let ev = c.until("error").await; // 60 ms after the second turn: too little to commit
+    let marks: Vec<(String, u64)> = ev
+        .iter()
+        .filter_map(|e| {
+            let ms = e.get("audio_start_ms").or_else(|| e.get("audio_end_ms"))?.as_u64()?;
+            Some((e["type"].as_str()?.to_owned(), ms))
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("input_audio_buffer.speech_started".to_owned(), 0),
+            ("input_audio_buffer.speech_stopped".to_owned(), 900),
+            // Padding stops at the start of the buffer, i.e. the end of the first turn.
+            ("input_audio_buffer.speech_started".to_owned(), 900),
+            ("input_audio_buffer.speech_stopped".to_owned(), 1900),
+        ]
+    );
+    assert!(
+        ev.last().unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("buffer only has 60.00ms of audio.")
+    );
     assert_schema_clean(&sim);
     sim.shutdown().await;
 }

@@ -208,6 +208,14 @@ impl Client {
         }
     }
 
+    /// Events of a response up to `response.done`, then the `rate_limits.updated` the service
+    /// sends after it (checked, not returned).
+    pub async fn response_done(&mut self) -> Vec<Value> {
+        let events = self.until("response.done").await;
+        self.expect("rate_limits.updated").await;
+        events
+    }
+
     /// Reads until the close frame (events before it are checked and returned).
     pub async fn until_close(&mut self) -> (Vec<Value>, Option<CloseFrame>) {
         let mut events = Vec::new();
