@@ -102,6 +102,11 @@ impl SimHandle {
         format!("http://{}", self.addr)
     }
 
+    /// `ws://127.0.0.1:PORT` (for clients that append `/v1/realtime?model=…` themselves).
+    pub fn ws_base_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
     /// `ws://127.0.0.1:PORT/v1/realtime?model=gpt-realtime`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/realtime?model=gpt-realtime", self.addr)

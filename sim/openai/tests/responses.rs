@@ -314,3 +314,22 @@ async fn text_only_and_out_of_band_responses() {
     assert_schema_clean(&sim);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn configuration_changes_apply_to_sessions_accepted_afterwards() {
+    let sim = OpenAiSim::spawn(SimConfig {
+        script: Script::replies([Reply::tone(300.0, 100, "Avant.")]),
+        ..fast_config()
+    })
+    .await
+    .unwrap();
+    let mut first = pcmu_session(&sim, Value::Null).await;
+    sim.configure(|c| c.script = Script::replies([Reply::tone(300.0, 100, "Après.")]));
+    let mut second = pcmu_session(&sim, Value::Null).await;
+    for (c, said) in [(&mut first, "Avant."), (&mut second, "Après.")] {
+        c.send(json!({"type":"response.create"})).await;
+        let ev = c.response_done().await;
+        assert_eq!(deltas_of(&ev, "response.output_audio_transcript.delta"), said);
+    }
+    sim.shutdown().await;
+}

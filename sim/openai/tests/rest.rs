@@ -54,7 +54,7 @@ async fn a_valid_request_gets_an_ephemeral_key_that_opens_a_session() {
     assert_eq!((recs[0].status, &recs[0].response), (200, &r.json));
 
     // The key opens a session carrying its configuration (model from the key).
-    let url = format!("ws://{}/v1/realtime", sim.addr());
+    let url = format!("{}/v1/realtime", sim.ws_base_url());
     let auth = format!("Bearer {value}");
     let mut c = try_connect(sim.addr(), &url, &[("authorization", &auth)]).await.unwrap();
     let created = c.expect("session.created").await;
