@@ -4,6 +4,7 @@
 //! that stands in for an upstream when a test must check each request exactly.
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
+pub mod edge;
 pub mod pg;
 pub mod recorder;
 pub mod web;
@@ -81,8 +82,13 @@ pub struct Running {
 impl Running {
     /// Starts with `env` (PUBLIC_APP_URL defaults to the app's own address, OUTBOX_DIR to a
     /// fresh temporary directory). Migrates like the binary does.
-    pub async fn start(mut env: HashMap<String, String>) -> Running {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    pub async fn start(env: HashMap<String, String>) -> Running {
+        Self::start_at(env, "127.0.0.1:0").await
+    }
+
+    /// [`Running::start`] on a given address (when others must know it beforehand).
+    pub async fn start_at(mut env: HashMap<String, String>, addr: &str) -> Running {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let outbox = tempfile::tempdir().unwrap();
         env.entry("PUBLIC_APP_URL".into()).or_insert_with(|| base.clone());

@@ -1,0 +1,193 @@
+//! The control plane against the in-repo simulators of Twilio and OpenAI, on a real PostgreSQL:
+//! the web session's secret comes from the OpenAI simulator (which checks our body against the
+//! GA session shape); `trigger_call` makes the Twilio simulator really place the call: it rings,
+//! answers, opens the `wss://` stream URL (TLS with a test CA) signed as Twilio signs, the edge
+//! stand-in authorizes the upgrade with the gateway's own core and redeems the token, the call
+//! ends through the TwiML's `<Hangup/>`, and Twilio's signed status callbacks build the call's
+//! timeline. Twilio faults (429, 500) and outcomes (busy) give the documented behaviour.
+
+mod common;
+
+use std::time::Duration;
+
+use callway_sim_openai::{OpenAiSim, SimConfig};
+use callway_sim_twilio::api::{
+    ApiConfig, ApiHandle, CallStatus, CallerSettings, Fault, Outcome, TwilioApiSim,
+};
+use callway_sim_twilio::caller::{EndPolicy, Pacing, Segment};
+use common::edge::{Edge, TestPki};
+use common::{Db, Running};
+use serde_json::json;
+
+struct World {
+    cp: Running,
+    twilio: ApiHandle,
+    edge: Edge,
+    _openai: callway_sim_openai::SimHandle,
+}
+
+async fn world(extra: &[(&str, &str)], tune: impl FnOnce(&mut ApiConfig)) -> World {
+    let pki = TestPki::new();
+    let openai =
+        OpenAiSim::spawn(SimConfig { api_key: "sk-test-key".into(), ..SimConfig::default() }).await.unwrap();
+    let mut cfg = ApiConfig {
+        account_sid: common::ACCOUNT_SID.into(),
+        auth_token: common::AUTH_TOKEN.into(),
+        owned_numbers: vec![common::FROM.into()],
+        ring_delay: Duration::from_millis(100),
+        strict_wss: true,
+        caller: CallerSettings {
+            script: vec![Segment::Silence { ms: 400 }],
+            pacing: Pacing::Unpaced,
+            end: EndPolicy::ScriptEnd,
+            ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+            ..CallerSettings::default()
+        },
+        ..ApiConfig::default()
+    };
+    tune(&mut cfg);
+    let twilio = TwilioApiSim::spawn(cfg).await.unwrap();
+    let db = Db::Url(common::pg::fresh_database().await);
+    let mut env = common::env_for(&db, &openai.base_url(), &twilio.base_url());
+    // The control plane's own address must be known before the edge starts: bind first.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cp_base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let edge = Edge::start(
+        &pki,
+        cp_base.clone(),
+        common::AUTH_TOKEN,
+        common::STREAM_TOKEN_SECRET,
+        common::INTERNAL_API_SECRET,
+    )
+    .await;
+    env.insert("TWILIO_STREAM_DOMAIN".into(), edge.domain.clone());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    let cp = Running::start_at(env, cp_base.trim_start_matches("http://")).await;
+    World { cp, twilio, edge, _openai: openai }
+}
+
+async fn lead_and_call(w: &World, phone: &str) -> common::Answer {
+    let s = w.cp.post_raw("/api/session", None, "application/json", b"{}".to_vec()).await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    assert!(s.json["client_secret"]["value"].as_str().unwrap().starts_with("ek_"));
+    let cap = s.json["capability"].as_str().unwrap().to_owned();
+    let body = json!({"first_name": "Claire", "last_name": "Martin", "phone": phone, "consent": true});
+    let lead = w.cp.post_json("/api/tools/save_lead", Some(&cap), &body).await;
+    assert_eq!(lead.status, 200, "{}", lead.text);
+    let summary = "Gérante d'une agence immobilière, veut qualifier les appels entrants.";
+    let t = json!({"lead_id": lead.json["lead_id"], "summary": summary});
+    w.cp.post_json("/api/tools/trigger_call", Some(&cap), &t).await
+}
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    // A hang guard, not a timing assertion: the flows below take well under a second.
+    tokio::time::timeout(Duration::from_secs(60), f).await.expect("the simulated call did not finish")
+}
+
+#[tokio::test]
+async fn a_triggered_call_is_placed_streamed_to_the_edge_and_tracked_to_completion() {
+    let w = world(&[], |_| {}).await;
+    let r = lead_and_call(&w, "06 12 34 56 78").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let call_id = r.json["call_id"].as_str().unwrap().to_owned();
+
+    let calls = within(w.twilio.wait_for_calls(1)).await;
+    let sid = calls[0].sid.clone();
+    let done = within(w.twilio.wait_call_finished(&sid)).await;
+    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+    assert_eq!(done.to, "+33612345678");
+    assert!(done.errors.is_empty(), "{:?}", done.errors);
+    let report = &done.caller_reports[0];
+    assert!(report.handshake_failure.is_none(), "{report:?}");
+    assert!(report.url.starts_with(&format!("wss://{}/api/twilio/media-stream/v1.", w.edge.domain)));
+
+    // The edge saw a signed upgrade, a valid token, and redeemed it once.
+    let seen = w.edge.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].authorized, Some(Ok(call_id.clone())));
+    let (status, ctx) = seen[0].redeemed.clone().unwrap();
+    assert_eq!(status, 200, "{ctx}");
+    assert_eq!(ctx["first_name"], "Claire");
+    assert!(ctx["summary"].as_str().unwrap().contains("agence immobilière"));
+    assert_eq!(seen[0].custom_parameters["call_id"], call_id.as_str());
+    assert_eq!(seen[0].call_sid, sid);
+    assert_eq!(seen[0].events.first().map(String::as_str), Some("connected"));
+    assert_eq!(seen[0].events.last().map(String::as_str), Some("stop"));
+
+    // Every callback was signed as Twilio signs and accepted by the control plane.
+    let callbacks = w.twilio.callbacks_for(&sid);
+    let events: Vec<&str> = callbacks.iter().map(|c| c.event.as_str()).collect();
+    for e in ["initiated", "ringing", "answered", "completed", "stream-started", "stream-stopped"] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    for c in &callbacks {
+        assert_eq!(c.http_status, Some(204), "{} → {:?} {:?}", c.event, c.http_status, c.error);
+    }
+    let id = call_id.parse().unwrap();
+    let store = &w.cp.app.storage.store;
+    let row = store.get_call(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.call_sid.as_deref()), ("completed", Some(sid.as_str())));
+    let timeline = store.status_timeline(id).await.unwrap();
+    assert_eq!(timeline.first().map(String::as_str), Some("queued"));
+    assert_eq!(timeline.last().map(String::as_str), Some("completed"));
+    assert!(timeline.iter().any(|s| s == "stream-started") && timeline.iter().any(|s| s == "in-progress"));
+
+    // The OpenAI simulator accepted our client_secrets body as a valid GA session.
+    let secrets = w._openai.client_secret_requests();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].status, 200, "{}", secrets[0].response);
+}
+
+#[tokio::test]
+async fn twilio_429_is_retried_and_500_is_not() {
+    let w = world(&[("RATE_LIMIT_CALLS_PER_IP_PER_HOUR", "100")], |_| {}).await;
+    w.twilio.inject_fault(Fault::RateLimited);
+    let r = lead_and_call(&w, "06 12 34 56 78").await;
+    assert_eq!(r.status, 200, "a 429 is retried: Twilio did nothing the first time: {}", r.text);
+    let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    within(w.twilio.wait_call_finished(&sid)).await;
+
+    w.twilio.inject_fault(Fault::ServerError);
+    let before = w.twilio.requests().len();
+    let r = lead_and_call(&w, "06 98 76 54 32").await;
+    assert_eq!((r.status, r.code()), (502, "twilio_unavailable"), "{}", r.text);
+    let creates = w.twilio.requests()[before..].iter().filter(|q| q.path.ends_with("/Calls.json")).count();
+    assert_eq!(creates, 1, "a 500 is ambiguous: never retried, the prospect must not ring twice");
+    assert_eq!(w.twilio.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_busy_line_is_recorded_and_frees_the_lead() {
+    let w = world(&[], |c| {
+        c.outcomes.insert("+33612345678".into(), Outcome::Busy);
+    })
+    .await;
+    let r = lead_and_call(&w, "06 12 34 56 78").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let call_id: uuid::Uuid = r.json["call_id"].as_str().unwrap().parse().unwrap();
+    let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within(w.twilio.wait_call_finished(&sid)).await;
+    assert_eq!(done.status, CallStatus::Busy);
+    assert!(w.edge.seen.lock().unwrap().is_empty(), "no stream for an unanswered call");
+    let row = w.cp.app.storage.store.get_call(call_id).await.unwrap().unwrap();
+    assert_eq!(row.status, "busy");
+}
+
+#[tokio::test]
+async fn trial_accounts_only_reach_verified_numbers() {
+    let w = world(&[("TWILIO_REQUIRE_VERIFIED_NUMBERS", "1")], |c| {
+        c.trial = true;
+        c.verified_numbers = vec!["+33698765432".into()];
+    })
+    .await;
+    let r = lead_and_call(&w, "06 12 34 56 78").await;
+    assert_eq!((r.status, r.code()), (422, "number_not_verified"), "{}", r.text);
+    assert!(w.twilio.calls().is_empty());
+    let r = lead_and_call(&w, "06 98 76 54 32").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    assert_eq!(within(w.twilio.wait_call_finished(&sid)).await.status, CallStatus::Completed);
+}
