@@ -246,7 +246,11 @@ async fn busy_no_answer_and_failed_numbers() {
     let r = client().get(url).basic_auth(h.account_sid(), Some(h.auth_token())).send().await.unwrap();
     let resource: Value = r.json().await.unwrap();
     assert_eq!(resource["status"], "busy");
-    assert!(resource["duration"].is_null() && resource["start_time"].is_string() && resource["end_time"].is_string());
+    assert!(
+        resource["duration"].is_null()
+            && resource["start_time"].is_string()
+            && resource["end_time"].is_string()
+    );
     tokio::task::yield_now().await;
     assert_eq!(*connections.lock().unwrap(), 0, "nobody answered, so no stream was opened");
 }
