@@ -13,6 +13,27 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     serde_urlencoded::to_string(pairs).unwrap().into_bytes()
 }
 
+/// Posts `pairs` as Twilio would, with `signature` in `x-twilio-signature`.
+async fn post_with_signature(
+    w: &Web,
+    path_and_query: &str,
+    signature: String,
+    pairs: &[(&str, &str)],
+) -> common::Answer {
+    let res = w
+        .app
+        .http
+        .post(w.app.url(path_and_query))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(form(pairs))
+        .send()
+        .await
+        .unwrap();
+    common::Answer::of_response(res).await
+}
+
+/// Posts `pairs` signed over `signed_url` with the account's token.
 async fn post_signed(
     w: &Web,
     path_and_query: &str,
@@ -20,17 +41,7 @@ async fn post_signed(
     pairs: &[(&str, &str)],
 ) -> common::Answer {
     let sig = TwilioSigner::new(common::AUTH_TOKEN.as_bytes()).sign(signed_url, pairs);
-    let res = w
-        .app
-        .http
-        .post(w.app.url(path_and_query))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-twilio-signature", sig)
-        .body(form(pairs))
-        .send()
-        .await
-        .unwrap();
-    common::Answer::of_response(res).await
+    post_with_signature(w, path_and_query, sig, pairs).await
 }
 
 fn call_params<'a>(status: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -87,31 +98,11 @@ async fn bad_or_misplaced_signatures_are_refused() {
     assert_eq!((r.status, r.code()), (403, "signature_invalid"), "{}", r.text);
     // Signed with another token.
     let sig = TwilioSigner::new(b"not-the-token").sign(&format!("{PUBLIC}{path}"), &params);
-    let res = w
-        .app
-        .http
-        .post(w.app.url(&path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-twilio-signature", sig)
-        .body(form(&params))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
+    assert_eq!(post_with_signature(&w, &path, sig, &params).await.status, 403);
     // A parameter changed after signing.
     let sig = TwilioSigner::new(common::AUTH_TOKEN.as_bytes()).sign(&format!("{PUBLIC}{path}"), &params);
     let tampered = call_params("completed", &[]);
-    let res = w
-        .app
-        .http
-        .post(w.app.url(&path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-twilio-signature", sig)
-        .body(form(&tampered))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
+    assert_eq!(post_with_signature(&w, &path, sig, &tampered).await.status, 403);
     // No signature at all.
     let r = w.app.post_raw(&path, None, "application/x-www-form-urlencoded", form(&params)).await;
     assert_eq!((r.status, r.code()), (401, "signature_missing"));

@@ -1,8 +1,8 @@
 //! Postgres (and Supabase through its connection string): connection and migrations.
 //!
-//! Migrations are SQL files embedded at build time (`migrations/postgres/`), applied in order
-//! inside one transaction each, under a transaction-scoped advisory lock so that two instances
-//! starting together do not race. Applied versions are recorded in `callway_migrations`.
+//! Migrations are SQL files embedded at build time (`migrations/postgres/`), applied by
+//! [`super::sql::SqlStore::migrate`] in order, one transaction each, under a transaction-scoped
+//! advisory lock so that two instances starting together do not race.
 
 use std::time::Duration;
 
@@ -15,8 +15,10 @@ use super::sql::{SqlPool, SqlStore, map_err};
 /// The migrations, in order.
 pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
 
-/// Arbitrary constant naming our advisory lock.
-const LOCK_KEY: i64 = 0x0063_616c_6c77_6179;
+/// Arbitrary constant naming the advisory lock migrations take.
+pub const MIGRATION_LOCK_KEY: i64 = 0x0063_616c_6c77_6179;
+/// The table recording applied migrations.
+pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS callway_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())";
 
 /// Connects (lazily: the first query opens the first connection, so a database that is down at
 /// start does not stop the service; writes go to the outbox meanwhile).
@@ -31,41 +33,6 @@ pub fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> 
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy_with(opts);
     Ok(SqlStore { pool: SqlPool::Pg(pool) })
-}
-
-/// Applies every migration not yet recorded.
-pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS callway_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-    )
-    .execute(pool)
-    .await
-    .map_err(map_err)?;
-    for (version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await.map_err(map_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let done = sqlx::query("SELECT version FROM callway_migrations WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if done.is_some() {
-            continue;
-        }
-        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(map_err)?;
-        sqlx::query("INSERT INTO callway_migrations (version) VALUES ($1)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        tracing::info!(version, "applied Postgres migration");
-    }
-    Ok(())
 }
 
 /// The latest applied version (for `/readyz` and tests).

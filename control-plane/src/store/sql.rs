@@ -80,12 +80,45 @@ impl SqlStore {
         }
     }
 
-    /// Applies pending migrations.
+    /// Applies every migration not yet recorded in `callway_migrations`, each in its own
+    /// transaction. On Postgres a transaction-scoped advisory lock serializes instances that
+    /// start together (SQLite has one writer anyway).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.pool {
-            SqlPool::Pg(p) => super::postgres::migrate(p).await,
-            SqlPool::Sqlite(p) => super::sqlite::migrate(p).await,
-        }
+        let (migrations, create) = match self.pool {
+            SqlPool::Pg(_) => (super::postgres::MIGRATIONS, super::postgres::CREATE_MIGRATIONS_TABLE),
+            SqlPool::Sqlite(_) => (super::sqlite::MIGRATIONS, super::sqlite::CREATE_MIGRATIONS_TABLE),
+        };
+        let postgres = matches!(self.pool, SqlPool::Pg(_));
+        on_pool!(&self.pool, p => {
+            sqlx::raw_sql(create).execute(p).await.map_err(map_err)?;
+            for (version, sql) in migrations {
+                let mut tx = p.begin().await.map_err(map_err)?;
+                if postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(super::postgres::MIGRATION_LOCK_KEY)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                let done = sqlx::query("SELECT version FROM callway_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.is_some() {
+                    continue;
+                }
+                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(map_err)?;
+                sqlx::query("INSERT INTO callway_migrations (version) VALUES ($1)")
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                tracing::info!(version, backend = self.kind(), "applied migration");
+            }
+            Ok(())
+        })
     }
 
     /// `SELECT 1`.
