@@ -18,6 +18,7 @@ use contract::stream_token::TokenError;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::web::{clean_name, hex};
@@ -25,7 +26,7 @@ use super::{ApiFailure, RawBody, SharedApp, now_secs, parse_json};
 use crate::metrics::Metrics;
 use crate::openai::phone_instructions;
 use crate::phone;
-use crate::store::{EventsWrite, LeadCorrection, Redeem, StatusUpdate, StoreError, Write};
+use crate::store::{CallRow, EventsWrite, LeadCorrection, Redeem, StatusUpdate, StoreError, Write};
 
 /// Largest number of events in one batch.
 pub const MAX_EVENTS_PER_BATCH: usize = 1000;
@@ -164,7 +165,17 @@ async fn tool_inner(
         .map_err(ApiFailure::storage)?
         .ok_or_else(|| ApiFailure::new(StatusCode::NOT_FOUND, "call_unknown", "no call with this id"))?;
     let span = tracing::info_span!("tool", %call_id, lead_id = %call.lead_id, call_sid = call.call_sid.as_deref().unwrap_or(""), tool);
-    let _g = span.enter();
+    // `instrument`, not `span.enter()`: a guard held across an await would tag other tasks' lines.
+    run_tool(app, call_id, tool, &req, &call).instrument(span).await
+}
+
+async fn run_tool(
+    app: &SharedApp,
+    call_id: Uuid,
+    tool: &str,
+    req: &ToolRequest,
+    call: &CallRow,
+) -> Result<Response, ApiFailure> {
     if tool == "save_lead" {
         let args: PhoneSaveLeadArgs = match serde_json::from_str(&req.arguments) {
             Ok(a) => a,
