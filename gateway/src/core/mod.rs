@@ -6,9 +6,11 @@
 //! - [`relay`]: the frame path composed from the above.
 //! - [`audio`]: μ-law, energy, the hold ring.
 //! - [`auth`]: who may open a stream.
+//! - [`call`]: one call's state machine (start to close, barge-in, tools, timeouts, reconnect).
 pub mod audio;
 pub mod auth;
 pub mod buf;
+pub mod call;
 pub mod json_scan;
 pub mod openai;
 pub mod relay;

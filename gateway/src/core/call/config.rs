@@ -1,0 +1,139 @@
+//! How a call is configured: where OpenAI is, the turn-taking policy, every timeout, and the
+//! two phone tools offered to the model (strict JSON Schemas: every property required, nothing
+//! else allowed).
+
+use std::time::Duration;
+
+use crate::core::openai::ToolDef;
+
+/// Per-gateway settings for every call (from the environment; defaults are production values).
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// OpenAI host for the upgrade's `Host` header (`api.openai.com`, or the EU host).
+    pub openai_host: String,
+    /// Request target (`/v1/realtime?model=gpt-realtime`).
+    pub openai_target: String,
+    /// API key, sent as `Authorization: Bearer …` in the upgrade.
+    pub openai_api_key: String,
+    /// Realtime model named in `session.update`.
+    pub model: String,
+    /// Input transcription model (`gpt-4o-transcribe`); `None` for no caller transcripts.
+    pub transcription_model: Option<String>,
+    /// `REALTIME_USE_SERVER_VAD`: OpenAI detects turns; when false the gateway commits.
+    pub server_vad: bool,
+    /// `REALTIME_MIN_COMMIT_MS` (raised to 100 if lower: OpenAI refuses smaller commits).
+    pub min_commit_ms: u32,
+    /// `REALTIME_MAX_COMMIT_MS`.
+    pub max_commit_ms: u32,
+    /// RMS (0.0–1.0) under which a caller chunk counts as silence (gateway commit policy and
+    /// local barge-in when server VAD is off).
+    pub silence_rms: f32,
+    /// Close the call if Twilio sends no `start` within this.
+    pub start_timeout: Duration,
+    /// Close the call if Twilio sends no media for this long.
+    pub media_timeout: Duration,
+    /// Ping OpenAI after this long without a byte from it.
+    pub openai_ping_after: Duration,
+    /// Consider OpenAI gone after this long without a byte (also the connect + handshake
+    /// timeout).
+    pub openai_silence_timeout: Duration,
+    /// A tool with no answer after this gets a spoken "one moment" fallback.
+    pub tool_timeout: Duration,
+    /// Longest call.
+    pub max_call: Duration,
+    /// After `end_call`: longest wait for the goodbye audio to play before hanging up anyway.
+    pub goodbye_timeout: Duration,
+    /// After a hang-up request: longest wait for Twilio's `stop` before closing ourselves.
+    pub drain_timeout: Duration,
+    /// OpenAI reconnects allowed per call (session expiry, drops).
+    pub max_reconnects: u32,
+    /// Seed of the call's ChaCha stream (WebSocket masks and keys); from the OS CSPRNG in
+    /// production, fixed in tests.
+    pub seed: [u8; 32],
+    /// Send buffer towards Twilio (agent audio bursts faster than real time).
+    pub twilio_send_capacity: usize,
+    /// Send buffer towards OpenAI (appends, `session.update`, the hold ring's drain).
+    pub openai_send_capacity: usize,
+    /// Per-response instructions when a tool is slow.
+    pub tool_slow_instructions: String,
+    /// Per-response instructions when a tool failed.
+    pub tool_failed_instructions: String,
+    /// Heading added to the instructions of a resumed session, before the last exchanges.
+    pub resume_preamble: String,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            openai_host: "api.openai.com".into(),
+            openai_target: "/v1/realtime?model=gpt-realtime".into(),
+            openai_api_key: String::new(),
+            model: "gpt-realtime".into(),
+            transcription_model: Some("gpt-4o-transcribe".into()),
+            server_vad: true,
+            min_commit_ms: 120,
+            max_commit_ms: 800,
+            silence_rms: 0.02,
+            start_timeout: Duration::from_secs(10),
+            media_timeout: Duration::from_secs(10),
+            openai_ping_after: Duration::from_secs(5),
+            openai_silence_timeout: Duration::from_secs(15),
+            tool_timeout: Duration::from_secs(4),
+            max_call: Duration::from_secs(15 * 60),
+            goodbye_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
+            max_reconnects: 3,
+            seed: [0; 32],
+            twilio_send_capacity: 256 * 1024,
+            openai_send_capacity: 128 * 1024,
+            tool_slow_instructions: "Dis brièvement au prospect que tu vérifies et que cela prend un petit \
+                moment. Ne promets rien d'autre."
+                .into(),
+            tool_failed_instructions: "L'opération n'a pas abouti. Excuse-toi brièvement auprès du prospect \
+                et propose de continuer autrement."
+                .into(),
+            resume_preamble: "La connexion vient d'être rétablie pendant l'appel : ne salue pas à nouveau, \
+                reprends naturellement là où vous en étiez. Derniers échanges :"
+                .into(),
+        }
+    }
+}
+
+impl CallConfig {
+    /// The smallest commit ever sent (OpenAI needs 100 ms).
+    pub(crate) fn min_commit_ms(&self) -> u32 {
+        self.min_commit_ms.max(100)
+    }
+
+    /// The largest, never below the smallest.
+    pub(crate) fn max_commit_ms(&self) -> u32 {
+        self.max_commit_ms.max(self.min_commit_ms())
+    }
+
+    /// [`CallConfig::silence_rms`] as a mean square of 16-bit samples.
+    pub(crate) fn silence_mean_square(&self) -> u64 {
+        let a = f64::from(self.silence_rms.clamp(0.0, 1.0)) * 32768.0;
+        (a * a) as u64
+    }
+}
+
+/// Name of the tool the model calls to correct the prospect's details.
+pub const SAVE_LEAD: &str = "save_lead";
+/// Name of the tool the model calls to end the phone call.
+pub const END_CALL: &str = "end_call";
+
+/// The phone tools, as offered in `session.update` (strict: every property required,
+/// `additionalProperties: false`; a detail not being corrected is `null`).
+pub const PHONE_TOOLS: [ToolDef<'static>; 2] = [
+    ToolDef {
+        name: SAVE_LEAD,
+        description: "Corrige ou confirme les coordonnées du prospect pendant l'appel. Passe null pour ce \
+            qui ne change pas.",
+        parameters_json: r#"{"type":"object","properties":{"first_name":{"type":["string","null"],"description":"Prénom corrigé"},"last_name":{"type":["string","null"],"description":"Nom de famille corrigé"},"phone":{"type":["string","null"],"description":"Numéro tel que dicté"}},"required":["first_name","last_name","phone"],"additionalProperties":false}"#,
+    },
+    ToolDef {
+        name: END_CALL,
+        description: "Raccroche l'appel, après avoir dit au revoir.",
+        parameters_json: r#"{"type":"object","properties":{"reason":{"type":"string","enum":["completed","not_interested","wrong_person","callback_later"]}},"required":["reason"],"additionalProperties":false}"#,
+    },
+];

@@ -1,0 +1,184 @@
+//! What the caller has heard of the agent: audio sent to Twilio per response, the marks Twilio
+//! echoed back (played), and what a barge-in flushed. This is what `conversation.item.truncate`
+//! needs: the model's memory must stop where the caller's ears did — never beyond what was sent.
+//!
+//! Marks are named [`MarkLabel`] `r{response}-c{chunk}-{end_ms}`: when Twilio echoes one, the
+//! response's audio up to `end_ms` has played. After a `clear`, Twilio echoes every pending
+//! mark at once: those mean *flushed*, so a flushed response ignores its later marks.
+//!
+//! Before Twilio's `start` nothing can be sent (the streamSid is unknown): agent audio is kept
+//! here, decoded, in a bounded buffer, and sent when `start` arrives.
+
+use crate::core::audio::BYTES_PER_MS;
+use crate::core::twilio::MarkLabel;
+
+/// Longest OpenAI id kept (`resp_…`, `item_…` are ~30 bytes).
+pub(crate) const ID_MAX: usize = 64;
+
+/// An OpenAI id copied without allocating.
+pub(crate) type Id = heapless::Vec<u8, ID_MAX>;
+
+pub(crate) fn id_from(bytes: &[u8]) -> Id {
+    let mut id = Id::new();
+    // An id longer than ID_MAX is kept empty: it then matches nothing (and is never truncated).
+    let _ = id.extend_from_slice(bytes);
+    id
+}
+
+/// Agent audio of the current response.
+#[derive(Debug, Default)]
+pub(crate) struct Playback {
+    /// Our sequence number of the response (in mark labels), from 1.
+    pub(crate) seq: u32,
+    /// OpenAI's response id.
+    pub(crate) response_id: Id,
+    /// The assistant item the audio belongs to (for truncation).
+    pub(crate) item_id: Id,
+    /// Chunks sent (the last mark's chunk number).
+    pub(crate) chunk: u32,
+    /// μ-law bytes sent to Twilio.
+    pub(crate) sent_bytes: u64,
+    /// Audio played, from echoed marks (ms).
+    pub(crate) played_ms: u32,
+    /// A `clear` flushed this response: its later marks mean nothing.
+    pub(crate) flushed: bool,
+    /// A barge-in interrupted this response id: drop its later deltas.
+    pub(crate) dropped_response: Id,
+}
+
+/// What to do with an audio delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accept {
+    /// Play it.
+    Play,
+    /// It belongs to an interrupted response.
+    Drop,
+}
+
+impl Playback {
+    /// Sorts a delta: a new response id starts a new playback (marks restart at 0 ms).
+    #[inline]
+    pub(crate) fn accept(&mut self, response_id: &[u8], item_id: &[u8]) -> Accept {
+        if !self.dropped_response.is_empty() && self.dropped_response.as_slice() == response_id {
+            return Accept::Drop;
+        }
+        if self.response_id.as_slice() != response_id || self.seq == 0 {
+            self.seq = self.seq.wrapping_add(1);
+            self.response_id = id_from(response_id);
+            self.item_id = id_from(item_id);
+            self.chunk = 0;
+            self.sent_bytes = 0;
+            self.played_ms = 0;
+            self.flushed = false;
+        } else if self.item_id.as_slice() != item_id {
+            // A second audio item in the same response: truncation applies to the latest.
+            self.item_id = id_from(item_id);
+        }
+        Accept::Play
+    }
+
+    /// The label of the mark that follows a chunk of `bytes` (not yet counted as sent).
+    #[inline]
+    pub(crate) fn label_after(&self, bytes: usize) -> MarkLabel {
+        MarkLabel { response: self.seq, chunk: self.chunk + 1, end_ms: ms(self.sent_bytes + bytes as u64) }
+    }
+
+    /// The chunk was written for Twilio.
+    #[inline]
+    pub(crate) fn sent(&mut self, bytes: usize) {
+        self.chunk += 1;
+        self.sent_bytes += bytes as u64;
+    }
+
+    /// Agent audio sent so far in this response (ms).
+    pub(crate) fn sent_ms(&self) -> u32 {
+        ms(self.sent_bytes)
+    }
+
+    /// A mark came back. Returns false if it means nothing (flushed, or another response's).
+    #[inline]
+    pub(crate) fn on_mark(&mut self, label: MarkLabel) -> bool {
+        if label.response != self.seq || self.flushed {
+            return false;
+        }
+        self.played_ms = self.played_ms.max(label.end_ms.min(self.sent_ms()));
+        true
+    }
+
+    /// Audio sent that Twilio has not reported played (and that a `clear` would flush).
+    pub(crate) fn unplayed(&self) -> bool {
+        !self.flushed && self.played_ms < self.sent_ms()
+    }
+
+    /// Where to truncate the item: what was played, never more than what was sent.
+    pub(crate) fn truncate_at_ms(&self) -> u32 {
+        self.played_ms.min(self.sent_ms())
+    }
+}
+
+fn ms(bytes: u64) -> u32 {
+    u32::try_from(bytes / BYTES_PER_MS as u64).unwrap_or(u32::MAX)
+}
+
+/// Agent audio (μ-law) waiting for Twilio's `start`, bounded.
+#[derive(Debug)]
+pub(crate) struct AgentHold {
+    ulaw: Vec<u8>,
+    capacity: usize,
+}
+
+impl AgentHold {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self { ulaw: Vec::with_capacity(capacity), capacity }
+    }
+
+    /// Keeps what fits; returns the bytes that did not.
+    pub(crate) fn push(&mut self, ulaw: &[u8]) -> usize {
+        let n = ulaw.len().min(self.capacity - self.ulaw.len());
+        self.ulaw.extend_from_slice(&ulaw[..n]);
+        ulaw.len() - n
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ulaw.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.ulaw.clear();
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.ulaw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_after_a_flush_do_not_count_as_played() {
+        let mut p = Playback::default();
+        assert_eq!(p.accept(b"resp_1", b"item_1"), Accept::Play);
+        for _ in 0..3 {
+            let l = p.label_after(800);
+            p.sent(800);
+            assert_eq!(l.end_ms, p.sent_ms());
+        }
+        assert!(p.on_mark(MarkLabel { response: 1, chunk: 1, end_ms: 100 }));
+        assert!(p.unplayed());
+        p.flushed = true;
+        assert!(!p.on_mark(MarkLabel { response: 1, chunk: 3, end_ms: 300 }));
+        assert_eq!(p.truncate_at_ms(), 100);
+    }
+
+    #[test]
+    fn a_new_response_restarts_the_audio_clock() {
+        let mut p = Playback::default();
+        p.accept(b"resp_1", b"item_1");
+        p.sent(1600);
+        p.accept(b"resp_2", b"item_2");
+        assert_eq!((p.seq, p.sent_ms(), p.item_id.as_slice()), (2, 0, &b"item_2"[..]));
+        assert!(!p.on_mark(MarkLabel { response: 1, chunk: 1, end_ms: 200 }), "old response's mark");
+    }
+}
