@@ -1,0 +1,132 @@
+//! Barge-in: the caller speaks over the agent. Twilio's buffer is cleared, the model's memory
+//! is truncated at what the caller actually heard (from echoed marks, never beyond what was
+//! sent), the rest of the response is dropped, and it is cancelled only if still active.
+
+mod call_support;
+
+use call_support::{Pair, config, silence_b64, tone_b64};
+use callway_gateway::core::call::CallConfig;
+
+/// A live call with `n` deltas of 100 ms of `resp_1`/`item_a` sent to Twilio.
+fn speaking(cfg: CallConfig, n: usize) -> Pair {
+    let mut p = Pair::live(cfg);
+    p.response_created("resp_1");
+    for _ in 0..n {
+        p.delta("resp_1", "item_a", &tone_b64(100));
+    }
+    p.openai.clear();
+    p.twilio.clear();
+    p
+}
+
+#[test]
+fn barge_in_truncates_at_played_position() {
+    let mut p = speaking(config(), 5);
+    p.echo_mark("r1-c1-100");
+    p.echo_mark("r1-c2-200");
+    p.speech_started();
+    assert_eq!(p.twilio_events(), ["clear"], "Twilio's buffer is cleared at once");
+    assert_eq!(p.twilio.got[0]["streamSid"], call_support::STREAM_SID);
+    assert_eq!(
+        p.openai.got,
+        [
+            serde_json::json!({"type":"conversation.item.truncate","item_id":"item_a","content_index":0,"audio_end_ms":200}),
+            serde_json::json!({"type":"response.cancel"}),
+        ]
+    );
+    assert_eq!(p.call.stats().barge_ins, 1);
+}
+
+#[test]
+fn later_deltas_of_the_interrupted_response_are_dropped() {
+    let mut p = speaking(config(), 2);
+    p.speech_started();
+    p.twilio.clear();
+    p.delta("resp_1", "item_a", &tone_b64(100));
+    p.delta("resp_1", "item_a", &tone_b64(100));
+    assert!(p.twilio.got.is_empty());
+    assert_eq!(p.call.stats().deltas_dropped, 2);
+    p.response_done("resp_1", "cancelled");
+    p.response_created("resp_2");
+    p.delta("resp_2", "item_b", &tone_b64(100));
+    assert_eq!(p.marks(), ["r2-c1-100"], "the next response plays");
+}
+
+#[test]
+fn marks_echoed_after_a_clear_mean_flushed_not_played() {
+    let mut p = speaking(config(), 5);
+    p.echo_mark("r1-c1-100");
+    p.speech_started();
+    // Twilio echoes the pending marks when it clears: they were flushed, not played.
+    for m in ["r1-c2-200", "r1-c3-300", "r1-c4-400", "r1-c5-500"] {
+        p.echo_mark(m);
+    }
+    assert_eq!(p.call.stats().marks_ignored, 4);
+    p.response_done("resp_1", "cancelled");
+    p.openai.clear();
+    p.twilio.clear();
+    p.speech_started();
+    assert!(p.openai.got.is_empty() && p.twilio.got.is_empty(), "nothing left to clear or truncate");
+}
+
+#[test]
+fn no_cancel_when_the_response_is_already_done() {
+    let mut p = speaking(config(), 3);
+    p.response_done("resp_1", "completed");
+    p.echo_mark("r1-c1-100");
+    p.openai.clear();
+    p.speech_started();
+    assert_eq!(p.twilio_events(), ["clear"]);
+    assert_eq!(p.openai_types(), ["conversation.item.truncate"], "no response.cancel: nothing active");
+    assert_eq!(p.openai.got[0]["audio_end_ms"], 100);
+}
+
+#[test]
+fn speech_after_everything_played_changes_nothing() {
+    let mut p = speaking(config(), 2);
+    p.response_done("resp_1", "completed");
+    p.echo_mark("r1-c1-100");
+    p.echo_mark("r1-c2-200");
+    p.openai.clear();
+    p.speech_started();
+    assert!(p.twilio.got.is_empty(), "no clear");
+    assert!(p.openai.got.is_empty(), "no truncate, no cancel");
+    assert_eq!(p.call.stats().barge_ins, 0);
+}
+
+#[test]
+fn a_mark_claiming_more_than_was_sent_never_truncates_past_what_was_sent() {
+    let mut p = speaking(config(), 3);
+    p.echo_mark("r1-c9-5000");
+    p.speech_started();
+    let truncate = p.openai.of("conversation.item.truncate");
+    assert_eq!(truncate.len(), 1);
+    assert_eq!(truncate[0]["audio_end_ms"], 300, "300 ms sent, not 5000");
+    assert!(p.twilio.got.is_empty(), "all sent audio counts as played: nothing to clear");
+}
+
+#[test]
+fn barge_in_before_start_drops_the_held_agent_audio() {
+    let mut p = Pair::new(config());
+    p.response_created("resp_1");
+    p.delta("resp_1", "item_a", &tone_b64(200));
+    p.openai.clear();
+    p.speech_started();
+    assert_eq!(p.openai_types(), ["conversation.item.truncate", "response.cancel"]);
+    assert_eq!(p.openai.got[0]["audio_end_ms"], 0, "the caller heard none of it");
+    p.twilio_start();
+    assert!(p.twilio.of("media").is_empty() && p.twilio.of("clear").is_empty());
+}
+
+#[test]
+fn without_server_vad_the_callers_first_loud_chunk_barges_in() {
+    let mut p = speaking(CallConfig { server_vad: false, ..config() }, 3);
+    p.caller_audio(&silence_b64(20));
+    assert!(p.twilio.got.is_empty(), "silence does not interrupt");
+    p.echo_mark("r1-c1-100");
+    p.caller_audio(&tone_b64(20));
+    assert_eq!(p.twilio_events(), ["clear"]);
+    let truncate = p.openai.of("conversation.item.truncate");
+    assert_eq!(truncate[0]["audio_end_ms"], 100);
+    assert_eq!(p.openai.of("response.cancel").len(), 1);
+}
