@@ -1,0 +1,154 @@
+//! A live [`Call`] allocates nothing on the frame path: 10 000 Twilio `media` frames in →
+//! `append` frames out, 10 000 OpenAI deltas in → Twilio `media` + `mark` out, and 10 000 mark
+//! echoes, through the whole state machine (decode, dispatch, playback accounting, send
+//! buffers, timers), under a counting global allocator.
+//!
+//! Allocations are counted per thread (the test harness runs other tests on other threads).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Instant;
+
+use callway_gateway::core::buf::RecvBuf;
+use callway_gateway::core::call::{Call, CallConfig, CallContext, CallState, Event, Peer};
+use callway_gateway::core::ws::upgrade::{self, Parse};
+use callway_gateway::samples;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator; only adds a thread-local counter.
+#[allow(unsafe_code, reason = "a global allocator is unsafe to implement; this one only counts")]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+const FRAMES: usize = 10_000;
+
+/// Writes everything pending for `peer` "to the socket" (counts the bytes).
+fn flush(call: &mut Call, peer: Peer) -> usize {
+    let mut total = 0;
+    while let Some(bytes) = call.poll_transmit(peer) {
+        let n = bytes.len();
+        total += n;
+        call.transmitted(peer, n);
+    }
+    total
+}
+
+/// A call past `start`, its OpenAI session configured, the greeting response created.
+fn live_call(now: Instant) -> (Call, RecvBuf, RecvBuf) {
+    let context = CallContext {
+        call_id: "c".into(),
+        lead_id: "l".into(),
+        first_name: "Zoé".into(),
+        summary: "offre pro".into(),
+        language: "fr".into(),
+        voice: "marin".into(),
+        instructions: "Tu es Claire.".into(),
+    };
+    let mut call =
+        Call::new(CallConfig { openai_api_key: "sk".into(), ..CallConfig::default() }, context, now);
+    assert_eq!(call.poll_event(), Some(Event::OpenUpstream));
+    call.upstream_connected(now);
+    let request = call.poll_transmit(Peer::OpenAi).unwrap().to_vec();
+    flush(&mut call, Peer::OpenAi);
+    let Parse::Complete(req) = upgrade::parse_request(&request).unwrap() else { panic!("partial request") };
+    let mut accept = vec![0u8; 256];
+    let n = upgrade::write_accept(&mut accept, req.key).unwrap();
+    let mut up = RecvBuf::with_capacity(64 * 1024);
+    let mut down = RecvBuf::with_capacity(16 * 1024);
+    up.push(&accept[..n]);
+    call.handle_upstream(&mut up, now);
+    down.push(&samples::client_text_frame(&samples::twilio_start("CA1", "tok")));
+    call.handle_downstream(&mut down, now);
+    up.push(&samples::server_text_frame(
+        r#"{"type":"response.created","event_id":"e","response":{"id":"resp_CAbc123","status":"in_progress","output":[]}}"#,
+    ));
+    call.handle_upstream(&mut up, now);
+    flush(&mut call, Peer::OpenAi);
+    flush(&mut call, Peer::Twilio);
+    while call.poll_event().is_some() {}
+    assert_eq!(*call.state(), CallState::Live);
+    (call, down, up)
+}
+
+#[test]
+fn a_live_call_relays_10000_frames_each_way_without_allocating() {
+    let now = Instant::now();
+    let (mut call, mut down, mut up) = live_call(now);
+    let payload = samples::base64(&samples::ulaw_tone(160));
+    let media: Vec<Vec<u8>> = (0..FRAMES as u64)
+        .map(|i| samples::client_text_frame(&samples::twilio_media(i + 2, i + 1, &payload)))
+        .collect();
+    let audio = samples::base64(&samples::ulaw_tone(800)); // 100 ms deltas
+    let deltas: Vec<Vec<u8>> =
+        (0..FRAMES as u64).map(|i| samples::server_text_frame(&samples::openai_delta(i, &audio))).collect();
+    let marks: Vec<Vec<u8>> = (0..FRAMES as u64)
+        .map(|i| {
+            let name = format!("r1-c{}-{}", i + 1, (i + 1) * 100);
+            samples::client_text_frame(&samples::twilio_mark(i + 20_000, &name))
+        })
+        .collect();
+    let (mut to_openai, mut to_twilio) = (0, 0);
+
+    let n = allocations_during(|| {
+        for frame in &media {
+            down.push(frame);
+            call.handle_downstream(&mut down, now);
+            to_openai += flush(&mut call, Peer::OpenAi);
+            std::hint::black_box(call.poll_timeout());
+        }
+        for frame in &deltas {
+            up.push(frame);
+            call.handle_upstream(&mut up, now);
+            to_twilio += flush(&mut call, Peer::Twilio);
+            std::hint::black_box(call.poll_timeout());
+        }
+        for frame in &marks {
+            down.push(frame);
+            call.handle_downstream(&mut down, now);
+        }
+    });
+
+    assert_eq!(n, 0, "{n} allocations on a live call's frame path");
+    let stats = call.stats();
+    assert_eq!(stats.media_forwarded, FRAMES as u64);
+    assert_eq!(stats.agent_chunks_sent, FRAMES as u64);
+    assert_eq!(stats.marks_ignored, 0, "every echoed mark was ours and counted as played");
+    assert_eq!(stats.send_overflows, 0);
+    assert!(to_openai > FRAMES * 216 && to_twilio > FRAMES * 1068, "the frames really went out");
+    assert!(call.poll_event().is_none(), "no events on the hot path");
+
+    // The counter sees through the call: a transcript (an owned String for the control plane)
+    // does allocate.
+    up.push(&samples::server_text_frame(
+        r#"{"type":"response.output_audio_transcript.done","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"transcript":"Bonjour"}"#,
+    ));
+    assert!(allocations_during(|| call.handle_upstream(&mut up, now)) > 0);
+}
