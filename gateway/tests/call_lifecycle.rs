@@ -106,6 +106,7 @@ fn a_pong_keeps_openai_alive() {
 #[test]
 fn an_openai_drop_holds_the_caller_and_resumes_with_a_summary() {
     let mut p = Pair::live(config());
+    p.response_created("resp_g");
     p.openai_send(r#"{"type":"conversation.item.input_audio_transcription.completed","event_id":"e","item_id":"item_u","content_index":0,"transcript":"Je préfère être rappelée demain."}"#);
     p.openai_send(r#"{"type":"response.output_audio_transcript.done","event_id":"e","response_id":"resp_1","item_id":"item_a","output_index":0,"content_index":0,"transcript":"Très bien, demain matin ?"}"#);
     p.auto_connect = false;
@@ -138,6 +139,14 @@ fn an_openai_drop_holds_the_caller_and_resumes_with_a_summary() {
 }
 
 #[test]
+fn a_drop_before_the_greeting_started_greets_on_the_new_session() {
+    let mut p = Pair::live(config());
+    p.openai.clear();
+    p.drop_openai();
+    assert_eq!(p.openai_types(), ["session.update", "response.create"]);
+}
+
+#[test]
 fn session_expired_opens_a_new_session() {
     let mut p = Pair::live(config());
     p.openai_send(r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"session_expired","message":"Your session hit the maximum duration of 60 minutes.","param":null,"event_id":null}}"#);
@@ -155,6 +164,10 @@ fn an_openai_close_frame_is_answered_then_a_new_session_opens() {
     let mut p = Pair::live(config());
     p.openai_control(OpCode::Control(Ctl::Close), &1001u16.to_be_bytes());
     assert_eq!(p.openai.control, [Control::Close(Some(1001))], "the close is echoed");
+    assert!(
+        !p.call.peer_closed(callway_gateway::core::call::Peer::OpenAi),
+        "a new connection, a new decoder"
+    );
     assert_eq!(p.upgrades.len(), 2);
 }
 
@@ -178,9 +191,15 @@ fn an_upgrade_refused_for_a_bad_key_ends_the_call_without_retrying() {
 
 #[test]
 fn an_upgrade_refused_for_load_is_retried() {
-    let p = Pair::with(config(), Answer::Refuse(503), true);
+    let mut p = Pair::with(config(), Answer::Refuse(503), true);
+    assert_eq!(upgrades_asked(&p), 2, "the first retry is immediate");
+    p.advance(Duration::from_millis(999));
+    assert_eq!(upgrades_asked(&p), 2);
+    p.advance(Duration::from_millis(1));
+    assert_eq!(upgrades_asked(&p), 3, "then 1 s later");
+    p.advance(Duration::from_secs(2));
+    assert_eq!(upgrades_asked(&p), 4, "then 2 s later");
     assert_eq!(closed(&p), Some(CloseReason::OpenAiHandshake { status: 503 }), "3 retries, all refused");
-    assert_eq!(upgrades_asked(&p), 4);
     assert_eq!(p.upgrades.len(), 4);
 }
 
@@ -212,6 +231,7 @@ fn a_twilio_close_is_echoed_and_ends_the_call() {
     let mut p = Pair::live(config());
     p.twilio_control(OpCode::Control(Ctl::Close), &1000u16.to_be_bytes());
     assert_eq!(p.twilio.control, [Control::Close(Some(1000))]);
+    assert!(p.call.peer_closed(callway_gateway::core::call::Peer::Twilio));
     assert_eq!(closed(&p), Some(CloseReason::TwilioClosed { code: Some(1000) }));
     assert_eq!(p.openai.control, [Control::Close(Some(1000))]);
 }

@@ -47,6 +47,8 @@ pub struct CallConfig {
     pub drain_timeout: Duration,
     /// OpenAI reconnects allowed per call (session expiry, drops).
     pub max_reconnects: u32,
+    /// The first reconnect is immediate; the n-th waits n-1 times this.
+    pub reconnect_backoff: Duration,
     /// Seed of the call's ChaCha stream (WebSocket masks and keys); from the OS CSPRNG in
     /// production, fixed in tests.
     pub seed: [u8; 32],
@@ -83,6 +85,7 @@ impl Default for CallConfig {
             goodbye_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
             max_reconnects: 3,
+            reconnect_backoff: Duration::from_secs(1),
             seed: [0; 32],
             twilio_send_capacity: 256 * 1024,
             openai_send_capacity: 128 * 1024,

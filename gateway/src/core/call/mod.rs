@@ -109,6 +109,8 @@ enum Upstream {
     Handshaking { since: Instant, handshake: ClientHandshake },
     /// Session configured; events flow.
     Open,
+    /// Lost; the next connection is asked for at `until` (backoff after repeated failures).
+    Backoff { until: Instant },
     /// None (closed, and not reconnecting).
     Down,
 }
@@ -167,6 +169,7 @@ enum Timer {
     OpenAiPing,
     OpenAiSilent,
     Tool(usize),
+    Reconnect,
     Goodbye,
     Drain,
 }
@@ -202,6 +205,7 @@ struct Core {
     play: Playback,
     commit: CommitPolicy,
     responses: Responses,
+    /// The greeting response was created (a resumed session must not greet again).
     greeted: bool,
     tools: Vec<PendingTool>,
     ending: Option<Ending>,
@@ -269,6 +273,14 @@ impl Call {
     /// The Twilio stream id, once `start` has arrived.
     pub fn stream_sid(&self) -> Option<&str> {
         std::str::from_utf8(&self.core.stream_sid).ok().filter(|s| !s.is_empty())
+    }
+
+    /// Whether `peer`'s close frame has arrived (after ours was flushed, the socket may go).
+    pub fn peer_closed(&self, peer: Peer) -> bool {
+        match peer {
+            Peer::Twilio => self.twilio_dec.peer_closed(),
+            Peer::OpenAi => self.openai_dec.peer_closed(),
+        }
     }
 
     /// Whether the OpenAI session is configured (appends go straight through).
@@ -375,7 +387,8 @@ impl Call {
 
     /// The OpenAI socket failed to connect, or closed.
     pub fn upstream_closed(&mut self, now: Instant) {
-        if !matches!(self.core.up, Upstream::Down) {
+        if matches!(self.core.up, Upstream::Connecting { .. } | Upstream::Handshaking { .. } | Upstream::Open)
+        {
             self.core.upstream_lost(CloseReason::OpenAiClosed { code: None }, now);
         }
     }
@@ -668,6 +681,8 @@ impl Core {
             ServerEvent::AudioDelta(delta) => self.on_agent_audio(delta),
             ServerEvent::SpeechStarted { .. } => self.barge_in(now),
             ServerEvent::ResponseCreated { response_id } => {
+                // The first response is the greeting: from now on a new session must not greet.
+                self.greeted = true;
                 self.responses.active = true;
                 self.responses.in_flight = true;
                 self.responses.active_id = id_from(response_id.as_bytes());
@@ -933,7 +948,7 @@ impl Core {
         self.commit.reset();
         self.drain_hold(now);
         if !self.greeted {
-            self.greeted = true;
+            // Also after a drop that came before the greeting started.
             self.request_response(Reply::Plain);
         }
         if matches!(self.state, CallState::Started) {
@@ -1026,10 +1041,16 @@ impl Core {
             return;
         }
         if self.reconnects < self.cfg.max_reconnects {
+            // The first reconnect is immediate (the caller is waiting); later ones back off.
+            let backoff = self.cfg.reconnect_backoff * self.reconnects;
             self.reconnects += 1;
             self.stats.reconnects += 1;
-            self.up = Upstream::Connecting { since: now };
-            self.events.push_back(Event::OpenUpstream);
+            if backoff.is_zero() {
+                self.up = Upstream::Connecting { since: now };
+                self.events.push_back(Event::OpenUpstream);
+            } else {
+                self.up = Upstream::Backoff { until: now + backoff };
+            }
         } else {
             self.close(reason, now);
         }
@@ -1142,6 +1163,7 @@ impl Core {
                 }
                 consider(self.last_upstream_rx + silence, Timer::OpenAiSilent);
             }
+            Upstream::Backoff { until } => consider(*until, Timer::Reconnect),
             Upstream::Down => {}
         }
         for (i, tool) in self.tools.iter().enumerate() {
@@ -1178,6 +1200,10 @@ impl Core {
                 self.tools[i].fallback_sent = true;
                 self.stats.tool_fallbacks += 1;
                 self.request_response(Reply::ToolSlow);
+            }
+            Timer::Reconnect => {
+                self.up = Upstream::Connecting { since: now };
+                self.events.push_back(Event::OpenUpstream);
             }
             Timer::Goodbye => self.emit_hang_up(now),
             Timer::Drain => {
