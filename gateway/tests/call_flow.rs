@@ -4,7 +4,9 @@
 mod call_support;
 
 use call_support::{Answer, Pair, STREAM_SID, config, silence_b64, tone_b64};
-use callway_gateway::core::call::{CallEvent, CallState, CloseReason, Event, Side, Speaker};
+use callway_gateway::core::call::{
+    CallConfig, CallEvent, CallState, CloseReason, Event, Handled, Side, Speaker,
+};
 use callway_gateway::samples;
 
 fn decode(b64: &str) -> Vec<u8> {
@@ -144,6 +146,28 @@ fn long_deltas_are_split_at_240_ms_without_decoding_with_a_mark_each() {
     assert_eq!(payloads.iter().map(|s| s.len()).collect::<Vec<_>>(), [2560, 2560, 1280]);
     assert_eq!(payloads.concat(), b64, "pieces of the original base64");
     assert_eq!(p.marks(), ["r1-c1-240", "r1-c2-480", "r1-c3-600"]);
+}
+
+#[test]
+fn a_burst_of_agent_audio_waits_for_send_room_instead_of_being_dropped() {
+    let mut p = Pair::live(CallConfig { twilio_send_capacity: 16 * 1024, ..config() });
+    p.response_created("resp_1");
+    let audio: Vec<Vec<u8>> = (0..10).map(|i| samples::ulaw_tone(4000 + i)).collect();
+    let burst: Vec<u8> = audio
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| {
+            p.openai_frame(
+                &samples::openai_delta(i as u64, &samples::base64(a)).replace("resp_CAbc123", "resp_1"),
+            )
+        })
+        .collect();
+    assert_eq!(p.openai_bytes_once(&burst), Handled::SendBufferFull, "10 × 500 ms do not fit 16 KiB");
+    p.drive(); // the shell writes to Twilio and calls again
+    let played: Vec<u8> =
+        p.twilio.of("media").iter().flat_map(|m| decode(m["media"]["payload"].as_str().unwrap())).collect();
+    assert_eq!(played, audio.concat(), "all of it, in order");
+    assert_eq!(p.call.stats().send_overflows, 0);
 }
 
 #[test]

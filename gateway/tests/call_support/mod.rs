@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use callway_gateway::core::buf::RecvBuf;
-use callway_gateway::core::call::{Call, CallConfig, CallContext, Event, Peer};
+use callway_gateway::core::call::{Call, CallConfig, CallContext, Event, Handled, Peer};
 use callway_gateway::core::ws::upgrade::{self, Parse};
 use callway_gateway::core::ws::{Data, Decoded, Decoder, Encoder, Limits, Message, OpCode, Role};
 use callway_gateway::samples;
@@ -274,6 +274,17 @@ impl Pair {
                 }
                 self.openai.got.extend(texts);
             }
+            // A shell calls handle_* again after flushing when the call stopped for room.
+            if !self.down.is_empty()
+                && self.call.handle_downstream(&mut self.down, self.now) == Handled::SendBufferFull
+            {
+                moved = true;
+            }
+            if !self.up.is_empty()
+                && self.call.handle_upstream(&mut self.up, self.now) == Handled::SendBufferFull
+            {
+                moved = true;
+            }
             while let Some(e) = self.call.poll_event() {
                 moved = true;
                 if e == Event::OpenUpstream && self.auto_connect {
@@ -332,14 +343,14 @@ impl Pair {
             self.openai_connected = false;
         }
         self.up.push(&answer);
-        self.call.handle_upstream(&mut self.up, self.now);
+        let _ = self.call.handle_upstream(&mut self.up, self.now);
         true
     }
 
     /// Twilio sends these raw bytes (already framed).
     pub fn twilio_bytes(&mut self, bytes: &[u8]) {
         self.down.push(bytes);
-        self.call.handle_downstream(&mut self.down, self.now);
+        let _ = self.call.handle_downstream(&mut self.down, self.now);
         self.drive();
     }
 
@@ -385,8 +396,20 @@ impl Pair {
     /// OpenAI sends raw bytes (already framed).
     pub fn openai_bytes(&mut self, bytes: &[u8]) {
         self.up.push(bytes);
-        self.call.handle_upstream(&mut self.up, self.now);
+        let _ = self.call.handle_upstream(&mut self.up, self.now);
         self.drive();
+    }
+
+    /// OpenAI's bytes arrive in one read; the call handles them once, without the harness
+    /// flushing or calling again.
+    pub fn openai_bytes_once(&mut self, bytes: &[u8]) -> Handled {
+        self.up.push(bytes);
+        self.call.handle_upstream(&mut self.up, self.now)
+    }
+
+    /// A framed server event (for tests that batch frames into one read).
+    pub fn openai_frame(&mut self, json: &str) -> Vec<u8> {
+        self.openai.frame(OpCode::Data(Data::Text), json.as_bytes())
     }
 
     /// OpenAI sends a server event.

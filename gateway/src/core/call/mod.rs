@@ -7,10 +7,11 @@
 //! let mut call = Call::new(config, context, now);          // after the Twilio 101; emits OpenUpstream
 //! loop {
 //!     // inputs, in any order, each with the current time:
-//!     call.handle_downstream(&mut twilio_recv_buf, now);   // WebSocket bytes from Twilio
+//!     call.handle_downstream(&mut twilio_recv_buf, now);   // WebSocket bytes from Twilio (again
+//!                                                          //   after a flush if SendBufferFull)
 //!     call.upstream_connected(now);                        // TCP+TLS to OpenAI is up: the core
 //!                                                          //   writes the HTTP upgrade itself
-//!     call.handle_upstream(&mut openai_recv_buf, now);     // the 101, then WebSocket bytes
+//!     call.handle_upstream(&mut openai_recv_buf, now);     // the 101, then WebSocket bytes (idem)
 //!     call.upstream_closed(now);                           // the OpenAI socket failed or closed
 //!     call.tool_result(call_id, ok, output_json, now);     // a ToolCall event was run
 //!     call.handle_timeout(now);                            // poll_timeout() was reached
@@ -98,6 +99,18 @@ pub struct Call {
     twilio_dec: Decoder,
     openai_dec: Decoder,
     core: Core,
+}
+
+/// What [`Call::handle_downstream`] / [`Call::handle_upstream`] did with the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Handled {
+    /// Every complete frame was handled (a partial one may remain for the next read).
+    Done,
+    /// Stopped early because the other side's send buffer is nearly full: write out
+    /// [`Call::poll_transmit`] for that side, then call again with the same buffer, even if
+    /// no new bytes arrived.
+    SendBufferFull,
 }
 
 /// The OpenAI connection.
@@ -304,16 +317,24 @@ impl Call {
     }
 
     /// WebSocket bytes from Twilio (after the 101, TLS removed). Decodes every complete
-    /// frame in `buf` and consumes it; a partial frame stays for the next read.
-    pub fn handle_downstream(&mut self, buf: &mut RecvBuf, now: Instant) {
+    /// frame in `buf` and consumes it; a partial frame stays for the next read. Stops early,
+    /// leaving frames in `buf`, when the OpenAI send buffer is nearly full
+    /// ([`Handled::SendBufferFull`]): backpressure, not loss.
+    pub fn handle_downstream(&mut self, buf: &mut RecvBuf, now: Instant) -> Handled {
         loop {
             if self.twilio_dec.peer_closed() {
                 // Nothing may follow a close frame; whatever does is ignored.
                 buf.consume(buf.len());
-                return;
+                return Handled::Done;
+            }
+            if buf.is_empty() {
+                return Handled::Done;
+            }
+            if matches!(self.core.up, Upstream::Open) && !self.core.openai_out.has_room_for(buf.len()) {
+                return Handled::SendBufferFull;
             }
             let consumed = match self.twilio_dec.decode(buf) {
-                Ok(Decoded::Incomplete { .. }) => return,
+                Ok(Decoded::Incomplete { .. }) => return Handled::Done,
                 Ok(Decoded::Frame { consumed, message }) => {
                     if let Some(message) = message {
                         self.core.on_twilio_message(message, now);
@@ -323,7 +344,7 @@ impl Call {
                 Err(e) => {
                     buf.consume(buf.len());
                     self.core.on_twilio_protocol_error(e, now);
-                    return;
+                    return Handled::Done;
                 }
             };
             buf.consume(consumed);
@@ -331,15 +352,17 @@ impl Call {
     }
 
     /// Bytes from the OpenAI socket: the HTTP 101 answering our upgrade, then WebSocket frames.
-    pub fn handle_upstream(&mut self, buf: &mut RecvBuf, now: Instant) {
+    /// Stops early, leaving frames in `buf`, when the Twilio send buffer is nearly full
+    /// ([`Handled::SendBufferFull`]): agent audio waits in the receive buffer, none is lost.
+    pub fn handle_upstream(&mut self, buf: &mut RecvBuf, now: Instant) -> Handled {
         if buf.is_empty() {
-            return;
+            return Handled::Done;
         }
         self.core.last_upstream_rx = now;
         self.core.ping_outstanding = false;
         if let Upstream::Handshaking { handshake, .. } = &self.core.up {
             match handshake.read_response(buf.data()) {
-                Ok(Parse::Partial) => return,
+                Ok(Parse::Partial) => return Handled::Done,
                 Ok(Parse::Complete(head_len)) => {
                     buf.consume(head_len);
                     self.core.on_upstream_open(now);
@@ -347,7 +370,7 @@ impl Call {
                 Err(e) => {
                     buf.consume(buf.len());
                     self.core.on_handshake_failed(e, now);
-                    return;
+                    return Handled::Done;
                 }
             }
         }
@@ -355,10 +378,16 @@ impl Call {
             if !matches!(self.core.up, Upstream::Open) || self.openai_dec.peer_closed() {
                 // Bytes of a connection we gave up on, or after its close frame.
                 buf.consume(buf.len());
-                return;
+                return Handled::Done;
+            }
+            if buf.is_empty() {
+                return Handled::Done;
+            }
+            if !self.core.twilio_out.has_room_for(buf.len()) {
+                return Handled::SendBufferFull;
             }
             let consumed = match self.openai_dec.decode(buf) {
-                Ok(Decoded::Incomplete { .. }) => return,
+                Ok(Decoded::Incomplete { .. }) => return Handled::Done,
                 Ok(Decoded::Frame { consumed, message }) => {
                     if let Some(message) = message {
                         self.core.on_openai_message(message, now);
@@ -368,7 +397,7 @@ impl Call {
                 Err(e) => {
                     buf.consume(buf.len());
                     self.core.on_openai_protocol_error(e, now);
-                    return;
+                    return Handled::Done;
                 }
             };
             buf.consume(consumed);

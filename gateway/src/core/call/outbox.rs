@@ -33,6 +33,20 @@ impl Outbox {
         }
     }
 
+    /// Contiguous room the next [`Outbox::push`] will have.
+    pub(crate) fn room(&self) -> usize {
+        let cap = self.buf.len();
+        if self.start > 0 && self.end > cap / 2 { cap - (self.end - self.start) } else { cap - self.end }
+    }
+
+    /// Whether there is room for the output of `input` bytes of the other side's frames
+    /// (about as large as the input, plus marks and headers), capped at half the buffer so a
+    /// backlog larger than the buffer still moves.
+    pub(crate) fn has_room_for(&self, input: usize) -> bool {
+        let input = input.min(self.buf.len() / 2);
+        self.room() >= input + input / 8 + 1024
+    }
+
     /// Forgets unsent bytes (the connection they were for is gone).
     pub(crate) fn reset(&mut self) {
         self.start = 0;
@@ -82,6 +96,7 @@ mod tests {
         assert_eq!(o.pending(), b"defgh");
         assert!(!put(&mut o, b"1234"), "does not fit: refused, nothing written");
         assert_eq!(o.pending(), b"defgh");
+        assert_eq!(o.room(), 3);
         o.advance(5);
         assert!(o.pending().is_empty());
     }
