@@ -117,6 +117,24 @@ fn agent_audio_before_start_is_held_then_sent_after_start() {
 }
 
 #[test]
+fn agent_audio_held_before_start_larger_than_the_send_buffer_still_arrives_whole() {
+    let mut p = Pair::new(config());
+    p.response_created("resp_1");
+    let audio: Vec<Vec<u8>> = (0..12).map(|i| samples::ulaw_tone(4000 + i)).collect(); // 6 s
+    for a in &audio {
+        p.delta("resp_1", "item_a", &samples::base64(a));
+    }
+    p.twilio_start();
+    p.delta("resp_1", "item_a", &tone_b64(100));
+    let played: Vec<u8> =
+        p.twilio.of("media").iter().flat_map(|m| decode(m["media"]["payload"].as_str().unwrap())).collect();
+    assert_eq!(played, [audio.concat(), samples::ulaw_tone(800)].concat(), "all of it, in order");
+    assert_eq!(p.marks().last().unwrap(), "r1-c27-6108");
+    assert_eq!(p.call.stats().send_overflows, 0);
+    assert_eq!(p.call.stats().agent_hold_dropped_bytes, 0);
+}
+
+#[test]
 fn agent_deltas_become_twilio_media_unchanged_each_followed_by_a_mark() {
     let mut p = Pair::live(config());
     p.response_created("resp_1");

@@ -52,9 +52,12 @@ pub struct CallConfig {
     /// Seed of the call's ChaCha stream (WebSocket masks and keys); from the OS CSPRNG in
     /// production, fixed in tests.
     pub seed: [u8; 32],
-    /// Send buffer towards Twilio (agent audio bursts faster than real time).
+    /// Send buffer towards Twilio. Agent audio bursts faster than real time, but
+    /// [`super::Call::handle_upstream`] waits for room rather than dropping: this bounds memory,
+    /// not audio. Must hold the largest delta (+12 %).
     pub twilio_send_capacity: usize,
-    /// Send buffer towards OpenAI (appends, `session.update`, the hold ring's drain).
+    /// Send buffer towards OpenAI: must hold `session.update` plus the drained hold ring
+    /// (3 s of audio is 32 KB of base64).
     pub openai_send_capacity: usize,
     /// Per-response instructions when a tool is slow.
     pub tool_slow_instructions: String,
@@ -87,8 +90,8 @@ impl Default for CallConfig {
             max_reconnects: 3,
             reconnect_backoff: Duration::from_secs(1),
             seed: [0; 32],
-            twilio_send_capacity: 256 * 1024,
-            openai_send_capacity: 128 * 1024,
+            twilio_send_capacity: 64 * 1024,
+            openai_send_capacity: 64 * 1024,
             tool_slow_instructions: "Dis brièvement au prospect que tu vérifies et que cela prend un petit \
                 moment. Ne promets rien d'autre."
                 .into(),

@@ -459,7 +459,10 @@ impl Call {
     /// `n` bytes of [`Call::poll_transmit`] were written to `peer`'s socket.
     pub fn transmitted(&mut self, peer: Peer, n: usize) {
         match peer {
-            Peer::Twilio => self.core.twilio_out.advance(n),
+            Peer::Twilio => {
+                self.core.twilio_out.advance(n);
+                self.core.flush_agent_hold();
+            }
             Peer::OpenAi => self.core.openai_out.advance(n),
         }
     }
@@ -768,8 +771,9 @@ impl Core {
             self.stats.deltas_dropped += 1;
             return;
         }
-        if self.stream_sid.is_empty() {
-            // Nothing may go to Twilio before `start`: keep it, decoded, until then.
+        if self.stream_sid.is_empty() || !self.agent_hold.is_empty() {
+            // Nothing may go to Twilio before `start`: keep it, decoded, until then (and keep
+            // the order while the held audio is still going out).
             let (hold, stats) = (&mut self.agent_hold, &mut self.stats);
             let decoded = for_each_decoded(delta.delta, |ulaw| {
                 stats.agent_hold_dropped_bytes += hold.push(ulaw) as u64;
@@ -777,6 +781,7 @@ impl Core {
             if decoded.is_none() {
                 self.stats.openai_bad_messages += 1;
             }
+            self.flush_agent_hold();
             return;
         }
         let Core { play, twilio_out, twilio_enc, stream_sid, stats, .. } = self;
@@ -797,25 +802,34 @@ impl Core {
         }
     }
 
-    /// Sends the agent audio held before `start`, re-encoded, in 240 ms chunks with marks.
+    /// Sends the agent audio held before `start`, re-encoded, in 240 ms chunks with marks, as
+    /// far as the Twilio send buffer allows (the rest goes after [`Call::transmitted`]).
     fn flush_agent_hold(&mut self) {
         const CHUNK: usize = SPLIT_CHARS / 4 * 3;
+        if self.stream_sid.is_empty() || self.agent_hold.is_empty() {
+            return;
+        }
         let Core { agent_hold, play, twilio_out, twilio_enc, stream_sid, stats, .. } = self;
-        for chunk in agent_hold.as_slice().chunks(CHUNK) {
+        loop {
+            let pending = agent_hold.as_slice();
+            if pending.is_empty() {
+                agent_hold.release();
+                return;
+            }
+            let chunk = &pending[..pending.len().min(CHUNK)];
+            let n = chunk.len();
             let mut b64 = [0u8; SPLIT_CHARS];
             let encoded = base64_simd::STANDARD.encode(chunk, base64_simd::Out::from_slice(&mut b64));
-            let label = play.label_after(chunk.len());
-            if twilio_out
+            let label = play.label_after(n);
+            if !twilio_out
                 .push(|out| relay::write_media_with_mark(twilio_enc, out, stream_sid, encoded, label))
             {
-                play.sent(chunk.len());
-                stats.agent_chunks_sent += 1;
-            } else {
-                stats.send_overflows += 1;
-                break;
+                return;
             }
+            play.sent(n);
+            stats.agent_chunks_sent += 1;
+            agent_hold.consume(n);
         }
-        agent_hold.clear();
     }
 
     /// The caller started speaking. If agent audio is still unplayed: `clear` it on Twilio,

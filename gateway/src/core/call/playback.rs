@@ -124,31 +124,55 @@ fn ms(bytes: u64) -> u32 {
 #[derive(Debug)]
 pub(crate) struct AgentHold {
     ulaw: Vec<u8>,
+    /// Bytes at the front already sent.
+    taken: usize,
     capacity: usize,
 }
 
 impl AgentHold {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        Self { ulaw: Vec::with_capacity(capacity), capacity }
+        Self { ulaw: Vec::with_capacity(capacity), taken: 0, capacity }
     }
 
     /// Keeps what fits; returns the bytes that did not.
     pub(crate) fn push(&mut self, ulaw: &[u8]) -> usize {
+        if self.taken > 0 {
+            self.ulaw.drain(..self.taken);
+            self.taken = 0;
+        }
         let n = ulaw.len().min(self.capacity - self.ulaw.len());
         self.ulaw.extend_from_slice(&ulaw[..n]);
         ulaw.len() - n
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.ulaw.is_empty()
+        self.taken == self.ulaw.len()
     }
 
     pub(crate) fn clear(&mut self) {
         self.ulaw.clear();
+        self.taken = 0;
     }
 
+    /// What is still to be sent.
     pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.ulaw
+        &self.ulaw[self.taken..]
+    }
+
+    /// `n` bytes from the front were sent.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.taken += n;
+        if self.taken >= self.ulaw.len() {
+            self.clear();
+        }
+    }
+
+    /// Gives the memory back once everything was sent: after `start` nothing is held again.
+    pub(crate) fn release(&mut self) {
+        if self.is_empty() {
+            self.ulaw = Vec::new();
+            self.capacity = 0;
+        }
     }
 }
 
