@@ -91,6 +91,30 @@ fn caller_audio_before_openai_is_ready_is_held_then_sent_as_appends() {
 }
 
 #[test]
+fn held_caller_audio_larger_than_the_send_buffer_goes_out_whole_and_in_order() {
+    let mut p = Pair::with(CallConfig { openai_send_capacity: 16 * 1024, ..config() }, Answer::Accept, false);
+    p.twilio_start();
+    let chunks: Vec<Vec<u8>> = (0..140).map(|i| samples::ulaw_tone(160 + i % 7)).collect(); // 2.9 s
+    for c in &chunks {
+        p.caller_audio(&samples::base64(c));
+    }
+    p.connect_openai();
+    p.drive();
+    p.caller_audio(&tone_b64(20));
+    let appended: Vec<u8> = p
+        .openai
+        .of("input_audio_buffer.append")
+        .iter()
+        .flat_map(|a| decode(a["audio"].as_str().unwrap()))
+        .collect();
+    let expected = [chunks.concat(), samples::ulaw_tone(160)].concat();
+    assert_eq!(appended.len(), expected.len());
+    assert!(appended == expected, "the held audio, then the new, in order");
+    assert_eq!(p.call.stats().send_overflows, 0);
+    assert_eq!(p.call.hold_dropped().bytes, 0);
+}
+
+#[test]
 fn a_full_hold_ring_drops_the_oldest_audio_and_counts_it() {
     let mut p = Pair::with(config(), Answer::Accept, false);
     p.twilio_start();

@@ -463,7 +463,10 @@ impl Call {
                 self.core.twilio_out.advance(n);
                 self.core.flush_agent_hold();
             }
-            Peer::OpenAi => self.core.openai_out.advance(n),
+            Peer::OpenAi => {
+                self.core.openai_out.advance(n);
+                self.core.drain_hold();
+            }
         }
     }
 
@@ -565,12 +568,14 @@ impl Core {
     #[inline]
     fn on_caller_audio(&mut self, payload: &[u8], now: Instant) {
         self.last_media = now;
-        if !matches!(self.up, Upstream::Open) {
+        if !matches!(self.up, Upstream::Open) || !self.hold.is_empty() {
+            // OpenAI not ready (or the held audio still going out, ahead of this).
             let hold = &mut self.hold;
             if for_each_decoded(payload, |ulaw| hold.push(ulaw)).is_none() {
                 self.stats.twilio_bad_messages += 1;
             }
             self.stats.media_held += 1;
+            self.drain_hold();
             return;
         }
         let enc = &mut self.openai_enc;
@@ -586,16 +591,16 @@ impl Core {
                 len += ulaw.len() as u64;
             });
             if decoded.is_some() && len > 0 {
-                self.after_append(relay::audio_ms(payload), sum / len, now);
+                self.after_append(relay::audio_ms(payload), sum / len);
             }
         }
     }
 
     /// Gateway turn taking (server VAD off).
-    fn after_append(&mut self, ms: u32, mean_square: u64, now: Instant) {
+    fn after_append(&mut self, ms: u32, mean_square: u64) {
         let (action, speech_began) = self.commit.on_append(ms, mean_square);
         if speech_began {
-            self.barge_in(now);
+            self.barge_in();
         }
         match action {
             CommitAction::None => {}
@@ -711,7 +716,7 @@ impl Core {
         };
         match event {
             ServerEvent::AudioDelta(delta) => self.on_agent_audio(delta),
-            ServerEvent::SpeechStarted { .. } => self.barge_in(now),
+            ServerEvent::SpeechStarted { .. } => self.barge_in(),
             ServerEvent::ResponseCreated { response_id } => {
                 // The first response is the greeting: from now on a new session must not greet.
                 self.greeted = true;
@@ -835,7 +840,7 @@ impl Core {
     /// The caller started speaking. If agent audio is still unplayed: `clear` it on Twilio,
     /// truncate the item where the caller stopped hearing it, drop the rest of the response;
     /// cancel the response if one is active.
-    fn barge_in(&mut self, _now: Instant) {
+    fn barge_in(&mut self) {
         if self.is_closed() {
             return;
         }
@@ -989,7 +994,7 @@ impl Core {
         }
         self.sessions += 1;
         self.commit.reset();
-        self.drain_hold(now);
+        self.drain_hold();
         if !self.greeted {
             // Also after a drop that came before the greeting started.
             self.request_response(Reply::Plain);
@@ -1017,14 +1022,17 @@ impl Core {
     }
 
     /// Sends the held caller audio as batched appends (decoded audio re-encoded).
-    fn drain_hold(&mut self, now: Instant) {
+    /// As far as the send buffer allows; the rest after [`Call::transmitted`] (caller audio
+    /// keeps going into the ring meanwhile, so the order holds).
+    fn drain_hold(&mut self) {
+        const B64: usize = DRAIN_BATCH / 3 * 4;
         let mut ulaw = [0u8; DRAIN_BATCH];
-        let mut b64 = [0u8; DRAIN_BATCH / 3 * 4];
-        loop {
-            let n = self.hold.pop_into(&mut ulaw);
-            if n == 0 {
+        let mut b64 = [0u8; B64];
+        while matches!(self.up, Upstream::Open) && !self.hold.is_empty() {
+            if self.openai_out.room() < B64 + 64 {
                 return;
             }
+            let n = self.hold.pop_into(&mut ulaw);
             let encoded = base64_simd::STANDARD.encode(&ulaw[..n], base64_simd::Out::from_slice(&mut b64));
             let enc = &mut self.openai_enc;
             if !self.openai_out.push(|out| relay::write_append(enc, out, encoded)) {
@@ -1033,7 +1041,7 @@ impl Core {
             }
             if !self.cfg.server_vad {
                 let ms = (n / audio::BYTES_PER_MS) as u32;
-                self.after_append(ms, audio::mean_square(&ulaw[..n]), now);
+                self.after_append(ms, audio::mean_square(&ulaw[..n]));
             }
         }
     }
