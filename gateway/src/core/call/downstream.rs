@@ -1,0 +1,162 @@
+//! Twilio → gateway: what each Twilio message does to the call. `media` is the hot path
+//! (forwarded to OpenAI unchanged, or held while OpenAI is not ready); `start` makes the stream
+//! addressable; marks tell what the caller has heard; the commit policy runs here when server
+//! VAD is off.
+
+use super::*;
+
+impl Core {
+    pub(super) fn on_twilio_message(&mut self, message: Message<'_>, now: Instant) {
+        match message {
+            Message::Text(text) => {
+                if !self.is_closed() {
+                    self.on_twilio_text(text, now);
+                }
+            }
+            Message::Binary(_) => {
+                self.close(CloseReason::TwilioProtocol { code: close_code::UNSUPPORTED_DATA }, now)
+            }
+            Message::Ping(payload) => {
+                self.send_twilio(|enc, out| enc.pong(out, payload));
+            }
+            Message::Pong(_) => {}
+            Message::Close(close) => {
+                let code = close.map(|(code, _)| code);
+                if !self.twilio_close_sent {
+                    // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
+                    let echo = code.unwrap_or(close_code::NORMAL);
+                    self.send_twilio(|enc, out| enc.close(out, echo, ""));
+                    self.twilio_close_sent = true;
+                }
+                let reason = match &self.ending {
+                    Some(e) => e.reason,
+                    None => CloseReason::TwilioClosed { code },
+                };
+                self.close(reason, now);
+            }
+        }
+    }
+
+    pub(super) fn on_twilio_protocol_error(&mut self, e: WsError, now: Instant) {
+        self.close(CloseReason::TwilioProtocol { code: e.close_code() }, now);
+    }
+
+    pub(super) fn on_twilio_text(&mut self, text: &mut [u8], now: Instant) {
+        match twilio::parse_event(text) {
+            Ok(TwilioEvent::Media(media)) => self.on_caller_audio(media.payload, now),
+            Ok(TwilioEvent::Mark { name, .. }) => self.on_mark(name, now),
+            Ok(TwilioEvent::Start(start)) => self.on_start(start.stream_sid, now),
+            Ok(TwilioEvent::Dtmf { digit, .. }) => self.on_dtmf(digit),
+            Ok(TwilioEvent::Stop { .. }) => {
+                let reason = self.ending.as_ref().map_or(CloseReason::CallerHungUp, |e| e.reason);
+                self.close(reason, now);
+            }
+            Ok(TwilioEvent::Connected { .. }) => {}
+            Err(_) => self.stats.twilio_bad_messages += 1,
+        }
+    }
+
+    pub(super) fn on_start(&mut self, stream_sid: &str, now: Instant) {
+        if !self.stream_sid.is_empty() {
+            self.stats.twilio_bad_messages += 1;
+            return;
+        }
+        self.stream_sid = id_from(stream_sid.as_bytes());
+        if self.stream_sid.is_empty() {
+            self.close(CloseReason::TwilioProtocol { code: close_code::POLICY_VIOLATION }, now);
+            return;
+        }
+        self.started_at = Some(now);
+        self.last_media = now;
+        if matches!(self.state, CallState::Upgraded) {
+            self.state = if matches!(self.up, Upstream::Open) { CallState::Live } else { CallState::Started };
+        }
+        self.flush_agent_hold();
+    }
+
+    /// The hot path, Twilio → OpenAI: the base64 goes out unchanged, or into the hold ring
+    /// (decoded) while OpenAI is not ready.
+    #[inline]
+    pub(super) fn on_caller_audio(&mut self, payload: &[u8], now: Instant) {
+        self.last_media = now;
+        if !matches!(self.up, Upstream::Open) || !self.hold.is_empty() {
+            // OpenAI not ready (or the held audio still going out, ahead of this).
+            let hold = &mut self.hold;
+            if for_each_decoded(payload, |ulaw| hold.push(ulaw)).is_none() {
+                self.stats.twilio_bad_messages += 1;
+            }
+            self.stats.media_held += 1;
+            self.drain_hold();
+            return;
+        }
+        let enc = &mut self.openai_enc;
+        if !self.openai_out.push(|out| relay::write_append(enc, out, payload)) {
+            self.stats.send_overflows += 1;
+            return;
+        }
+        self.stats.media_forwarded += 1;
+        if !self.cfg.server_vad {
+            let (mut sum, mut len) = (0u64, 0u64);
+            let decoded = for_each_decoded(payload, |ulaw| {
+                sum += audio::mean_square(ulaw) * ulaw.len() as u64;
+                len += ulaw.len() as u64;
+            });
+            if decoded.is_some() && len > 0 {
+                self.after_append(relay::audio_ms(payload), sum / len);
+            }
+        }
+    }
+
+    /// Gateway turn taking (server VAD off).
+    pub(super) fn after_append(&mut self, ms: u32, mean_square: u64) {
+        let (action, speech_began) = self.commit.on_append(ms, mean_square);
+        if speech_began {
+            self.barge_in();
+        }
+        match action {
+            CommitAction::None => {}
+            CommitAction::Commit => self.send_commit(),
+            CommitAction::CommitAndRespond => {
+                self.send_commit();
+                self.request_response(Reply::Plain);
+            }
+            CommitAction::Clear => {
+                self.send_openai_raw(openai::CLEAR);
+            }
+        }
+    }
+
+    pub(super) fn send_commit(&mut self) {
+        if self.send_openai_raw(openai::COMMIT) {
+            self.stats.commits += 1;
+        }
+    }
+
+    #[inline]
+    pub(super) fn on_mark(&mut self, name: &[u8], now: Instant) {
+        match MarkLabel::parse(name) {
+            Some(label) if self.play.on_mark(label) => {}
+            _ => self.stats.marks_ignored += 1,
+        }
+        if self.ending.is_some() {
+            self.check_goodbye(now);
+        }
+    }
+
+    pub(super) fn on_dtmf(&mut self, digit: &str) {
+        let valid = digit.len() == 1 && matches!(digit.as_bytes()[0], b'0'..=b'9' | b'*' | b'#');
+        if !valid {
+            self.stats.twilio_bad_messages += 1;
+            return;
+        }
+        let mut buf = [0u8; 32];
+        let mut w = SliceWriter::new(&mut buf);
+        // Cannot fail: 20 bytes of prefix and one digit.
+        let _ = w.put("L'appelant a tapé ".as_bytes()).and_then(|_| w.put(digit.as_bytes()));
+        let n = w.written();
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        if self.send_openai_json(|w| openai::write_user_text(w, text)) {
+            self.request_response(Reply::Plain);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The OpenAI connection and session: the client upgrade, `session.update` from the call
+//! context (plus the last exchanges when resuming), the hold ring's drain, one response at a
+//! time, and what happens when the connection is lost (reconnect with backoff, or the end).
+
+use super::*;
+
+impl Core {
+    pub(super) fn on_upstream_connected(&mut self, now: Instant) {
+        self.openai_out.reset();
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        self.openai_enc = Encoder::client_with_seed(seed);
+        self.openai_close_sent = false;
+        let mut key = [0u8; 16];
+        self.rng.fill_bytes(&mut key);
+        let mut handshake = None;
+        let Core { cfg, auth_header, openai_out, .. } = self;
+        let headers = [("Authorization", auth_header.as_str())];
+        let written = openai_out.push(|out| {
+            let (n, hs) =
+                upgrade::write_client_request(out, &cfg.openai_host, &cfg.openai_target, &headers, key)?;
+            handshake = Some(hs);
+            Ok(n)
+        });
+        self.last_upstream_rx = now;
+        match handshake {
+            Some(handshake) if written => self.up = Upstream::Handshaking { since: now, handshake },
+            _ => {
+                self.stats.send_overflows += 1;
+                self.close(CloseReason::OpenAiHandshake { status: 0 }, now);
+            }
+        }
+    }
+
+    /// The 101 came: configure the session, send what the caller said meanwhile, greet.
+    pub(super) fn on_upstream_open(&mut self, now: Instant) {
+        self.up = Upstream::Open;
+        self.last_upstream_rx = now;
+        self.ping_outstanding = false;
+        let instructions = self.session_instructions();
+        let Core { cfg, ctx, openai_out, openai_enc, stats, .. } = self;
+        let session = SessionConfig {
+            model: &cfg.model,
+            instructions: &instructions,
+            voice: &ctx.voice,
+            turn_detection: if cfg.server_vad {
+                TurnDetection::ServerVad {
+                    threshold: 0.5,
+                    prefix_padding_ms: 300,
+                    silence_duration_ms: 500,
+                    create_response: true,
+                    interrupt_response: true,
+                }
+            } else {
+                TurnDetection::Disabled
+            },
+            transcription: cfg.transcription_model.as_deref().map(|m| (m, ctx.language.as_str())),
+            tools: &PHONE_TOOLS,
+        };
+        if !openai_out
+            .push(|out| openai_enc.frame_with(out, TEXT, |w| openai::write_session_update(w, &session)))
+        {
+            stats.send_overflows += 1;
+        }
+        self.sessions += 1;
+        self.commit.reset();
+        self.drain_hold();
+        if !self.greeted {
+            // Also after a drop that came before the greeting started.
+            self.request_response(Reply::Plain);
+        }
+        if matches!(self.state, CallState::Started) {
+            self.state = CallState::Live;
+        }
+    }
+
+    /// The context's instructions; a resumed session also gets the last exchanges.
+    pub(super) fn session_instructions(&self) -> String {
+        let mut s = self.ctx.instructions.clone();
+        if self.sessions > 0 && !self.transcript.is_empty() {
+            s.push_str("\n\n");
+            s.push_str(&self.cfg.resume_preamble);
+            for (speaker, line) in &self.transcript {
+                s.push_str(match speaker {
+                    Speaker::Caller => "\n- Prospect : ",
+                    Speaker::Agent => "\n- Agent : ",
+                });
+                s.push_str(line);
+            }
+        }
+        s
+    }
+
+    /// Sends the held caller audio as batched appends (decoded audio re-encoded).
+    /// As far as the send buffer allows; the rest after [`Call::transmitted`] (caller audio
+    /// keeps going into the ring meanwhile, so the order holds).
+    pub(super) fn drain_hold(&mut self) {
+        const B64: usize = DRAIN_BATCH / 3 * 4;
+        let mut ulaw = [0u8; DRAIN_BATCH];
+        let mut b64 = [0u8; B64];
+        while matches!(self.up, Upstream::Open) && !self.hold.is_empty() {
+            if self.openai_out.room() < B64 + 64 {
+                return;
+            }
+            let n = self.hold.pop_into(&mut ulaw);
+            let encoded = base64_simd::STANDARD.encode(&ulaw[..n], base64_simd::Out::from_slice(&mut b64));
+            let enc = &mut self.openai_enc;
+            if !self.openai_out.push(|out| relay::write_append(enc, out, encoded)) {
+                self.stats.send_overflows += 1;
+                continue;
+            }
+            if !self.cfg.server_vad {
+                let ms = (n / audio::BYTES_PER_MS) as u32;
+                self.after_append(ms, audio::mean_square(&ulaw[..n]));
+            }
+        }
+    }
+
+    /// Asks for a response now, or once the active one is done (only one may be active).
+    pub(super) fn request_response(&mut self, reply: Reply) {
+        if !matches!(self.up, Upstream::Open) {
+            return;
+        }
+        if self.responses.in_flight {
+            // A specific request (tool fallback or failure) wins over a plain one.
+            if self.responses.queued.is_none_or(|q| q == Reply::Plain) {
+                self.responses.queued = Some(reply);
+            }
+            return;
+        }
+        let Core { cfg, openai_out, openai_enc, stats, responses, .. } = self;
+        let instructions = match reply {
+            Reply::Plain => None,
+            Reply::ToolSlow => Some(cfg.tool_slow_instructions.as_str()),
+            Reply::ToolFailed => Some(cfg.tool_failed_instructions.as_str()),
+        };
+        if openai_out
+            .push(|out| openai_enc.frame_with(out, TEXT, |w| openai::write_response_create(w, instructions)))
+        {
+            responses.in_flight = true;
+        } else {
+            stats.send_overflows += 1;
+        }
+    }
+
+    /// The OpenAI connection is gone: reconnect (the caller stays, their audio is held) or,
+    /// with no attempt left, end the call.
+    pub(super) fn upstream_lost(&mut self, reason: CloseReason, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        self.up = Upstream::Down;
+        self.responses = Responses::default();
+        // Answers to these cannot reach the new session; the summary carries the context.
+        self.tools.clear();
+        if self.ending.as_ref().is_some_and(|e| e.drain_deadline.is_none()) {
+            // Ending anyway: no need for a new session, hang up now.
+            self.emit_hang_up(now);
+            return;
+        }
+        if self.ending.is_some() {
+            return;
+        }
+        if self.reconnects < self.cfg.max_reconnects {
+            // The first reconnect is immediate (the caller is waiting); later ones back off.
+            let backoff = self.cfg.reconnect_backoff * self.reconnects;
+            self.reconnects += 1;
+            self.stats.reconnects += 1;
+            if backoff.is_zero() {
+                self.up = Upstream::Connecting { since: now };
+                self.events.push_back(Event::OpenUpstream);
+            } else {
+                self.up = Upstream::Backoff { until: now + backoff };
+            }
+        } else {
+            self.close(reason, now);
+        }
+    }
+}
