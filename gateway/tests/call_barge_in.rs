@@ -119,6 +119,36 @@ fn barge_in_before_start_drops_the_held_agent_audio() {
 }
 
 #[test]
+fn a_greeting_that_must_play_through_ignores_speech_then_later_answers_are_interruptible() {
+    let mut p = Pair::live(CallConfig { greeting_interruptible: false, ..config() });
+    assert_eq!(p.call.stats().barge_ins, 0);
+    p.response_created("resp_g");
+    p.delta("resp_g", "item_g", &tone_b64(300));
+    p.openai.clear();
+    p.twilio.clear();
+    p.speech_started();
+    assert!(p.twilio.got.is_empty() && p.openai.got.is_empty(), "the greeting plays through");
+    p.delta("resp_g", "item_g", &tone_b64(100));
+    assert_eq!(p.twilio.of("media").len(), 1, "and is not dropped");
+    p.response_done("resp_g", "completed");
+    p.echo_mark("r1-c2-400");
+    p.response_created("resp_2");
+    p.delta("resp_2", "item_b", &tone_b64(300));
+    p.twilio.clear();
+    p.speech_started();
+    assert_eq!(p.twilio_events(), ["clear"]);
+    assert_eq!(p.openai_types(), ["conversation.item.truncate", "response.cancel"]);
+}
+
+#[test]
+fn a_greeting_that_must_play_through_turns_off_server_interruption() {
+    let p = Pair::new(CallConfig { greeting_interruptible: false, ..config() });
+    assert_eq!(p.openai.got[0]["session"]["audio"]["input"]["turn_detection"]["interrupt_response"], false);
+    let p = Pair::new(config());
+    assert_eq!(p.openai.got[0]["session"]["audio"]["input"]["turn_detection"]["interrupt_response"], true);
+}
+
+#[test]
 fn without_server_vad_the_callers_first_loud_chunk_barges_in() {
     let mut p = speaking(CallConfig { server_vad: false, ..config() }, 3);
     p.caller_audio(&silence_b64(20));

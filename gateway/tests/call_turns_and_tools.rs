@@ -84,6 +84,18 @@ fn without_server_vad_a_response_asked_for_during_another_waits_for_it() {
 }
 
 #[test]
+fn a_refused_response_create_does_not_block_later_turns() {
+    let mut p = idle(no_vad());
+    p.caller_audio(&tone_b64(60));
+    p.caller_audio(&silence_b64(60));
+    assert_eq!(p.openai.of("response.create").len(), 1);
+    p.openai_send(r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"invalid_value","message":"bad","param":null,"event_id":null}}"#);
+    p.caller_audio(&tone_b64(60));
+    p.caller_audio(&silence_b64(60));
+    assert_eq!(p.openai.of("response.create").len(), 2, "the next turn is answered");
+}
+
+#[test]
 fn a_tool_call_goes_to_the_shell_and_its_answer_back_to_the_model() {
     let mut p = idle(config());
     p.response_created("resp_t");

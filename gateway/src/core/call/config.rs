@@ -25,6 +25,10 @@ pub struct CallConfig {
     pub min_commit_ms: u32,
     /// `REALTIME_MAX_COMMIT_MS`.
     pub max_commit_ms: u32,
+    /// Whether the caller can cut the greeting short. When false, barge-in is ignored while
+    /// the greeting plays, and server VAD is set not to interrupt responses (the gateway
+    /// cancels every other interrupted response itself).
+    pub greeting_interruptible: bool,
     /// RMS (0.0–1.0) under which a caller chunk counts as silence (gateway commit policy and
     /// local barge-in when server VAD is off).
     pub silence_rms: f32,
@@ -78,6 +82,7 @@ impl Default for CallConfig {
             server_vad: true,
             min_commit_ms: 120,
             max_commit_ms: 800,
+            greeting_interruptible: true,
             silence_rms: 0.02,
             start_timeout: Duration::from_secs(10),
             media_timeout: Duration::from_secs(10),

@@ -233,6 +233,8 @@ struct Core {
     responses: Responses,
     /// The greeting response was created (a resumed session must not greet again).
     greeted: bool,
+    /// The greeting's response id.
+    greeting_id: Id,
     tools: Vec<PendingTool>,
     ending: Option<Ending>,
     transcript: VecDeque<(Speaker, String)>,
@@ -276,6 +278,7 @@ impl Call {
             commit,
             responses: Responses::default(),
             greeted: false,
+            greeting_id: Id::new(),
             tools: Vec::with_capacity(4),
             ending: None,
             transcript: VecDeque::with_capacity(TRANSCRIPT_LINES),

@@ -49,7 +49,9 @@ impl Core {
                     prefix_padding_ms: 300,
                     silence_duration_ms: 500,
                     create_response: true,
-                    interrupt_response: true,
+                    // A greeting that must play through: OpenAI must not cancel it either (the
+                    // gateway cancels every other interrupted response itself).
+                    interrupt_response: cfg.greeting_interruptible,
                 }
             } else {
                 TurnDetection::Disabled

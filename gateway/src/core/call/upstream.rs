@@ -73,6 +73,9 @@ impl Core {
             ServerEvent::SpeechStarted { .. } => self.barge_in(),
             ServerEvent::ResponseCreated { response_id } => {
                 // The first response is the greeting: from now on a new session must not greet.
+                if !self.greeted {
+                    self.greeting_id = id_from(response_id.as_bytes());
+                }
                 self.greeted = true;
                 self.responses.active = true;
                 self.responses.in_flight = true;
@@ -109,6 +112,15 @@ impl Core {
                     code: e.code.map(str::to_owned),
                     message: e.message.to_owned(),
                 });
+                let already_active = e.code == Some("conversation_already_has_active_response");
+                if self.responses.in_flight && !self.responses.active && !already_active {
+                    // Most likely our response.create was refused: do not wait for a response
+                    // that will not come (later turns would queue forever).
+                    self.responses.in_flight = false;
+                    if let Some(reply) = self.responses.queued.take() {
+                        self.request_response(reply);
+                    }
+                }
                 if e.code == Some("session_expired") {
                     // OpenAI closes with 1001 next; start the new session now.
                     if !self.openai_close_sent {
@@ -203,6 +215,13 @@ impl Core {
         let active = self.responses.active;
         if !unplayed && !active {
             return;
+        }
+        if !self.cfg.greeting_interruptible && !self.greeting_id.is_empty() {
+            let greeting_heard = self.play.response_id == self.greeting_id && unplayed;
+            let greeting_active = active && self.responses.active_id == self.greeting_id;
+            if greeting_heard || greeting_active {
+                return;
+            }
         }
         self.stats.barge_ins += 1;
         let same_response = self.play.response_id == self.responses.active_id;
