@@ -50,6 +50,14 @@ fn upgrade_opens_openai_with_the_key_then_configures_the_session_and_greets_firs
 }
 
 #[test]
+fn debug_output_never_shows_the_api_key() {
+    let p = Pair::new(config());
+    let shown = format!("{:?} {:?}", p.call, config());
+    assert!(!shown.contains("sk-test"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+}
+
+#[test]
 fn start_makes_the_call_live_and_caller_audio_goes_out_unchanged() {
     let mut p = Pair::new(config());
     p.twilio_start();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::core::openai::ToolDef;
 
 /// Per-gateway settings for every call (from the environment; defaults are production values).
-#[derive(Debug, Clone)]
+/// `Debug` never shows the API key.
+#[derive(Clone)]
 pub struct CallConfig {
     /// OpenAI host for the upgrade's `Host` header (`api.openai.com`, or the EU host).
     pub openai_host: String,
@@ -107,6 +108,35 @@ impl Default for CallConfig {
                 reprends naturellement là où vous en étiez. Derniers échanges :"
                 .into(),
         }
+    }
+}
+
+impl std::fmt::Debug for CallConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallConfig")
+            .field("openai_host", &self.openai_host)
+            .field("openai_target", &self.openai_target)
+            .field("openai_api_key", &"<redacted>")
+            .field("model", &self.model)
+            .field("transcription_model", &self.transcription_model)
+            .field("server_vad", &self.server_vad)
+            .field("min_commit_ms", &self.min_commit_ms)
+            .field("max_commit_ms", &self.max_commit_ms)
+            .field("greeting_interruptible", &self.greeting_interruptible)
+            .field("silence_rms", &self.silence_rms)
+            .field("start_timeout", &self.start_timeout)
+            .field("media_timeout", &self.media_timeout)
+            .field("openai_ping_after", &self.openai_ping_after)
+            .field("openai_silence_timeout", &self.openai_silence_timeout)
+            .field("tool_timeout", &self.tool_timeout)
+            .field("max_call", &self.max_call)
+            .field("goodbye_timeout", &self.goodbye_timeout)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("max_reconnects", &self.max_reconnects)
+            .field("reconnect_backoff", &self.reconnect_backoff)
+            .field("twilio_send_capacity", &self.twilio_send_capacity)
+            .field("openai_send_capacity", &self.openai_send_capacity)
+            .finish_non_exhaustive()
     }
 }
 

@@ -107,11 +107,29 @@ const PING_PAYLOAD: &[u8] = b"callway";
 const TEXT: OpCode = OpCode::Data(Data::Text);
 
 /// One call. See the module docs for the call order.
-#[derive(Debug)]
 pub struct Call {
     twilio_dec: Decoder,
     openai_dec: Decoder,
     core: Core,
+}
+
+impl std::fmt::Debug for Call {
+    /// A summary for logs: state, stream, upstream, what is pending, counters (never buffers
+    /// or secrets).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.core;
+        f.debug_struct("Call")
+            .field("call_id", &c.ctx.call_id)
+            .field("state", &c.state)
+            .field("stream_sid", &self.stream_sid())
+            .field("upstream", &c.up)
+            .field("held_ms", &c.hold.held_ms())
+            .field("pending_twilio", &c.twilio_out.pending().len())
+            .field("pending_openai", &c.openai_out.pending().len())
+            .field("auth", &c.auth_header)
+            .field("stats", &c.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Call::handle_downstream`] / [`Call::handle_upstream`] did with the bytes.
@@ -200,12 +218,20 @@ enum Timer {
     Drain,
 }
 
+/// A secret that `Debug` does not print.
+struct Redacted(String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Everything but the two decoders (which lend their messages while the core reacts).
-#[derive(Debug)]
 struct Core {
     cfg: CallConfig,
     ctx: CallContext,
-    auth_header: String,
+    auth_header: Redacted,
     state: CallState,
     created: Instant,
     started_at: Option<Instant>,
@@ -254,7 +280,7 @@ impl Call {
         let mut events = VecDeque::with_capacity(16);
         events.push_back(Event::OpenUpstream);
         let core = Core {
-            auth_header: format!("Bearer {}", config.openai_api_key),
+            auth_header: Redacted(format!("Bearer {}", config.openai_api_key)),
             state: CallState::Upgraded,
             created: now,
             started_at: None,

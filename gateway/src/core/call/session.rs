@@ -15,7 +15,7 @@ impl Core {
         self.rng.fill_bytes(&mut key);
         let mut handshake = None;
         let Core { cfg, auth_header, openai_out, .. } = self;
-        let headers = [("Authorization", auth_header.as_str())];
+        let headers = [("Authorization", auth_header.0.as_str())];
         let written = openai_out.push(|out| {
             let (n, hs) =
                 upgrade::write_client_request(out, &cfg.openai_host, &cfg.openai_target, &headers, key)?;
