@@ -95,6 +95,21 @@ fn openai_silence_is_probed_with_a_ping_then_replaced_by_a_new_session() {
 }
 
 #[test]
+fn openai_silence_with_no_reconnect_left_ends_the_call_for_openai() {
+    let mut p = Pair::live(CallConfig { max_reconnects: 0, ..config() });
+    talk_for(&mut p, 15);
+    assert_eq!(closed(&p), Some(CloseReason::OpenAiSilent));
+    assert_eq!(ended(&p), Some((Side::Openai, "openai_silent".into())));
+    assert!(p.openai.control.contains(&Control::Close(Some(1001))), "going away from a silent peer");
+}
+
+#[test]
+fn a_call_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    send(&Pair::new(config()).call);
+}
+
+#[test]
 fn a_pong_keeps_openai_alive() {
     let mut p = Pair::live(config());
     talk_for(&mut p, 5);

@@ -117,6 +117,8 @@ impl CloseReason {
 pub enum Event {
     /// Open a (new) TCP+TLS connection to OpenAI, then call
     /// [`super::Call::upstream_connected`] (or [`super::Call::upstream_closed`] on failure).
+    /// On a reconnect, flush what [`super::Call::poll_transmit`] still holds for the previous
+    /// connection (its close frame), then drop that socket: its bytes are ignored from now on.
     OpenUpstream,
     /// Run a tool at the control plane, then answer with [`super::Call::tool_result`].
     ToolCall {
