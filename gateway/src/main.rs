@@ -1,13 +1,58 @@
-//! `callway-gateway`: the edge gateway binary.
+//! `callway-gateway`: the edge gateway binary. Reads the configuration from the environment
+//! (every problem reported at once, exit status 2), starts the thread-per-core shell
+//! ([`callway_gateway::io::Gateway`]), and on SIGTERM or Ctrl-C drains: stops accepting, lets
+//! calls finish for `GATEWAY_DRAIN_SECS`, then shuts the rest down.
 //!
-//! The sans-IO core (`callway_gateway::core`) is built and tested; the I/O shell (io_uring /
-//! epoll runtimes, TLS, listeners, the call state machine that drives the core) is the next
-//! piece of work. Until it lands this binary refuses to start rather than pretend to serve.
+//! Logs go to stderr through `tracing` (`RUST_LOG` filters, default `info`); `LOG_FORMAT=json`
+//! gives one JSON object per line.
 
-fn main() {
-    eprintln!(
-        "callway-gateway: the network shell is not built yet — only the sans-IO core exists \
-         (see README.md, \"Status\"). Nothing is listening; exiting."
-    );
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use callway_gateway::config::Config;
+use callway_gateway::io::Gateway;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("callway-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if config.log_json {
+        tracing_subscriber::fmt().with_env_filter(filter).json().with_current_span(true).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let gateway = match Gateway::start(config) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("callway-gateway: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(listen = %gateway.local_addr(), ops = %gateway.ops_addr(), "serving");
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("callway-gateway: cannot build the signal runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: draining"),
+            Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {
+                tracing::info!("SIGTERM: draining");
+            }
+        }
+    });
+    gateway.drain();
+    gateway.join();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,508 @@
+//! The gateway's configuration, from the environment, validated at start: every missing or bad
+//! value gets its own precise message (all of them at once, not the first only), and no message
+//! or `Debug` output ever echoes a secret. Modelled on the control plane's `config.rs`; the names
+//! are those of `shared/README.md`.
+//!
+//! | name | meaning | default |
+//! |---|---|---|
+//! | `OPENAI_API_KEY` | server-side key for the Realtime WebSocket | required |
+//! | `OPENAI_BASE_URL` | `http(s)://host[:port]`; the Realtime URL is its `ws(s)://` twin + `/v1/realtime` | `https://api.openai.com` |
+//! | `OPENAI_REALTIME_MODEL` | model in the URL and `session.update` | `gpt-realtime` |
+//! | `REALTIME_USE_SERVER_VAD` | OpenAI detects turns (else the gateway commits) | `true` |
+//! | `REALTIME_MIN_COMMIT_MS` | smallest commit, never below 100 | `120` |
+//! | `REALTIME_MAX_COMMIT_MS` | largest commit | `800` |
+//! | `TWILIO_AUTH_TOKEN` | checks `x-twilio-signature` | required |
+//! | `TWILIO_STREAM_DOMAIN` | public `host[:port]` Twilio dials; signatures are over `wss://{it}{path}` | required |
+//! | `STREAM_TOKEN_SECRET` | verifies stream tokens (same as the control plane) | required |
+//! | `INTERNAL_API_SECRET` | signs internal API calls (same as the control plane) | required |
+//! | `CONTROL_PLANE_URL` | base URL of the control plane's internal API | required |
+//! | `GATEWAY_LISTEN_ADDR` | where Twilio connects | `0.0.0.0:8443` |
+//! | `GATEWAY_OPS_ADDR` | `/healthz`, `/readyz`, `/metrics` | `127.0.0.1:9090` |
+//! | `GATEWAY_TLS_CERT`, `GATEWAY_TLS_KEY` | PEM files; both unset = plain TCP behind a TLS proxy | unset |
+//! | `GATEWAY_WORKERS` | worker threads (one runtime and listener each) | number of cores |
+//! | `GATEWAY_DRAIN_SECS` | on SIGTERM, how long calls may finish | `30` |
+//! | `LOG_FORMAT` | `json` for JSON lines, else human-readable | text |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::core::call::CallConfig;
+
+/// Where the OpenAI Realtime WebSocket is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealtimeEndpoint {
+    /// `wss` (true) or `ws`.
+    pub tls: bool,
+    /// Host name or IP, without port (TLS server name, DNS lookup).
+    pub host: String,
+    /// TCP port (443 / 80 when the URL has none).
+    pub port: u16,
+    /// The `Host` header: `host` or `host:port`, as in the URL.
+    pub authority: String,
+    /// Request target: `{base path}/v1/realtime?model={model}`.
+    pub target: String,
+}
+
+impl RealtimeEndpoint {
+    /// The `ws(s)://` URL, for logs.
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", if self.tls { "wss" } else { "ws" }, self.authority, self.target)
+    }
+}
+
+/// The TLS certificate chain and key the gateway serves (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `GATEWAY_TLS_CERT`: the chain, leaf first.
+    pub cert: PathBuf,
+    /// `GATEWAY_TLS_KEY`: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The whole configuration. `Debug` leaves the secrets out.
+#[derive(Clone)]
+pub struct Config {
+    /// `OPENAI_API_KEY`.
+    pub openai_api_key: String,
+    /// `OPENAI_BASE_URL`, without trailing `/`.
+    pub openai_base_url: String,
+    /// The Realtime WebSocket derived from `OPENAI_BASE_URL` and the model.
+    pub realtime: RealtimeEndpoint,
+    /// `OPENAI_REALTIME_MODEL`.
+    pub openai_realtime_model: String,
+    /// `REALTIME_USE_SERVER_VAD`.
+    pub server_vad: bool,
+    /// `REALTIME_MIN_COMMIT_MS`.
+    pub min_commit_ms: u32,
+    /// `REALTIME_MAX_COMMIT_MS`.
+    pub max_commit_ms: u32,
+    /// `TWILIO_AUTH_TOKEN`.
+    pub twilio_auth_token: String,
+    /// `TWILIO_STREAM_DOMAIN` (`host[:port]`).
+    pub twilio_stream_domain: String,
+    /// `STREAM_TOKEN_SECRET`.
+    pub stream_token_secret: Vec<u8>,
+    /// `INTERNAL_API_SECRET`.
+    pub internal_api_secret: Vec<u8>,
+    /// `CONTROL_PLANE_URL`, without trailing `/`.
+    pub control_plane_url: String,
+    /// `GATEWAY_LISTEN_ADDR`.
+    pub listen_addr: SocketAddr,
+    /// `GATEWAY_OPS_ADDR`.
+    pub ops_addr: SocketAddr,
+    /// `GATEWAY_TLS_CERT` + `GATEWAY_TLS_KEY`; `None`: plain TCP (a proxy terminates TLS).
+    pub tls: Option<TlsFiles>,
+    /// `GATEWAY_WORKERS`.
+    pub workers: usize,
+    /// `GATEWAY_DRAIN_SECS`.
+    pub drain: Duration,
+    /// `LOG_FORMAT=json`.
+    pub log_json: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets are left out on purpose.
+        f.debug_struct("Config")
+            .field("realtime", &self.realtime.url())
+            .field("openai_realtime_model", &self.openai_realtime_model)
+            .field("server_vad", &self.server_vad)
+            .field("min_commit_ms", &self.min_commit_ms)
+            .field("max_commit_ms", &self.max_commit_ms)
+            .field("twilio_stream_domain", &self.twilio_stream_domain)
+            .field("control_plane_url", &self.control_plane_url)
+            .field("listen_addr", &self.listen_addr)
+            .field("ops_addr", &self.ops_addr)
+            .field("tls", &self.tls)
+            .field("workers", &self.workers)
+            .field("drain", &self.drain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every problem found in the environment, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn opt(&self, name: &str) -> Option<String> {
+        (self.get)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &str, hint: &str) -> String {
+        self.opt(name).unwrap_or_else(|| {
+            self.errors.push(format!("{name} is not set: {hint}"));
+            String::new()
+        })
+    }
+
+    fn url(&mut self, name: &str, default: Option<&str>, hint: &str) -> String {
+        let v = match (self.opt(name), default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => return d.to_owned(),
+            (None, None) => {
+                self.errors.push(format!("{name} is not set: {hint}"));
+                return String::new();
+            }
+        };
+        if !(v.starts_with("https://") || v.starts_with("http://")) || v.contains(char::is_whitespace) {
+            self.errors.push(format!("{name} must be an http(s):// URL, got {v:?}"));
+        } else if v.contains('?') || v.contains('#') {
+            self.errors.push(format!("{name} must not carry a query string or fragment, got {v:?}"));
+        }
+        v.trim_end_matches('/').to_owned()
+    }
+
+    fn secret(&mut self, name: &str, min: usize) -> Vec<u8> {
+        let Some(v) = self.opt(name) else {
+            self.errors.push(format!(
+                "{name} is not set: the same value as the control plane's (generate one with `openssl rand -base64 48`)"
+            ));
+            return Vec::new();
+        };
+        if v.len() < min {
+            self.errors.push(format!(
+                "{name} is {} bytes, at least {min} are required (the same value as the control plane's)",
+                v.len()
+            ));
+        }
+        v.into_bytes()
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.opt(name).as_deref() {
+            None => default,
+            Some("0" | "false" | "no" | "off") => false,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some(other) => {
+                self.errors.push(format!("{name} must be 1/0 (or true/false), got {other:?}"));
+                default
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        name: &str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> T {
+        let Some(v) = self.opt(name) else { return default };
+        match v.parse::<T>() {
+            Ok(n) if n >= min && n <= max => n,
+            _ => {
+                self.errors.push(format!("{name} must be a whole number from {min} to {max}, got {v:?}"));
+                default
+            }
+        }
+    }
+
+    fn addr(&mut self, name: &str, default: &str) -> SocketAddr {
+        let raw = self.opt(name).unwrap_or_else(|| default.to_owned());
+        raw.parse().unwrap_or_else(|_| {
+            self.errors.push(format!("{name} must be ip:port (e.g. {default}), got {raw:?}"));
+            default.parse().expect("default address")
+        })
+    }
+}
+
+/// `OPENAI_BASE_URL` + model → the Realtime WebSocket endpoint.
+fn realtime_endpoint(base: &str, model: &str) -> Option<RealtimeEndpoint> {
+    let (tls, rest) = if let Some(r) = base.strip_prefix("https://") {
+        (true, r)
+    } else {
+        (false, base.strip_prefix("http://")?)
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            None => return None,
+        };
+        (h.to_owned(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().ok()?),
+            None => (authority.to_owned(), if tls { 443 } else { 80 }),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    // OpenAI's own base URL is `https://api.openai.com` (the `/v1` is part of the route); a
+    // base that already ends in `/v1` is accepted too.
+    let path = path.strip_suffix("/v1").unwrap_or(path);
+    Some(RealtimeEndpoint {
+        tls,
+        host,
+        port,
+        authority: authority.to_owned(),
+        target: format!("{path}/v1/realtime?model={model}"),
+    })
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut r = Reader { get, errors: Vec::new() };
+
+        let openai_api_key = r.required("OPENAI_API_KEY", "the server-side OpenAI key for the Realtime API");
+        let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
+        let openai_realtime_model = r.opt("OPENAI_REALTIME_MODEL").unwrap_or_else(|| "gpt-realtime".into());
+        if !openai_realtime_model.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            r.errors.push(format!(
+                "OPENAI_REALTIME_MODEL must be a model name (letters, digits, - _ .), got {openai_realtime_model:?}"
+            ));
+        }
+        let realtime = realtime_endpoint(&openai_base_url, &openai_realtime_model).unwrap_or_else(|| {
+            if openai_base_url.starts_with("http") {
+                r.errors.push(format!(
+                    "OPENAI_BASE_URL must be http(s)://host[:port][/path], got {openai_base_url:?}"
+                ));
+            }
+            RealtimeEndpoint {
+                tls: true,
+                host: String::new(),
+                port: 443,
+                authority: String::new(),
+                target: String::new(),
+            }
+        });
+        let server_vad = r.bool("REALTIME_USE_SERVER_VAD", true);
+        let min_commit_ms = r.number("REALTIME_MIN_COMMIT_MS", 120u32, 100, 10_000);
+        let max_commit_ms = r.number("REALTIME_MAX_COMMIT_MS", 800u32, 100, 60_000);
+        if max_commit_ms < min_commit_ms {
+            r.errors.push(format!(
+                "REALTIME_MAX_COMMIT_MS ({max_commit_ms}) must not be below REALTIME_MIN_COMMIT_MS ({min_commit_ms})"
+            ));
+        }
+
+        let twilio_auth_token =
+            r.required("TWILIO_AUTH_TOKEN", "the Twilio auth token (checks x-twilio-signature)");
+        let twilio_stream_domain = match r.opt("TWILIO_STREAM_DOMAIN") {
+            Some(d) if d.contains('/') || d.contains('?') || d.contains(char::is_whitespace) => {
+                r.errors.push(format!(
+                    "TWILIO_STREAM_DOMAIN must be a bare host[:port] (edge.example.eu), without scheme or path, got {d:?}"
+                ));
+                String::new()
+            }
+            Some(d) => d,
+            None => {
+                r.errors.push(
+                    "TWILIO_STREAM_DOMAIN is not set: the public host[:port] Twilio connects to, as the control plane writes it in the TwiML"
+                        .into(),
+                );
+                String::new()
+            }
+        };
+        let stream_token_secret = r.secret("STREAM_TOKEN_SECRET", contract::stream_token::MIN_SECRET_LEN);
+        let internal_api_secret = r.secret("INTERNAL_API_SECRET", 32);
+        let control_plane_url = r.url(
+            "CONTROL_PLANE_URL",
+            None,
+            "the control plane's base URL (http(s)://…), for token redemption, tools and call events",
+        );
+
+        let listen_addr = r.addr("GATEWAY_LISTEN_ADDR", "0.0.0.0:8443");
+        let ops_addr = r.addr("GATEWAY_OPS_ADDR", "127.0.0.1:9090");
+        let tls = match (r.opt("GATEWAY_TLS_CERT"), r.opt("GATEWAY_TLS_KEY")) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.into(), key: key.into() }),
+            (None, None) => None,
+            (Some(_), None) => {
+                r.errors.push("GATEWAY_TLS_CERT is set but GATEWAY_TLS_KEY is not: set both (or neither, for plain TCP behind a TLS proxy)".into());
+                None
+            }
+            (None, Some(_)) => {
+                r.errors.push("GATEWAY_TLS_KEY is set but GATEWAY_TLS_CERT is not: set both (or neither, for plain TCP behind a TLS proxy)".into());
+                None
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = r.number("GATEWAY_WORKERS", cores, 1, 1024);
+        let drain = Duration::from_secs(r.number("GATEWAY_DRAIN_SECS", 30u64, 0, 3600));
+        let log_json = match r.opt("LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                r.errors.push(format!("LOG_FORMAT must be json or text, got {other:?}"));
+                false
+            }
+        };
+
+        if !r.errors.is_empty() {
+            return Err(ConfigErrors(r.errors));
+        }
+        Ok(Config {
+            openai_api_key,
+            openai_base_url,
+            realtime,
+            openai_realtime_model,
+            server_vad,
+            min_commit_ms,
+            max_commit_ms,
+            twilio_auth_token,
+            twilio_stream_domain,
+            stream_token_secret,
+            internal_api_secret,
+            control_plane_url,
+            listen_addr,
+            ops_addr,
+            tls,
+            workers,
+            drain,
+            log_json,
+        })
+    }
+
+    /// The public origin signatures are checked against: `wss://{TWILIO_STREAM_DOMAIN}`.
+    pub fn public_origin(&self) -> String {
+        format!("wss://{}", self.twilio_stream_domain)
+    }
+
+    /// Settings for every call (the shell fills in a fresh `seed` per call).
+    pub fn call_config(&self) -> CallConfig {
+        CallConfig {
+            openai_host: self.realtime.authority.clone(),
+            openai_target: self.realtime.target.clone(),
+            openai_api_key: self.openai_api_key.clone(),
+            model: self.openai_realtime_model.clone(),
+            server_vad: self.server_vad,
+            min_commit_ms: self.min_commit_ms,
+            max_commit_ms: self.max_commit_ms,
+            ..CallConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("OPENAI_API_KEY", "sk-secret-value"),
+            ("TWILIO_AUTH_TOKEN", "twilio-secret-value"),
+            ("TWILIO_STREAM_DOMAIN", "edge.example.eu"),
+            ("STREAM_TOKEN_SECRET", "0123456789abcdef0123456789abcdef!"),
+            ("INTERNAL_API_SECRET", "0123456789abcdef0123456789abcdef?"),
+            ("CONTROL_PLANE_URL", "https://cp.example.eu/"),
+        ])
+    }
+
+    fn load(m: &HashMap<&str, &str>) -> Result<Config, ConfigErrors> {
+        Config::from_lookup(&|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&base()).unwrap();
+        assert_eq!(c.realtime.url(), "wss://api.openai.com/v1/realtime?model=gpt-realtime");
+        assert_eq!((c.realtime.host.as_str(), c.realtime.port), ("api.openai.com", 443));
+        assert_eq!(c.control_plane_url, "https://cp.example.eu");
+        assert_eq!(c.public_origin(), "wss://edge.example.eu");
+        assert_eq!(c.listen_addr, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(c.ops_addr, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!((c.min_commit_ms, c.max_commit_ms, c.server_vad), (120, 800, true));
+        assert_eq!(c.drain, Duration::from_secs(30));
+        assert!(c.tls.is_none() && c.workers >= 1 && !c.log_json);
+        let cc = c.call_config();
+        assert_eq!(
+            (cc.openai_host.as_str(), cc.openai_target.as_str()),
+            ("api.openai.com", "/v1/realtime?model=gpt-realtime")
+        );
+        let debug = format!("{c:?} {cc:?}");
+        for secret in ["sk-secret-value", "twilio-secret-value", "0123456789abcdef"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[test]
+    fn realtime_url_follows_the_base_url() {
+        let mut m = base();
+        m.insert("OPENAI_BASE_URL", "http://127.0.0.1:8081");
+        m.insert("OPENAI_REALTIME_MODEL", "gpt-realtime-mini");
+        let c = load(&m).unwrap();
+        assert_eq!(c.realtime.url(), "ws://127.0.0.1:8081/v1/realtime?model=gpt-realtime-mini");
+        assert_eq!((c.realtime.host.as_str(), c.realtime.port, c.realtime.tls), ("127.0.0.1", 8081, false));
+        m.insert("OPENAI_BASE_URL", "https://eu.api.openai.com/v1/");
+        let c = load(&m).unwrap();
+        assert_eq!(c.realtime.url(), "wss://eu.api.openai.com/v1/realtime?model=gpt-realtime-mini");
+        m.insert("OPENAI_BASE_URL", "https://[::1]:9443");
+        let c = load(&m).unwrap();
+        assert_eq!((c.realtime.host.as_str(), c.realtime.port), ("::1", 9443));
+    }
+
+    #[test]
+    fn one_precise_message_per_bad_value_without_secrets() {
+        let mut m = base();
+        m.remove("OPENAI_API_KEY");
+        m.remove("CONTROL_PLANE_URL");
+        m.insert("INTERNAL_API_SECRET", "short-secret");
+        m.insert("REALTIME_MIN_COMMIT_MS", "50");
+        m.insert("REALTIME_USE_SERVER_VAD", "maybe");
+        m.insert("TWILIO_STREAM_DOMAIN", "wss://edge.example.eu/x");
+        m.insert("GATEWAY_LISTEN_ADDR", "nowhere");
+        m.insert("GATEWAY_TLS_CERT", "/etc/cert.pem");
+        m.insert("GATEWAY_WORKERS", "0");
+        let e = load(&m).unwrap_err();
+        let text = e.to_string();
+        for needle in [
+            "OPENAI_API_KEY is not set",
+            "CONTROL_PLANE_URL is not set",
+            "INTERNAL_API_SECRET is 12 bytes",
+            "REALTIME_MIN_COMMIT_MS must be a whole number from 100",
+            "REALTIME_USE_SERVER_VAD must be 1/0",
+            "TWILIO_STREAM_DOMAIN must be a bare host",
+            "GATEWAY_LISTEN_ADDR must be ip:port",
+            "GATEWAY_TLS_CERT is set but GATEWAY_TLS_KEY is not",
+            "GATEWAY_WORKERS must be a whole number from 1",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert_eq!(e.0.len(), 9, "{text}");
+        assert!(!text.contains("short-secret") && !text.contains("twilio-secret-value"), "{text}");
+        let mut m = base();
+        m.insert("REALTIME_MIN_COMMIT_MS", "500");
+        m.insert("REALTIME_MAX_COMMIT_MS", "200");
+        assert!(load(&m).unwrap_err().to_string().contains("must not be below REALTIME_MIN_COMMIT_MS"));
+    }
+}

@@ -1,0 +1,161 @@
+//! One accepted connection up to the 101: TLS, the upgrade head (size limit, timeout), the
+//! checks of [`crate::core::auth`], the token's single-use redemption at the control plane.
+//! Every failure is answered with a precise HTTP status and closes the connection; no OpenAI
+//! connection is ever opened for a request that is refused.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ring::rand::SecureRandom as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::BoxIo;
+use super::call_task;
+use super::control::{RedeemError, now_unix};
+use super::server::Worker;
+use crate::core::auth::STREAM_PATH_PREFIX;
+use crate::core::buf::RecvBuf;
+use crate::core::call::Call;
+use crate::core::ws::upgrade::{self, Parse};
+use crate::metrics::Metrics;
+
+/// The TLS handshake and the upgrade head must both arrive within this.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Twilio → gateway receive buffer: the upgrade head (≤ 8 KiB), then frames (Twilio's are
+/// under 1 KiB; `start` with parameters a few KiB).
+pub(crate) const DOWN_RECV: usize = 32 * 1024;
+
+/// Serves one connection to its end.
+pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let shared = &worker.shared;
+    let io: BoxIo = match &shared.acceptor {
+        Some(acceptor) => match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        None => Box::new(tcp),
+    };
+    let mut io = io;
+    let mut buf = RecvBuf::with_capacity(DOWN_RECV);
+    let head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut io, &mut buf)).await;
+    match head {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) | Ok(Err(_)) => return, // closed before a full head: nothing to answer
+        Err(_) => {
+            tracing::info!(%peer, "upgrade head not received in time");
+            refuse(&mut io, &shared.metrics, 408, "request head not received in time").await;
+            return;
+        }
+    }
+    // The head is complete: parse it for good and run the checks.
+    let (head_len, key, token, claims) = match upgrade::parse_request(buf.data()) {
+        Ok(Parse::Complete(req)) => match shared.authorizer.authorize(&req, now_unix()) {
+            Ok(claims) => {
+                let token = req.path.strip_prefix(STREAM_PATH_PREFIX).unwrap_or_default();
+                let token = token.strip_suffix('/').unwrap_or(token).to_owned();
+                (req.head_len, req.key.to_owned(), token, claims)
+            }
+            Err(e) => {
+                tracing::warn!(%peer, status = e.status(), reason = %e, "upgrade refused");
+                let (status, msg) = (e.status(), e.to_string());
+                refuse(&mut io, &shared.metrics, status, &msg).await;
+                return;
+            }
+        },
+        Ok(Parse::Partial) => return,
+        Err(e) => {
+            tracing::info!(%peer, status = e.status(), reason = %e, "malformed upgrade refused");
+            refuse(&mut io, &shared.metrics, e.status(), &e.to_string()).await;
+            return;
+        }
+    };
+    let call_id = uuid_string(&claims.call_id);
+    let lead_id = uuid_string(&claims.lead_id);
+    let context = match worker.control.redeem(&token).await {
+        Ok(ctx) => ctx,
+        Err(RedeemError::Refused { status, code }) => {
+            tracing::warn!(%peer, %call_id, %lead_id, status, %code, "stream token refused by the control plane");
+            let msg = match status {
+                409 => "stream token already used",
+                404 => "stream token unknown",
+                410 => "stream token expired",
+                _ => "stream token refused",
+            };
+            refuse(&mut io, &shared.metrics, status, msg).await;
+            return;
+        }
+        Err(RedeemError::Unavailable(why)) => {
+            tracing::error!(%peer, %call_id, %lead_id, error = %why, "stream token could not be redeemed");
+            refuse(&mut io, &shared.metrics, 503, "control plane unavailable, try again").await;
+            return;
+        }
+    };
+    buf.consume(head_len);
+    let mut out = [0u8; 256];
+    let Ok(n) = upgrade::write_accept(&mut out, &key) else { return };
+    if io.write_all(&out[..n]).await.is_err() || io.flush().await.is_err() {
+        return;
+    }
+    Metrics::inc(&shared.metrics.upgrades_accepted);
+    let mut config = shared.call_config.clone();
+    if ring::rand::SystemRandom::new().fill(&mut config.seed).is_err() {
+        tracing::error!("the OS random source failed; refusing the call");
+        return;
+    }
+    let call = Call::new(config, context, Instant::now());
+    call_task::run(worker.clone(), call, io, buf, call_id, lead_id).await;
+}
+
+/// Reads until the upgrade head is complete (`true`) or refused by the parser (`true` too: the
+/// caller parses again and refuses), `false` if the peer closed first.
+async fn read_head(io: &mut BoxIo, buf: &mut RecvBuf) -> std::io::Result<bool> {
+    loop {
+        match upgrade::parse_request(buf.data()) {
+            Ok(Parse::Partial) => {}
+            Ok(Parse::Complete(_)) | Err(_) => return Ok(true),
+        }
+        let spare = buf.spare();
+        if spare.is_empty() {
+            return Ok(true);
+        }
+        let n = io.read(spare).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        buf.filled(n);
+    }
+}
+
+async fn refuse(io: &mut BoxIo, metrics: &Metrics, status: u16, message: &str) {
+    metrics.upgrade_refused(status);
+    let mut out = [0u8; 1024];
+    if let Ok(n) = upgrade::write_refusal(&mut out, status, message) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = io.write_all(&out[..n]).await;
+            let _ = io.shutdown().await;
+        })
+        .await;
+    }
+}
+
+/// A 16-byte id as a hyphenated UUID string (for logs; the control plane's call id).
+fn uuid_string(b: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    s
+}

@@ -1,0 +1,267 @@
+//! Starting and stopping the gateway: the shared state built once (config, authorizer, TLS),
+//! one worker thread per listener, the ops thread, and the drain.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use contract::internal_api::InternalAuth;
+use contract::stream_token::StreamTokenVerifier;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::control::ControlPlane;
+use super::{conn, listener, ops, tls};
+use crate::config::Config;
+use crate::core::auth::UpgradeAuthorizer;
+use crate::core::call::CallConfig;
+use crate::metrics::Metrics;
+
+/// Clock skew tolerated on stream-token expiry (seconds).
+const TOKEN_LEEWAY_SECS: u64 = 30;
+
+/// What every worker shares (read-only after start).
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) call_config: CallConfig,
+    pub(crate) authorizer: UpgradeAuthorizer,
+    pub(crate) acceptor: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) connector: tokio_rustls::TlsConnector,
+    pub(crate) internal: Arc<InternalAuth>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// One worker thread's view: the shared state, its own control-plane client, its drain signal.
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) control: ControlPlane,
+    /// Becomes true when the drain deadline has passed: calls still running shut down.
+    pub(crate) force: watch::Receiver<bool>,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The TLS files could not be used.
+    #[error("{0}")]
+    Tls(String),
+    /// A secret was refused.
+    #[error("{0}")]
+    Config(String),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// `GATEWAY_LISTEN_ADDR` or `GATEWAY_OPS_ADDR`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A thread or runtime could not be created.
+    #[error("cannot start a worker: {0}")]
+    Runtime(io::Error),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    local_addr: SocketAddr,
+    ops_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    draining: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("local_addr", &self.local_addr)
+            .field("ops_addr", &self.ops_addr)
+            .field("workers", &self.threads.len().saturating_sub(1))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Binds the listeners and the ops port, and starts the worker threads. Returns once every
+    /// socket is bound (connections are accepted from then on).
+    pub fn start(config: Config) -> Result<Gateway, StartError> {
+        let verifier = StreamTokenVerifier::new(&[&config.stream_token_secret], TOKEN_LEEWAY_SECS)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let authorizer =
+            UpgradeAuthorizer::new(config.twilio_auth_token.as_bytes(), &config.public_origin(), verifier);
+        let acceptor = match &config.tls {
+            Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
+            None => {
+                tracing::info!(
+                    "GATEWAY_TLS_CERT/GATEWAY_TLS_KEY unset: plain TCP on {} (a proxy in front must terminate TLS for wss://{})",
+                    config.listen_addr,
+                    config.twilio_stream_domain
+                );
+                None
+            }
+        };
+        let workers = config.workers.max(1);
+        let (local_addr, listeners) = listener::listeners(config.listen_addr, workers).map_err(|source| {
+            StartError::Bind { what: "GATEWAY_LISTEN_ADDR", addr: config.listen_addr, source }
+        })?;
+        let ops_listener = std::net::TcpListener::bind(config.ops_addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| StartError::Bind { what: "GATEWAY_OPS_ADDR", addr: config.ops_addr, source })?;
+        let ops_addr = ops_listener.local_addr().map_err(StartError::Runtime)?;
+
+        let metrics = Arc::new(Metrics::default());
+        metrics.workers_total.store(workers as u64, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            call_config: config.call_config(),
+            internal: Arc::new(InternalAuth::new(&config.internal_api_secret)),
+            config,
+            authorizer,
+            acceptor,
+            connector: tls::connector(),
+            metrics: metrics.clone(),
+        });
+        tracing::info!(
+            listen = %local_addr,
+            ops = %ops_addr,
+            workers,
+            tls = shared.acceptor.is_some(),
+            openai = %shared.config.realtime.url(),
+            control_plane = %shared.config.control_plane_url,
+            public_origin = %shared.config.public_origin(),
+            "gateway starting (tokio epoll, thread per core)"
+        );
+
+        let (draining, _) = watch::channel(false);
+        let mut threads = Vec::with_capacity(workers + 1);
+        for (i, l) in listeners.into_iter().enumerate() {
+            let (shared, rx) = (shared.clone(), draining.subscribe());
+            let t = std::thread::Builder::new()
+                .name(format!("gw-worker-{i}"))
+                .spawn(move || worker_main(i, shared, l, rx))
+                .map_err(StartError::Runtime)?;
+            threads.push(t);
+        }
+        let (m, rx) = (metrics.clone(), draining.subscribe());
+        let t = std::thread::Builder::new()
+            .name("gw-ops".into())
+            .spawn(move || ops::run(ops_listener, m, rx))
+            .map_err(StartError::Runtime)?;
+        threads.push(t);
+        Ok(Gateway { local_addr, ops_addr, metrics, draining, threads })
+    }
+
+    /// Where Twilio connects (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Starts draining: stop accepting (`/readyz` 503), let calls finish for
+    /// `GATEWAY_DRAIN_SECS`, then shut the rest down. Returns at once.
+    pub fn drain(&self) {
+        self.metrics.draining.store(true, Ordering::Relaxed);
+        self.draining.send_replace(true);
+    }
+
+    /// Waits (blocking) for every worker to finish; call after [`Gateway::drain`].
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Drains and waits, from async code (tests).
+    pub async fn shutdown(self) {
+        self.drain();
+        let _ = tokio::task::spawn_blocking(move || self.join()).await;
+    }
+}
+
+fn worker_main(
+    index: usize,
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    draining: watch::Receiver<bool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "cannot build the worker's runtime");
+            return;
+        }
+    };
+    rt.block_on(serve(index, shared, listener, draining));
+}
+
+async fn serve(
+    index: usize,
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    mut draining: watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "cannot register the listener");
+            return;
+        }
+    };
+    let (force_tx, force) = watch::channel(false);
+    let control = ControlPlane::new(&shared.config.control_plane_url, shared.internal.clone());
+    let metrics = shared.metrics.clone();
+    let drain = shared.config.drain;
+    let worker = Arc::new(Worker { shared, control, force });
+    metrics.workers_ready.fetch_add(1, Ordering::Relaxed);
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tasks.spawn(conn::serve(worker.clone(), tcp, peer));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off a little rather than spin.
+                    tracing::warn!(worker = index, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = draining.wait_for(|d| *d) => break,
+        }
+    }
+    drop(listener);
+    metrics.workers_ready.fetch_sub(1, Ordering::Relaxed);
+    tracing::info!(
+        worker = index,
+        calls = tasks.len(),
+        drain_secs = drain.as_secs(),
+        "draining: no longer accepting"
+    );
+    let deadline = tokio::time::sleep(drain);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            () = &mut deadline => {
+                tracing::info!(worker = index, calls = tasks.len(), "drain deadline: shutting remaining calls down");
+                force_tx.send_replace(true);
+                break;
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    tracing::info!(worker = index, "worker stopped");
+}

@@ -1,0 +1,48 @@
+//! TLS with rustls and the `ring` provider: the server side from the PEM files of
+//! `GATEWAY_TLS_CERT` / `GATEWAY_TLS_KEY`, the client side (to OpenAI) trusting the web PKI
+//! roots. Both are built once at start and shared by every worker.
+
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+
+use crate::config::TlsFiles;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The acceptor for Twilio's connections, or a message naming the file and the problem.
+pub(crate) fn acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| {
+            format!("GATEWAY_TLS_CERT {}: cannot read a PEM certificate chain: {e}", files.cert.display())
+        })?;
+    if certs.is_empty() {
+        return Err(format!("GATEWAY_TLS_CERT {}: no CERTIFICATE block found", files.cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        format!("GATEWAY_TLS_KEY {}: cannot read a PEM private key: {e}", files.key.display())
+    })?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("GATEWAY_TLS_CERT/GATEWAY_TLS_KEY do not make a usable pair: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The connector for OpenAI (`wss://`): web PKI roots.
+pub(crate) fn connector() -> tokio_rustls::TlsConnector {
+    let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}

@@ -1,0 +1,217 @@
+//! The gateway's counters, shared by every worker thread (atomics, relaxed: counters need no
+//! ordering), rendered as Prometheus text on `GATEWAY_OPS_ADDR/metrics`.
+//!
+//! Nothing here is touched per frame: frame counts are added from each call's
+//! [`CallStats`] about once a second and at its end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::core::call::CallStats;
+
+/// Every counter of the gateway.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Calls running now.
+    pub active_calls: AtomicI64,
+    /// Upgrades answered with 101.
+    pub upgrades_accepted: AtomicU64,
+    /// Caller media frames relayed to OpenAI (directly or after being held).
+    pub frames_to_openai: AtomicU64,
+    /// Agent audio chunks relayed to Twilio.
+    pub frames_to_twilio: AtomicU64,
+    /// Caller audio bytes the hold ring dropped (ring full during a long connect/reconnect).
+    pub hold_dropped_bytes: AtomicU64,
+    /// Barge-ins handled.
+    pub barge_ins: AtomicU64,
+    /// Tool calls run at the control plane.
+    pub tool_calls: AtomicU64,
+    /// Tool calls that failed (timeout, transport, non-2xx).
+    pub tool_failures: AtomicU64,
+    /// Event batches delivered to the control plane.
+    pub event_batches: AtomicU64,
+    /// Event batches given up on after retries.
+    pub event_batches_failed: AtomicU64,
+    /// OpenAI connections that failed to open.
+    pub upstream_connect_failures: AtomicU64,
+    /// Whether the gateway is draining (`/readyz` answers 503).
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Workers serving (`/readyz` needs all of them).
+    pub workers_ready: AtomicU64,
+    /// Workers configured.
+    pub workers_total: AtomicU64,
+    calls_ended: Mutex<BTreeMap<&'static str, u64>>,
+    upgrades_refused: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// What a call had already added to the shared counters (to add only the difference).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Reported {
+    stats: CallStats,
+    hold_dropped_bytes: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Metrics {
+    /// Adds one to `counter`.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An upgrade was refused with `status`.
+    pub fn upgrade_refused(&self, status: u16) {
+        *lock(&self.upgrades_refused).entry(status).or_default() += 1;
+    }
+
+    /// Upgrades refused with `status` so far.
+    pub fn upgrades_refused(&self, status: u16) -> u64 {
+        lock(&self.upgrades_refused).get(&status).copied().unwrap_or(0)
+    }
+
+    /// A call ended for `reason` (a `CloseReason::code`).
+    pub fn call_ended(&self, reason: &'static str) {
+        *lock(&self.calls_ended).entry(reason).or_default() += 1;
+    }
+
+    /// Calls ended for `reason` so far.
+    pub fn calls_ended(&self, reason: &str) -> u64 {
+        lock(&self.calls_ended).get(reason).copied().unwrap_or(0)
+    }
+
+    /// Adds what a call did since `last` was reported.
+    pub fn add_call_stats(&self, last: &mut Reported, now: CallStats, hold_dropped_bytes: u64) {
+        let add = |c: &AtomicU64, new: u64, old: u64| {
+            if new > old {
+                c.fetch_add(new - old, Ordering::Relaxed);
+            }
+        };
+        let to_openai = now.media_forwarded + now.media_held;
+        add(&self.frames_to_openai, to_openai, last.stats.media_forwarded + last.stats.media_held);
+        add(&self.frames_to_twilio, now.agent_chunks_sent, last.stats.agent_chunks_sent);
+        add(&self.barge_ins, now.barge_ins, last.stats.barge_ins);
+        add(&self.hold_dropped_bytes, hold_dropped_bytes, last.hold_dropped_bytes);
+        *last = Reported { stats: now, hold_dropped_bytes };
+    }
+
+    /// Whether `/readyz` should answer 200.
+    pub fn ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed)
+            && self.workers_ready.load(Ordering::Relaxed) == self.workers_total.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(2048);
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut one = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        one(
+            "callway_gateway_active_calls",
+            "gauge",
+            "Calls running now.",
+            self.active_calls.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "callway_gateway_upgrades_accepted_total",
+            "counter",
+            "Twilio upgrades answered with 101.",
+            g(&self.upgrades_accepted).to_string(),
+        );
+        one(
+            "callway_gateway_hold_dropped_bytes_total",
+            "counter",
+            "Caller audio bytes dropped by a full hold ring.",
+            g(&self.hold_dropped_bytes).to_string(),
+        );
+        one(
+            "callway_gateway_barge_ins_total",
+            "counter",
+            "Barge-ins handled.",
+            g(&self.barge_ins).to_string(),
+        );
+        one(
+            "callway_gateway_tool_calls_total",
+            "counter",
+            "Tool calls run.",
+            g(&self.tool_calls).to_string(),
+        );
+        one(
+            "callway_gateway_tool_failures_total",
+            "counter",
+            "Tool calls that failed.",
+            g(&self.tool_failures).to_string(),
+        );
+        one(
+            "callway_gateway_event_batches_total",
+            "counter",
+            "Event batches delivered to the control plane.",
+            g(&self.event_batches).to_string(),
+        );
+        one(
+            "callway_gateway_event_batches_failed_total",
+            "counter",
+            "Event batches given up on.",
+            g(&self.event_batches_failed).to_string(),
+        );
+        one(
+            "callway_gateway_upstream_connect_failures_total",
+            "counter",
+            "OpenAI connections that failed to open.",
+            g(&self.upstream_connect_failures).to_string(),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP callway_gateway_frames_relayed_total Frames relayed, by direction.\n\
+             # TYPE callway_gateway_frames_relayed_total counter\n\
+             callway_gateway_frames_relayed_total{{direction=\"twilio_to_openai\"}} {}\n\
+             callway_gateway_frames_relayed_total{{direction=\"openai_to_twilio\"}} {}",
+            g(&self.frames_to_openai),
+            g(&self.frames_to_twilio)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP callway_gateway_calls_total Calls ended, by reason.\n# TYPE callway_gateway_calls_total counter"
+        );
+        for (reason, n) in lock(&self.calls_ended).iter() {
+            let _ = writeln!(s, "callway_gateway_calls_total{{reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP callway_gateway_upgrades_refused_total Upgrades refused, by HTTP status.\n# TYPE callway_gateway_upgrades_refused_total counter"
+        );
+        for (status, n) in lock(&self.upgrades_refused).iter() {
+            let _ = writeln!(s, "callway_gateway_upgrades_refused_total{{status=\"{status}\"}} {n}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_counters_and_adds_only_differences() {
+        let m = Metrics::default();
+        m.upgrade_refused(403);
+        m.upgrade_refused(403);
+        m.call_ended("caller_hung_up");
+        let mut last = Reported::default();
+        let stats =
+            CallStats { media_forwarded: 10, media_held: 2, agent_chunks_sent: 5, ..CallStats::default() };
+        m.add_call_stats(&mut last, stats, 0);
+        m.add_call_stats(&mut last, stats, 160);
+        let text = m.render();
+        assert!(text.contains("callway_gateway_upgrades_refused_total{status=\"403\"} 2"), "{text}");
+        assert!(text.contains("callway_gateway_calls_total{reason=\"caller_hung_up\"} 1"), "{text}");
+        assert!(text.contains("{direction=\"twilio_to_openai\"} 12"), "{text}");
+        assert!(text.contains("{direction=\"openai_to_twilio\"} 5"), "{text}");
+        assert!(text.contains("callway_gateway_hold_dropped_bytes_total 160"), "{text}");
+    }
+}

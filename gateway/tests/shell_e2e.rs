@@ -1,0 +1,468 @@
+//! The gateway's network shell end to end, through the binary's library entry point
+//! ([`Gateway::start`]) with everything else real and in-process: the control plane (SQLite),
+//! the OpenAI Realtime simulator with a scripted spoken greeting, and the Twilio simulator,
+//! which places the call the control plane asks for and opens the `wss://` stream URL of the
+//! TwiML, signed as Twilio signs. Plain mode runs behind a TLS-terminating proxy (what plain
+//! mode is for); TLS mode terminates TLS in the gateway with a test CA the caller trusts.
+//!
+//! No timing assertions: waits are for facts, under a generous hang guard.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use callway_control::routes::SharedApp;
+use callway_gateway::config::Config;
+use callway_gateway::io::Gateway;
+use callway_sim_openai::{OpenAiSim, Reply, Script, SimConfig, SimHandle};
+use callway_sim_twilio::api::{ApiConfig, ApiHandle, CallStatus, CallerSettings, Outcome, TwilioApiSim};
+use callway_sim_twilio::caller::{EndPolicy, Pacing, Segment};
+use contract::twilio_signature::TwilioSigner;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const STREAM_TOKEN_SECRET: &str = "test-stream-token-secret-0123456789abcdef";
+const INTERNAL_API_SECRET: &str = "test-internal-api-secret-0123456789abcdef";
+const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const FROM: &str = "+33159000000";
+const OPENAI_KEY: &str = "sk-test-key";
+const PROSPECT: &str = "+33612345678";
+
+/// A hang guard, not a timing assertion.
+async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(90), f).await.unwrap_or_else(|_| panic!("hang: {what}"))
+}
+
+/// A CA and a leaf for 127.0.0.1 signed by it.
+struct TestPki {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "callway gateway test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &rcgen::Issuer::new(ca_params, ca_key)).unwrap();
+        TestPki { ca_pem: ca.pem(), cert_pem: leaf.pem(), key_pem: leaf_key.serialize_pem() }
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{ServerConfig, crypto::ring};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).unwrap();
+        let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
+
+/// A TLS-terminating proxy in front of a plain gateway (as a load balancer would be).
+async fn tls_proxy(pki: &TestPki, listener: tokio::net::TcpListener, to: SocketAddr) {
+    let acceptor = pki.acceptor();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut up) = tokio::net::TcpStream::connect(to).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Plain TCP gateway behind a TLS-terminating proxy.
+    Plain,
+    /// The gateway terminates TLS.
+    Tls,
+}
+
+struct World {
+    cp_base: String,
+    app: SharedApp,
+    http: reqwest::Client,
+    openai: SimHandle,
+    twilio: ApiHandle,
+    gateway: Option<Gateway>,
+    /// `TWILIO_STREAM_DOMAIN`: what Twilio dials.
+    domain: String,
+    _cp_stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn world(
+    mode: Mode,
+    caller: CallerSettings,
+    script: Script,
+    tune: impl FnOnce(&mut ApiConfig),
+) -> World {
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let openai = OpenAiSim::spawn(SimConfig { api_key: OPENAI_KEY.into(), script, ..SimConfig::default() })
+        .await
+        .unwrap();
+    let mut api = ApiConfig {
+        account_sid: ACCOUNT_SID.into(),
+        auth_token: AUTH_TOKEN.into(),
+        owned_numbers: vec![FROM.into()],
+        ring_delay: Duration::from_millis(50),
+        strict_wss: true,
+        caller: CallerSettings { ca_pem: Some(pki.ca_pem.clone().into_bytes()), ..caller },
+        ..ApiConfig::default()
+    };
+    tune(&mut api);
+    let twilio = TwilioApiSim::spawn(api).await.unwrap();
+
+    let cp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cp_base = format!("http://{}", cp_listener.local_addr().unwrap());
+
+    // What Twilio dials: the proxy (plain) or the gateway itself (TLS, on a port chosen now).
+    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (domain, listen) = match mode {
+        Mode::Plain => (proxy_listener.local_addr().unwrap().to_string(), "127.0.0.1:0".to_owned()),
+        Mode::Tls => {
+            let addr = format!("127.0.0.1:{}", free_port());
+            (addr.clone(), addr)
+        }
+    };
+    let mut env: Vec<(&str, String)> = vec![
+        ("OPENAI_API_KEY", OPENAI_KEY.into()),
+        ("OPENAI_BASE_URL", openai.base_url()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.into()),
+        ("TWILIO_STREAM_DOMAIN", domain.clone()),
+        ("STREAM_TOKEN_SECRET", STREAM_TOKEN_SECRET.into()),
+        ("INTERNAL_API_SECRET", INTERNAL_API_SECRET.into()),
+        ("CONTROL_PLANE_URL", cp_base.clone()),
+        ("GATEWAY_LISTEN_ADDR", listen),
+        ("GATEWAY_OPS_ADDR", "127.0.0.1:0".into()),
+        ("GATEWAY_WORKERS", "2".into()),
+        ("GATEWAY_DRAIN_SECS", "5".into()),
+    ];
+    if mode == Mode::Tls {
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, &pki.cert_pem).unwrap();
+        std::fs::write(&key, &pki.key_pem).unwrap();
+        env.push(("GATEWAY_TLS_CERT", cert.display().to_string()));
+        env.push(("GATEWAY_TLS_KEY", key.display().to_string()));
+    }
+    let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gateway = Gateway::start(config).unwrap();
+    if mode == Mode::Plain {
+        tls_proxy(&pki, proxy_listener, gateway.local_addr()).await;
+    }
+
+    let cp_env: Vec<(&str, String)> = vec![
+        ("OPENAI_API_KEY", OPENAI_KEY.into()),
+        ("OPENAI_BASE_URL", openai.base_url()),
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.into()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.into()),
+        ("TWILIO_PHONE_NUMBER_FROM", FROM.into()),
+        ("TWILIO_API_BASE", twilio.base_url()),
+        ("TWILIO_STREAM_DOMAIN", domain.clone()),
+        ("STREAM_TOKEN_SECRET", STREAM_TOKEN_SECRET.into()),
+        ("INTERNAL_API_SECRET", INTERNAL_API_SECRET.into()),
+        ("PUBLIC_APP_URL", cp_base.clone()),
+        ("DATABASE_URL", format!("sqlite:{}?mode=rwc", dir.path().join("cp.sqlite3").display())),
+        ("OUTBOX_DIR", dir.path().join("outbox").display().to_string()),
+    ];
+    let cp_config = callway_control::config::Config::from_lookup(&|k| {
+        cp_env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let app = callway_control::build_app(cp_config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(callway_control::serve(app.clone(), cp_listener, async move {
+        let _ = stopped.await;
+    }));
+    World {
+        cp_base,
+        app,
+        http: reqwest::Client::new(),
+        openai,
+        twilio,
+        gateway: Some(gateway),
+        domain,
+        _cp_stop: stop,
+        _dir: dir,
+    }
+}
+
+impl World {
+    fn gateway(&self) -> &Gateway {
+        self.gateway.as_ref().unwrap()
+    }
+
+    async fn post(&self, path: &str, bearer: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.cp_base)).json(body);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The web agent's steps: a session, a lead, `trigger_call`. Returns the call id.
+    async fn trigger_call(&self) -> String {
+        let (status, s) = self.post("/api/session", None, &json!({})).await;
+        assert_eq!(status, 200, "{s}");
+        let cap = s["capability"].as_str().unwrap().to_owned();
+        let lead = json!({"first_name": "Claire", "last_name": "Martin", "phone": "06 12 34 56 78", "consent": true});
+        let (status, l) = self.post("/api/tools/save_lead", Some(&cap), &lead).await;
+        assert_eq!(status, 200, "{l}");
+        let t =
+            json!({"lead_id": l["lead_id"], "summary": "Gérante d'une agence, veut qualifier ses appels."});
+        let (status, c) = self.post("/api/tools/trigger_call", Some(&cap), &t).await;
+        assert_eq!(status, 200, "{c}");
+        c["call_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The stream token of the last TwiML the control plane sent Twilio.
+    fn last_token(&self) -> String {
+        let reqs = self.twilio.requests();
+        let create = reqs.iter().rev().find(|r| r.path.ends_with("/Calls.json")).unwrap();
+        let twiml = &create.params.iter().find(|(k, _)| k == "Twiml").unwrap().1;
+        let after = twiml.split("/api/twilio/media-stream/").nth(1).unwrap();
+        after.split('"').next().unwrap().to_owned()
+    }
+
+    /// Waits until the control plane has stored the call's end.
+    async fn end_reason(&self, call_id: &str) -> String {
+        let id = call_id.parse().unwrap();
+        within("the call's end reaches the control plane", async {
+            loop {
+                let row = self.app.storage.store.get_call(id).await.unwrap().unwrap();
+                if let Some(r) = row.end_reason {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(g) = self.gateway.take() {
+            within("gateway drains", g.shutdown()).await;
+        }
+    }
+}
+
+/// Sends a raw upgrade for `path` to `addr` (plain TCP), signed over `wss://{domain}{path}`
+/// with `auth_token` (or unsigned); returns the HTTP status and the body.
+async fn raw_upgrade(addr: SocketAddr, domain: &str, path: &str, auth_token: Option<&str>) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {domain}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if let Some(t) = auth_token {
+        let sig = TwilioSigner::new(t.as_bytes()).sign(&format!("wss://{domain}{path}"), &[]);
+        req.push_str(&format!("X-Twilio-Signature: {sig}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    within("refusal", s.read_to_end(&mut answer)).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let res = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// What the caller says: waits for the greeting, then 600 ms of a distinctive tone, then
+/// silence; hangs up at the end of the script.
+fn caller(sample: &[u8]) -> CallerSettings {
+    CallerSettings {
+        script: vec![
+            Segment::AwaitAgent { settle_ms: 300, timeout_ms: 20_000 },
+            Segment::Audio(sample.to_vec().into()),
+            Segment::Silence { ms: 600 },
+        ],
+        pacing: Pacing::Unpaced,
+        end: EndPolicy::ScriptEnd,
+        ..CallerSettings::default()
+    }
+}
+
+fn greeting() -> Script {
+    Script::replies([Reply::tone(440.0, 600, "Bonjour Claire, ici Callway.")])
+}
+
+/// The whole call, checked from every side.
+async fn full_call(mode: Mode) {
+    let sample = callway_gateway::samples::ulaw_tone(600 * 8);
+    let mut w = world(mode, caller(&sample), greeting(), |_| {}).await;
+    let call_id = w.trigger_call().await;
+
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+    let report = &done.caller_reports[0];
+    assert!(report.handshake_failure.is_none(), "{}", report.summary());
+    assert!(
+        report.url.starts_with(&format!("wss://{}/api/twilio/media-stream/v1.", w.domain)),
+        "{}",
+        report.url
+    );
+
+    // The caller heard the agent's greeting.
+    assert!(report.first_agent_audio.is_some(), "{}", report.summary());
+    assert!(!report.heard.is_empty(), "{}", report.summary());
+    assert!(report.warnings.is_empty(), "Twilio would warn: {:?}", report.warnings);
+
+    // The upgrade was authorized and the token redeemed once.
+    let g = w.gateway();
+    assert_eq!(g.metrics().upgrades_accepted.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(w.app.metrics.tokens_redeemed.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // OpenAI: one session, configured for μ-law both ways, fed the caller's own audio.
+    let sessions = w.openai.sessions();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    let update = s.received_of("session.update");
+    assert!(!update.is_empty());
+    assert_eq!(update[0]["session"]["audio"]["input"]["format"]["type"], "audio/pcmu", "{}", update[0]);
+    assert_eq!(update[0]["session"]["audio"]["output"]["format"]["type"], "audio/pcmu", "{}", update[0]);
+    let mut appended = Vec::new();
+    for a in s.received_of("input_audio_buffer.append") {
+        appended
+            .extend(base64::engine::general_purpose::STANDARD.decode(a["audio"].as_str().unwrap()).unwrap());
+    }
+    assert!(
+        appended.windows(sample.len()).any(|win| win == sample.as_slice()),
+        "the caller's tone is not in the {} bytes appended",
+        appended.len()
+    );
+    assert!(s.schema_violations.is_empty(), "{:?}", s.schema_violations);
+
+    // The end reached the control plane in an event batch (the `ended` event sets the
+    // call's end reason when its batch is stored).
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    assert!(g.metrics().event_batches.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+
+    // A replay of the same stream URL is refused before any OpenAI session opens.
+    if mode == Mode::Plain {
+        let path = format!("/api/twilio/media-stream/{}", report.url.rsplit('/').next().unwrap());
+        let (status, text) = raw_upgrade(g.local_addr(), &w.domain, &path, Some(AUTH_TOKEN)).await;
+        assert_eq!(status, 409, "{text}");
+        assert_eq!(g.metrics().upgrades_refused(409), 1);
+    }
+    assert_eq!(w.openai.sessions().len(), 1);
+    assert_eq!(g.metrics().calls_ended("caller_hung_up"), 1);
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_a_plain_gateway_behind_a_tls_proxy() {
+    full_call(Mode::Plain).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_the_gateway_terminating_tls() {
+    full_call(Mode::Tls).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_upgrades_are_refused_precisely_before_any_openai_session() {
+    let sample = callway_gateway::samples::ulaw_tone(800);
+    let mut w = world(Mode::Plain, caller(&sample), greeting(), |api| {
+        // The phone is busy: the control plane mints a token, no stream is ever opened.
+        api.outcomes.insert(PROSPECT.into(), Outcome::Busy);
+    })
+    .await;
+    w.trigger_call().await;
+    let token = w.last_token();
+    let addr = w.gateway().local_addr();
+    let path = format!("/api/twilio/media-stream/{token}");
+    let minter = contract::stream_token::StreamTokenMinter::new(STREAM_TOKEN_SECRET.as_bytes()).unwrap();
+    let claims = |expires_at| contract::stream_token::StreamClaims {
+        call_id: [9; 16],
+        lead_id: [8; 16],
+        expires_at,
+        nonce: [7; 12],
+    };
+    let now = callway_control::routes::now_secs();
+    let expired = format!("/api/twilio/media-stream/{}", minter.mint(&claims(now - 3600)));
+    let unknown = format!("/api/twilio/media-stream/{}", minter.mint(&claims(now + 60)));
+
+    let cases: [(&str, String, Option<&str>, u16); 6] = [
+        ("query string", format!("{path}?x=1"), Some(AUTH_TOKEN), 400),
+        ("no signature", path.clone(), None, 401),
+        ("bad signature", path.clone(), Some("another-auth-token-0123456789abcd"), 403),
+        ("not a stream path", "/api/other".into(), Some(AUTH_TOKEN), 404),
+        ("expired token", expired, Some(AUTH_TOKEN), 410),
+        ("token of no call", unknown, Some(AUTH_TOKEN), 404),
+    ];
+    for (what, p, auth, expected) in &cases {
+        let (status, text) = raw_upgrade(addr, &w.domain, p, *auth).await;
+        assert_eq!(status, *expected, "{what}: {text}");
+    }
+    // A replayed token: redeemed once already (as by another gateway), then refused with 409.
+    let body = serde_json::to_vec(&json!({"token": token})).unwrap();
+    let ts = callway_control::routes::now_secs();
+    let auth = contract::internal_api::InternalAuth::new(INTERNAL_API_SECRET.as_bytes());
+    let res = w
+        .http
+        .post(format!("{}{}", w.cp_base, contract::internal_api::REDEEM_PATH))
+        .header("content-type", "application/json")
+        .header(contract::internal_api::TIMESTAMP_HEADER, ts.to_string())
+        .header(
+            contract::internal_api::SIGNATURE_HEADER,
+            auth.sign(ts, "POST", contract::internal_api::REDEEM_PATH, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let (status, text) = raw_upgrade(addr, &w.domain, &path, Some(AUTH_TOKEN)).await;
+    assert_eq!(status, 409, "replay: {text}");
+
+    // Nothing reached OpenAI.
+    assert!(w.openai.sessions().is_empty());
+    assert!(w.openai.handshakes().is_empty());
+    let m = w.gateway().metrics();
+    for (status, n) in [(400, 1), (401, 1), (403, 1), (404, 2), (410, 1), (409, 1)] {
+        assert_eq!(m.upgrades_refused(status), n, "refusals with {status}");
+    }
+    assert_eq!(m.upgrades_accepted.load(std::sync::atomic::Ordering::Relaxed), 0);
+
+    // The ops port.
+    let ops = w.gateway().ops_addr();
+    assert_eq!(http_get(ops, "/healthz").await.0, 200);
+    assert_eq!(http_get(ops, "/readyz").await.0, 200);
+    let (status, metrics) = http_get(ops, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("callway_gateway_upgrades_refused_total{status=\"409\"} 1"), "{metrics}");
+    assert!(metrics.contains("callway_gateway_active_calls 0"), "{metrics}");
+    w.shutdown().await;
+}
