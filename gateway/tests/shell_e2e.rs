@@ -466,3 +466,140 @@ async fn bad_upgrades_are_refused_precisely_before_any_openai_session() {
     assert!(metrics.contains("callway_gateway_active_calls 0"), "{metrics}");
     w.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_barging_in_silences_the_agent_at_once() {
+    // A long greeting; the caller starts speaking while it plays (real-time pacing).
+    let settings = CallerSettings {
+        script: vec![
+            Segment::Silence { ms: 800 },
+            Segment::Tone { hz: 300.0, ms: 1000 },
+            Segment::Silence { ms: 1200 },
+        ],
+        pacing: Pacing::RealTime,
+        end: EndPolicy::ScriptEnd,
+        ..CallerSettings::default()
+    };
+    let script = Script::replies([Reply::tone(
+        440.0,
+        4000,
+        "Bonjour Claire, ici Callway, je vous appelle au sujet de votre demande.",
+    )]);
+    let mut w = world(Mode::Plain, settings, script, |_| {}).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert!(report.first_agent_audio.is_some(), "{}", report.summary());
+    assert!(!report.clears.is_empty(), "no clear on barge-in: {}", report.summary());
+    assert_eq!(report.audio_after_clear(), Duration::ZERO, "{}", report.summary());
+    assert!(report.audio_played() < Duration::from_millis(4000), "{}", report.summary());
+    let s = &w.openai.sessions()[0];
+    assert!(!s.received_of("conversation.item.truncate").is_empty(), "the greeting was not truncated");
+    assert!(w.gateway().metrics().barge_ins.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_corrects_the_lead_then_hangs_up_through_the_control_plane() {
+    use callway_sim_openai::ToolCall;
+    let turn = |ms| {
+        [
+            Segment::AwaitAgent { settle_ms: 300, timeout_ms: 20_000 },
+            Segment::Tone { hz: 300.0, ms },
+            Segment::Silence { ms: 1000 },
+        ]
+    };
+    let settings = CallerSettings {
+        script: turn(600).into_iter().chain(turn(600)).collect(),
+        pacing: Pacing::Unpaced,
+        end: EndPolicy::ServerCloses,
+        max_duration: Some(Duration::from_secs(60)),
+        ..CallerSettings::default()
+    };
+    let script =
+        Script::replies([Reply::tone(440.0, 500, "Bonjour Claire."), Reply::tone(440.0, 500, "C'est noté.")])
+            .with_tool_call(ToolCall::new(
+                1,
+                "save_lead",
+                r#"{"first_name":null,"last_name":"Durand","phone":null}"#,
+            ))
+            .with_tool_call(ToolCall::new(2, "end_call", r#"{"reason":"completed"}"#));
+    let mut w = world(Mode::Plain, settings, script, |_| {}).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the agent hangs up", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert_eq!(done.status, CallStatus::Completed, "{}", report.summary());
+
+    // save_lead reached the control plane and its output went back to the model.
+    let lead_id = w.app.storage.store.get_call(call_id.parse().unwrap()).await.unwrap().unwrap().lead_id;
+    let lead = w.app.storage.store.get_lead(lead_id).await.unwrap().unwrap();
+    assert_eq!(lead.last_name, "Durand");
+    let s = &w.openai.sessions()[0];
+    let outputs: Vec<Value> = s
+        .received_of("conversation.item.create")
+        .into_iter()
+        .filter(|e| e["item"]["type"] == "function_call_output")
+        .collect();
+    assert!(!outputs.is_empty(), "no function_call_output sent");
+    assert!(
+        outputs[0]["item"]["output"].as_str().unwrap().contains("Durand")
+            || outputs[0]["item"]["output"].as_str().unwrap().contains("saved"),
+        "{}",
+        outputs[0]
+    );
+
+    // end_call: the control plane asked Twilio to hang up, the call ended for that reason.
+    assert_eq!(w.end_reason(&call_id).await, "agent_ended_call");
+    let timeline = w.app.storage.store.status_timeline(call_id.parse().unwrap()).await.unwrap();
+    assert!(timeline.iter().any(|s| s == "hangup-requested"), "{timeline:?}");
+    let m = w.gateway().metrics();
+    assert!(m.tool_calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(m.tool_failures.load(std::sync::atomic::Ordering::Relaxed), 0);
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_lets_the_call_run_then_shuts_it_down_with_going_away() {
+    // A caller who never hangs up.
+    let settings = CallerSettings {
+        script: vec![Segment::AwaitAgent { settle_ms: 200, timeout_ms: 20_000 }],
+        pacing: Pacing::RealTime,
+        end: EndPolicy::ServerCloses,
+        max_duration: Some(Duration::from_secs(60)),
+        ..CallerSettings::default()
+    };
+    let mut w = world(Mode::Plain, settings, greeting(), |_| {}).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    within(
+        "the stream is live",
+        w.openai.wait_until(|s| {
+            s.sessions().first().is_some_and(|r| !r.received_of("session.update").is_empty())
+        }),
+    )
+    .await;
+    let ops = w.gateway().ops_addr();
+    let metrics = w.gateway().metrics().clone();
+    assert_eq!(metrics.active_calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    w.gateway().drain();
+    assert_eq!(http_get(ops, "/readyz").await.0, 503, "draining: not ready");
+    // Every worker closes its listener: new connections are refused while the call goes on.
+    within("listeners close", async {
+        while metrics.workers_ready.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(tokio::net::TcpStream::connect(w.gateway().local_addr()).await.is_err());
+    assert_eq!(metrics.active_calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    w.shutdown().await;
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert!(report.close_handshake_completed, "{}", report.summary());
+    assert_eq!(w.end_reason(&call_id).await, "shutdown");
+    assert_eq!(metrics.calls_ended("shutdown"), 1);
+    assert_eq!(metrics.active_calls.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
