@@ -603,3 +603,38 @@ async fn draining_lets_the_call_run_then_shuts_it_down_with_going_away() {
     assert_eq!(metrics.calls_ended("shutdown"), 1);
     assert_eq!(metrics.active_calls.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openai_drop_mid_call_is_reconnected_while_the_caller_stays_on_the_line() {
+    use callway_sim_openai::{Fault, SessionEnd};
+    let settings = CallerSettings {
+        script: vec![
+            Segment::AwaitAgent { settle_ms: 200, timeout_ms: 20_000 },
+            Segment::Silence { ms: 2500 },
+            Segment::Tone { hz: 300.0, ms: 600 },
+            Segment::Silence { ms: 1000 },
+        ],
+        pacing: Pacing::RealTime,
+        end: EndPolicy::ScriptEnd,
+        ..CallerSettings::default()
+    };
+    let mut w = world(Mode::Plain, settings, greeting(), |_| {}).await;
+    // The first session's TCP connection drops (no close frame) 1.5 s after it opened.
+    w.openai.set_faults(vec![Fault::DropAfter { after: Duration::from_millis(1500) }]);
+    let call_id = w.trigger_call().await;
+    within("the first session opens", w.openai.wait_until(|s| !s.sessions().is_empty())).await;
+    w.openai.set_faults(Vec::new());
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert!(report.first_agent_audio.is_some(), "{}", report.summary());
+
+    let sessions = w.openai.sessions();
+    assert_eq!(sessions.len(), 2, "one reconnect: {sessions:?}");
+    assert_eq!(sessions[0].ended, Some(SessionEnd::Dropped));
+    let resumed = &sessions[1];
+    assert!(!resumed.received_of("session.update").is_empty());
+    assert!(resumed.appends > 0, "the caller's audio goes to the new session");
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    w.shutdown().await;
+}
