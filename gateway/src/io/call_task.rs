@@ -106,7 +106,10 @@ pub(crate) async fn run(
 async fn write_or_flush(w: Option<&mut WriteHalf<BoxIo>>, data: Option<&[u8]>) -> io::Result<Wrote> {
     let Some(w) = w else { return std::future::pending().await };
     match data {
-        Some(d) => w.write(d).await.map(Wrote::Bytes),
+        Some(d) => match w.write(d).await? {
+            0 => Err(io::ErrorKind::WriteZero.into()),
+            n => Ok(Wrote::Bytes(n)),
+        },
         None => w.flush().await.map(|()| Wrote::Flushed),
     }
 }
