@@ -131,8 +131,10 @@ async fn a_triggered_call_is_placed_streamed_to_the_edge_and_tracked_to_completi
     let row = store.get_call(id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.call_sid.as_deref()), ("completed", Some(sid.as_str())));
     let timeline = store.status_timeline(id).await.unwrap();
-    assert_eq!(timeline.first().map(String::as_str), Some("queued"));
-    assert_eq!(timeline.last().map(String::as_str), Some("completed"));
+    // Twilio's `initiated` callback may land before our own `queued` record (as with the real
+    // service): the order of arrival varies, the status rank keeps the call's status right.
+    assert!(timeline.iter().any(|s| s == "queued"), "{timeline:?}");
+    assert_eq!(timeline.last().map(String::as_str), Some("completed"), "{timeline:?}");
     assert!(timeline.iter().any(|s| s == "stream-started") && timeline.iter().any(|s| s == "in-progress"));
 
     // The OpenAI simulator accepted our client_secrets body as a valid GA session.

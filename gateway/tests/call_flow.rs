@@ -63,6 +63,7 @@ fn start_makes_the_call_live_and_caller_audio_goes_out_unchanged() {
     p.twilio_start();
     assert_eq!(*p.call.state(), CallState::Live);
     assert_eq!(p.call.stream_sid(), Some(STREAM_SID));
+    assert_eq!(p.call.call_sid(), Some("CA0000000000000000000000000000000a"), "for the shell's log lines");
     p.openai.clear();
     let payload = tone_b64(20);
     p.caller_audio(&payload);

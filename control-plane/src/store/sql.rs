@@ -46,7 +46,14 @@ pub fn map_err(e: sqlx::Error) -> StoreError {
             match db.kind() {
                 ErrorKind::UniqueViolation => StoreError::Conflict(db.message().to_owned()),
                 ErrorKind::ForeignKeyViolation => StoreError::NotFound(db.message().to_owned()),
-                _ if code.starts_with("08") || code.starts_with("57P") || code == "53300" => {
+                // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes): another
+                // writer holds the file past the busy timeout; retryable like an outage.
+                _ if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || (db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                        && code.parse::<i32>().is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)) =>
+                {
                     StoreError::Unavailable(format!("{code}: {}", db.message()))
                 }
                 _ if code == "42P01" || db.message().contains("no such table") => {

@@ -24,8 +24,10 @@ pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5));
-    // One writer at a time is SQLite's rule; in-memory databases must share one connection.
-    let max = if url.contains(":memory:") { 1 } else { 4 };
+    // One connection: SQLite allows one writer at a time, and a deferred transaction that turns
+    // into a write while another connection writes fails with SQLITE_BUSY at once (the busy
+    // timeout does not apply). The embedded default trades concurrency for never failing so.
+    let max = 1;
     let pool = SqlitePoolOptions::new().max_connections(max).connect_with(opts).await.map_err(map_err)?;
     Ok(SqlStore { pool: SqlPool::Sqlite(pool) })
 }

@@ -266,7 +266,11 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
         }
         if !stream_sid_known && let Some(sid) = call.stream_sid() {
             stream_sid_known = true;
-            tracing::Span::current().record("stream_sid", sid);
+            let span = tracing::Span::current();
+            span.record("stream_sid", sid);
+            if let Some(call_sid) = call.call_sid() {
+                span.record("call_sid", call_sid);
+            }
             tracing::info!("stream started");
         }
         if let Some(reason) = closed {

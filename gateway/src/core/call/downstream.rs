@@ -45,7 +45,7 @@ impl Core {
         match twilio::parse_event(text) {
             Ok(TwilioEvent::Media(media)) => self.on_caller_audio(media.payload, now),
             Ok(TwilioEvent::Mark { name, .. }) => self.on_mark(name, now),
-            Ok(TwilioEvent::Start(start)) => self.on_start(start.stream_sid, now),
+            Ok(TwilioEvent::Start(start)) => self.on_start(start.stream_sid, start.call_sid, now),
             Ok(TwilioEvent::Dtmf { digit, .. }) => self.on_dtmf(digit),
             Ok(TwilioEvent::Stop { .. }) => {
                 let reason = self.ending.as_ref().map_or(CloseReason::CallerHungUp, |e| e.reason);
@@ -56,12 +56,13 @@ impl Core {
         }
     }
 
-    pub(super) fn on_start(&mut self, stream_sid: &str, now: Instant) {
+    pub(super) fn on_start(&mut self, stream_sid: &str, call_sid: &str, now: Instant) {
         if !self.stream_sid.is_empty() {
             self.stats.twilio_bad_messages += 1;
             return;
         }
         self.stream_sid = id_from(stream_sid.as_bytes());
+        self.call_sid = id_from(call_sid.as_bytes());
         if self.stream_sid.is_empty() {
             self.close(CloseReason::TwilioProtocol { code: close_code::POLICY_VIOLATION }, now);
             return;

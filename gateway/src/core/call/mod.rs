@@ -236,6 +236,7 @@ struct Core {
     created: Instant,
     started_at: Option<Instant>,
     stream_sid: Id,
+    call_sid: Id,
     rng: ChaCha12Rng,
 
     twilio_enc: Encoder,
@@ -285,6 +286,7 @@ impl Call {
             created: now,
             started_at: None,
             stream_sid: Id::new(),
+            call_sid: Id::new(),
             rng,
             twilio_enc: Encoder::server(),
             twilio_out: Outbox::with_capacity(config.twilio_send_capacity),
@@ -328,6 +330,11 @@ impl Call {
     /// The Twilio stream id, once `start` has arrived.
     pub fn stream_sid(&self) -> Option<&str> {
         std::str::from_utf8(&self.core.stream_sid).ok().filter(|s| !s.is_empty())
+    }
+
+    /// The Twilio call id (`CA…`) from `start`, once it has arrived (for the shell's logs).
+    pub fn call_sid(&self) -> Option<&str> {
+        std::str::from_utf8(&self.core.call_sid).ok().filter(|s| !s.is_empty())
     }
 
     /// Whether `peer`'s close frame has arrived (after ours was flushed, the socket may go).
