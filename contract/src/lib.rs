@@ -6,10 +6,12 @@
 //! - [`twilio_signature`]: Twilio's `X-Twilio-Signature` scheme (HMAC-SHA1), for the WebSocket
 //!   upgrade (gateway), status callbacks (control plane) and the Twilio simulator that signs.
 //! - [`internal_api`]: the HMAC-authenticated JSON API the gateway calls on the control plane.
+//! - [`env`]: how both binaries read and validate their configuration.
 //!
 //! Everything here is pure (no clock, no I/O): callers pass the current time in.
 #![forbid(unsafe_code)]
 
+pub mod env;
 pub mod internal_api;
 pub mod stream_token;
 pub mod twilio_signature;

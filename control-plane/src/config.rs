@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use contract::env::EnvReader;
 use phonenumber::country::Id;
 
 use crate::phone::{self, CallPolicy};
@@ -127,103 +128,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Every problem found in the environment, one line each.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-struct Reader<'a> {
-    get: &'a dyn Fn(&str) -> Option<String>,
-    errors: Vec<String>,
-}
-
-impl Reader<'_> {
-    fn opt(&self, name: &str) -> Option<String> {
-        (self.get)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-    }
-
-    fn required(&mut self, name: &str, hint: &str) -> String {
-        match self.opt(name) {
-            Some(v) => v,
-            None => {
-                self.errors.push(format!("{name} is not set: {hint}"));
-                String::new()
-            }
-        }
-    }
-
-    fn url(&mut self, name: &str, default: Option<&str>) -> String {
-        let v = match (self.opt(name), default) {
-            (Some(v), _) => v,
-            (None, Some(d)) => return d.to_owned(),
-            (None, None) => {
-                self.errors.push(format!("{name} is not set: the public https:// URL of this service"));
-                return String::new();
-            }
-        };
-        if !(v.starts_with("https://") || v.starts_with("http://")) || v.contains(char::is_whitespace) {
-            self.errors.push(format!("{name} must be an http(s):// URL, got {v:?}"));
-        } else if v.contains('?') || v.contains('#') {
-            self.errors.push(format!("{name} must not carry a query string or fragment, got {v:?}"));
-        }
-        v.trim_end_matches('/').to_owned()
-    }
-
-    fn secret(&mut self, name: &str, min: usize) -> Vec<u8> {
-        let Some(v) = self.opt(name) else {
-            self.errors.push(format!(
-                "{name} is not set: generate one with `openssl rand -base64 48` (same value on gateway and control plane)"
-            ));
-            return Vec::new();
-        };
-        if v.len() < min {
-            self.errors.push(format!(
-                "{name} is {} bytes, at least {min} are required: generate one with `openssl rand -base64 48`",
-                v.len()
-            ));
-        }
-        v.into_bytes()
-    }
-
-    fn bool(&mut self, name: &str) -> bool {
-        match self.opt(name).as_deref() {
-            None | Some("0" | "false" | "no" | "off") => false,
-            Some("1" | "true" | "yes" | "on") => true,
-            Some(other) => {
-                self.errors.push(format!("{name} must be 1/0 (or true/false), got {other:?}"));
-                false
-            }
-        }
-    }
-
-    fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
-        &mut self,
-        name: &str,
-        default: T,
-        min: T,
-        max: T,
-    ) -> T {
-        let Some(v) = self.opt(name) else { return default };
-        match v.parse::<T>() {
-            Ok(n) if n >= min && n <= max => n,
-            _ => {
-                self.errors.push(format!("{name} must be a whole number from {min} to {max}, got {v:?}"));
-                default
-            }
-        }
-    }
-}
+pub use contract::env::ConfigErrors;
 
 impl Config {
     /// Reads the process environment.
@@ -233,12 +138,12 @@ impl Config {
 
     /// Reads configuration through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
-        let mut r = Reader { get, errors: Vec::new() };
+        let mut r = EnvReader::new(get);
 
         let openai_api_key =
             r.required("OPENAI_API_KEY", "the server-side OpenAI key (never sent to browsers)");
         let openai_realtime_model = r.opt("OPENAI_REALTIME_MODEL").unwrap_or_else(|| "gpt-realtime".into());
-        let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"));
+        let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
         let openai_voice = r.opt("OPENAI_VOICE").unwrap_or_else(|| "marin".into());
 
         let twilio_account_sid = r.required("TWILIO_ACCOUNT_SID", "the Twilio account SID (AC…)");
@@ -246,7 +151,7 @@ impl Config {
             && twilio_account_sid.starts_with("AC")
             && twilio_account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
         if !twilio_account_sid.is_empty() && !sid_shape_ok {
-            r.errors.push(format!(
+            r.problem(format!(
                 "TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits, got {} characters starting {:?}",
                 twilio_account_sid.len(),
                 twilio_account_sid.get(..2).unwrap_or("")
@@ -257,7 +162,7 @@ impl Config {
         let default_phone_region = match default_region_raw.to_ascii_uppercase().parse::<Id>() {
             Ok(id) => id,
             Err(_) => {
-                r.errors.push(format!(
+                r.problem(format!(
                     "DEFAULT_PHONE_REGION must be an ISO 3166 alpha-2 region such as FR, got {default_region_raw:?}"
                 ));
                 Id::FR
@@ -270,7 +175,7 @@ impl Config {
             match phone::parse_phone(&from_raw, default_phone_region) {
                 Ok(p) if from_raw.starts_with('+') => p.e164,
                 _ => {
-                    r.errors.push(format!(
+                    r.problem(format!(
                         "TWILIO_PHONE_NUMBER_FROM must be a valid number in E.164 form (+33…), got {:?}",
                         phone::mask(&from_raw)
                     ));
@@ -278,14 +183,18 @@ impl Config {
                 }
             }
         };
-        let twilio_require_verified_numbers = r.bool("TWILIO_REQUIRE_VERIFIED_NUMBERS");
-        let twilio_api_base = r.url("TWILIO_API_BASE", Some("https://api.twilio.com"));
+        let twilio_require_verified_numbers = r.bool("TWILIO_REQUIRE_VERIFIED_NUMBERS", false);
+        let twilio_api_base = r.url("TWILIO_API_BASE", Some("https://api.twilio.com"), "");
         let twilio_call_time_limit_secs = r.number("TWILIO_CALL_TIME_LIMIT_SECS", 900u32, 30, 14_400);
 
-        let public_app_url = r.url("PUBLIC_APP_URL", None);
+        let public_app_url = r.url(
+            "PUBLIC_APP_URL",
+            None,
+            "the public https:// URL of this service (Twilio signs its callbacks over it)",
+        );
         let twilio_stream_domain = match r.opt("TWILIO_STREAM_DOMAIN") {
             Some(d) if d.contains('/') || d.contains('?') || d.contains(char::is_whitespace) => {
-                r.errors.push(format!(
+                r.problem(format!(
                     "TWILIO_STREAM_DOMAIN must be a bare host (edge.example.eu), without scheme or path, got {d:?}"
                 ));
                 String::new()
@@ -302,14 +211,14 @@ impl Config {
             (Some(url), _, _) if url.starts_with("sqlite:") => StorageConfig::Sqlite { url },
             (Some(url), _, _) => {
                 let scheme = url.split(':').next().unwrap_or("");
-                r.errors.push(format!(
+                r.problem(format!(
                     "DATABASE_URL must start with postgres://, postgresql:// or sqlite:, got scheme {scheme:?}"
                 ));
                 StorageConfig::Sqlite { url: String::new() }
             }
             (None, Some(url), Some(key)) => {
                 if !url.starts_with("https://") && !url.starts_with("http://") {
-                    r.errors.push(format!("SUPABASE_URL must be an https:// URL, got {url:?}"));
+                    r.problem(format!("SUPABASE_URL must be an https:// URL, got {url:?}"));
                 }
                 StorageConfig::SupabaseRest {
                     url: url.trim_end_matches('/').to_owned(),
@@ -317,16 +226,14 @@ impl Config {
                 }
             }
             (None, Some(_), None) => {
-                r.errors.push(
-                    "SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: set both (or DATABASE_URL)"
-                        .into(),
+                r.problem(
+                    "SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: set both (or DATABASE_URL)",
                 );
                 StorageConfig::Sqlite { url: String::new() }
             }
             (None, None, Some(_)) => {
-                r.errors.push(
-                    "SUPABASE_SERVICE_ROLE_KEY is set but SUPABASE_URL is not: set both (or DATABASE_URL)"
-                        .into(),
+                r.problem(
+                    "SUPABASE_SERVICE_ROLE_KEY is set but SUPABASE_URL is not: set both (or DATABASE_URL)",
                 );
                 StorageConfig::Sqlite { url: String::new() }
             }
@@ -337,16 +244,12 @@ impl Config {
         let stream_token_ttl_secs = r.number("STREAM_TOKEN_TTL_SECS", 120u64, 10, 3600);
         let internal_api_secret = r.secret("INTERNAL_API_SECRET", 32);
         let transcript_retention_days = r.number("TRANSCRIPT_RETENTION_DAYS", 30u32, 1, 3650);
-        let listen_raw = r.opt("CONTROL_LISTEN_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
-        let listen_addr = listen_raw.parse().unwrap_or_else(|_| {
-            r.errors.push(format!("CONTROL_LISTEN_ADDR must be ip:port (0.0.0.0:8080), got {listen_raw:?}"));
-            SocketAddr::from(([0, 0, 0, 0], 8080))
-        });
+        let listen_addr = r.addr("CONTROL_LISTEN_ADDR", "0.0.0.0:8080");
         let admin_api_token = r.opt("ADMIN_API_TOKEN");
         if let Some(t) = &admin_api_token
             && t.len() < 24
         {
-            r.errors.push(format!(
+            r.problem(format!(
                 "ADMIN_API_TOKEN is {} characters, at least 24 are required (or leave it unset to turn admin routes off)",
                 t.len()
             ));
@@ -361,14 +264,14 @@ impl Config {
                     } else {
                         match c.to_ascii_uppercase().parse::<Id>() {
                             Ok(id) => allowed.push(id),
-                            Err(_) => r.errors.push(format!(
+                            Err(_) => r.problem(format!(
                                 "ALLOWED_CALL_COUNTRIES: {c:?} is not an ISO 3166 alpha-2 region (comma-separated list such as FR,BE,DE or EU)"
                             )),
                         }
                     }
                 }
                 if allowed.is_empty() {
-                    r.errors.push("ALLOWED_CALL_COUNTRIES is empty: no call could ever be placed".into());
+                    r.problem("ALLOWED_CALL_COUNTRIES is empty: no call could ever be placed");
                 }
                 CallPolicy { allowed_regions: allowed }
             }
@@ -408,9 +311,7 @@ impl Config {
             )),
         };
 
-        if !r.errors.is_empty() {
-            return Err(ConfigErrors(r.errors));
-        }
+        r.finish()?;
         Ok(Config {
             openai_api_key,
             openai_realtime_model,

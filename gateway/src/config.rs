@@ -24,6 +24,8 @@
 //! | `LOG_FORMAT` | `json` for JSON lines, else human-readable | text |
 
 use std::net::SocketAddr;
+
+use contract::env::EnvReader;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -121,109 +123,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Every problem found in the environment, one line each.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-struct Reader<'a> {
-    get: &'a dyn Fn(&str) -> Option<String>,
-    errors: Vec<String>,
-}
-
-impl Reader<'_> {
-    fn opt(&self, name: &str) -> Option<String> {
-        (self.get)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-    }
-
-    fn required(&mut self, name: &str, hint: &str) -> String {
-        self.opt(name).unwrap_or_else(|| {
-            self.errors.push(format!("{name} is not set: {hint}"));
-            String::new()
-        })
-    }
-
-    fn url(&mut self, name: &str, default: Option<&str>, hint: &str) -> String {
-        let v = match (self.opt(name), default) {
-            (Some(v), _) => v,
-            (None, Some(d)) => return d.to_owned(),
-            (None, None) => {
-                self.errors.push(format!("{name} is not set: {hint}"));
-                return String::new();
-            }
-        };
-        if !(v.starts_with("https://") || v.starts_with("http://")) || v.contains(char::is_whitespace) {
-            self.errors.push(format!("{name} must be an http(s):// URL, got {v:?}"));
-        } else if v.contains('?') || v.contains('#') {
-            self.errors.push(format!("{name} must not carry a query string or fragment, got {v:?}"));
-        }
-        v.trim_end_matches('/').to_owned()
-    }
-
-    fn secret(&mut self, name: &str, min: usize) -> Vec<u8> {
-        let Some(v) = self.opt(name) else {
-            self.errors.push(format!(
-                "{name} is not set: the same value as the control plane's (generate one with `openssl rand -base64 48`)"
-            ));
-            return Vec::new();
-        };
-        if v.len() < min {
-            self.errors.push(format!(
-                "{name} is {} bytes, at least {min} are required (the same value as the control plane's)",
-                v.len()
-            ));
-        }
-        v.into_bytes()
-    }
-
-    fn bool(&mut self, name: &str, default: bool) -> bool {
-        match self.opt(name).as_deref() {
-            None => default,
-            Some("0" | "false" | "no" | "off") => false,
-            Some("1" | "true" | "yes" | "on") => true,
-            Some(other) => {
-                self.errors.push(format!("{name} must be 1/0 (or true/false), got {other:?}"));
-                default
-            }
-        }
-    }
-
-    fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
-        &mut self,
-        name: &str,
-        default: T,
-        min: T,
-        max: T,
-    ) -> T {
-        let Some(v) = self.opt(name) else { return default };
-        match v.parse::<T>() {
-            Ok(n) if n >= min && n <= max => n,
-            _ => {
-                self.errors.push(format!("{name} must be a whole number from {min} to {max}, got {v:?}"));
-                default
-            }
-        }
-    }
-
-    fn addr(&mut self, name: &str, default: &str) -> SocketAddr {
-        let raw = self.opt(name).unwrap_or_else(|| default.to_owned());
-        raw.parse().unwrap_or_else(|_| {
-            self.errors.push(format!("{name} must be ip:port (e.g. {default}), got {raw:?}"));
-            default.parse().expect("default address")
-        })
-    }
-}
+pub use contract::env::ConfigErrors;
 
 /// `OPENAI_BASE_URL` + model → the Realtime WebSocket endpoint.
 fn realtime_endpoint(base: &str, model: &str) -> Option<RealtimeEndpoint> {
@@ -282,19 +182,19 @@ impl Config {
 
     /// Reads configuration through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
-        let mut r = Reader { get, errors: Vec::new() };
+        let mut r = EnvReader::new(get);
 
         let openai_api_key = r.required("OPENAI_API_KEY", "the server-side OpenAI key for the Realtime API");
         let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
         let openai_realtime_model = r.opt("OPENAI_REALTIME_MODEL").unwrap_or_else(|| "gpt-realtime".into());
         if !openai_realtime_model.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            r.errors.push(format!(
+            r.problem(format!(
                 "OPENAI_REALTIME_MODEL must be a model name (letters, digits, - _ .), got {openai_realtime_model:?}"
             ));
         }
         let realtime = realtime_endpoint(&openai_base_url, &openai_realtime_model).unwrap_or_else(|| {
             if openai_base_url.starts_with("http") {
-                r.errors.push(format!(
+                r.problem(format!(
                     "OPENAI_BASE_URL must be http(s)://host[:port][/path], got {openai_base_url:?}"
                 ));
             }
@@ -310,7 +210,7 @@ impl Config {
         let min_commit_ms = r.number("REALTIME_MIN_COMMIT_MS", 120u32, 100, 10_000);
         let max_commit_ms = r.number("REALTIME_MAX_COMMIT_MS", 800u32, 100, 60_000);
         if max_commit_ms < min_commit_ms {
-            r.errors.push(format!(
+            r.problem(format!(
                 "REALTIME_MAX_COMMIT_MS ({max_commit_ms}) must not be below REALTIME_MIN_COMMIT_MS ({min_commit_ms})"
             ));
         }
@@ -319,16 +219,15 @@ impl Config {
             r.required("TWILIO_AUTH_TOKEN", "the Twilio auth token (checks x-twilio-signature)");
         let twilio_stream_domain = match r.opt("TWILIO_STREAM_DOMAIN") {
             Some(d) if d.contains('/') || d.contains('?') || d.contains(char::is_whitespace) => {
-                r.errors.push(format!(
+                r.problem(format!(
                     "TWILIO_STREAM_DOMAIN must be a bare host[:port] (edge.example.eu), without scheme or path, got {d:?}"
                 ));
                 String::new()
             }
             Some(d) => d,
             None => {
-                r.errors.push(
-                    "TWILIO_STREAM_DOMAIN is not set: the public host[:port] Twilio connects to, as the control plane writes it in the TwiML"
-                        .into(),
+                r.problem(
+                    "TWILIO_STREAM_DOMAIN is not set: the public host[:port] Twilio connects to, as the control plane writes it in the TwiML",
                 );
                 String::new()
             }
@@ -347,11 +246,11 @@ impl Config {
             (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.into(), key: key.into() }),
             (None, None) => None,
             (Some(_), None) => {
-                r.errors.push("GATEWAY_TLS_CERT is set but GATEWAY_TLS_KEY is not: set both (or neither, for plain TCP behind a TLS proxy)".into());
+                r.problem("GATEWAY_TLS_CERT is set but GATEWAY_TLS_KEY is not: set both (or neither, for plain TCP behind a TLS proxy)");
                 None
             }
             (None, Some(_)) => {
-                r.errors.push("GATEWAY_TLS_KEY is set but GATEWAY_TLS_CERT is not: set both (or neither, for plain TCP behind a TLS proxy)".into());
+                r.problem("GATEWAY_TLS_KEY is set but GATEWAY_TLS_CERT is not: set both (or neither, for plain TCP behind a TLS proxy)");
                 None
             }
         };
@@ -362,14 +261,12 @@ impl Config {
             None | Some("text") => false,
             Some("json") => true,
             Some(other) => {
-                r.errors.push(format!("LOG_FORMAT must be json or text, got {other:?}"));
+                r.problem(format!("LOG_FORMAT must be json or text, got {other:?}"));
                 false
             }
         };
 
-        if !r.errors.is_empty() {
-            return Err(ConfigErrors(r.errors));
-        }
+        r.finish()?;
         Ok(Config {
             openai_api_key,
             openai_base_url,
