@@ -241,6 +241,29 @@ async fn purge_and_erase_remove_what_they_say(s: Store) {
     assert_eq!(s.erase_phone("+33612345678").await.unwrap(), Default::default());
 }
 
+async fn concurrent_status_updates_of_one_call_all_land(s: Store) {
+    // Our `queued` record and Twilio's first callbacks race on the same call row; on Postgres
+    // the wrong lock order made one of them a deadlock victim.
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = call(l.id);
+    s.create_call(&c).await.unwrap();
+    let s = Arc::new(s);
+    let statuses = ["queued", "initiated", "ringing", "in-progress", "stream-started", "completed"];
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let s = s.clone();
+            let w = status(c.id, statuses[i % statuses.len()], "twilio-call");
+            tokio::spawn(async move { s.apply(&w).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("every concurrent status write lands");
+    }
+    assert_eq!(s.status_timeline(c.id).await.unwrap().len(), 24);
+    assert_eq!(s.get_call(c.id).await.unwrap().unwrap().status, "completed");
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_postgres {
@@ -264,4 +287,5 @@ both_backends!(
     token_redeemed_exactly_once_even_when_raced,
     event_batches_are_idempotent,
     purge_and_erase_remove_what_they_say,
+    concurrent_status_updates_of_one_call_all_land,
 );

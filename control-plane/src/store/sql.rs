@@ -48,9 +48,12 @@ pub fn map_err(e: sqlx::Error) -> StoreError {
                 ErrorKind::ForeignKeyViolation => StoreError::NotFound(db.message().to_owned()),
                 // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes): another
                 // writer holds the file past the busy timeout; retryable like an outage.
+                // 40001/40P01: serialization failure or deadlock — the write is fine, retry it.
                 _ if code.starts_with("08")
                     || code.starts_with("57P")
                     || code == "53300"
+                    || code == "40001"
+                    || code == "40P01"
                     || (db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
                         && code.parse::<i32>().is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)) =>
                 {
@@ -220,15 +223,20 @@ impl SqlStore {
             "UPDATE calls SET status = $2, status_rank = $3 WHERE id = $1 AND status_rank < $3";
         let at = utc(u.at);
         let rank = if u.source == "twilio-stream" { None } else { status_rank(&u.status) };
+        // The call row is locked first (the UPDATEs), the timeline row inserted last: two
+        // concurrent updates of one call (our `queued` record and Twilio's first callback) then
+        // queue behind each other. The other order deadlocks on Postgres: each INSERT's foreign
+        // key check holds KEY SHARE on the call, and setting `call_sid` (a unique column) needs
+        // FOR UPDATE.
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await.map_err(map_err)?;
-            sqlx::query(INSERT).bind(u.call_id).bind(&u.status).bind(&u.source).bind(&u.detail).bind(at)
-                .execute(&mut *tx).await.map_err(map_err)?;
             sqlx::query(SID).bind(u.call_id).bind(&u.call_sid).bind(at).execute(&mut *tx).await.map_err(map_err)?;
             if let Some(rank) = rank {
                 sqlx::query(ADVANCE).bind(u.call_id).bind(&u.status).bind(rank)
                     .execute(&mut *tx).await.map_err(map_err)?;
             }
+            sqlx::query(INSERT).bind(u.call_id).bind(&u.status).bind(&u.source).bind(&u.detail).bind(at)
+                .execute(&mut *tx).await.map_err(map_err)?;
             tx.commit().await.map_err(map_err)
         })
     }
