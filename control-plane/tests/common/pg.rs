@@ -51,15 +51,19 @@ pub struct PgCluster {
     port: u16,
 }
 
-fn as_postgres(cmd: &str) -> Command {
+/// `cmd` as the cluster's owner, started in `cwd` (a directory that owner can enter: as root
+/// the `postgres` user often cannot reach the checkout the tests run from).
+fn as_postgres(cmd: &str, cwd: &std::path::Path) -> Command {
     // initdb refuses to run as root: drop to the `postgres` user Debian's package creates.
-    if running_as_root() {
+    let mut c = if running_as_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", cmd]);
         c
     } else {
         Command::new(cmd)
-    }
+    };
+    c.current_dir(cwd);
+    c
 }
 
 fn running_as_root() -> bool {
@@ -84,7 +88,15 @@ impl PgCluster {
                 "CALLWAY_PG_BIN is not set: run the suite with scripts/test (it exports PostgreSQL's bin dir)"
             )
         }));
-        let dir = tempfile::Builder::new().prefix("callway-pg-").tempdir().unwrap();
+        // `scripts/postgres` names a directory the `postgres` user can reach; the system's
+        // temporary directory otherwise.
+        let base = std::env::var_os("CALLWAY_PG_CLUSTER_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("callway-pg-")
+            .tempdir_in(&base)
+            .unwrap_or_else(|e| panic!("a private cluster directory in {}: {e}", base.display()));
         if running_as_root() {
             run(
                 {
@@ -97,7 +109,7 @@ impl PgCluster {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let cluster = PgCluster { dir, bin, port };
-        let mut c = as_postgres(&cluster.tool("initdb"));
+        let mut c = as_postgres(&cluster.tool("initdb"), cluster.dir.path());
         c.args(["-D", &cluster.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]);
         run(c, "initdb");
         cluster.resume();
@@ -119,7 +131,7 @@ impl PgCluster {
 
     /// Stops the server now (connections are cut).
     pub fn stop(&self) {
-        let mut c = as_postgres(&self.tool("pg_ctl"));
+        let mut c = as_postgres(&self.tool("pg_ctl"), self.dir.path());
         c.args(["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
         run(c, "pg_ctl stop");
     }
@@ -132,7 +144,7 @@ impl PgCluster {
             self.port,
             self.dir.path().display()
         );
-        let mut c = as_postgres(&self.tool("pg_ctl"));
+        let mut c = as_postgres(&self.tool("pg_ctl"), self.dir.path());
         c.args(["-D", &self.data(), "-l", &log, "-w", "-o", &opts, "start"]);
         run(c, "pg_ctl start");
     }
@@ -140,7 +152,7 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let mut c = as_postgres(&self.tool("pg_ctl"));
+        let mut c = as_postgres(&self.tool("pg_ctl"), self.dir.path());
         c.args(["-D", &self.data(), "-m", "immediate", "stop"]);
         let _ = c.output();
     }
