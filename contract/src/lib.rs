@@ -7,11 +7,13 @@
 //!   upgrade (gateway), status callbacks (control plane) and the Twilio simulator that signs.
 //! - [`internal_api`]: the HMAC-authenticated JSON API the gateway calls on the control plane.
 //! - [`env`]: how both binaries read and validate their configuration.
+//! - [`realtime`]: the OpenAI Realtime model and turn detection, read the same way by both.
 //!
 //! Everything here is pure (no clock, no I/O): callers pass the current time in.
 #![forbid(unsafe_code)]
 
 pub mod env;
 pub mod internal_api;
+pub mod realtime;
 pub mod stream_token;
 pub mod twilio_signature;

@@ -68,8 +68,10 @@ impl Default for Limits {
 pub struct Config {
     /// `OPENAI_API_KEY`.
     pub openai_api_key: String,
-    /// `OPENAI_REALTIME_MODEL` (default `gpt-realtime`).
+    /// `OPENAI_REALTIME_MODEL` (default [`contract::realtime::DEFAULT_MODEL`]).
     pub openai_realtime_model: String,
+    /// `REALTIME_TURN_DETECTION` (+ `REALTIME_VAD_EAGERNESS`) for the web session.
+    pub realtime_turn_detection: contract::realtime::TurnDetection,
     /// `OPENAI_BASE_URL` (default `https://api.openai.com`).
     pub openai_base_url: String,
     /// `OPENAI_VOICE` (default `marin`).
@@ -119,6 +121,7 @@ impl std::fmt::Debug for Config {
         // Secrets are left out on purpose.
         f.debug_struct("Config")
             .field("openai_realtime_model", &self.openai_realtime_model)
+            .field("realtime_turn_detection", &self.realtime_turn_detection)
             .field("openai_base_url", &self.openai_base_url)
             .field("twilio_api_base", &self.twilio_api_base)
             .field("twilio_stream_domain", &self.twilio_stream_domain)
@@ -142,7 +145,8 @@ impl Config {
 
         let openai_api_key =
             r.required("OPENAI_API_KEY", "the server-side OpenAI key (never sent to browsers)");
-        let openai_realtime_model = r.opt("OPENAI_REALTIME_MODEL").unwrap_or_else(|| "gpt-realtime".into());
+        let openai_realtime_model = contract::realtime::read_model(&mut r);
+        let realtime_turn_detection = contract::realtime::read_turn_detection(&mut r);
         let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
         let openai_voice = r.opt("OPENAI_VOICE").unwrap_or_else(|| "marin".into());
 
@@ -315,6 +319,7 @@ impl Config {
         Ok(Config {
             openai_api_key,
             openai_realtime_model,
+            realtime_turn_detection,
             openai_base_url,
             openai_voice,
             twilio_account_sid,

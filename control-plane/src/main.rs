@@ -111,6 +111,9 @@ fn fail(msg: &str) -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     let addr = config.listen_addr;
+    if let Some(notice) = contract::realtime::shutdown_notice(&config.openai_realtime_model) {
+        tracing::warn!("{notice}");
+    }
     let app = match callway_control::build_app(config).await {
         Ok(a) => a,
         Err(e) => return fail(&e),

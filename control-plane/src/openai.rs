@@ -2,6 +2,7 @@
 //! Schemas) and the `POST /v1/realtime/client_secrets` call that turns it into the browser's
 //! ephemeral `ek_…` secret (protocols.md C7). The long-lived key never leaves this process.
 
+use contract::realtime::TurnDetection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -41,8 +42,22 @@ pub fn trigger_call_schema() -> Value {
     })
 }
 
+/// The web session's `turn_detection`. `none` (the gateway commits) is a phone setting: the
+/// page never commits audio itself, so the web session then keeps `server_vad`.
+fn web_turn_detection(td: TurnDetection) -> Value {
+    match td {
+        TurnDetection::SemanticVad { eagerness } => json!({
+            "type": "semantic_vad", "eagerness": eagerness.as_str(), "create_response": true, "interrupt_response": true
+        }),
+        TurnDetection::ServerVad | TurnDetection::Off => json!({
+            "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
+            "create_response": true, "interrupt_response": true
+        }),
+    }
+}
+
 /// The web agent's session, in the GA shape (validated against the official schema in tests).
-pub fn web_session(model: &str, voice: &str) -> Value {
+pub fn web_session(model: &str, voice: &str, turn_detection: TurnDetection) -> Value {
     json!({
         "type": "realtime",
         "model": model,
@@ -51,7 +66,7 @@ pub fn web_session(model: &str, voice: &str) -> Value {
         "audio": {
             "input": {
                 "transcription": {"model": "gpt-4o-transcribe", "language": "fr"},
-                "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500, "create_response": true, "interrupt_response": true}
+                "turn_detection": web_turn_detection(turn_detection)
             },
             "output": {"voice": voice}
         },
@@ -68,10 +83,10 @@ pub fn web_session(model: &str, voice: &str) -> Value {
 }
 
 /// Body of `POST /v1/realtime/client_secrets`.
-pub fn client_secret_request(model: &str, voice: &str) -> Value {
+pub fn client_secret_request(model: &str, voice: &str, turn_detection: TurnDetection) -> Value {
     json!({
         "expires_after": {"anchor": "created_at", "seconds": CLIENT_SECRET_TTL_SECS},
-        "session": web_session(model, voice)
+        "session": web_session(model, voice, turn_detection)
     })
 }
 
@@ -127,12 +142,17 @@ impl OpenAiClient {
     }
 
     /// `POST /v1/realtime/client_secrets` for the web agent's session.
-    pub async fn create_client_secret(&self, model: &str, voice: &str) -> Result<ClientSecret, OpenAiError> {
+    pub async fn create_client_secret(
+        &self,
+        model: &str,
+        voice: &str,
+        turn_detection: TurnDetection,
+    ) -> Result<ClientSecret, OpenAiError> {
         let res = self
             .http
             .post(format!("{}/v1/realtime/client_secrets", self.base_url))
             .bearer_auth(&self.api_key)
-            .json(&client_secret_request(model, voice))
+            .json(&client_secret_request(model, voice, turn_detection))
             .send()
             .await
             .map_err(|e| {
@@ -190,12 +210,27 @@ mod tests {
         )
         .unwrap();
         let v = jsonschema::validator_for(&schema).unwrap();
-        let event = json!({"type": "session.update", "session": web_session("gpt-realtime", "marin")});
-        let errors: Vec<String> = v.iter_errors(&event).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{errors:#?}");
+        for td in [
+            TurnDetection::ServerVad,
+            TurnDetection::SemanticVad { eagerness: contract::realtime::Eagerness::High },
+            TurnDetection::Off,
+        ] {
+            let event = json!({"type": "session.update", "session": web_session(contract::realtime::DEFAULT_MODEL, "marin", td)});
+            let errors: Vec<String> = v.iter_errors(&event).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{td:?}: {errors:#?}");
+            let sent = &event["session"]["audio"]["input"]["turn_detection"];
+            let want = if td == TurnDetection::Off { "server_vad" } else { td.name() };
+            assert_eq!(sent["type"], want, "{td:?}");
+        }
+        let semantic = web_session(
+            "gpt-realtime-2.1",
+            "marin",
+            TurnDetection::SemanticVad { eagerness: contract::realtime::Eagerness::Low },
+        );
+        assert_eq!(semantic["audio"]["input"]["turn_detection"]["eagerness"], "low");
         let bad = json!({"type": "session.update", "session": {"type": "realtime", "temperature": 0.8}});
         assert!(!v.is_valid(&bad));
-        let body = client_secret_request("gpt-realtime", "marin");
+        let body = client_secret_request("gpt-realtime-2.1", "marin", TurnDetection::ServerVad);
         assert_eq!(body["expires_after"]["seconds"], 600);
     }
 

@@ -7,8 +7,10 @@
 //! |---|---|---|
 //! | `OPENAI_API_KEY` | server-side key for the Realtime WebSocket | required |
 //! | `OPENAI_BASE_URL` | `http(s)://host[:port]`; the Realtime URL is its `ws(s)://` twin + `/v1/realtime` | `https://api.openai.com` |
-//! | `OPENAI_REALTIME_MODEL` | model in the URL and `session.update` | `gpt-realtime` |
-//! | `REALTIME_USE_SERVER_VAD` | OpenAI detects turns (else the gateway commits) | `true` |
+//! | `OPENAI_REALTIME_MODEL` | model in the URL and `session.update` (see `contract::realtime`) | `gpt-realtime-2.1` |
+//! | `REALTIME_TURN_DETECTION` | `server_vad`, `semantic_vad` (OpenAI detects turns) or `none` (the gateway commits) | `server_vad` |
+//! | `REALTIME_VAD_EAGERNESS` | with `semantic_vad`: `low`, `medium`, `high`, `auto` | `auto` |
+//! | `REALTIME_USE_SERVER_VAD` | the original switch: `false` is `REALTIME_TURN_DETECTION=none` | `true` |
 //! | `REALTIME_MIN_COMMIT_MS` | smallest commit, never below 100 | `120` |
 //! | `REALTIME_MAX_COMMIT_MS` | largest commit | `800` |
 //! | `TWILIO_AUTH_TOKEN` | checks `x-twilio-signature` | required |
@@ -29,7 +31,7 @@ use contract::env::EnvReader;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::core::call::CallConfig;
+use crate::core::call::{CallConfig, TurnTaking};
 
 /// Where the OpenAI Realtime WebSocket is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +75,8 @@ pub struct Config {
     pub realtime: RealtimeEndpoint,
     /// `OPENAI_REALTIME_MODEL`.
     pub openai_realtime_model: String,
-    /// `REALTIME_USE_SERVER_VAD`.
-    pub server_vad: bool,
+    /// `REALTIME_TURN_DETECTION` (+ `REALTIME_VAD_EAGERNESS`, `REALTIME_USE_SERVER_VAD`).
+    pub turn_detection: TurnTaking,
     /// `REALTIME_MIN_COMMIT_MS`.
     pub min_commit_ms: u32,
     /// `REALTIME_MAX_COMMIT_MS`.
@@ -109,7 +111,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("realtime", &self.realtime.url())
             .field("openai_realtime_model", &self.openai_realtime_model)
-            .field("server_vad", &self.server_vad)
+            .field("turn_detection", &self.turn_detection)
             .field("min_commit_ms", &self.min_commit_ms)
             .field("max_commit_ms", &self.max_commit_ms)
             .field("twilio_stream_domain", &self.twilio_stream_domain)
@@ -186,12 +188,7 @@ impl Config {
 
         let openai_api_key = r.required("OPENAI_API_KEY", "the server-side OpenAI key for the Realtime API");
         let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
-        let openai_realtime_model = r.opt("OPENAI_REALTIME_MODEL").unwrap_or_else(|| "gpt-realtime".into());
-        if !openai_realtime_model.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            r.problem(format!(
-                "OPENAI_REALTIME_MODEL must be a model name (letters, digits, - _ .), got {openai_realtime_model:?}"
-            ));
-        }
+        let openai_realtime_model = contract::realtime::read_model(&mut r);
         let realtime = realtime_endpoint(&openai_base_url, &openai_realtime_model).unwrap_or_else(|| {
             if openai_base_url.starts_with("http") {
                 r.problem(format!(
@@ -206,7 +203,7 @@ impl Config {
                 target: String::new(),
             }
         });
-        let server_vad = r.bool("REALTIME_USE_SERVER_VAD", true);
+        let turn_detection = contract::realtime::read_turn_detection(&mut r);
         let min_commit_ms = r.number("REALTIME_MIN_COMMIT_MS", 120u32, 100, 10_000);
         let max_commit_ms = r.number("REALTIME_MAX_COMMIT_MS", 800u32, 100, 60_000);
         if max_commit_ms < min_commit_ms {
@@ -272,7 +269,7 @@ impl Config {
             openai_base_url,
             realtime,
             openai_realtime_model,
-            server_vad,
+            turn_detection,
             min_commit_ms,
             max_commit_ms,
             twilio_auth_token,
@@ -301,7 +298,7 @@ impl Config {
             openai_target: self.realtime.target.clone(),
             openai_api_key: self.openai_api_key.clone(),
             model: self.openai_realtime_model.clone(),
-            server_vad: self.server_vad,
+            turn_detection: self.turn_detection,
             min_commit_ms: self.min_commit_ms,
             max_commit_ms: self.max_commit_ms,
             ..CallConfig::default()
@@ -332,24 +329,39 @@ mod tests {
     #[test]
     fn defaults() {
         let c = load(&base()).unwrap();
-        assert_eq!(c.realtime.url(), "wss://api.openai.com/v1/realtime?model=gpt-realtime");
+        assert_eq!(c.realtime.url(), "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1");
         assert_eq!((c.realtime.host.as_str(), c.realtime.port), ("api.openai.com", 443));
         assert_eq!(c.control_plane_url, "https://cp.example.eu");
         assert_eq!(c.public_origin(), "wss://edge.example.eu");
         assert_eq!(c.listen_addr, "0.0.0.0:8443".parse().unwrap());
         assert_eq!(c.ops_addr, "127.0.0.1:9090".parse().unwrap());
-        assert_eq!((c.min_commit_ms, c.max_commit_ms, c.server_vad), (120, 800, true));
+        assert_eq!((c.min_commit_ms, c.max_commit_ms, c.turn_detection), (120, 800, TurnTaking::ServerVad));
         assert_eq!(c.drain, Duration::from_secs(30));
         assert!(c.tls.is_none() && c.workers >= 1 && !c.log_json);
         let cc = c.call_config();
         assert_eq!(
             (cc.openai_host.as_str(), cc.openai_target.as_str()),
-            ("api.openai.com", "/v1/realtime?model=gpt-realtime")
+            ("api.openai.com", "/v1/realtime?model=gpt-realtime-2.1")
         );
         let debug = format!("{c:?} {cc:?}");
         for secret in ["sk-secret-value", "twilio-secret-value", "0123456789abcdef"] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[test]
+    fn semantic_vad_reaches_every_call() {
+        let mut m = base();
+        m.insert("REALTIME_TURN_DETECTION", "semantic_vad");
+        m.insert("REALTIME_VAD_EAGERNESS", "low");
+        let cc = load(&m).unwrap().call_config();
+        assert_eq!(
+            cc.turn_detection,
+            TurnTaking::SemanticVad { eagerness: crate::core::call::Eagerness::Low }
+        );
+        m.insert("REALTIME_TURN_DETECTION", "none");
+        m.remove("REALTIME_VAD_EAGERNESS");
+        assert_eq!(load(&m).unwrap().call_config().turn_detection, TurnTaking::Off);
     }
 
     #[test]

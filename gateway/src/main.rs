@@ -26,6 +26,9 @@ fn main() -> ExitCode {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+    if let Some(notice) = contract::realtime::shutdown_notice(&config.openai_realtime_model) {
+        tracing::warn!("{notice}");
+    }
     let gateway = match Gateway::start(config) {
         Ok(g) => g,
         Err(e) => {

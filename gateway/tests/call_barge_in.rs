@@ -5,7 +5,7 @@
 mod call_support;
 
 use call_support::{Pair, config, silence_b64, tone_b64};
-use callway_gateway::core::call::CallConfig;
+use callway_gateway::core::call::{CallConfig, TurnTaking};
 
 /// A live call with `n` deltas of 100 ms of `resp_1`/`item_a` sent to Twilio.
 fn speaking(cfg: CallConfig, n: usize) -> Pair {
@@ -150,7 +150,7 @@ fn a_greeting_that_must_play_through_turns_off_server_interruption() {
 
 #[test]
 fn without_server_vad_the_callers_first_loud_chunk_barges_in() {
-    let mut p = speaking(CallConfig { server_vad: false, ..config() }, 3);
+    let mut p = speaking(CallConfig { turn_detection: TurnTaking::Off, ..config() }, 3);
     p.caller_audio(&silence_b64(20));
     assert!(p.twilio.got.is_empty(), "silence does not interrupt");
     p.echo_mark("r1-c1-100");

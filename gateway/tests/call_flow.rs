@@ -5,7 +5,8 @@ mod call_support;
 
 use call_support::{Answer, Pair, STREAM_SID, config, silence_b64, tone_b64};
 use callway_gateway::core::call::{
-    CallConfig, CallEvent, CallState, CloseReason, Event, Handled, Side, Speaker,
+    CallConfig, CallEvent, CallState, CloseReason, DEFAULT_MODEL, Eagerness, Event, Handled, Side, Speaker,
+    TurnTaking,
 };
 use callway_gateway::samples;
 
@@ -14,12 +15,29 @@ fn decode(b64: &str) -> Vec<u8> {
 }
 
 #[test]
+fn semantic_vad_is_configured_with_its_eagerness_and_the_model_named_once() {
+    // Every event Pair sees is checked against the official client-events schema.
+    let p = Pair::new(CallConfig {
+        turn_detection: TurnTaking::SemanticVad { eagerness: Eagerness::High },
+        ..config()
+    });
+    let s = &p.openai.got[0]["session"];
+    let td = &s["audio"]["input"]["turn_detection"];
+    assert_eq!((td["type"].as_str(), td["eagerness"].as_str()), (Some("semantic_vad"), Some("high")), "{td}");
+    assert_eq!(
+        (td["create_response"].as_bool(), td["interrupt_response"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(s["model"], DEFAULT_MODEL);
+}
+
+#[test]
 fn upgrade_opens_openai_with_the_key_then_configures_the_session_and_greets_first() {
     let p = Pair::new(config());
     assert_eq!(p.events[0], Event::OpenUpstream, "pre-warm: OpenAI is opened before Twilio's start");
     assert_eq!(p.upgrades.len(), 1);
     let head = &p.upgrades[0];
-    assert!(head.starts_with("GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\n"), "{head}");
+    assert!(head.starts_with("GET /v1/realtime?model=gpt-realtime-2.1 HTTP/1.1\r\n"), "{head}");
     assert!(head.contains("Host: api.openai.com\r\n") && head.contains("Authorization: Bearer sk-test\r\n"));
     assert_eq!(
         p.openai_types(),

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use call_support::{Pair, config, silence_b64, tone_b64};
-use callway_gateway::core::call::{CallConfig, CallState};
+use callway_gateway::core::call::{CallConfig, CallState, Eagerness, TurnTaking};
 use callway_gateway::core::ws::{Control, OpCode};
 
 /// xorshift64*: deterministic, no dependency.
@@ -49,7 +49,11 @@ struct Model {
 fn run(seed: u64, ops: usize) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let cfg = CallConfig {
-        server_vad: rng.below(2) == 0,
+        turn_detection: match rng.below(3) {
+            0 => TurnTaking::Off,
+            1 => TurnTaking::SemanticVad { eagerness: Eagerness::Auto },
+            _ => TurnTaking::ServerVad,
+        },
         greeting_interruptible: rng.below(3) != 0,
         media_timeout: Duration::from_secs(30),
         ..config()

@@ -7,10 +7,10 @@ mod call_support;
 use std::time::Duration;
 
 use call_support::{Pair, config, silence_b64, tone_b64};
-use callway_gateway::core::call::{CallConfig, CallEvent, CallState, CloseReason, Event, Side};
+use callway_gateway::core::call::{CallConfig, CallEvent, CallState, CloseReason, Event, Side, TurnTaking};
 
 fn no_vad() -> CallConfig {
-    CallConfig { server_vad: false, ..config() }
+    CallConfig { turn_detection: TurnTaking::Off, ..config() }
 }
 
 /// A live call whose greeting response is over.

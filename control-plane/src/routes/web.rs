@@ -59,7 +59,11 @@ pub async fn create_session(
     }
     let secret = match app
         .openai
-        .create_client_secret(&app.config.openai_realtime_model, &app.config.openai_voice)
+        .create_client_secret(
+            &app.config.openai_realtime_model,
+            &app.config.openai_voice,
+            app.config.realtime_turn_detection,
+        )
         .await
     {
         Ok(s) => s,

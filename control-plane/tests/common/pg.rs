@@ -90,9 +90,8 @@ impl PgCluster {
         }));
         // `scripts/postgres` names a directory the `postgres` user can reach; the system's
         // temporary directory otherwise.
-        let base = std::env::var_os("CALLWAY_PG_CLUSTER_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
+        let base =
+            std::env::var_os("CALLWAY_PG_CLUSTER_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
         let dir = tempfile::Builder::new()
             .prefix("callway-pg-")
             .tempdir_in(&base)

@@ -12,7 +12,7 @@
 //!     ..SimConfig::default()
 //! })
 //! .await?;
-//! let url = sim.ws_url(); // ws://127.0.0.1:PORT/v1/realtime?model=gpt-realtime, Bearer sk-test
+//! let url = sim.ws_url(); // ws://127.0.0.1:PORT/v1/realtime?model=gpt-realtime-2.1, Bearer sk-test
 //! // … run the code under test against `url` / `sim.base_url()` …
 //! sim.wait_until(|s| s.sessions().first().is_some_and(|r| r.ended.is_some())).await;
 //! let received = sim.sessions()[0].received_of("input_audio_buffer.append");
@@ -42,6 +42,7 @@ mod config;
 mod conversation;
 mod http;
 mod ids;
+mod models;
 mod response;
 mod rest;
 mod server;
@@ -107,9 +108,9 @@ impl SimHandle {
         format!("ws://{}", self.addr)
     }
 
-    /// `ws://127.0.0.1:PORT/v1/realtime?model=gpt-realtime`.
+    /// `ws://127.0.0.1:PORT/v1/realtime?model=gpt-realtime-2.1`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/realtime?model=gpt-realtime", self.addr)
+        format!("ws://{}/v1/realtime?model=gpt-realtime-2.1", self.addr)
     }
 
     /// The API key sessions must present.

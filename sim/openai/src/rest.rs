@@ -43,7 +43,9 @@ pub(crate) async fn client_secrets(req: Request<Incoming>, shared: Arc<Shared>) 
                 Some(r) => (r.status(), r.body()),
                 None => match issue(&shared, &body) {
                     Ok(v) => (200, v),
-                    Err(e) => (400, e.to_body()),
+                    Err(e) => {
+                        (if e.code.as_deref() == Some("model_not_found") { 404 } else { 400 }, e.to_body())
+                    }
                 },
             }
         }
@@ -142,6 +144,9 @@ fn issue(shared: &Shared, body: &[u8]) -> Result<Value, ApiError> {
     let mut ids = IdGen::new();
     let mut session = if requested["type"] == "realtime" {
         let model = requested["model"].as_str().unwrap_or("gpt-realtime");
+        if let Some((_, e)) = crate::models::refusal(model) {
+            return Err(e);
+        }
         let mut s = default_session(model);
         merge_update(&mut s, &requested);
         s

@@ -175,6 +175,10 @@ fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
             ),
         );
     };
+    if let Some((status, e)) = crate::models::refusal(&model) {
+        record(status);
+        return json_response(status, &e.to_body());
+    }
     let beta = req
         .headers()
         .get_all("openai-beta")

@@ -43,7 +43,7 @@ async fn a_ga_connection_starts_with_session_created_in_the_ga_shape() {
     let created = c.expect("session.created").await;
     let s = &created["session"];
     assert_eq!(s["type"], "realtime");
-    assert_eq!(s["model"], "gpt-realtime");
+    assert_eq!(s["model"], "gpt-realtime-2.1");
     assert_eq!(s["output_modalities"], serde_json::json!(["audio"]));
     assert_eq!(s["audio"]["input"]["turn_detection"]["type"], "server_vad", "server VAD by default");
     assert!(s.get("modalities").is_none() && s.get("voice").is_none(), "no beta keys");
@@ -56,10 +56,43 @@ async fn a_ga_connection_starts_with_session_created_in_the_ga_shape() {
     sim.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some())).await;
     let rec = sim.session(0).unwrap();
     assert_eq!(rec.auth, Auth::ApiKey);
-    assert_eq!(rec.model, "gpt-realtime");
+    assert_eq!(rec.model, "gpt-realtime-2.1");
     assert!(rec.id.starts_with("sess_"));
     assert_eq!(rec.ended, Some(SessionEnd::ClientClosed(Some(1000))));
     assert_eq!(rec.sent_kinds(), ["session.created"]);
+    assert_schema_clean(&sim);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_realtime_model_name_is_taken_live_and_shut_down_models_are_refused() {
+    let sim = OpenAiSim::spawn(fast_config()).await.unwrap();
+    let auth = [("authorization", "Bearer sk-test")];
+    let mut taken = 0;
+    for model in [
+        "gpt-realtime-2.1",
+        "gpt-realtime-2.1-mini",
+        "gpt-realtime-2",
+        "gpt-realtime-1.5",
+        "gpt-realtime",
+        "gpt-realtime-2025-08-28",
+        "gpt-realtime-mini",
+        "gpt-realtime-mini-2025-10-06",
+    ] {
+        let url = format!("ws://{}/v1/realtime?model={model}", sim.addr());
+        let mut c = try_connect(sim.addr(), &url, &auth).await.unwrap_or_else(|e| panic!("{model}: {e}"));
+        let created = c.expect("session.created").await;
+        assert_eq!(created["session"]["model"], model);
+        c.close().await;
+        taken += 1;
+    }
+    let r = upgrade_attempt(sim.addr(), "?model=gpt-live-1", &auth).await;
+    assert_eq!(r.status, 400);
+    assert_rest_error(&r.json, "invalid_request_error", Some("invalid_model"));
+    let r = upgrade_attempt(sim.addr(), "?model=gpt-4o-realtime-preview-2024-12-17", &auth).await;
+    assert_eq!(r.status, 404);
+    assert_rest_error(&r.json, "invalid_request_error", Some("model_not_found"));
+    assert_eq!(sim.sessions().len(), taken, "no session for a refused model");
     assert_schema_clean(&sim);
     sim.shutdown().await;
 }

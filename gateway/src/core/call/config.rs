@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub use contract::realtime::{DEFAULT_MODEL, Eagerness, TurnDetection};
+
 use crate::core::openai::ToolDef;
 
 /// Per-gateway settings for every call (from the environment; defaults are production values).
@@ -12,7 +14,7 @@ use crate::core::openai::ToolDef;
 pub struct CallConfig {
     /// OpenAI host for the upgrade's `Host` header (`api.openai.com`, or the EU host).
     pub openai_host: String,
-    /// Request target (`/v1/realtime?model=gpt-realtime`).
+    /// Request target (`/v1/realtime?model=gpt-realtime-2.1`).
     pub openai_target: String,
     /// API key, sent as `Authorization: Bearer …` in the upgrade.
     pub openai_api_key: String,
@@ -20,8 +22,9 @@ pub struct CallConfig {
     pub model: String,
     /// Input transcription model (`gpt-4o-transcribe`); `None` for no caller transcripts.
     pub transcription_model: Option<String>,
-    /// `REALTIME_USE_SERVER_VAD`: OpenAI detects turns; when false the gateway commits.
-    pub server_vad: bool,
+    /// `REALTIME_TURN_DETECTION`: OpenAI detects turns (`server_vad`, `semantic_vad`), or the
+    /// gateway commits (`none`).
+    pub turn_detection: TurnDetection,
     /// `REALTIME_MIN_COMMIT_MS` (raised to 100 if lower: OpenAI refuses smaller commits).
     pub min_commit_ms: u32,
     /// `REALTIME_MAX_COMMIT_MS`.
@@ -76,11 +79,11 @@ impl Default for CallConfig {
     fn default() -> Self {
         Self {
             openai_host: "api.openai.com".into(),
-            openai_target: "/v1/realtime?model=gpt-realtime".into(),
+            openai_target: format!("/v1/realtime?model={DEFAULT_MODEL}"),
             openai_api_key: String::new(),
-            model: "gpt-realtime".into(),
+            model: DEFAULT_MODEL.into(),
             transcription_model: Some("gpt-4o-transcribe".into()),
-            server_vad: true,
+            turn_detection: TurnDetection::ServerVad,
             min_commit_ms: 120,
             max_commit_ms: 800,
             greeting_interruptible: true,
@@ -119,7 +122,7 @@ impl std::fmt::Debug for CallConfig {
             .field("openai_api_key", &"<redacted>")
             .field("model", &self.model)
             .field("transcription_model", &self.transcription_model)
-            .field("server_vad", &self.server_vad)
+            .field("turn_detection", &self.turn_detection)
             .field("min_commit_ms", &self.min_commit_ms)
             .field("max_commit_ms", &self.max_commit_ms)
             .field("greeting_interruptible", &self.greeting_interruptible)

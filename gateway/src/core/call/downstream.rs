@@ -96,7 +96,7 @@ impl Core {
             return;
         }
         self.stats.media_forwarded += 1;
-        if !self.cfg.server_vad {
+        if !self.cfg.turn_detection.by_server() {
             let (mut sum, mut len) = (0u64, 0u64);
             let decoded = for_each_decoded(payload, |ulaw| {
                 sum += audio::mean_square(ulaw) * ulaw.len() as u64;

@@ -71,7 +71,9 @@ use std::time::Instant;
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
-pub use self::config::{CallConfig, END_CALL, PHONE_TOOLS, SAVE_LEAD};
+pub use self::config::{
+    CallConfig, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD, TurnDetection as TurnTaking,
+};
 pub use self::event::{CallEvent, CallState, CallStats, CloseReason, Event, Peer, Side, Speaker};
 pub use contract::internal_api::CallContext;
 

@@ -43,18 +43,22 @@ impl Core {
             model: &cfg.model,
             instructions: &instructions,
             voice: &ctx.voice,
-            turn_detection: if cfg.server_vad {
-                TurnDetection::ServerVad {
+            // A greeting that must play through: OpenAI must not cancel it either (the gateway
+            // cancels every other interrupted response itself).
+            turn_detection: match cfg.turn_detection {
+                TurnTaking::ServerVad => TurnDetection::ServerVad {
                     threshold: 0.5,
                     prefix_padding_ms: 300,
                     silence_duration_ms: 500,
                     create_response: true,
-                    // A greeting that must play through: OpenAI must not cancel it either (the
-                    // gateway cancels every other interrupted response itself).
                     interrupt_response: cfg.greeting_interruptible,
-                }
-            } else {
-                TurnDetection::Disabled
+                },
+                TurnTaking::SemanticVad { eagerness } => TurnDetection::SemanticVad {
+                    eagerness: eagerness.as_str(),
+                    create_response: true,
+                    interrupt_response: cfg.greeting_interruptible,
+                },
+                TurnTaking::Off => TurnDetection::Disabled,
             },
             transcription: cfg.transcription_model.as_deref().map(|m| (m, ctx.language.as_str())),
             tools: &PHONE_TOOLS,
@@ -111,7 +115,7 @@ impl Core {
                 self.stats.send_overflows += 1;
                 continue;
             }
-            if !self.cfg.server_vad {
+            if !self.cfg.turn_detection.by_server() {
                 let ms = (n / audio::BYTES_PER_MS) as u32;
                 self.after_append(ms, audio::mean_square(&ulaw[..n]));
             }

@@ -62,7 +62,7 @@ pub fn session_update(turn_detection: Value, transcription: bool) -> Value {
     if transcription {
         input["transcription"] = json!({"model": "gpt-4o-transcribe", "language": "fr"});
     }
-    json!({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime",
+    json!({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime-2.1",
         "output_modalities": ["audio"], "instructions": "Tu es l'assistante de Callway.",
         "audio": {"input": input, "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"}},
         "tools": [{"type": "function", "name": "save_lead", "description": "Enregistre le prospect.",
