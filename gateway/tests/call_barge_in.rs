@@ -1,6 +1,8 @@
 //! Barge-in: the caller speaks over the agent. Twilio's buffer is cleared, the model's memory
 //! is truncated at what the caller actually heard (from echoed marks, never beyond what was
-//! sent), the rest of the response is dropped, and it is cancelled only if still active.
+//! sent), the rest of the response is dropped, and it is cancelled only if still active and
+//! OpenAI does not cancel it itself. Every test runs under the real server's rules
+//! (`call_support::ServerRules`): an event it would answer with an error fails the test.
 
 mod call_support;
 
@@ -30,11 +32,83 @@ fn barge_in_truncates_at_played_position() {
     assert_eq!(
         p.openai.got,
         [
-            serde_json::json!({"type":"conversation.item.truncate","item_id":"item_a","content_index":0,"audio_end_ms":200}),
-            serde_json::json!({"type":"response.cancel"}),
-        ]
+            serde_json::json!({"type":"conversation.item.truncate","item_id":"item_a","content_index":0,"audio_end_ms":200})
+        ],
+        "no response.cancel: with interrupt_response OpenAI cancelled it on speech_started"
     );
     assert_eq!(p.call.stats().barge_ins, 1);
+}
+
+#[test]
+fn without_server_interruption_the_gateway_cancels_once() {
+    // interrupt_response is off when the greeting must play through: later answers are
+    // cancelled by the gateway, and only once however often the caller speaks again.
+    let mut p = Pair::live(CallConfig { greeting_interruptible: false, ..config() });
+    p.response_created("resp_g");
+    p.delta("resp_g", "item_g", &tone_b64(100));
+    p.response_done("resp_g", "completed");
+    p.echo_mark("r1-c1-100");
+    p.response_created("resp_2");
+    p.delta("resp_2", "item_b", &tone_b64(300));
+    p.openai.clear();
+    p.speech_started();
+    p.speech_started();
+    assert_eq!(p.openai_types(), ["conversation.item.truncate", "response.cancel"]);
+    p.response_done("resp_2", "cancelled");
+    p.response_created("resp_3");
+    p.delta("resp_3", "item_c", &tone_b64(100));
+    p.openai.clear();
+    p.speech_started();
+    assert_eq!(
+        p.openai_types(),
+        ["conversation.item.truncate", "response.cancel"],
+        "a new response: cancel again"
+    );
+}
+
+#[test]
+fn a_response_with_a_preamble_and_an_answer_truncates_each_item_on_its_own_timeline() {
+    // Since gpt-realtime-2 one turn can give two audio items: a short preamble, then the answer.
+    let mut p = speaking(config(), 0);
+    p.delta("resp_1", "item_pre", &tone_b64(200));
+    p.delta("resp_1", "item_ans", &tone_b64(300));
+    p.echo_mark("r1-c1-200");
+    p.echo_mark("r1-c2-350");
+    p.speech_started();
+    assert_eq!(
+        p.openai.got,
+        [
+            serde_json::json!({"type":"conversation.item.truncate","item_id":"item_ans","content_index":0,"audio_end_ms":150})
+        ],
+        "350 ms heard, the first 200 of them the preamble"
+    );
+}
+
+#[test]
+fn a_barge_in_inside_the_preamble_truncates_it_and_the_unheard_answer() {
+    let mut p = speaking(config(), 0);
+    p.delta("resp_1", "item_pre", &tone_b64(200));
+    p.delta("resp_1", "item_ans", &tone_b64(300));
+    p.echo_mark("r1-c1-120");
+    p.speech_started();
+    let truncates: Vec<(String, u64)> = p
+        .openai
+        .of("conversation.item.truncate")
+        .iter()
+        .map(|t| (t["item_id"].as_str().unwrap().to_owned(), t["audio_end_ms"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(truncates, [("item_pre".to_owned(), 120), ("item_ans".to_owned(), 0)]);
+}
+
+#[test]
+fn after_a_reconnect_items_of_the_old_session_are_never_truncated() {
+    let mut p = speaking(config(), 3);
+    p.drop_openai();
+    p.openai.clear();
+    p.twilio.clear();
+    p.speech_started();
+    assert_eq!(p.twilio_events(), ["clear"], "the old audio still leaves Twilio's buffer");
+    assert!(p.openai.of("conversation.item.truncate").is_empty(), "item_a does not exist in the new session");
 }
 
 #[test]
@@ -112,7 +186,7 @@ fn barge_in_before_start_drops_the_held_agent_audio() {
     p.delta("resp_1", "item_a", &tone_b64(200));
     p.openai.clear();
     p.speech_started();
-    assert_eq!(p.openai_types(), ["conversation.item.truncate", "response.cancel"]);
+    assert_eq!(p.openai_types(), ["conversation.item.truncate"], "OpenAI cancels it itself");
     assert_eq!(p.openai.got[0]["audio_end_ms"], 0, "the caller heard none of it");
     p.twilio_start();
     assert!(p.twilio.of("media").is_empty() && p.twilio.of("clear").is_empty());

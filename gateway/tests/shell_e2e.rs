@@ -119,6 +119,17 @@ async fn world(
     script: Script,
     tune: impl FnOnce(&mut ApiConfig),
 ) -> World {
+    world_with_env(mode, caller, script, tune, &[]).await
+}
+
+/// [`world`] with extra gateway environment variables.
+async fn world_with_env(
+    mode: Mode,
+    caller: CallerSettings,
+    script: Script,
+    tune: impl FnOnce(&mut ApiConfig),
+    extra_env: &[(&'static str, &'static str)],
+) -> World {
     let pki = TestPki::new();
     let dir = tempfile::tempdir().unwrap();
     let openai = OpenAiSim::spawn(SimConfig { api_key: OPENAI_KEY.into(), script, ..SimConfig::default() })
@@ -161,6 +172,7 @@ async fn world(
         ("GATEWAY_WORKERS", "2".into()),
         ("GATEWAY_DRAIN_SECS", "5".into()),
     ];
+    env.extend(extra_env.iter().map(|&(k, v)| (k, v.to_owned())));
     if mode == Mode::Tls {
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cert, &pki.cert_pem).unwrap();
@@ -469,7 +481,23 @@ async fn bad_upgrades_are_refused_precisely_before_any_openai_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_caller_barging_in_silences_the_agent_at_once() {
-    // A long greeting; the caller starts speaking while it plays (real-time pacing).
+    barge_in_case(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_barging_in_with_semantic_vad_silences_the_agent_at_once() {
+    barge_in_case(&[("REALTIME_TURN_DETECTION", "semantic_vad"), ("REALTIME_VAD_EAGERNESS", "high")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_barging_in_with_the_gateways_own_turn_taking_silences_the_agent_at_once() {
+    barge_in_case(&[("REALTIME_TURN_DETECTION", "none")]).await;
+}
+
+/// A long greeting; the caller starts speaking while it plays (real-time pacing). OpenAI (the
+/// simulator, which behaves like the real server here) must never have to answer with an
+/// error: no `response_cancel_not_active`, no truncate past an item's audio.
+async fn barge_in_case(env: &[(&'static str, &'static str)]) {
     let settings = CallerSettings {
         script: vec![
             Segment::Silence { ms: 800 },
@@ -485,13 +513,17 @@ async fn the_caller_barging_in_silences_the_agent_at_once() {
         4000,
         "Bonjour Claire, ici Callway, je vous appelle au sujet de votre demande.",
     )]);
-    let mut w = world(Mode::Plain, settings, script, |_| {}).await;
+    let mut w = world_with_env(Mode::Plain, settings, script, |_| {}, env).await;
     let call_id = w.trigger_call().await;
     let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
     let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
     let report = &done.caller_reports[0];
     assert!(report.first_agent_audio.is_some(), "{}", report.summary());
     assert!(!report.clears.is_empty(), "no clear on barge-in: {}", report.summary());
+    for s in w.openai.sessions() {
+        let errors = s.sent_of("error");
+        assert!(errors.is_empty(), "OpenAI answered with errors ({env:?}): {errors:?}");
+    }
     assert_eq!(report.audio_after_clear(), Duration::ZERO, "{}", report.summary());
     assert!(report.audio_played() < Duration::from_millis(4000), "{}", report.summary());
     let s = &w.openai.sessions()[0];

@@ -4,6 +4,9 @@
 //! official GA client-event schema as it is received.
 #![allow(dead_code, reason = "each test file uses a part of the harness")]
 
+mod server_rules;
+pub use server_rules::ServerRules;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -146,6 +149,8 @@ pub struct Pair {
     pub events: Vec<Event>,
     delta_seq: u64,
     twilio_seq: u64,
+    /// The real server's rules, applied to every event the call sends.
+    pub server: ServerRules,
 }
 
 /// A context as the control plane returns it.
@@ -201,6 +206,7 @@ impl Pair {
             events: Vec::new(),
             delta_seq: 0,
             twilio_seq: 1,
+            server: ServerRules::default(),
         };
         p.drive();
         p
@@ -271,6 +277,12 @@ impl Pair {
                         "sent to OpenAI, invalid against the schema: {t}\n{}",
                         errors.join("\n")
                     );
+                    if let Err(e) = self.server.check(t) {
+                        panic!(
+                            "sent to OpenAI, the real server would answer with an error: {e}\n{t}\nserver: {:?}",
+                            self.server
+                        );
+                    }
                 }
                 self.openai.got.extend(texts);
             }
@@ -301,6 +313,7 @@ impl Pair {
 
     /// The shell's TCP+TLS connect to OpenAI succeeded.
     pub fn connect_openai(&mut self) {
+        self.server.new_connection();
         self.openai_connected = true;
         self.openai_open = false;
         self.openai.rx = RecvBuf::with_capacity(2 * 1024 * 1024);
@@ -426,6 +439,7 @@ impl Pair {
 
     /// `response.created`.
     pub fn response_created(&mut self, id: &str) {
+        self.server.created(id);
         self.openai_send(&format!(
             r#"{{"type":"response.created","event_id":"e","response":{{"id":"{id}","object":"realtime.response","status":"in_progress","output":[]}}}}"#
         ));
@@ -433,6 +447,7 @@ impl Pair {
 
     /// An audio delta of `response`/`item`.
     pub fn delta(&mut self, response: &str, item: &str, b64: &str) {
+        self.server.audio(item, b64.len() / 4 * 3 - b64.bytes().rev().take_while(|&b| b == b'=').count());
         self.delta_seq += 1;
         self.openai_send(&format!(
             r#"{{"type":"response.output_audio.delta","event_id":"event_{}","response_id":"{response}","item_id":"{item}","output_index":0,"content_index":0,"delta":"{b64}"}}"#,
@@ -442,6 +457,7 @@ impl Pair {
 
     /// `response.done` with a status and usage.
     pub fn response_done(&mut self, id: &str, status: &str) {
+        self.server.done(id);
         self.openai_send(&format!(
             r#"{{"type":"response.done","event_id":"e","response":{{"id":"{id}","status":"{status}","output":[],"usage":{{"total_tokens":30,"input_tokens":20,"output_tokens":10}}}}}}"#
         ));
@@ -449,6 +465,7 @@ impl Pair {
 
     /// `input_audio_buffer.speech_started`.
     pub fn speech_started(&mut self) {
+        self.server.speech_started();
         self.openai_send(
             r#"{"type":"input_audio_buffer.speech_started","event_id":"e","audio_start_ms":1000,"item_id":"item_user1"}"#,
         );

@@ -181,6 +181,9 @@ struct Responses {
     in_flight: bool,
     /// The active response's id.
     active_id: Id,
+    /// The active response is being cancelled (by our `response.cancel`, or by OpenAI itself
+    /// on `speech_started`): its `response.done` is on the way, another cancel would be refused.
+    cancelling: bool,
     /// A `response.create` to send once the current one is done.
     queued: Option<Reply>,
 }

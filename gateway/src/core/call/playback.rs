@@ -34,6 +34,11 @@ pub(crate) struct Playback {
     pub(crate) response_id: Id,
     /// The assistant item the audio belongs to (for truncation).
     pub(crate) item_id: Id,
+    /// Bytes of this response sent before `item_id` began (its offset on the response's
+    /// audio timeline).
+    pub(crate) item_start_bytes: u64,
+    /// The audio item before `item_id` in this response (empty if none) and where it began.
+    pub(crate) prev_item: (Id, u64),
     /// Chunks sent (the last mark's chunk number).
     pub(crate) chunk: u32,
     /// μ-law bytes sent to Twilio.
@@ -66,13 +71,18 @@ impl Playback {
             self.seq = self.seq.wrapping_add(1);
             self.response_id = id_from(response_id);
             self.item_id = id_from(item_id);
+            self.item_start_bytes = 0;
+            self.prev_item = (Id::new(), 0);
             self.chunk = 0;
             self.sent_bytes = 0;
             self.played_ms = 0;
             self.flushed = false;
         } else if self.item_id.as_slice() != item_id {
-            // A second audio item in the same response: truncation applies to the latest.
-            self.item_id = id_from(item_id);
+            // Another audio item in the same response (since gpt-realtime-2: a preamble, then
+            // the answer): its audio starts where the previous item's ended.
+            let prev = std::mem::replace(&mut self.item_id, id_from(item_id));
+            self.prev_item = (prev, self.item_start_bytes);
+            self.item_start_bytes = self.sent_bytes;
         }
         Accept::Play
     }
@@ -110,10 +120,38 @@ impl Playback {
         !self.flushed && self.played_ms < self.sent_ms()
     }
 
-    /// Where to truncate the item: what was played, never more than what was sent.
+    /// Where to truncate the response's audio: what was played, never more than what was sent
+    /// (ms on the response's timeline).
     pub(crate) fn truncate_at_ms(&self) -> u32 {
         self.played_ms.min(self.sent_ms())
     }
+
+    /// The OpenAI session ended: its items cannot be truncated in the next one.
+    pub(crate) fn forget_items(&mut self) {
+        self.item_id = Id::new();
+        self.prev_item = (Id::new(), 0);
+    }
+
+    /// The `conversation.item.truncate`s a barge-in needs, each on its item's own timeline:
+    /// the current item at what was heard of it (0 if the caller never reached it), and the
+    /// item before it in the same response when the caller stopped hearing inside that one.
+    pub(crate) fn truncations(&self) -> heapless::Vec<(Id, u32), 2> {
+        let at = u64::from(self.truncate_at_ms());
+        let start = u64::from(ms(self.item_start_bytes));
+        let mut out = heapless::Vec::new();
+        if at < start && !self.prev_item.0.is_empty() {
+            let prev_start = u64::from(ms(self.prev_item.1));
+            let _ = out.push((self.prev_item.0.clone(), clamp_ms(at.saturating_sub(prev_start))));
+        }
+        if !self.item_id.is_empty() {
+            let _ = out.push((self.item_id.clone(), clamp_ms(at.saturating_sub(start))));
+        }
+        out
+    }
+}
+
+fn clamp_ms(ms: u64) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 fn ms(bytes: u64) -> u32 {
@@ -194,6 +232,32 @@ mod tests {
         p.flushed = true;
         assert!(!p.on_mark(MarkLabel { response: 1, chunk: 3, end_ms: 300 }));
         assert_eq!(p.truncate_at_ms(), 100);
+    }
+
+    #[test]
+    fn a_second_item_is_truncated_on_its_own_timeline() {
+        let mut p = Playback::default();
+        p.accept(b"resp_1", b"item_pre");
+        p.sent(800); // 100 ms of preamble
+        p.accept(b"resp_1", b"item_ans");
+        p.sent(1600); // 200 ms of answer
+        assert!(p.on_mark(MarkLabel { response: 1, chunk: 2, end_ms: 250 }));
+        let t = p.truncations();
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            (t[0].0.as_slice(), t[0].1),
+            (&b"item_ans"[..], 150),
+            "250 ms heard, 100 of them the preamble"
+        );
+        // Heard only part of the preamble: it is truncated there, the answer at 0.
+        let mut p = Playback::default();
+        p.accept(b"resp_1", b"item_pre");
+        p.sent(800);
+        p.accept(b"resp_1", b"item_ans");
+        p.sent(800);
+        assert!(p.on_mark(MarkLabel { response: 1, chunk: 1, end_ms: 60 }));
+        let t: Vec<(Vec<u8>, u32)> = p.truncations().iter().map(|(i, ms)| (i.to_vec(), *ms)).collect();
+        assert_eq!(t, [(b"item_pre".to_vec(), 60), (b"item_ans".to_vec(), 0)]);
     }
 
     #[test]

@@ -157,6 +157,9 @@ impl Core {
         }
         self.up = Upstream::Down;
         self.responses = Responses::default();
+        // The old session's items do not exist in the next one: never truncate them there
+        // (Twilio's copy of their audio can still be cleared).
+        self.play.forget_items();
         // Answers to these cannot reach the new session; the summary carries the context.
         self.tools.clear();
         if self.ending.as_ref().is_some_and(|e| e.drain_deadline.is_none()) {

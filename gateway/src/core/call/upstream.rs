@@ -80,6 +80,7 @@ impl Core {
                 self.responses.active = true;
                 self.responses.in_flight = true;
                 self.responses.active_id = id_from(response_id.as_bytes());
+                self.responses.cancelling = false;
             }
             ServerEvent::ResponseDone { response_id, usage, .. } => {
                 self.responses.active = false;
@@ -205,14 +206,15 @@ impl Core {
 
     /// The caller started speaking. If agent audio is still unplayed: `clear` it on Twilio,
     /// truncate the item where the caller stopped hearing it, drop the rest of the response;
-    /// cancel the response if one is active.
+    /// cancel the response if one is active and OpenAI will not cancel it itself.
     pub(super) fn barge_in(&mut self) {
         if self.is_closed() {
             return;
         }
         let unplayed_sent = self.play.unplayed();
         let unplayed = unplayed_sent || !self.agent_hold.is_empty();
-        let active = self.responses.active;
+        // A response already being cancelled is as good as gone.
+        let active = self.responses.active && !self.responses.cancelling;
         if !unplayed && !active {
             return;
         }
@@ -232,12 +234,14 @@ impl Core {
             }
         }
         if unplayed || (active && same_response && self.play.sent_bytes > 0) {
-            let at = u64::from(self.play.truncate_at_ms());
-            let item = self.play.item_id.clone();
-            if let Ok(item) = std::str::from_utf8(&item)
-                && !item.is_empty()
-            {
-                self.send_openai_json(|w| openai::write_truncate(w, item, at));
+            // One response may carry several audio items (a preamble, then the answer): each
+            // is truncated on its own timeline, never past what it holds.
+            for (item, at) in self.play.truncations() {
+                if let Ok(item) = std::str::from_utf8(&item)
+                    && !item.is_empty()
+                {
+                    self.send_openai_json(|w| openai::write_truncate(w, item, u64::from(at)));
+                }
             }
             self.agent_hold.clear();
             self.play.flushed = true;
@@ -245,8 +249,19 @@ impl Core {
         }
         if active {
             self.play.dropped_response = self.responses.active_id.clone();
-            self.send_openai_raw(openai::RESPONSE_CANCEL);
+            // With turn detection and `interrupt_response`, OpenAI has already cancelled it on
+            // `speech_started`: a cancel of ours would only draw `response_cancel_not_active`.
+            if !self.server_interrupts() && !self.responses.cancelling {
+                self.send_openai_raw(openai::RESPONSE_CANCEL);
+            }
+            self.responses.cancelling = true;
         }
+    }
+
+    /// Whether OpenAI cancels the active response itself when the caller speaks: turn
+    /// detection on, with `interrupt_response` (set from `greeting_interruptible`).
+    fn server_interrupts(&self) -> bool {
+        self.cfg.turn_detection.by_server() && self.cfg.greeting_interruptible
     }
 
     pub(super) fn on_function_call(&mut self, call_id: &str, name: &str, arguments: &str, now: Instant) {
