@@ -261,6 +261,12 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
                 Event::OpenAiError { code, message } => {
                     tracing::warn!(code = code.as_deref().unwrap_or(""), %message, "OpenAI error event");
                 }
+                Event::ForeignStream { stream_sid } => {
+                    tracing::warn!(
+                        foreign_stream_sid = %stream_sid,
+                        "Twilio event for another stream ignored (counted in twilio_foreign_stream; logged once per call)"
+                    );
+                }
                 Event::Closed { reason } => closed = Some(reason),
             }
         }

@@ -123,6 +123,9 @@ pub enum Answer {
     Hold,
 }
 
+/// The `callSid` of the test call's `start`.
+pub const CALL_SID: &str = "CA0000000000000000000000000000000a";
+
 /// The pair: the call, both fakes, the clock, the events.
 pub struct Pair {
     /// The call under test.
@@ -382,7 +385,7 @@ impl Pair {
     /// Twilio's `connected` then `start`.
     pub fn twilio_start(&mut self) {
         self.twilio_send(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#);
-        self.twilio_send(&samples::twilio_start("CA0000000000000000000000000000000a", "tok"));
+        self.twilio_send(&samples::twilio_start(CALL_SID, "tok"));
     }
 
     /// Twilio sends `ms` of caller audio (one media event).
@@ -402,7 +405,7 @@ impl Pair {
     /// Twilio's `stop`.
     pub fn twilio_stop(&mut self) {
         self.twilio_send(&format!(
-            r#"{{"event":"stop","sequenceNumber":"99","stop":{{"accountSid":"AC0","callSid":"CA0"}},"streamSid":"{STREAM_SID}"}}"#
+            r#"{{"event":"stop","sequenceNumber":"99","stop":{{"accountSid":"AC00000000000000000000000000000000","callSid":"{CALL_SID}"}},"streamSid":"{STREAM_SID}"}}"#
         ));
     }
 

@@ -42,27 +42,68 @@ impl Core {
     }
 
     pub(super) fn on_twilio_text(&mut self, text: &mut [u8], now: Instant) {
-        match twilio::parse_event(text) {
-            Ok(TwilioEvent::Media(media)) => self.on_caller_audio(media.payload, now),
-            Ok(TwilioEvent::Mark { name, .. }) => self.on_mark(name, now),
-            Ok(TwilioEvent::Start(start)) => self.on_start(start.stream_sid, start.call_sid, now),
-            Ok(TwilioEvent::Dtmf { digit, .. }) => self.on_dtmf(digit),
-            Ok(TwilioEvent::Stop { .. }) => {
+        let event = match twilio::parse_event(text) {
+            Ok(event) => event,
+            Err(_) => {
+                self.stats.twilio_bad_messages += 1;
+                return;
+            }
+        };
+        // The call belongs to the stream of its `start`: anything naming another stream is
+        // not ours (a foreign `stop` must not end this call), and nothing but `connected`
+        // means anything before `start`.
+        let (stream_sid, call_sid): (&[u8], &[u8]) = match &event {
+            TwilioEvent::Connected { .. } => return,
+            TwilioEvent::Start(s) => (s.stream_sid.as_bytes(), s.call_sid.as_bytes()),
+            TwilioEvent::Media(m) => (m.stream_sid, b""),
+            TwilioEvent::Mark { stream_sid, .. } => (stream_sid, b""),
+            TwilioEvent::Dtmf { stream_sid, .. } => (stream_sid.as_bytes(), b""),
+            TwilioEvent::Stop { stream_sid, call_sid, .. } => (stream_sid.as_bytes(), call_sid.as_bytes()),
+        };
+        if self.stream_sid.is_empty() {
+            if !matches!(event, TwilioEvent::Start(_)) {
+                self.stats.twilio_before_start += 1;
+                return;
+            }
+        } else if stream_sid != self.stream_sid.as_slice()
+            || (!call_sid.is_empty() && call_sid != self.call_sid.as_slice())
+        {
+            self.stats.twilio_foreign_stream += 1;
+            if self.stats.twilio_foreign_stream == 1 {
+                self.events.push_back(Event::ForeignStream {
+                    stream_sid: String::from_utf8_lossy(stream_sid).into_owned(),
+                });
+            }
+            return;
+        }
+        match event {
+            TwilioEvent::Media(media) => self.on_caller_audio(media.payload, now),
+            TwilioEvent::Mark { name, .. } => self.on_mark(name, now),
+            TwilioEvent::Start(start) => {
+                self.on_start(start.stream_sid, start.call_sid, start.account_sid, now)
+            }
+            TwilioEvent::Dtmf { digit, .. } => self.on_dtmf(digit),
+            TwilioEvent::Stop { account_sid, .. } => {
+                if !self.account_sid.is_empty() && account_sid.as_bytes() != self.account_sid.as_slice() {
+                    self.stats.twilio_foreign_stream += 1;
+                    return;
+                }
                 let reason = self.ending.as_ref().map_or(CloseReason::CallerHungUp, |e| e.reason);
                 self.close(reason, now);
             }
-            Ok(TwilioEvent::Connected { .. }) => {}
-            Err(_) => self.stats.twilio_bad_messages += 1,
+            TwilioEvent::Connected { .. } => {}
         }
     }
 
-    pub(super) fn on_start(&mut self, stream_sid: &str, call_sid: &str, now: Instant) {
+    pub(super) fn on_start(&mut self, stream_sid: &str, call_sid: &str, account_sid: &str, now: Instant) {
         if !self.stream_sid.is_empty() {
+            // The same stream started twice.
             self.stats.twilio_bad_messages += 1;
             return;
         }
         self.stream_sid = id_from(stream_sid.as_bytes());
         self.call_sid = id_from(call_sid.as_bytes());
+        self.account_sid = id_from(account_sid.as_bytes());
         if self.stream_sid.is_empty() {
             self.close(CloseReason::TwilioProtocol { code: close_code::POLICY_VIOLATION }, now);
             return;

@@ -149,6 +149,12 @@ pub enum Event {
         /// `error.message`.
         message: String,
     },
+    /// Twilio sent an event naming another stream than this call's (emitted for the first
+    /// one only, for the log; [`CallStats::twilio_foreign_stream`] counts them all).
+    ForeignStream {
+        /// The stream the event named.
+        stream_sid: String,
+    },
     /// The call is over. Flush [`super::Call::poll_transmit`] (close frames), then close both
     /// sockets.
     Closed {
@@ -176,8 +182,13 @@ pub struct CallStats {
     pub marks_ignored: u64,
     /// Frames not written because a send buffer was full (the shell is not draining).
     pub send_overflows: u64,
-    /// Twilio messages that could not be parsed (ignored).
+    /// Twilio messages that could not be parsed, or a second `start` (ignored).
     pub twilio_bad_messages: u64,
+    /// Twilio events naming another stream, call or account than this call's `start`
+    /// (ignored).
+    pub twilio_foreign_stream: u64,
+    /// Twilio events other than `connected` before `start` (ignored).
+    pub twilio_before_start: u64,
     /// OpenAI messages that could not be parsed (ignored).
     pub openai_bad_messages: u64,
     /// Commits sent (server VAD off).

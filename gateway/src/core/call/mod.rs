@@ -242,6 +242,8 @@ struct Core {
     started_at: Option<Instant>,
     stream_sid: Id,
     call_sid: Id,
+    /// The `accountSid` of `start` (a `stop` must name it too).
+    account_sid: Id,
     rng: ChaCha12Rng,
 
     twilio_enc: Encoder,
@@ -292,6 +294,7 @@ impl Call {
             started_at: None,
             stream_sid: Id::new(),
             call_sid: Id::new(),
+            account_sid: Id::new(),
             rng,
             twilio_enc: Encoder::server(),
             twilio_out: Outbox::with_capacity(config.twilio_send_capacity),
