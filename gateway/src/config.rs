@@ -23,6 +23,7 @@
 //! | `GATEWAY_TLS_CERT`, `GATEWAY_TLS_KEY` | PEM files; both unset = plain TCP behind a TLS proxy | unset |
 //! | `GATEWAY_WORKERS` | worker threads (one runtime and listener each) | number of cores |
 //! | `GATEWAY_DRAIN_SECS` | on SIGTERM, how long calls may finish | `30` |
+//! | `GATEWAY_START_TIMEOUT_SECS` | a stream without Twilio's `start` within this is closed (`no_start`) | `5` |
 //! | `LOG_FORMAT` | `json` for JSON lines, else human-readable | text |
 
 use std::net::SocketAddr;
@@ -101,6 +102,8 @@ pub struct Config {
     pub workers: usize,
     /// `GATEWAY_DRAIN_SECS`.
     pub drain: Duration,
+    /// `GATEWAY_START_TIMEOUT_SECS`.
+    pub start_timeout: Duration,
     /// `LOG_FORMAT=json`.
     pub log_json: bool,
 }
@@ -121,6 +124,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("workers", &self.workers)
             .field("drain", &self.drain)
+            .field("start_timeout", &self.start_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -254,6 +258,7 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let workers = r.number("GATEWAY_WORKERS", cores, 1, 1024);
         let drain = Duration::from_secs(r.number("GATEWAY_DRAIN_SECS", 30u64, 0, 3600));
+        let start_timeout = Duration::from_secs(r.number("GATEWAY_START_TIMEOUT_SECS", 5u64, 1, 60));
         let log_json = match r.opt("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -282,6 +287,7 @@ impl Config {
             tls,
             workers,
             drain,
+            start_timeout,
             log_json,
         })
     }
@@ -301,6 +307,7 @@ impl Config {
             turn_detection: self.turn_detection,
             min_commit_ms: self.min_commit_ms,
             max_commit_ms: self.max_commit_ms,
+            start_timeout: self.start_timeout,
             ..CallConfig::default()
         }
     }

@@ -32,17 +32,19 @@ fn semantic_vad_is_configured_with_its_eagerness_and_the_model_named_once() {
 }
 
 #[test]
-fn upgrade_opens_openai_with_the_key_then_configures_the_session_and_greets_first() {
-    let p = Pair::new(config());
+fn upgrade_opens_openai_with_the_key_then_configures_the_session_and_greets_once_twilio_starts() {
+    let mut p = Pair::new(config());
     assert_eq!(p.events[0], Event::OpenUpstream, "pre-warm: OpenAI is opened before Twilio's start");
     assert_eq!(p.upgrades.len(), 1);
     let head = &p.upgrades[0];
     assert!(head.starts_with("GET /v1/realtime?model=gpt-realtime-2.1 HTTP/1.1\r\n"), "{head}");
     assert!(head.contains("Host: api.openai.com\r\n") && head.contains("Authorization: Bearer sk-test\r\n"));
+    assert_eq!(p.openai_types(), ["session.update"], "pre-warmed, but no response before Twilio's start");
+    p.twilio_start();
     assert_eq!(
         p.openai_types(),
         ["session.update", "response.create"],
-        "configure, then the agent speaks first"
+        "configure, then the agent speaks first, once the stream started"
     );
     let s = &p.openai.got[0]["session"];
     assert_eq!(s["type"], "realtime");
@@ -63,6 +65,12 @@ fn upgrade_opens_openai_with_the_key_then_configures_the_session_and_greets_firs
             params["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
         assert_eq!(props.len(), required.len(), "strict: every property required");
     }
+    assert_eq!(*p.call.state(), CallState::Live);
+}
+
+#[test]
+fn before_start_the_call_waits_upgraded_and_sends_twilio_nothing() {
+    let p = Pair::new(config());
     assert!(p.twilio.got.is_empty(), "nothing goes to Twilio before start");
     assert_eq!(*p.call.state(), CallState::Upgraded);
 }

@@ -39,13 +39,30 @@ fn talk_for(p: &mut Pair, secs: u64) {
 #[test]
 fn no_start_within_the_timeout_closes_the_call_for_twilio() {
     let mut p = Pair::new(config());
-    p.advance(Duration::from_millis(9999));
+    p.advance(Duration::from_millis(4999));
     assert_eq!(closed(&p), None);
     p.advance(Duration::from_millis(1));
     assert_eq!(closed(&p), Some(CloseReason::NoStart));
     assert_eq!(ended(&p), Some((Side::Twilio, "no_start".into())));
     assert_eq!(p.twilio.control, [Control::Close(Some(1000))]);
-    assert_eq!(p.openai.control.last(), Some(&Control::Close(Some(1000))), "after a keep-alive ping");
+    assert_eq!(
+        p.openai.control.last(),
+        Some(&Control::Close(Some(1000))),
+        "the pre-warmed session closed at once"
+    );
+    assert_eq!(p.openai_types(), ["session.update"], "no response was ever asked for: nothing billed");
+}
+
+#[test]
+fn a_stream_that_never_starts_costs_no_response_even_while_the_caller_line_sends_media() {
+    let mut p = Pair::new(CallConfig { start_timeout: Duration::from_secs(2), ..config() });
+    for _ in 0..50 {
+        p.caller_audio(&tone_b64(20));
+        p.advance(Duration::from_millis(20));
+    }
+    assert_eq!(p.openai_types(), ["session.update"], "no greeting, no appends before start");
+    p.advance(Duration::from_secs(2));
+    assert_eq!(closed(&p), Some(CloseReason::NoStart));
 }
 
 #[test]

@@ -59,8 +59,8 @@ fn run(seed: u64, ops: usize) {
         ..config()
     };
     let mut p = Pair::new(cfg);
-    // The setup sent session.update and the greeting's response.create.
-    let mut m = Model { seen_openai: p.openai.got.len(), create_outstanding: true, ..Model::default() };
+    // The setup sent session.update; the greeting's response.create waits for Twilio's start.
+    let mut m = Model { seen_openai: p.openai.got.len(), ..Model::default() };
     let mut started = false;
     let mut closed_at: Option<(usize, usize)> = None;
     for step in 0..ops {

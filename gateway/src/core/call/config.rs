@@ -36,7 +36,9 @@ pub struct CallConfig {
     /// RMS (0.0–1.0) under which a caller chunk counts as silence (gateway commit policy and
     /// local barge-in when server VAD is off).
     pub silence_rms: f32,
-    /// Close the call if Twilio sends no `start` within this.
+    /// Close the call if Twilio sends no `start` within this (`GATEWAY_START_TIMEOUT_SECS`):
+    /// the OpenAI session opened in advance is closed with it, before any response is asked
+    /// for.
     pub start_timeout: Duration,
     /// Close the call if Twilio sends no media for this long.
     pub media_timeout: Duration,
@@ -88,7 +90,7 @@ impl Default for CallConfig {
             max_commit_ms: 800,
             greeting_interruptible: true,
             silence_rms: 0.02,
-            start_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(5),
             media_timeout: Duration::from_secs(10),
             openai_ping_after: Duration::from_secs(5),
             openai_silence_timeout: Duration::from_secs(15),

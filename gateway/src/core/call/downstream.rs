@@ -114,6 +114,7 @@ impl Core {
             self.state = if matches!(self.up, Upstream::Open) { CallState::Live } else { CallState::Started };
         }
         self.flush_agent_hold();
+        self.greet_if_ready();
     }
 
     /// The hot path, Twilio → OpenAI: the base64 goes out unchanged, or into the hold ring

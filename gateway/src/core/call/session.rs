@@ -71,12 +71,22 @@ impl Core {
         self.sessions += 1;
         self.commit.reset();
         self.drain_hold();
-        if !self.greeted {
-            // Also after a drop that came before the greeting started.
-            self.request_response(Reply::Plain);
-        }
+        self.greet_if_ready();
         if matches!(self.state, CallState::Started) {
             self.state = CallState::Live;
+        }
+    }
+
+    /// The agent speaks first, but only once Twilio's `start` has come and the session is
+    /// configured: a stream that never starts must not cost a model response. Also after a
+    /// drop that came before the greeting started.
+    pub(super) fn greet_if_ready(&mut self) {
+        if !self.greeted
+            && !self.responses.in_flight
+            && !self.stream_sid.is_empty()
+            && matches!(self.up, Upstream::Open)
+        {
+            self.request_response(Reply::Plain);
         }
     }
 
