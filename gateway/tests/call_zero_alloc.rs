@@ -156,3 +156,33 @@ fn a_live_call_relays_10000_frames_each_way_without_allocating() {
         }) > 0
     );
 }
+
+#[test]
+fn lost_duplicate_and_late_caller_frames_cost_no_allocation_either() {
+    let now = Instant::now();
+    let (mut call, mut down, _up) = live_call(now);
+    let payload = samples::base64(&samples::ulaw_tone(160));
+    // Every fourth frame is lost (filled with silence), every seventh arrives twice.
+    let mut media = Vec::new();
+    for i in 0..FRAMES as u64 {
+        if i % 4 == 3 {
+            continue;
+        }
+        let frame = samples::client_text_frame(&samples::twilio_media(i + 2, i + 1, &payload));
+        if i % 7 == 0 {
+            media.push(frame.clone());
+        }
+        media.push(frame);
+    }
+    let n = allocations_during(|| {
+        for frame in &media {
+            down.push(frame);
+            assert_eq!(call.handle_downstream(&mut down, now), Handled::Done);
+            flush(&mut call, Peer::OpenAi);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations filling gaps and dropping duplicates");
+    let stats = call.stats();
+    assert!(stats.gaps_filled > 2000 && stats.gap_fill_ms == stats.gaps_filled * 20, "{stats:?}");
+    assert!(stats.media_dropped_late > 1000, "{stats:?}");
+}

@@ -152,6 +152,9 @@ pub struct Pair {
     pub events: Vec<Event>,
     delta_seq: u64,
     twilio_seq: u64,
+    /// `media.chunk` and `media.timestamp` of the next caller frame.
+    media_chunk: u64,
+    media_ms: u64,
     /// The real server's rules, applied to every event the call sends.
     pub server: ServerRules,
 }
@@ -209,6 +212,8 @@ impl Pair {
             events: Vec::new(),
             delta_seq: 0,
             twilio_seq: 1,
+            media_chunk: 0,
+            media_ms: 0,
             server: ServerRules::default(),
         };
         p.drive();
@@ -391,7 +396,15 @@ impl Pair {
     /// Twilio sends `ms` of caller audio (one media event).
     pub fn caller_audio(&mut self, payload_b64: &str) {
         self.twilio_seq += 1;
-        let json = samples::twilio_media(self.twilio_seq, self.twilio_seq, payload_b64);
+        self.media_chunk += 1;
+        // Twilio stamps each frame with its place on the stream's timeline.
+        let json = format!(
+            r#"{{"event":"media","sequenceNumber":"{}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{payload_b64}"}},"streamSid":"{STREAM_SID}"}}"#,
+            self.twilio_seq, self.media_chunk, self.media_ms
+        );
+        self.media_ms += (payload_b64.len() / 4 * 3
+            - payload_b64.bytes().rev().take_while(|&b| b == b'=').count()) as u64
+            / 8;
         self.twilio_send(&json);
     }
 

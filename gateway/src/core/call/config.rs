@@ -40,6 +40,9 @@ pub struct CallConfig {
     /// the OpenAI session opened in advance is closed with it, before any response is asked
     /// for.
     pub start_timeout: Duration,
+    /// Lost caller audio up to this long is replaced by silence so OpenAI's audio clock stays
+    /// the call's; a longer gap is counted and left alone.
+    pub max_gap_fill: Duration,
     /// Close the call if Twilio sends no media for this long.
     pub media_timeout: Duration,
     /// Ping OpenAI after this long without a byte from it.
@@ -91,6 +94,7 @@ impl Default for CallConfig {
             greeting_interruptible: true,
             silence_rms: 0.02,
             start_timeout: Duration::from_secs(5),
+            max_gap_fill: Duration::from_millis(500),
             media_timeout: Duration::from_secs(10),
             openai_ping_after: Duration::from_secs(5),
             openai_silence_timeout: Duration::from_secs(15),
@@ -130,6 +134,7 @@ impl std::fmt::Debug for CallConfig {
             .field("greeting_interruptible", &self.greeting_interruptible)
             .field("silence_rms", &self.silence_rms)
             .field("start_timeout", &self.start_timeout)
+            .field("max_gap_fill", &self.max_gap_fill)
             .field("media_timeout", &self.media_timeout)
             .field("openai_ping_after", &self.openai_ping_after)
             .field("openai_silence_timeout", &self.openai_silence_timeout)

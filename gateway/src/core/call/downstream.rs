@@ -77,7 +77,9 @@ impl Core {
             return;
         }
         match event {
-            TwilioEvent::Media(media) => self.on_caller_audio(media.payload, now),
+            TwilioEvent::Media(media) => {
+                self.on_caller_media(media.sequence_number, media.timestamp, media.payload, now)
+            }
             TwilioEvent::Mark { name, .. } => self.on_mark(name, now),
             TwilioEvent::Start(start) => {
                 self.on_start(start.stream_sid, start.call_sid, start.account_sid, now)
@@ -115,6 +117,47 @@ impl Core {
         }
         self.flush_agent_hold();
         self.greet_if_ready();
+    }
+
+    /// Places a caller frame on the call's timeline first: silence for the frames lost before
+    /// it, nothing for a duplicate or a late one.
+    #[inline]
+    pub(super) fn on_caller_media(&mut self, seq: u64, timestamp_ms: u64, payload: &[u8], now: Instant) {
+        let max_fill = u32::try_from(self.cfg.max_gap_fill.as_millis()).unwrap_or(u32::MAX);
+        match self.media_clock.place(seq, timestamp_ms, relay::audio_ms(payload), max_fill) {
+            Placement::Drop => self.last_media = now,
+            Placement::Append { fill_ms } => {
+                if fill_ms > 0 {
+                    self.fill_silence(fill_ms);
+                }
+                self.on_caller_audio(payload, now);
+            }
+        }
+    }
+
+    /// `ms` of μ-law silence where caller frames were lost, as appends (or into the hold ring
+    /// while OpenAI is not ready), in 60 ms pieces: no allocation.
+    fn fill_silence(&mut self, ms: u32) {
+        const PIECE: usize = 480;
+        let mut left = ms as usize * audio::BYTES_PER_MS;
+        while left > 0 {
+            let n = left.min(PIECE);
+            left -= n;
+            if !matches!(self.up, Upstream::Open) || !self.hold.is_empty() {
+                self.hold.push(&[0xFF; PIECE][..n]);
+                continue;
+            }
+            let mut b64 = [0u8; PIECE / 3 * 4 + 4];
+            let len = media_clock::silence_base64(n, &mut b64);
+            let enc = &mut self.openai_enc;
+            if !self.openai_out.push(|out| relay::write_append(enc, out, &b64[..len])) {
+                self.stats.send_overflows += 1;
+                return;
+            }
+            if !self.cfg.turn_detection.by_server() {
+                self.after_append((n / audio::BYTES_PER_MS) as u32, 0);
+            }
+        }
     }
 
     /// The hot path, Twilio → OpenAI: the base64 goes out unchanged, or into the hold ring

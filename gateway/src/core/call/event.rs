@@ -189,6 +189,14 @@ pub struct CallStats {
     pub twilio_foreign_stream: u64,
     /// Twilio events other than `connected` before `start` (ignored).
     pub twilio_before_start: u64,
+    /// Gaps in the caller's audio (lost frames, from `media.timestamp`) filled with silence.
+    pub gaps_filled: u64,
+    /// Silence inserted for them (ms).
+    pub gap_fill_ms: u64,
+    /// Gaps longer than [`super::CallConfig::max_gap_fill`], left unfilled.
+    pub gaps_unfillable: u64,
+    /// Caller frames dropped as duplicates or arriving after a later one.
+    pub media_dropped_late: u64,
     /// OpenAI messages that could not be parsed (ignored).
     pub openai_bad_messages: u64,
     /// Commits sent (server VAD off).

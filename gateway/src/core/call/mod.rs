@@ -59,6 +59,7 @@ mod config;
 mod downstream;
 mod ending;
 mod event;
+mod media_clock;
 mod outbox;
 mod playback;
 mod session;
@@ -78,6 +79,7 @@ pub use self::event::{CallEvent, CallState, CallStats, CloseReason, Event, Peer,
 pub use contract::internal_api::CallContext;
 
 use self::commit::{CommitAction, CommitPolicy};
+use self::media_clock::{MediaClock, Placement};
 use self::outbox::Outbox;
 use self::playback::{Accept, AgentHold, Id, Playback, id_from};
 use crate::core::audio::{self, DropPolicy, DropStats, HoldRing};
@@ -261,6 +263,8 @@ struct Core {
     reconnects: u32,
 
     hold: Box<HoldRing<HOLD_SLOTS>>,
+    /// The caller stream's timeline: lost frames filled with silence, late ones dropped.
+    media_clock: MediaClock,
     agent_hold: AgentHold,
     play: Playback,
     commit: CommitPolicy,
@@ -309,6 +313,7 @@ impl Call {
             sessions: 0,
             reconnects: 0,
             hold: Box::new(HoldRing::new(DropPolicy::Oldest)),
+            media_clock: MediaClock::default(),
             agent_hold: AgentHold::with_capacity(AGENT_HOLD_BYTES),
             play: Playback::default(),
             commit,
@@ -360,7 +365,14 @@ impl Call {
 
     /// Counters for metrics.
     pub fn stats(&self) -> CallStats {
-        self.core.stats
+        let c = &self.core.media_clock;
+        CallStats {
+            gaps_filled: c.gaps_filled,
+            gap_fill_ms: c.filled_ms,
+            gaps_unfillable: c.gaps_unfillable,
+            media_dropped_late: c.dropped_late,
+            ..self.core.stats
+        }
     }
 
     /// Caller audio the hold ring had to drop (ring full during a long connect or reconnect).
