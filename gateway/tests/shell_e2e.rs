@@ -670,3 +670,21 @@ async fn an_openai_drop_mid_call_is_reconnected_while_the_caller_stays_on_the_li
     assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
     w.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openai_message_larger_than_the_receive_buffer_is_read_whole() {
+    // A greeting whose transcript makes OpenAI messages of ~600 KiB (the receive buffer starts
+    // at 128 KiB; the documented limit is 1 MiB): the call must not stall on it.
+    let long = "Bonjour Claire, ici Callway. ".repeat(600 * 1024 / 29);
+    let script = Script::replies([Reply::tone(440.0, 600, &long)]);
+    let sample = callway_gateway::samples::ulaw_tone(600 * 8);
+    let mut w = world(Mode::Plain, caller(&sample), script, |_| {}).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert!(report.first_agent_audio.is_some(), "{}", report.summary());
+    assert_eq!(w.openai.sessions().len(), 1, "no reconnect: the large messages did not break the session");
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    w.shutdown().await;
+}

@@ -1,8 +1,10 @@
 //! Caller-owned byte buffers for the sans-IO core: a receive buffer the shell reads into and the
 //! codecs decode from in place, and a writer over a fixed slice for building outgoing frames.
 //!
-//! Both are allocated once per connection (at accept) and never grow: a full buffer is an error
-//! the caller handles, not a reallocation.
+//! Both are allocated once per connection (at accept). A receive buffer is sized for the usual
+//! frames; when one frame is larger (a rare `start` with long parameters, a long OpenAI
+//! message), [`RecvBuf::fit`] grows it up to the protocol's limit and gives the memory back
+//! once the frame is gone — never on the per-frame path.
 
 /// Bytes received from a socket and not yet consumed by a decoder.
 ///
@@ -78,6 +80,29 @@ impl RecvBuf {
         spare[..n].copy_from_slice(&bytes[..n]);
         self.filled(n);
         n
+    }
+
+    /// Sizes the buffer for what is waiting, between `base` and `limit` bytes: when it is full
+    /// of unconsumed bytes (a frame larger than the buffer, since the decoder took what it
+    /// could) it doubles, up to `limit`; once it holds little again it shrinks back to `base`.
+    /// Returns true when it reallocated. Call it with the decoder's frame limit plus the
+    /// largest frame header (14 bytes), so any frame the decoder accepts fits.
+    pub fn fit(&mut self, base: usize, limit: usize) -> bool {
+        let cap = self.buf.len();
+        let new_cap = if self.len() == cap && cap < limit {
+            (cap * 2).clamp(base, limit)
+        } else if cap > base && self.len() <= base / 2 {
+            base
+        } else {
+            return false;
+        };
+        let mut buf = vec![0; new_cap].into_boxed_slice();
+        let len = self.len();
+        buf[..len].copy_from_slice(self.data());
+        self.buf = buf;
+        self.start = 0;
+        self.end = len;
+        true
     }
 
     /// Drops `n` bytes from the front (they were decoded).
@@ -179,6 +204,24 @@ impl std::fmt::Write for SliceWriter<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fit_grows_for_a_large_frame_up_to_the_limit_then_gives_the_memory_back() {
+        let mut b = RecvBuf::with_capacity(1024);
+        assert!(!b.fit(1024, 4096), "nothing waiting: nothing to do");
+        b.push(&[1; 1024]);
+        assert!(b.fit(1024, 4096));
+        assert_eq!((b.capacity(), b.len()), (2048, 1024));
+        assert_eq!(b.data(), &[1; 1024][..], "the waiting bytes are kept");
+        b.push(&[2; 1024]);
+        assert!(b.fit(1024, 3000));
+        assert_eq!(b.capacity(), 3000, "never beyond the limit");
+        b.push(&[3; 952]);
+        assert!(!b.fit(1024, 3000), "at the limit: the decoder refuses anything larger");
+        b.consume(2900);
+        assert!(b.fit(1024, 3000));
+        assert_eq!((b.capacity(), b.data()), (1024, &[3; 100][..]), "back to the base size");
+    }
     use super::*;
 
     #[test]

@@ -20,11 +20,14 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
 use super::BoxIo;
+use super::conn::DOWN_RECV;
 use super::control::ControlPlane;
 use super::server::Worker;
 use super::upstream;
 use crate::core::buf::RecvBuf;
 use crate::core::call::{Call, CloseReason, Event, Handled, Peer};
+use crate::core::ws::Limits;
+use crate::core::ws::encoder::MAX_HEADER_LEN;
 use crate::metrics::{Metrics, Reported};
 
 /// OpenAI → gateway receive buffer: must hold the largest frame OpenAI sends (audio deltas of
@@ -291,6 +294,15 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
         let oa = call.poll_transmit(Peer::OpenAi).filter(|_| up_w.is_some());
         let down_write = tw.is_some() || (down_flush && down_w.is_some());
         let up_write = oa.is_some() || (up_flush && up_w.is_some());
+        // A frame larger than the buffer: grow it up to what the decoder accepts (Twilio 64 KiB,
+        // OpenAI 1 MiB), so the enforced limits are exactly the documented ones; shrink back
+        // once it is gone.
+        if !down_blocked {
+            down_buf.fit(DOWN_RECV, Limits::TWILIO.max_frame + MAX_HEADER_LEN);
+        }
+        if !up_blocked {
+            up_buf.fit(UP_RECV, Limits::OPENAI.max_frame + MAX_HEADER_LEN);
+        }
         let down_read = !down_eof && !down_blocked && down_buf.len() < down_buf.capacity();
         let up_read = up_r.is_some() && !up_blocked && up_buf.len() < up_buf.capacity();
         let step = tokio::select! {

@@ -6,6 +6,9 @@
 //! for the usual unfragmented message. Fragmented messages are gathered in a buffer the decoder
 //! owns (grown on first use up to [`Limits::max_message`], then reused).
 //!
+//! A frame larger than the buffer is [`Decoded::Incomplete`] too, with the bytes still
+//! `needed`: the caller grows the buffer ([`RecvBuf::fit`]) up to [`Limits::max_frame`] + 14.
+//!
 //! The caller handles the message, then calls [`RecvBuf::consume`] with
 //! [`Decoded::Frame::consumed`]. Errors are final: send a close frame with
 //! [`WsError::close_code`] and stop reading.
@@ -78,7 +81,6 @@ impl Decoder {
 
     /// Decodes the frame at the front of `buf` (see the module docs for the protocol).
     pub fn decode<'a>(&'a mut self, buf: &'a mut RecvBuf) -> Result<Decoded<'a>, WsError> {
-        let capacity = buf.capacity();
         let data = buf.data_mut();
         if data.len() < 2 {
             return Ok(Decoded::Incomplete { needed: None });
@@ -109,9 +111,8 @@ impl Decoder {
             return Err(WsError::FrameTooLarge { len, max: self.limits.max_frame });
         }
         let total = header_len + len as usize;
-        if total > capacity {
-            return Err(WsError::BufferTooSmall { frame: total, capacity });
-        }
+        // Also when the frame is larger than the buffer: the caller grows it (RecvBuf::fit)
+        // up to the limit checked above, so the enforced limit is `Limits`, never the buffer.
         if data.len() < total {
             return Ok(Decoded::Incomplete { needed: Some(total - data.len()) });
         }

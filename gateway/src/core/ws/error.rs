@@ -56,17 +56,6 @@ pub enum WsError {
         /// The limit.
         max: usize,
     },
-    /// The whole frame cannot fit in the receive buffer (a configuration error: the receive
-    /// buffer must hold `max_frame` plus 14 header bytes).
-    #[error(
-        "frame of {frame} bytes cannot fit the {capacity}-byte receive buffer: size the buffer for Limits::max_frame + 14"
-    )]
-    BufferTooSmall {
-        /// Header plus payload.
-        frame: usize,
-        /// Receive buffer capacity.
-        capacity: usize,
-    },
     /// A frame arrived after the peer's close frame.
     #[error("frame received after the peer's close frame")]
     AfterClose,
@@ -77,9 +66,7 @@ impl WsError {
     pub fn close_code(&self) -> u16 {
         match self {
             WsError::InvalidUtf8 => close_code::INVALID_PAYLOAD,
-            WsError::FrameTooLarge { .. }
-            | WsError::MessageTooLarge { .. }
-            | WsError::BufferTooSmall { .. } => close_code::MESSAGE_TOO_BIG,
+            WsError::FrameTooLarge { .. } | WsError::MessageTooLarge { .. } => close_code::MESSAGE_TOO_BIG,
             _ => close_code::PROTOCOL_ERROR,
         }
     }
