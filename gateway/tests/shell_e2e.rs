@@ -437,6 +437,8 @@ async fn bad_upgrades_are_refused_precisely_before_any_openai_session() {
     for (what, p, auth, expected) in &cases {
         let (status, text) = raw_upgrade(addr, &w.domain, p, *auth).await;
         assert_eq!(status, *expected, "{what}: {text}");
+        let phrase = callway_gateway::core::ws::upgrade::reason_phrase(status);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} {phrase}\r\n")), "{what}: {text}");
     }
     // A replayed token: redeemed once already (as by another gateway), then refused with 409.
     let body = serde_json::to_vec(&json!({"token": token})).unwrap();
@@ -458,6 +460,7 @@ async fn bad_upgrades_are_refused_precisely_before_any_openai_session() {
     assert_eq!(res.status().as_u16(), 200);
     let (status, text) = raw_upgrade(addr, &w.domain, &path, Some(AUTH_TOKEN)).await;
     assert_eq!(status, 409, "replay: {text}");
+    assert!(text.starts_with("HTTP/1.1 409 Conflict\r\n"), "{text}");
 
     // Nothing reached OpenAI.
     assert!(w.openai.sessions().is_empty());

@@ -83,14 +83,21 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
     let context = match worker.control.redeem(&token).await {
         Ok(ctx) => ctx,
         Err(RedeemError::Refused { status, code }) => {
-            tracing::warn!(%peer, %call_id, %lead_id, status, %code, "stream token refused by the control plane");
-            let msg = match status {
-                409 => "stream token already used",
-                404 => "stream token unknown",
-                410 => "stream token expired",
-                _ => "stream token refused",
+            // What Twilio is told: the token's fate, or — for anything else the control plane
+            // says (our own HMAC refused, a bug) — that it cannot be served now.
+            let (answer, msg) = match status {
+                409 => (409, "stream token already used"),
+                404 => (404, "stream token unknown"),
+                410 => (410, "stream token expired"),
+                403 => (403, "stream token refused"),
+                _ => (503, "control plane refused the redemption, try again"),
             };
-            refuse(&mut io, &shared.metrics, status, msg).await;
+            if answer == 503 {
+                tracing::error!(%peer, %call_id, %lead_id, status, %code, "the control plane refused a token redemption: check INTERNAL_API_SECRET and CONTROL_PLANE_URL on both sides");
+            } else {
+                tracing::warn!(%peer, %call_id, %lead_id, status, %code, "stream token refused by the control plane");
+            }
+            refuse(&mut io, &shared.metrics, answer, msg).await;
             return;
         }
         Err(RedeemError::Unavailable(why)) => {

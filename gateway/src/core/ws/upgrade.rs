@@ -172,20 +172,33 @@ pub fn write_accept(out: &mut [u8], key: &str) -> Result<usize, BufferFull> {
     Ok(w.written())
 }
 
-fn reason_phrase(status: u16) -> &'static str {
+/// Every status the gateway answers an upgrade with instead of `101` (malformed or refused
+/// requests, authentication, token redemption, timeouts, the control plane being down).
+pub const REFUSAL_STATUSES: [u16; 13] = [400, 401, 403, 404, 405, 408, 409, 410, 426, 429, 431, 503, 505];
+
+/// The reason phrase RFC 9110 §15 gives `status` (the class name for one it does not list).
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
         410 => "Gone",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
-        _ => "Error",
+        other if other < 500 => "Client Error",
+        _ => "Server Error",
     }
 }
 
@@ -310,6 +323,41 @@ impl ClientHandshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9110 §15's reason phrases, written out independently of `reason_phrase`.
+    const RFC_9110: [(u16, &str); 13] = [
+        (400, "Bad Request"),
+        (401, "Unauthorized"),
+        (403, "Forbidden"),
+        (404, "Not Found"),
+        (405, "Method Not Allowed"),
+        (408, "Request Timeout"),
+        (409, "Conflict"),
+        (410, "Gone"),
+        (426, "Upgrade Required"),
+        (429, "Too Many Requests"),
+        (431, "Request Header Fields Too Large"),
+        (503, "Service Unavailable"),
+        (505, "HTTP Version Not Supported"),
+    ];
+
+    #[test]
+    fn every_refusal_carries_its_rfc_9110_reason_phrase() {
+        assert_eq!(REFUSAL_STATUSES.map(|s| s), RFC_9110.map(|(s, _)| s), "one expectation per status sent");
+        for (status, phrase) in RFC_9110 {
+            let mut out = [0u8; 512];
+            let n = write_refusal(&mut out, status, "why").unwrap();
+            let text = std::str::from_utf8(&out[..n]).unwrap();
+            let line = text.split("\r\n").next().unwrap();
+            assert_eq!(line, format!("HTTP/1.1 {status} {phrase}"), "{text}");
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut res = httparse::Response::new(&mut headers);
+            assert!(res.parse(&out[..n]).unwrap().is_complete());
+            assert_eq!((res.code, res.reason), (Some(status), Some(phrase)));
+        }
+        assert_eq!(reason_phrase(418), "Client Error");
+        assert_eq!(reason_phrase(599), "Server Error");
+    }
 
     const TWILIO_LIKE: &str = "GET /api/twilio/media-stream/v1.abc.def HTTP/1.1\r\n\
         Host: edge.example.eu\r\n\
