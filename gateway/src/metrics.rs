@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::core::call::CallStats;
+use crate::core::call::{CallStats, IGNORED_LABELS};
 
 /// Every counter of the gateway.
 #[derive(Debug, Default)]
@@ -42,6 +42,8 @@ pub struct Metrics {
     pub workers_ready: AtomicU64,
     /// Workers configured.
     pub workers_total: AtomicU64,
+    /// Events received and not acted on, by `IGNORED_LABELS` entry.
+    ignored: IgnoredTotals,
     calls_ended: Mutex<BTreeMap<&'static str, u64>>,
     upgrades_refused: Mutex<BTreeMap<u16, u64>>,
 }
@@ -51,6 +53,23 @@ pub struct Metrics {
 pub struct Reported {
     stats: CallStats,
     hold_dropped_bytes: u64,
+}
+
+/// One counter per `IGNORED_LABELS` entry.
+#[derive(Debug)]
+struct IgnoredTotals([AtomicU64; IGNORED_LABELS.len()]);
+
+impl Default for IgnoredTotals {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl Reported {
+    /// The ignored-event counts reported so far, `(peer, kind, count)`.
+    pub fn ignored(&self) -> Vec<(&'static str, &'static str, u32)> {
+        self.stats.ignored.iter().collect()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -95,7 +114,18 @@ impl Metrics {
         add(&self.frames_to_twilio, now.agent_chunks_sent, last.stats.agent_chunks_sent);
         add(&self.barge_ins, now.barge_ins, last.stats.barge_ins);
         add(&self.hold_dropped_bytes, hold_dropped_bytes, last.hold_dropped_bytes);
+        for (i, c) in self.ignored.0.iter().enumerate() {
+            add(c, u64::from(now.ignored.0[i]), u64::from(last.stats.ignored.0[i]));
+        }
         *last = Reported { stats: now, hold_dropped_bytes };
+    }
+
+    /// Ignored events of `peer` and `kind` so far (all calls).
+    pub fn ignored(&self, peer: &str, kind: &str) -> u64 {
+        IGNORED_LABELS
+            .iter()
+            .position(|l| *l == (peer, kind))
+            .map_or(0, |i| self.ignored.0[i].load(Ordering::Relaxed))
     }
 
     /// Whether `/readyz` should answer 200.
@@ -187,6 +217,19 @@ impl Metrics {
         );
         for (status, n) in lock(&self.upgrades_refused).iter() {
             let _ = writeln!(s, "callway_gateway_upgrades_refused_total{{status=\"{status}\"}} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP callway_gateway_ignored_events_total Events received and not acted on, by peer and kind (unknown: a kind not in the fixed label set).\n# TYPE callway_gateway_ignored_events_total counter"
+        );
+        for ((peer, kind), c) in IGNORED_LABELS.iter().zip(&self.ignored.0) {
+            let n = g(c);
+            if n > 0 {
+                let _ = writeln!(
+                    s,
+                    "callway_gateway_ignored_events_total{{peer=\"{peer}\",kind=\"{kind}\"}} {n}"
+                );
+            }
         }
         s
     }

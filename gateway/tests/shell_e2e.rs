@@ -390,6 +390,13 @@ async fn full_call(mode: Mode) {
     }
     assert_eq!(w.openai.sessions().len(), 1);
     assert_eq!(g.metrics().calls_ended("caller_hung_up"), 1);
+    // What the call did not act on is counted by kind (the simulator's session.created, …).
+    assert!(g.metrics().ignored("openai", "session.created") >= 1);
+    let (_, text) = http_get(g.ops_addr(), "/metrics").await;
+    assert!(
+        text.contains(r#"callway_gateway_ignored_events_total{peer="openai",kind="session.created"}"#),
+        "{text}"
+    );
     w.shutdown().await;
 }
 

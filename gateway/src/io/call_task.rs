@@ -388,7 +388,21 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
             Step::Timer => call.handle_timeout(now),
             Step::Tick => {
                 events.flush();
+                let before = reported.ignored();
                 metrics.add_call_stats(&mut reported, call.stats(), call.hold_dropped().bytes);
+                // At most one line a second per call, and only at debug.
+                if tracing::enabled!(tracing::Level::DEBUG) && reported.ignored() != before {
+                    let new: Vec<String> = reported
+                        .ignored()
+                        .iter()
+                        .filter_map(|&(peer, kind, n)| {
+                            let old =
+                                before.iter().find(|(p, k, _)| (*p, *k) == (peer, kind)).map_or(0, |o| o.2);
+                            (n > old).then(|| format!("{peer}/{kind}: {}", n - old))
+                        })
+                        .collect();
+                    tracing::debug!(ignored = ?new, "events ignored in the last second");
+                }
             }
         }
     };

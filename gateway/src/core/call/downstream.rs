@@ -44,8 +44,13 @@ impl Core {
     pub(super) fn on_twilio_text(&mut self, text: &mut [u8], now: Instant) {
         let event = match twilio::parse_event(text) {
             Ok(event) => event,
-            Err(_) => {
+            Err(e) => {
                 self.stats.twilio_bad_messages += 1;
+                self.stats.ignored.add(if e == twilio::TwilioError::UnknownEvent {
+                    ignored::twilio::UNKNOWN_EVENT
+                } else {
+                    ignored::twilio::UNPARSABLE
+                });
                 return;
             }
         };
@@ -63,12 +68,14 @@ impl Core {
         if self.stream_sid.is_empty() {
             if !matches!(event, TwilioEvent::Start(_)) {
                 self.stats.twilio_before_start += 1;
+                self.stats.ignored.add(ignored::twilio::BEFORE_START);
                 return;
             }
         } else if stream_sid != self.stream_sid.as_slice()
             || (!call_sid.is_empty() && call_sid != self.call_sid.as_slice())
         {
             self.stats.twilio_foreign_stream += 1;
+            self.stats.ignored.add(ignored::twilio::FOREIGN_STREAM);
             if self.stats.twilio_foreign_stream == 1 {
                 self.events.push_back(Event::ForeignStream {
                     stream_sid: String::from_utf8_lossy(stream_sid).into_owned(),
@@ -88,6 +95,7 @@ impl Core {
             TwilioEvent::Stop { account_sid, .. } => {
                 if !self.account_sid.is_empty() && account_sid.as_bytes() != self.account_sid.as_slice() {
                     self.stats.twilio_foreign_stream += 1;
+                    self.stats.ignored.add(ignored::twilio::FOREIGN_STREAM);
                     return;
                 }
                 let reason = self.ending.as_ref().map_or(CloseReason::CallerHungUp, |e| e.reason);
@@ -101,6 +109,7 @@ impl Core {
         if !self.stream_sid.is_empty() {
             // The same stream started twice.
             self.stats.twilio_bad_messages += 1;
+            self.stats.ignored.add(ignored::twilio::DUPLICATE_START);
             return;
         }
         self.stream_sid = id_from(stream_sid.as_bytes());

@@ -197,6 +197,8 @@ pub struct CallStats {
     pub gaps_unfillable: u64,
     /// Caller frames dropped as duplicates or arriving after a later one.
     pub media_dropped_late: u64,
+    /// Events received and not acted on, by kind (a bounded label set).
+    pub ignored: super::IgnoredCounts,
     /// OpenAI messages that could not be parsed (ignored).
     pub openai_bad_messages: u64,
     /// Commits sent (server VAD off).

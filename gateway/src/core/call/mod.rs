@@ -59,6 +59,7 @@ mod config;
 mod downstream;
 mod ending;
 mod event;
+mod ignored;
 mod media_clock;
 mod outbox;
 mod playback;
@@ -76,6 +77,7 @@ pub use self::config::{
     CallConfig, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD, TurnDetection as TurnTaking,
 };
 pub use self::event::{CallEvent, CallState, CallStats, CloseReason, Event, Peer, Side, Speaker};
+pub use self::ignored::{IGNORED_LABELS, IgnoredCounts};
 pub use contract::internal_api::CallContext;
 
 use self::commit::{CommitAction, CommitPolicy};

@@ -65,6 +65,7 @@ impl Core {
             Ok(event) => event,
             Err(_) => {
                 self.stats.openai_bad_messages += 1;
+                self.stats.ignored.add(ignored::openai::UNPARSABLE);
                 return;
             }
         };
@@ -131,7 +132,15 @@ impl Core {
                     self.upstream_lost(CloseReason::OpenAiClosed { code: Some(close_code::GOING_AWAY) }, now);
                 }
             }
-            _ => {}
+            ServerEvent::SessionCreated => self.stats.ignored.add_openai("session.created"),
+            ServerEvent::SessionUpdated => self.stats.ignored.add_openai("session.updated"),
+            ServerEvent::SpeechStopped { .. } => {
+                self.stats.ignored.add_openai("input_audio_buffer.speech_stopped")
+            }
+            ServerEvent::Committed { .. } => self.stats.ignored.add_openai("input_audio_buffer.committed"),
+            ServerEvent::Cleared => self.stats.ignored.add_openai("input_audio_buffer.cleared"),
+            ServerEvent::AudioDone { .. } => self.stats.ignored.add_openai("response.output_audio.done"),
+            ServerEvent::Other { kind } => self.stats.ignored.add_openai(kind),
         }
     }
 
