@@ -389,7 +389,25 @@ fn main() {
         c.add(&format!("round-trip-{i}"), seed);
     }
 
+    // The call state machine reads operations with `arbitrary`: any bytes are a scenario.
+    // Seeds of several lengths from a fixed xorshift stream give the fuzzer long scenarios
+    // (calls that start, speak, barge in, reconnect) to mutate from the first run.
+    let mut c = Corpus::new(&root, "call_state_machine");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for (i, len) in [64usize, 256, 1024, 4096, 8192].into_iter().enumerate() {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        c.add(&format!("scenario-{i}"), bytes);
+    }
+
     for target in [
+        "call_state_machine",
         "twilio_event",
         "twilio_differential",
         "openai_event",

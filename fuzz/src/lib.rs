@@ -6,8 +6,11 @@
 //! - [`json`]: a small JSON generator driven by the fuzzer's bytes, so the differential targets
 //!   reach the parsers' fast paths (key order, whitespace, duplicates, nested and empty objects,
 //!   escapes) far more often than byte mutations of seeds alone would.
+//! - [`call`]: drives one call state machine through arbitrary interleavings of both peers'
+//!   bytes and events, connects, drops, tool results and time, checking its invariants.
 //! - [`within`]: whether a slice borrowed from the input really points into it.
 
+pub mod call;
 pub mod json;
 pub mod ws;
 

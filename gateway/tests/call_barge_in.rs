@@ -234,3 +234,18 @@ fn without_server_vad_the_callers_first_loud_chunk_barges_in() {
     assert_eq!(truncate[0]["audio_end_ms"], 100);
     assert_eq!(p.openai.of("response.cancel").len(), 1);
 }
+
+#[test]
+fn a_barge_in_drops_both_the_response_playing_and_the_one_active() {
+    // Found by the call_state_machine fuzz target: audio of a response other than the active
+    // one was playing; after the clear, its later deltas still went out.
+    let mut p = Pair::live(CallConfig { turn_detection: TurnTaking::Off, ..config() });
+    p.response_created("resp_a");
+    p.delta("resp_b", "item_b", &tone_b64(200));
+    p.caller_audio(&tone_b64(20));
+    assert_eq!(p.twilio_events().last().map(String::as_str), Some("clear"));
+    p.twilio.clear();
+    p.delta("resp_b", "item_b", &tone_b64(100));
+    p.delta("resp_a", "item_a", &tone_b64(100));
+    assert!(p.twilio.of("media").is_empty(), "nothing of either interrupted response plays");
+}

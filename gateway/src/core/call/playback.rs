@@ -47,8 +47,9 @@ pub(crate) struct Playback {
     pub(crate) played_ms: u32,
     /// A `clear` flushed this response: its later marks mean nothing.
     pub(crate) flushed: bool,
-    /// A barge-in interrupted this response id: drop its later deltas.
-    pub(crate) dropped_response: Id,
+    /// A barge-in interrupted these response ids (the one playing and the one active, usually
+    /// the same): drop their later deltas.
+    pub(crate) dropped: [Id; 2],
 }
 
 /// What to do with an audio delta.
@@ -64,7 +65,7 @@ impl Playback {
     /// Sorts a delta: a new response id starts a new playback (marks restart at 0 ms).
     #[inline]
     pub(crate) fn accept(&mut self, response_id: &[u8], item_id: &[u8]) -> Accept {
-        if !self.dropped_response.is_empty() && self.dropped_response.as_slice() == response_id {
+        if self.dropped.iter().any(|d| !d.is_empty() && d.as_slice() == response_id) {
             return Accept::Drop;
         }
         if self.response_id.as_slice() != response_id || self.seq == 0 {

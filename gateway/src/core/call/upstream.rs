@@ -254,10 +254,10 @@ impl Core {
             }
             self.agent_hold.clear();
             self.play.flushed = true;
-            self.play.dropped_response = self.play.response_id.clone();
+            self.play.dropped[0] = self.play.response_id.clone();
         }
         if active {
-            self.play.dropped_response = self.responses.active_id.clone();
+            self.play.dropped[1] = self.responses.active_id.clone();
             // With turn detection and `interrupt_response`, OpenAI has already cancelled it on
             // `speech_started`: a cancel of ours would only draw `response_cancel_not_active`.
             if !self.server_interrupts() && !self.responses.cancelling {
