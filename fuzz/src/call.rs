@@ -102,7 +102,7 @@ const STREAM: &str = "MZ18ad3ab5a668481ce02b83e7395059f0";
 const CALL_SID: &str = "CA0000000000000000000000000000000a";
 
 fn stream_sid(n: u8) -> String {
-    if n % 4 == 0 { STREAM.to_owned() } else { format!("MZ{:032x}", n) }
+    if n.is_multiple_of(4) { STREAM.to_owned() } else { format!("MZ{n:032x}") }
 }
 
 /// One of the call's peers, as it receives what the call sends (decoded as it goes).
@@ -242,17 +242,17 @@ impl World {
             }
             while let Some(bytes) = self.call.poll_transmit(Peer::OpenAi) {
                 let bytes = bytes.to_vec();
-                if let Some(peer) = self.openai.as_mut() {
-                    if let Some(key) = peer.take(&bytes) {
-                        // Accept the upgrade.
-                        let key = std::str::from_utf8(&key).expect("base64 key");
-                        let mut out = [0u8; 256];
-                        let n = upgrade::write_accept(&mut out, key).expect("fits");
-                        self.up.push(&out[..n]);
-                        self.openai_open = true;
-                        self.item_ms.clear();
-                        let _ = self.call.handle_upstream(&mut self.up, self.now);
-                    }
+                if let Some(peer) = self.openai.as_mut()
+                    && let Some(key) = peer.take(&bytes)
+                {
+                    // Accept the upgrade.
+                    let key = std::str::from_utf8(&key).expect("base64 key");
+                    let mut out = [0u8; 256];
+                    let n = upgrade::write_accept(&mut out, key).expect("fits");
+                    self.up.push(&out[..n]);
+                    self.openai_open = true;
+                    self.item_ms.clear();
+                    let _ = self.call.handle_upstream(&mut self.up, self.now);
                 }
                 self.call.transmitted(Peer::OpenAi, bytes.len());
                 moved = true;
