@@ -1,2 +1,4 @@
-//! Frame-path benchmarks (`benches/frame_path.rs`, criterion). Results and how to read them:
-//! `benches/README.md`.
+//! Frame-path benchmarks (`benches/frame_path.rs`, criterion) and the end-to-end load generator
+//! ([`loadgen`], binary `callway-loadgen`). Results and how to read them: `benches/README.md`.
+
+pub mod loadgen;

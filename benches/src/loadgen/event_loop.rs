@@ -1,0 +1,472 @@
+//! One event loop of the harness: a single thread, one `epoll` (mio), one periodic `timerfd`,
+//! and every socket of its share of the run — its callers, and the OpenAI stand-in sessions
+//! and control-plane connections the gateway opens to it.
+//!
+//! Each turn: `epoll_wait`; then, in order of the events, the timer (every tick due since the
+//! last turn: calls to start, media of the phase, mark echoes due, hang-up, each stamped with
+//! its scheduled time), callers' reads (round trips recorded as frames come back), accepts, and
+//! stand-in/control reads (answers queued); finally one `write` per socket with something
+//! queued. No timer per call or per frame; no task or wake-up per socket beyond the readiness
+//! event itself.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use callway_gateway::core::buf::RecvBuf;
+use contract::stream_token::StreamTokenVerifier;
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
+
+use super::caller::{CallEnv, Caller, State as CallState, Wheels};
+use super::conn::{Flushed, Outbox, ReadOutcome, read_into};
+use super::frame::FrameTemplate;
+use super::options::Mode;
+use super::recorder::{Progress, Recorder, RunClock};
+use super::setup::CallIdentity;
+use super::{control_stub, openai_stub};
+
+const TIMER: Token = Token(0);
+const OPENAI_LISTENER: Token = Token(1);
+const CONTROL_LISTENER: Token = Token(2);
+const CALLER_BASE: usize = 16;
+const STUB_BASE: usize = 1 << 40;
+
+/// What one loop runs.
+pub struct ShardPlan {
+    /// Relay or echo floor.
+    pub mode: Mode,
+    /// Where the callers connect.
+    pub target: SocketAddr,
+    /// `Host` of the upgrades (the stream domain).
+    pub host: String,
+    /// Clock, schedule and timeline of the run.
+    pub clock: RunClock,
+    /// The frame template.
+    pub template: Arc<FrameTemplate>,
+    /// Every call's identity, by global index.
+    pub identities: Arc<Vec<CallIdentity>>,
+    /// Global indices of this loop's calls, ascending.
+    pub calls: Vec<u32>,
+    /// This loop's OpenAI stand-in listener.
+    pub openai_listener: Option<std::net::TcpListener>,
+    /// This loop's stub control-plane listener.
+    pub control_listener: Option<std::net::TcpListener>,
+    /// Reads call ids out of stream tokens (for the stub's call contexts).
+    pub verifier: Option<Arc<StreamTokenVerifier>>,
+    /// Counters for the monitor thread.
+    pub progress: Arc<Progress>,
+    /// Set by the monitor to end the run early (the process under test died).
+    pub abort: Arc<AtomicBool>,
+    /// Seeds the callers' masking keys.
+    pub seed: u64,
+}
+
+/// What a loop measured.
+#[derive(Debug)]
+pub struct ShardOutcome {
+    /// Latencies, counts, failures.
+    pub rec: Recorder,
+    /// Turns of the loop (`epoll_wait` calls).
+    pub turns: u64,
+}
+
+enum StubKind {
+    OpenAi(Box<openai_stub::Session>),
+    Control,
+}
+
+struct StubConn {
+    stream: TcpStream,
+    recv: RecvBuf,
+    out: Outbox,
+    kind: StubKind,
+    dirty: bool,
+}
+
+/// The parts of the loop a caller may touch.
+struct Parts {
+    clock: RunClock,
+    mode: Mode,
+    template: Arc<FrameTemplate>,
+    rec: Recorder,
+    progress: Arc<Progress>,
+    wheels: Wheels,
+    tick: u64,
+}
+
+impl Parts {
+    fn env(&mut self) -> CallEnv<'_> {
+        CallEnv {
+            clock: &self.clock,
+            tick: self.tick,
+            mode: self.mode,
+            template: &self.template,
+            rec: &mut self.rec,
+            progress: &self.progress,
+            wheels: &mut self.wheels,
+        }
+    }
+}
+
+struct Loop {
+    poll: Poll,
+    target: SocketAddr,
+    host: String,
+    identities: Arc<Vec<CallIdentity>>,
+    callers: Vec<Caller>,
+    stubs: Vec<Option<StubConn>>,
+    free_stubs: Vec<usize>,
+    openai_listener: Option<TcpListener>,
+    control_listener: Option<TcpListener>,
+    verifier: Option<Arc<StreamTokenVerifier>>,
+    parts: Parts,
+    next_tick: u64,
+    next_start: usize,
+    hung_up: bool,
+    abandoned: bool,
+    second: u64,
+    all_done_at: Option<u64>,
+    sessions_closed_at: Option<u64>,
+}
+
+fn listener(l: Option<std::net::TcpListener>, poll: &Poll, token: Token) -> io::Result<Option<TcpListener>> {
+    let Some(l) = l else { return Ok(None) };
+    l.set_nonblocking(true)?;
+    let mut l = TcpListener::from_std(l);
+    poll.registry().register(&mut l, token, Interest::READABLE)?;
+    Ok(Some(l))
+}
+
+/// Runs one loop to the end of the run (on the calling thread).
+pub fn run_shard(plan: ShardPlan) -> io::Result<ShardOutcome> {
+    let poll = Poll::new()?;
+    let schedule = plan.clock.schedule;
+    let timer = rustix::time::timerfd_create(
+        TimerfdClockId::Monotonic,
+        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+    )?;
+    let first = plan.clock.origin.saturating_duration_since(Instant::now()).max(Duration::from_micros(1));
+    let spec = |d: Duration| Timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ };
+    rustix::time::timerfd_settime(
+        &timer,
+        TimerfdTimerFlags::empty(),
+        &Itimerspec { it_interval: spec(Duration::from_nanos(schedule.tick_ns)), it_value: spec(first) },
+    )?;
+    poll.registry().register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+    let callers = plan
+        .calls
+        .iter()
+        .enumerate()
+        .map(|(local, &g)| Caller::new(g, local as u32, &plan.identities[g as usize], plan.seed))
+        .collect();
+    let mut l = Loop {
+        openai_listener: listener(plan.openai_listener, &poll, OPENAI_LISTENER)?,
+        control_listener: listener(plan.control_listener, &poll, CONTROL_LISTENER)?,
+        poll,
+        target: plan.target,
+        host: plan.host,
+        identities: plan.identities,
+        callers,
+        stubs: Vec::new(),
+        free_stubs: Vec::new(),
+        verifier: plan.verifier,
+        parts: Parts {
+            clock: plan.clock,
+            mode: plan.mode,
+            template: plan.template,
+            rec: Recorder::default(),
+            progress: plan.progress,
+            wheels: Wheels::new(schedule.frame_ticks),
+            tick: 0,
+        },
+        next_tick: 0,
+        next_start: 0,
+        hung_up: false,
+        abandoned: false,
+        second: 0,
+        all_done_at: None,
+        sessions_closed_at: None,
+    };
+    let mut events = Events::with_capacity(1024);
+    let mut turns = 0u64;
+    let mut tick_buf = [0u8; 8];
+    loop {
+        let waited = Instant::now();
+        match l.poll.poll(&mut events, Some(Duration::from_millis(50))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        Progress::add(&l.parts.progress.idle_ns, waited.elapsed().as_nanos() as u64);
+        Progress::add(&l.parts.progress.turns, 1);
+        turns += 1;
+        for ev in &events {
+            match ev.token() {
+                TIMER => {
+                    let _ = rustix::io::read(&timer, &mut tick_buf);
+                    l.run_due_ticks();
+                }
+                OPENAI_LISTENER => l.accept(true),
+                CONTROL_LISTENER => l.accept(false),
+                Token(t) if (CALLER_BASE..STUB_BASE).contains(&t) => {
+                    let i = t - CALLER_BASE;
+                    let (readable, writable) =
+                        (ev.is_readable() || ev.is_read_closed() || ev.is_error(), ev.is_writable());
+                    let Loop { callers, parts, identities, host, .. } = &mut l;
+                    if let Some(c) = callers.get_mut(i) {
+                        let g = c.global() as usize;
+                        c.on_event(readable, writable, &mut parts.env(), &identities[g], host);
+                    }
+                }
+                Token(t) => {
+                    l.on_stub(t - STUB_BASE, ev.is_readable() || ev.is_read_closed(), ev.is_writable())
+                }
+            }
+        }
+        // Catch up ticks even if the timer event was not in this batch (a long turn).
+        l.run_due_ticks();
+        l.flush_dirty();
+        if l.finished() || plan.abort.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let Loop { parts, stubs, .. } = l;
+    let mut rec = parts.rec;
+    rec.counts.openai_sessions_left = stubs
+        .iter()
+        .flatten()
+        .filter(|s| matches!(&s.kind, StubKind::OpenAi(sess) if sess.state == openai_stub::State::Open))
+        .count() as u64;
+    rec.counts.lost = rec.counts.sent.saturating_sub(rec.counts.received);
+    Ok(ShardOutcome { rec, turns })
+}
+
+impl Loop {
+    fn run_due_ticks(&mut self) {
+        let now = self.parts.clock.now_ns();
+        let cur = self.parts.clock.schedule.tick_of(now);
+        if now < self.parts.clock.schedule.tick_at(self.next_tick) {
+            return;
+        }
+        while self.next_tick <= cur {
+            let t = self.next_tick;
+            self.run_tick(t, now);
+            self.next_tick += 1;
+        }
+    }
+
+    fn run_tick(&mut self, t: u64, now: u64) {
+        let s = self.parts.clock.schedule;
+        let tl = self.parts.clock.timeline;
+        let at = s.tick_at(t);
+        self.parts.tick = t;
+        self.parts.rec.tick_lateness(&tl, at, now);
+        let sec = at / 1_000_000_000;
+        if sec != self.second {
+            self.parts.rec.publish_second(self.second as usize, &self.parts.progress);
+            self.second = sec;
+        }
+        let Loop { callers, parts, identities, poll, target, .. } = self;
+        // Calls whose start time has come.
+        if at < tl.media_stop {
+            while self.next_start < callers.len() && s.start_tick(callers[self.next_start].global()) <= t {
+                let i = self.next_start;
+                callers[i].connect(*target, poll.registry(), Token(CALLER_BASE + i), &mut parts.env());
+                self.next_start += 1;
+            }
+            // Media of this tick's phase.
+            let phase = (t % s.frame_ticks) as usize;
+            let mut list = std::mem::take(&mut parts.wheels.media[phase]);
+            list.retain(|&l| callers[l as usize].state() == CallState::Streaming);
+            for &l in &list {
+                callers[l as usize].send_media(t, &mut parts.env());
+            }
+            let added = std::mem::replace(&mut parts.wheels.media[phase], list);
+            parts.wheels.media[phase].extend(added);
+        }
+        // Mark echoes due.
+        let slot = (t as usize) % parts.wheels.marks.len();
+        let due = std::mem::take(&mut parts.wheels.marks[slot]);
+        for &l in &due {
+            callers[l as usize].send_due(t, &mut parts.env());
+        }
+        let mut due = due;
+        due.clear();
+        let added = std::mem::replace(&mut parts.wheels.marks[slot], due);
+        parts.wheels.marks[slot].extend(added);
+        // Hang up once every frame came back, or at the drain deadline.
+        if !self.hung_up && at >= tl.media_stop {
+            let outstanding: u64 = callers.iter().map(Caller::outstanding).sum();
+            if outstanding == 0 || at >= tl.drain_deadline {
+                self.hung_up = true;
+                self.next_start = callers.len();
+                for c in callers.iter_mut() {
+                    let g = c.global() as usize;
+                    c.hang_up(&identities[g], &mut parts.env());
+                }
+            }
+        }
+        if !self.abandoned && at >= tl.close_deadline {
+            self.abandoned = true;
+            for c in callers.iter_mut() {
+                c.abandon(&mut parts.env());
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let Loop { callers, parts, .. } = self;
+        let mut dirty = std::mem::take(&mut parts.wheels.dirty);
+        for &l in &dirty {
+            callers[l as usize].flush(&mut parts.env());
+        }
+        dirty.clear();
+        let added = std::mem::replace(&mut parts.wheels.dirty, dirty);
+        parts.wheels.dirty.extend(added);
+        for i in 0..self.stubs.len() {
+            if self.stubs[i].as_ref().is_some_and(|s| s.dirty) {
+                self.flush_stub(i);
+            }
+        }
+    }
+
+    fn finished(&mut self) -> bool {
+        if !self.callers.iter().all(|c| c.state().is_done()) {
+            return false;
+        }
+        let now = self.parts.clock.now_ns();
+        let done_at = *self.all_done_at.get_or_insert(now);
+        let open = self
+            .stubs
+            .iter()
+            .flatten()
+            .any(|s| matches!(&s.kind, StubKind::OpenAi(x) if x.state == openai_stub::State::Open));
+        if open {
+            // The gateway closes its OpenAI sessions after the calls: wait for that (bounded).
+            return now > done_at + 2_000_000_000;
+        }
+        // Then it posts the calls' last event batches: keep answering a little longer.
+        let closed_at = *self.sessions_closed_at.get_or_insert(now);
+        now > closed_at + 500_000_000
+    }
+
+    fn accept(&mut self, openai: bool) {
+        loop {
+            let l = if openai { self.openai_listener.as_ref() } else { self.control_listener.as_ref() };
+            let Some(l) = l else { return };
+            let mut stream = match l.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let slot = self.free_stubs.pop().unwrap_or_else(|| {
+                self.stubs.push(None);
+                self.stubs.len() - 1
+            });
+            if self
+                .poll
+                .registry()
+                .register(&mut stream, Token(STUB_BASE + slot), Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                self.free_stubs.push(slot);
+                continue;
+            }
+            let (kind, cap) = if openai {
+                (StubKind::OpenAi(Box::default()), openai_stub::RECV)
+            } else {
+                (StubKind::Control, control_stub::RECV)
+            };
+            self.stubs[slot] = Some(StubConn {
+                stream,
+                recv: RecvBuf::with_capacity(cap),
+                out: Outbox::default(),
+                kind,
+                dirty: false,
+            });
+            // Bytes may already be there (edge-triggered: no event for data that came first).
+            self.on_stub(slot, true, false);
+        }
+    }
+
+    fn on_stub(&mut self, slot: usize, readable: bool, writable: bool) {
+        let Some(conn) = self.stubs.get_mut(slot).and_then(Option::as_mut) else { return };
+        if writable && !conn.out.is_empty() {
+            conn.dirty = true;
+        }
+        if !readable {
+            return;
+        }
+        let parts = &mut self.parts;
+        let mut keep = true;
+        loop {
+            let outcome = match read_into(&mut conn.stream, &mut conn.recv) {
+                Ok(o) => o,
+                Err(_) => {
+                    keep = false;
+                    break;
+                }
+            };
+            let (processed, more) = match outcome {
+                ReadOutcome::Eof | ReadOutcome::BufferFull => (true, false),
+                ReadOutcome::Drained(0) => (false, false),
+                ReadOutcome::Drained(_) => (true, false),
+                ReadOutcome::More(_) => (true, true),
+            };
+            if processed {
+                keep &= match &mut conn.kind {
+                    StubKind::OpenAi(s) => {
+                        s.process(&mut conn.recv, &mut conn.out, &mut parts.rec.counts, &parts.progress)
+                    }
+                    StubKind::Control => control_stub::process(
+                        &mut conn.recv,
+                        &mut conn.out,
+                        self.verifier.as_deref(),
+                        &mut parts.rec.counts,
+                    ),
+                };
+                conn.dirty |= !conn.out.is_empty();
+            }
+            if matches!(outcome, ReadOutcome::Eof | ReadOutcome::BufferFull) {
+                keep = false;
+            }
+            if !more || !keep {
+                break;
+            }
+        }
+        if !keep {
+            // Send what is queued (a close frame, a 400) before dropping.
+            let _ = conn.out.flush(&mut conn.stream);
+            self.drop_stub(slot);
+        }
+    }
+
+    fn flush_stub(&mut self, slot: usize) {
+        let Some(conn) = self.stubs.get_mut(slot).and_then(Option::as_mut) else { return };
+        conn.dirty = false;
+        let closing = matches!(&conn.kind, StubKind::OpenAi(s) if s.state == openai_stub::State::Closing);
+        match conn.out.flush(&mut conn.stream) {
+            Ok(Flushed::All) if closing => self.drop_stub(slot),
+            Ok(_) => {}
+            Err(_) => self.drop_stub(slot),
+        }
+    }
+
+    fn drop_stub(&mut self, slot: usize) {
+        if let Some(mut conn) = self.stubs.get_mut(slot).and_then(Option::take) {
+            if let StubKind::OpenAi(s) = &mut conn.kind {
+                s.gone(&self.parts.progress);
+            }
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.free_stubs.push(slot);
+        }
+    }
+}

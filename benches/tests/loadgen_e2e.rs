@@ -1,0 +1,150 @@
+//! The load generator end to end, briefly: 5 calls for ~3 s through the real gateway (started
+//! in-process with `Gateway::start`, configured from the harness's own environment), and the
+//! same callers against the conformance harness's WebSocket echo server (the echo floor).
+//! Asserts what must hold on any machine: every frame sent came back exactly once to the call
+//! that sent it, round trips were measured, every call closed cleanly, no OpenAI stand-in
+//! session was left open. Nothing timed is asserted (machines are noisy).
+
+use std::net::TcpListener;
+
+use callway_benches::loadgen::{Harness, Mode, Options, TargetEndpoint};
+use callway_gateway::config::Config;
+use callway_gateway::io::Gateway;
+use clap::Parser as _;
+
+#[allow(dead_code, reason = "the conformance harness's client half is not used here")]
+#[path = "../../gateway/examples/ws-echo/echo.rs"]
+mod echo;
+
+fn options(mode: &str) -> Options {
+    options_with(mode, &[])
+}
+
+fn options_with(mode: &str, extra: &[&str]) -> Options {
+    let base = [
+        "callway-loadgen",
+        "--calls",
+        "5",
+        "--duration",
+        "3s",
+        "--ramp",
+        "500ms",
+        "--settle",
+        "1s",
+        "--drain",
+        "3s",
+        "--runs",
+        "1",
+        "--mode",
+        mode,
+        "--syscalls",
+        "off",
+        "--no-pin",
+        "--quiet",
+        "--stream-domain",
+        "gw.loadgen.test",
+        "--wait-idle",
+        "0s",
+        // Explicit, so that secrets in the developer's environment do not leak in.
+        "--twilio-auth-token",
+        "loadgen-test-auth-token",
+        "--stream-token-secret",
+        "loadgen-test-stream-token-secret-0123456789",
+        "--internal-api-secret",
+        "loadgen-test-internal-api-secret-0123456789",
+    ];
+    Options::try_parse_from(base.iter().chain(extra)).unwrap()
+}
+
+fn check(r: &callway_benches::loadgen::report::RunResult) {
+    let c = &r.counts;
+    assert_eq!(r.calls_failed, 0, "failures: {:?}", r.failures);
+    assert!(c.sent >= 5 * 100, "5 calls × ≥ 4 s of 20 ms frames: {c:?}");
+    assert_eq!(c.lost, 0, "{c:?}");
+    assert_eq!(c.received, c.sent, "{c:?}");
+    assert_eq!((c.duplicated, c.misrouted, c.unknown, c.undecodable, c.malformed), (0, 0, 0, 0, 0), "{c:?}");
+    assert!(r.latency.count > 0 && r.latency.p50_ms > 0.0, "{:?}", r.latency);
+    assert!(!r.timeline.is_empty() && !r.histogram.is_empty());
+}
+
+#[test]
+fn five_calls_through_the_real_gateway() {
+    let opts = options("relay");
+    let mut harness = Harness::new(&opts).unwrap();
+    let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
+    let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    let gateway = Gateway::start(config).unwrap();
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let r = harness.run_once(Mode::Relay, 5, 1, &target).unwrap();
+    gateway.drain();
+    gateway.join();
+    check(&r);
+    let c = &r.counts;
+    assert_eq!(c.openai_sessions, 5, "one stand-in session per call: {c:?}");
+    assert_eq!(c.openai_sessions_left, 0, "the gateway closed every OpenAI session: {c:?}");
+    assert_eq!(c.appends, c.sent, "every frame was relayed as one append: {c:?}");
+    assert_eq!(c.other_audio, 5, "each call heard the 20 ms greeting once: {c:?}");
+    assert!(c.marks_echoed > 0 && c.control_requests >= 5, "{c:?}");
+}
+
+#[test]
+fn two_event_loops_share_the_stand_in_ports() {
+    // `--cores 2`: two loops, each with its own SO_REUSEPORT listeners; the gateway's OpenAI
+    // and control-plane connections land on either.
+    let opts = options_with("relay", &["--cores", "2", "--harness-core", "0,1"]);
+    let mut harness = Harness::new(&opts).unwrap();
+    let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
+    let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    let gateway = Gateway::start(config).unwrap();
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let r = harness.run_once(Mode::Relay, 6, 1, &target).unwrap();
+    gateway.drain();
+    gateway.join();
+    check(&r);
+    assert_eq!((r.counts.openai_sessions, r.counts.openai_sessions_left), (6, 0), "{:?}", r.counts);
+}
+
+#[test]
+fn five_calls_against_the_echo_floor() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = echo::serve(stream);
+            });
+        }
+    });
+    let opts = options("echo-floor");
+    let mut harness = Harness::new(&opts).unwrap();
+    let target = TargetEndpoint { addr, pid: None, core: None };
+    let r = harness.run_once(Mode::EchoFloor, 5, 1, &target).unwrap();
+    check(&r);
+    assert_eq!(r.counts.openai_sessions, 0);
+}
+
+#[test]
+fn a_refused_upgrade_says_why() {
+    let opts = options("relay");
+    let mut harness = Harness::new(&opts).unwrap();
+    // A gateway with another Twilio auth token: every signature is wrong.
+    let mut env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
+    for (k, v) in &mut env {
+        if k == "TWILIO_AUTH_TOKEN" {
+            *v = "another-token".into();
+        }
+    }
+    let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    let gateway = Gateway::start(config).unwrap();
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let e = harness.run_once(Mode::Relay, 5, 1, &target).unwrap_err();
+    gateway.drain();
+    gateway.join();
+    assert!(e.contains("HTTP 403") && e.contains("X-Twilio-Signature does not match"), "{e}");
+    // Nothing listening: the address is named.
+    let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let e = harness
+        .run_once(Mode::Relay, 2, 1, &TargetEndpoint { addr: free, pid: None, core: None })
+        .unwrap_err();
+    assert!(e.contains(&free.to_string()) && e.contains("refused"), "{e}");
+}
