@@ -59,6 +59,7 @@ mod config;
 mod downstream;
 mod ending;
 mod event;
+mod held_audio;
 mod ignored;
 mod media_clock;
 mod outbox;
@@ -81,10 +82,12 @@ pub use self::ignored::{IGNORED_LABELS, IgnoredCounts};
 pub use contract::internal_api::CallContext;
 
 use self::commit::{CommitAction, CommitPolicy};
+pub use self::held_audio::HOLD_SLOTS;
+use self::held_audio::HeldAudio;
 use self::media_clock::{MediaClock, Placement};
 use self::outbox::Outbox;
 use self::playback::{Accept, AgentHold, Id, Playback, id_from};
-use crate::core::audio::{self, DropPolicy, DropStats, HoldRing};
+use crate::core::audio::{self, DropStats};
 use crate::core::buf::{BufferFull, RecvBuf, SliceWriter};
 use crate::core::openai::{self, AudioDelta, ServerEvent, SessionConfig, TurnDetection};
 use crate::core::relay;
@@ -92,8 +95,6 @@ use crate::core::twilio::{self, MarkLabel, TwilioEvent};
 use crate::core::ws::upgrade::{self, ClientHandshake, HandshakeError, Parse};
 use crate::core::ws::{Data, Decoded, Decoder, Encoder, Limits, Message, OpCode, Role, WsError, close_code};
 
-/// Caller audio held while OpenAI is not ready: 150 slots of 20 ms (3 s, 24 KB).
-pub const HOLD_SLOTS: usize = 150;
 /// Agent audio held before Twilio's `start`: 8 s of μ-law.
 const AGENT_HOLD_BYTES: usize = 8 * 8000;
 /// Agent deltas are split into chunks of this many base64 characters (240 ms of μ-law, a
@@ -264,7 +265,7 @@ struct Core {
     sessions: u32,
     reconnects: u32,
 
-    hold: Box<HoldRing<HOLD_SLOTS>>,
+    hold: HeldAudio,
     /// The caller stream's timeline: lost frames filled with silence, late ones dropped.
     media_clock: MediaClock,
     agent_hold: AgentHold,
@@ -314,7 +315,7 @@ impl Call {
             ping_outstanding: false,
             sessions: 0,
             reconnects: 0,
-            hold: Box::new(HoldRing::new(DropPolicy::Oldest)),
+            hold: HeldAudio::default(),
             media_clock: MediaClock::default(),
             agent_hold: AgentHold::with_capacity(AGENT_HOLD_BYTES),
             play: Playback::default(),
