@@ -159,7 +159,8 @@ fn ms(bytes: u64) -> u32 {
     u32::try_from(bytes / BYTES_PER_MS as u64).unwrap_or(u32::MAX)
 }
 
-/// Agent audio (μ-law) waiting for Twilio's `start`, bounded.
+/// Agent audio (μ-law) waiting for Twilio's `start`, bounded. Allocated on first use only:
+/// since the greeting waits for `start`, most calls never hold agent audio.
 #[derive(Debug)]
 pub(crate) struct AgentHold {
     ulaw: Vec<u8>,
@@ -170,7 +171,7 @@ pub(crate) struct AgentHold {
 
 impl AgentHold {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        Self { ulaw: Vec::with_capacity(capacity), taken: 0, capacity }
+        Self { ulaw: Vec::new(), taken: 0, capacity }
     }
 
     /// Keeps what fits; returns the bytes that did not.
@@ -180,6 +181,9 @@ impl AgentHold {
             self.taken = 0;
         }
         let n = ulaw.len().min(self.capacity - self.ulaw.len());
+        if n > 0 && self.ulaw.capacity() == 0 {
+            self.ulaw.reserve_exact(self.capacity);
+        }
         self.ulaw.extend_from_slice(&ulaw[..n]);
         ulaw.len() - n
     }
