@@ -19,7 +19,12 @@ top="$(mktemp -d)"        # mode 700, owned by whoever runs this
 blocker_pid=""
 cleanup() {
     [ -n "$blocker_pid" ] && kill "$blocker_pid" 2>/dev/null || true
-    [ -x "$top/clone/scripts/postgres" ] && CALLWAY_PG_PORT="$port" "$top/clone/scripts/postgres" stop >/dev/null 2>&1 || true
+    if [ -x "$top/clone/scripts/postgres" ]; then
+        CALLWAY_PG_PORT="$port" "$top/clone/scripts/postgres" stop >/dev/null 2>&1 || true
+        # As root the clone's cluster lives outside it, in /var/tmp: leave nothing behind.
+        cluster="$("$top/clone/scripts/postgres" dir)"
+        case "$cluster" in /var/tmp/callway-pgtest-*) rm -rf "$cluster" ;; esac
+    fi
     rm -rf "$top"
 }
 trap cleanup EXIT
