@@ -22,6 +22,7 @@
 //! | `GATEWAY_OPS_ADDR` | `/healthz`, `/readyz`, `/metrics` | `127.0.0.1:9090` |
 //! | `GATEWAY_TLS_CERT`, `GATEWAY_TLS_KEY` | PEM files; both unset = plain TCP behind a TLS proxy | unset |
 //! | `GATEWAY_WORKERS` | worker threads (one runtime and listener each) | number of cores |
+//! | `GATEWAY_IO` | the I/O shell relaying calls: `uring`, `epoll`, or `auto` (io_uring when the kernel allows it, else epoll, said in one log line) | `auto` |
 //! | `GATEWAY_DRAIN_SECS` | on SIGTERM, how long calls may finish | `30` |
 //! | `GATEWAY_START_TIMEOUT_SECS` | a stream without Twilio's `start` within this is closed (`no_start`) | `5` |
 //! | `LOG_FORMAT` | `json` for JSON lines, else human-readable | text |
@@ -65,6 +66,18 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Which shell relays calls (`GATEWAY_IO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoShell {
+    /// io_uring if the kernel allows it (not refused by seccomp or `kernel.io_uring_disabled`),
+    /// else epoll.
+    Auto,
+    /// io_uring, or the gateway does not start.
+    Uring,
+    /// tokio's epoll reactor.
+    Epoll,
+}
+
 /// The whole configuration. `Debug` leaves the secrets out.
 #[derive(Clone)]
 pub struct Config {
@@ -100,6 +113,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `GATEWAY_WORKERS`.
     pub workers: usize,
+    /// `GATEWAY_IO`.
+    pub io: IoShell,
     /// `GATEWAY_DRAIN_SECS`.
     pub drain: Duration,
     /// `GATEWAY_START_TIMEOUT_SECS`.
@@ -123,6 +138,7 @@ impl std::fmt::Debug for Config {
             .field("ops_addr", &self.ops_addr)
             .field("tls", &self.tls)
             .field("workers", &self.workers)
+            .field("io", &self.io)
             .field("drain", &self.drain)
             .field("start_timeout", &self.start_timeout)
             .finish_non_exhaustive()
@@ -258,6 +274,17 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let workers = r.number("GATEWAY_WORKERS", cores, 1, 1024);
         let drain = Duration::from_secs(r.number("GATEWAY_DRAIN_SECS", 30u64, 0, 3600));
+        let io = match r.opt("GATEWAY_IO").as_deref() {
+            None | Some("auto") => IoShell::Auto,
+            Some("uring") => IoShell::Uring,
+            Some("epoll") => IoShell::Epoll,
+            Some(other) => {
+                r.problem(format!(
+                    "GATEWAY_IO must be uring, epoll or auto (io_uring when the kernel allows it), got {other:?}"
+                ));
+                IoShell::Auto
+            }
+        };
         let start_timeout = Duration::from_secs(r.number("GATEWAY_START_TIMEOUT_SECS", 5u64, 1, 60));
         let log_json = match r.opt("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
@@ -286,6 +313,7 @@ impl Config {
             ops_addr,
             tls,
             workers,
+            io,
             drain,
             start_timeout,
             log_json,

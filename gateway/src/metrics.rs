@@ -42,6 +42,8 @@ pub struct Metrics {
     pub workers_ready: AtomicU64,
     /// Workers configured.
     pub workers_total: AtomicU64,
+    /// The I/O shell relaying calls (`uring` or `epoll`), set once at start.
+    pub io_shell: std::sync::OnceLock<&'static str>,
     /// Events received and not acted on, by `IGNORED_LABELS` entry.
     ignored: IgnoredTotals,
     calls_ended: Mutex<BTreeMap<&'static str, u64>>,
@@ -197,6 +199,13 @@ impl Metrics {
         );
         let _ = writeln!(
             s,
+            "# HELP callway_gateway_io_shell The I/O shell relaying calls (GATEWAY_IO).\n\
+             # TYPE callway_gateway_io_shell gauge\n\
+             callway_gateway_io_shell{{shell=\"{}\"}} 1",
+            self.io_shell.get().copied().unwrap_or("starting")
+        );
+        let _ = writeln!(
+            s,
             "# HELP callway_gateway_frames_relayed_total Frames relayed, by direction.\n\
              # TYPE callway_gateway_frames_relayed_total counter\n\
              callway_gateway_frames_relayed_total{{direction=\"twilio_to_openai\"}} {}\n\
@@ -245,6 +254,7 @@ mod tests {
         m.upgrade_refused(403);
         m.upgrade_refused(403);
         m.call_ended("caller_hung_up");
+        let _ = m.io_shell.set("uring");
         let mut last = Reported::default();
         let stats =
             CallStats { media_forwarded: 10, media_held: 2, agent_chunks_sent: 5, ..CallStats::default() };
@@ -256,5 +266,6 @@ mod tests {
         assert!(text.contains("{direction=\"twilio_to_openai\"} 12"), "{text}");
         assert!(text.contains("{direction=\"openai_to_twilio\"} 5"), "{text}");
         assert!(text.contains("callway_gateway_hold_dropped_bytes_total 160"), "{text}");
+        assert!(text.contains("callway_gateway_io_shell{shell=\"uring\"} 1"), "{text}");
     }
 }

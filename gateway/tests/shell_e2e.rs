@@ -109,6 +109,12 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
+/// The I/O shell these tests run against: `CALLWAY_TEST_GATEWAY_IO` (`scripts/test` runs the
+/// suite once per shell), epoll when unset.
+fn shell_under_test() -> String {
+    std::env::var("CALLWAY_TEST_GATEWAY_IO").unwrap_or_else(|_| "epoll".into())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -171,6 +177,7 @@ async fn world_with_env(
         ("GATEWAY_OPS_ADDR", "127.0.0.1:0".into()),
         ("GATEWAY_WORKERS", "2".into()),
         ("GATEWAY_DRAIN_SECS", "5".into()),
+        ("GATEWAY_IO", shell_under_test()),
     ];
     env.extend(extra_env.iter().map(|&(k, v)| (k, v.to_owned())));
     if mode == Mode::Tls {
@@ -183,6 +190,9 @@ async fn world_with_env(
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
     let gateway = Gateway::start(config).unwrap();
+    // The shell asked for is the shell running (GATEWAY_IO=uring fails to start rather than
+    // fall back, so a kernel refusing io_uring fails here, loudly).
+    assert_eq!(gateway.metrics().io_shell.get().copied(), Some(shell_under_test().as_str()));
     if mode == Mode::Plain {
         tls_proxy(&pki, proxy_listener, gateway.local_addr()).await;
     }

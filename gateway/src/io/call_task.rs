@@ -7,51 +7,41 @@
 //! Backpressure: when `handle_*` answers [`Handled::SendBufferFull`] the bytes stay in the
 //! receive buffer and that socket is not read again until the other side's writes made room.
 //!
-//! Events for the control plane are batched: sent every second and at the end, in order, by a
-//! poster task with a growing `seq` (the control plane stores each `seq` once).
+//! What is not byte moving (events, tools, hang-ups, counters, the end-of-call line) is the
+//! shared [`Driver`]'s, so this shell and the io_uring one do not copy each other.
 
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::internal_api::{CallEvent, CallEventsBatch, ToolRequest};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
 use super::BoxIo;
 use super::conn::DOWN_RECV;
-use super::control::ControlPlane;
+use super::driver::{self, Action, Driver, ToolDone};
 use super::server::Worker;
 use super::upstream;
 use crate::core::buf::RecvBuf;
-use crate::core::call::{Call, CloseReason, Event, Handled, Peer};
+use crate::core::call::{Call, CloseReason, Handled, Peer};
 use crate::core::ws::Limits;
 use crate::core::ws::encoder::MAX_HEADER_LEN;
-use crate::metrics::{Metrics, Reported};
+use crate::metrics::Metrics;
 
 /// OpenAI → gateway receive buffer: must hold the largest frame OpenAI sends (audio deltas of
 /// a second or two, `session.updated` echoing the instructions, `response.done`).
 pub(crate) const UP_RECV: usize = 128 * 1024;
 /// How often events are sent to the control plane while the call runs.
-const EVENT_TICK: Duration = Duration::from_secs(1);
+pub(crate) const EVENT_TICK: Duration = Duration::from_secs(1);
 /// After the end: longest wait to write the close frames.
-const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// After our close frame: longest wait for Twilio's.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// After the end: longest wait for the last event batches to be delivered.
-const EVENTS_DRAIN: Duration = Duration::from_secs(20);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// A masked, empty close frame: what the shell feeds the core when Twilio's socket ends
 /// without one, so the call closes as `twilio_closed` (the core has no "socket gone" input
 /// for the downstream side).
-const SYNTHETIC_CLOSE: [u8; 6] = [0x88, 0x80, 0, 0, 0, 0];
-
-/// A tool call's outcome, back from its task.
-struct ToolDone {
-    call_id: String,
-    ok: bool,
-    output: String,
-}
+pub(crate) const SYNTHETIC_CLOSE: [u8; 6] = [0x88, 0x80, 0, 0, 0, 0];
 
 /// What woke the loop.
 enum Step {
@@ -72,10 +62,10 @@ enum Wrote {
 }
 
 /// Keeps `active_calls` right whatever way the task ends.
-struct Active(Arc<Metrics>);
+pub(crate) struct Active(Arc<Metrics>);
 
 impl Active {
-    fn new(m: &Arc<Metrics>) -> Self {
+    pub(crate) fn new(m: &Arc<Metrics>) -> Self {
         m.active_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self(m.clone())
     }
@@ -87,23 +77,9 @@ impl Drop for Active {
     }
 }
 
-/// Runs the call to its end, in a span carrying its ids (never the phone number or secrets).
-pub(crate) async fn run(
-    worker: Arc<Worker>,
-    call: Call,
-    io: BoxIo,
-    down_buf: RecvBuf,
-    call_id: String,
-    lead_id: String,
-) {
-    let span = tracing::info_span!(
-        "call",
-        %call_id,
-        %lead_id,
-        call_sid = tracing::field::Empty,
-        stream_sid = tracing::field::Empty
-    );
-    drive(worker, call, io, down_buf, call_id).instrument(span).await;
+/// Runs the call to its end (in the caller's span, which carries its ids).
+pub(crate) async fn run(worker: Arc<Worker>, call: Call, io: BoxIo, down_buf: RecvBuf, call_id: String) {
+    drive(worker, call, io, down_buf, call_id).await;
 }
 
 async fn write_or_flush(w: Option<&mut WriteHalf<BoxIo>>, data: Option<&[u8]>) -> io::Result<Wrote> {
@@ -174,13 +150,11 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
     let mut up_buf = RecvBuf::with_capacity(UP_RECV);
     let mut connecting: Option<oneshot::Receiver<io::Result<BoxIo>>> = None;
     let (tool_tx, mut tool_rx) = mpsc::unbounded_channel::<ToolDone>();
-    let mut events = Batcher::new(worker.control.clone(), call_id.clone(), metrics.clone());
+    let (mut driver, poster) = Driver::new(worker.control.clone(), call_id.clone(), metrics.clone());
     let mut force = worker.force.clone();
     let mut forced = false;
     let mut tick = tokio::time::interval(EVENT_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reported = Reported::default();
-    let mut stream_sid_known = false;
     let mut hangups = 0u32;
 
     let reason: CloseReason = loop {
@@ -192,10 +166,11 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
             && !up_buf.is_empty()
             && call.handle_upstream(&mut up_buf, now) == Handled::SendBufferFull;
 
-        let mut closed = None;
-        while let Some(event) = call.poll_event() {
-            match event {
-                Event::OpenUpstream => {
+        let mut actions = Vec::new();
+        let closed = driver.poll_events(&mut call, |a| actions.push(a));
+        for action in actions {
+            match action {
+                Action::OpenUpstream => {
                     // A reconnect: the old connection's close frame goes out (best effort),
                     // then the socket is dropped and its unread bytes forgotten.
                     if let Some(mut w) = up_w.take() {
@@ -213,74 +188,30 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
                     let (tx, rx) = oneshot::channel();
                     let s = shared.clone();
                     tokio::spawn(async move {
-                        let _ = tx.send(upstream::connect(&s.config.realtime, &s.connector).await);
+                        let r = upstream::connect(&s.config.realtime, &s.connector).await;
+                        let _ = tx.send(r.map(|stream| -> BoxIo { Box::new(stream) }));
                     });
                     connecting = Some(rx);
                 }
-                Event::ToolCall { call_id: tool_call_id, name, arguments } => {
-                    Metrics::inc(&metrics.tool_calls);
-                    tracing::info!(tool = %name, %tool_call_id, "tool call");
-                    let (control, cid, tx, m) =
-                        (worker.control.clone(), call_id.clone(), tool_tx.clone(), metrics.clone());
+                Action::Tool { call_id: tool_call_id, name, arguments } => {
+                    let (control, m, tx) = (worker.control.clone(), metrics.clone(), tool_tx.clone());
+                    let cid = call_id.clone();
                     tokio::spawn(
                         async move {
-                            let req = ToolRequest { tool_call_id: tool_call_id.clone(), arguments };
-                            let done = match control.tool(&cid, &name, &req).await {
-                                Ok(r) => ToolDone { call_id: tool_call_id, ok: r.ok, output: r.output },
-                                Err(e) => {
-                                    Metrics::inc(&m.tool_failures);
-                                    tracing::warn!(tool = %name, error = %e, "tool failed");
-                                    let output = serde_json::json!({"error": "tool_unavailable", "message": "the tool could not be run"});
-                                    ToolDone { call_id: tool_call_id, ok: false, output: output.to_string() }
-                                }
-                            };
-                            let _ = tx.send(done);
+                            let _ = tx
+                                .send(driver::run_tool(control, m, cid, tool_call_id, name, arguments).await);
                         }
                         .in_current_span(),
                     );
                 }
-                Event::HangUp { tool_call_id, arguments } => {
+                Action::HangUp { tool_call_id, arguments } => {
                     hangups += 1;
-                    let tool_call_id = tool_call_id.unwrap_or_else(|| format!("gateway-hangup-{hangups}"));
-                    let arguments = arguments.unwrap_or_else(|| "{}".to_owned());
-                    tracing::info!(%tool_call_id, "hanging up through the control plane (end_call)");
-                    let (control, cid, m) = (worker.control.clone(), call_id.clone(), metrics.clone());
+                    let (control, m, cid) = (worker.control.clone(), metrics.clone(), call_id.clone());
                     tokio::spawn(
-                        async move {
-                            let req = ToolRequest { tool_call_id, arguments };
-                            match control.tool(&cid, crate::core::call::END_CALL, &req).await {
-                                Ok(r) if r.ok => {}
-                                Ok(r) => tracing::warn!(output = %r.output, "end_call refused; the call ends on its drain timer"),
-                                Err(e) => {
-                                    Metrics::inc(&m.tool_failures);
-                                    tracing::warn!(error = %e, "end_call failed; the call ends on its drain timer");
-                                }
-                            }
-                        }
-                        .in_current_span(),
+                        driver::hang_up(control, m, cid, hangups, tool_call_id, arguments).in_current_span(),
                     );
                 }
-                Event::Report(e) => events.push(e),
-                Event::OpenAiError { code, message } => {
-                    tracing::warn!(code = code.as_deref().unwrap_or(""), %message, "OpenAI error event");
-                }
-                Event::ForeignStream { stream_sid } => {
-                    tracing::warn!(
-                        foreign_stream_sid = %stream_sid,
-                        "Twilio event for another stream ignored (counted in twilio_foreign_stream; logged once per call)"
-                    );
-                }
-                Event::Closed { reason } => closed = Some(reason),
             }
-        }
-        if !stream_sid_known && let Some(sid) = call.stream_sid() {
-            stream_sid_known = true;
-            let span = tracing::Span::current();
-            span.record("stream_sid", sid);
-            if let Some(call_sid) = call.call_sid() {
-                span.record("call_sid", call_sid);
-            }
-            tracing::info!("stream started");
         }
         if let Some(reason) = closed {
             break reason;
@@ -386,40 +317,12 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
             }
             Step::Tool(t) => call.tool_result(&t.call_id, t.ok, &t.output, now),
             Step::Timer => call.handle_timeout(now),
-            Step::Tick => {
-                events.flush();
-                let before = reported.ignored();
-                metrics.add_call_stats(&mut reported, call.stats(), call.hold_dropped().bytes);
-                // At most one line a second per call, and only at debug.
-                if tracing::enabled!(tracing::Level::DEBUG) && reported.ignored() != before {
-                    let new: Vec<String> = reported
-                        .ignored()
-                        .iter()
-                        .filter_map(|&(peer, kind, n)| {
-                            let old =
-                                before.iter().find(|(p, k, _)| (*p, *k) == (peer, kind)).map_or(0, |o| o.2);
-                            (n > old).then(|| format!("{peer}/{kind}: {}", n - old))
-                        })
-                        .collect();
-                    tracing::debug!(ignored = ?new, "events ignored in the last second");
-                }
-            }
+            Step::Tick => driver.tick(&call),
         }
     };
 
     // The end: close frames out, Twilio's close awaited briefly, sockets shut, events delivered.
-    metrics.call_ended(reason.code());
-    metrics.add_call_stats(&mut reported, call.stats(), call.hold_dropped().bytes);
-    let stats = call.stats();
-    tracing::info!(
-        reason = reason.code(),
-        side = ?reason.side(),
-        media_forwarded = stats.media_forwarded,
-        agent_chunks = stats.agent_chunks_sent,
-        barge_ins = stats.barge_ins,
-        hold_dropped_bytes = call.hold_dropped().bytes,
-        "call ended"
-    );
+    driver.ended(&call, reason);
     if let Some(w) = up_w.as_mut() {
         let _ = tokio::time::timeout(CLOSE_FLUSH, flush_all(&mut call, Peer::OpenAi, w)).await;
         let _ = tokio::time::timeout(CLOSE_FLUSH, w.shutdown()).await;
@@ -443,75 +346,6 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
         }
         let _ = tokio::time::timeout(CLOSE_FLUSH, w.shutdown()).await;
     }
-    while let Some(event) = call.poll_event() {
-        if let Event::Report(e) = event {
-            events.push(e);
-        }
-    }
-    events.finish().await;
-}
-
-/// Collects [`CallEvent`]s and hands them, in batches, to a poster task that delivers them in
-/// order (retrying a failed batch a few times).
-struct Batcher {
-    pending: Vec<CallEvent>,
-    next_seq: u64,
-    tx: mpsc::UnboundedSender<CallEventsBatch>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Batcher {
-    fn new(control: ControlPlane, call_id: String, metrics: Arc<Metrics>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<CallEventsBatch>();
-        let task = tokio::spawn(
-            async move {
-                while let Some(batch) = rx.recv().await {
-                    let mut attempt = 0u32;
-                    loop {
-                        match control.events(&call_id, &batch).await {
-                            Ok(()) => {
-                                Metrics::inc(&metrics.event_batches);
-                                break;
-                            }
-                            Err(e) if attempt < 3 => {
-                                attempt += 1;
-                                tracing::warn!(error = %e, attempt, seq = batch.seq, "event batch not delivered; retrying");
-                                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                            }
-                            Err(e) => {
-                                Metrics::inc(&metrics.event_batches_failed);
-                                tracing::error!(error = %e, seq = batch.seq, events = batch.events.len(), "event batch lost");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            .in_current_span(),
-        );
-        Self { pending: Vec::new(), next_seq: 0, tx, task }
-    }
-
-    fn push(&mut self, e: CallEvent) {
-        self.pending.push(e);
-    }
-
-    fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let events = std::mem::take(&mut self.pending);
-        let seq = self.next_seq;
-        self.next_seq += events.len() as u64;
-        let _ = self.tx.send(CallEventsBatch { seq, events });
-    }
-
-    async fn finish(mut self) {
-        self.flush();
-        drop(self.tx);
-        if tokio::time::timeout(EVENTS_DRAIN, &mut self.task).await.is_err() {
-            tracing::error!("call events not delivered in time; giving up");
-            self.task.abort();
-        }
-    }
+    driver.close(&mut call);
+    poster.finish().await;
 }

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use ring::rand::SecureRandom as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tracing::Instrument as _;
 
-use super::BoxIo;
 use super::call_task;
 use super::control::{RedeemError, now_unix};
+use super::driver::Driver;
 use super::server::Worker;
+use super::stream::Stream;
+use super::uring;
 use crate::core::auth::STREAM_PATH_PREFIX;
 use crate::core::buf::RecvBuf;
 use crate::core::call::Call;
@@ -30,9 +33,9 @@ pub(crate) const DOWN_RECV: usize = 32 * 1024;
 pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
     let shared = &worker.shared;
-    let io: BoxIo = match &shared.acceptor {
+    let io = match &shared.acceptor {
         Some(acceptor) => match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Ok(tls)) => Stream::Server(tls),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;
@@ -42,7 +45,7 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
                 return;
             }
         },
-        None => Box::new(tcp),
+        None => Stream::Plain(tcp),
     };
     let mut io = io;
     let mut buf = RecvBuf::with_capacity(DOWN_RECV);
@@ -119,12 +122,54 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
         return;
     }
     let call = Call::new(config, context, Instant::now());
-    call_task::run(worker.clone(), call, io, buf, call_id, lead_id).await;
+    let span = tracing::info_span!(
+        "call",
+        %call_id,
+        %lead_id,
+        call_sid = tracing::field::Empty,
+        stream_sid = tracing::field::Empty
+    );
+    match &worker.uring {
+        None => {
+            Box::pin(call_task::run(worker.clone(), call, Box::new(io), buf, call_id).instrument(span)).await
+        }
+        Some(engine) => hand_over(&worker, engine, call, io, buf, call_id, span).await,
+    }
+}
+
+/// The io_uring shell: the call and its socket go to the worker's engine; this task stays (a
+/// few hundred bytes) to keep the call counted, and delivers the call's last events.
+async fn hand_over(
+    worker: &Arc<Worker>,
+    engine: &uring::Handle,
+    call: Call,
+    io: Stream,
+    buf: RecvBuf,
+    call_id: String,
+    span: tracing::Span,
+) {
+    let down = match io.into_parts() {
+        Ok(parts) => parts,
+        Err(e) => {
+            tracing::error!(parent: &span, error = %e, "cannot hand the socket to the io_uring engine; call dropped");
+            return;
+        }
+    };
+    let metrics = &worker.shared.metrics;
+    let _active = call_task::Active::new(metrics);
+    let (driver, poster) =
+        span.in_scope(|| Driver::new(worker.control.clone(), call_id.clone(), metrics.clone()));
+    tracing::info!(parent: &span, "call upgraded; opening OpenAI");
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let new = uring::NewCall { call, driver, down, down_buf: buf, span, call_id, done };
+    engine.send(uring::Command::Call(Box::new(new)));
+    let _ = finished.await;
+    poster.finish().await;
 }
 
 /// Reads until the upgrade head is complete (`true`) or refused by the parser (`true` too: the
 /// caller parses again and refuses), `false` if the peer closed first.
-async fn read_head(io: &mut BoxIo, buf: &mut RecvBuf) -> std::io::Result<bool> {
+async fn read_head(io: &mut Stream, buf: &mut RecvBuf) -> std::io::Result<bool> {
     loop {
         match upgrade::parse_request(buf.data()) {
             Ok(Parse::Partial) => {}
@@ -142,7 +187,7 @@ async fn read_head(io: &mut BoxIo, buf: &mut RecvBuf) -> std::io::Result<bool> {
     }
 }
 
-async fn refuse(io: &mut BoxIo, metrics: &Metrics, status: u16, message: &str) {
+async fn refuse(io: &mut Stream, metrics: &Metrics, status: u16, message: &str) {
     metrics.upgrade_refused(status);
     let mut out = [0u8; 1024];
     if let Ok(n) = upgrade::write_refusal(&mut out, status, message) {

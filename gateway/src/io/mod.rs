@@ -34,11 +34,14 @@
 mod call_task;
 mod conn;
 mod control;
+mod driver;
 mod listener;
 mod ops;
 mod server;
+mod stream;
 mod tls;
 mod upstream;
+mod uring;
 
 pub use server::{Gateway, StartError};
 

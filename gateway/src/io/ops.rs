@@ -68,7 +68,11 @@ async fn answer(mut socket: tokio::net::TcpStream, metrics: Arc<Metrics>) {
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let (status, content_type, body) = match (method, path) {
         (b"GET", b"/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
-        (b"GET", b"/readyz") if metrics.ready() => ("200 OK", "text/plain", "ready\n".to_owned()),
+        (b"GET", b"/readyz") if metrics.ready() => (
+            "200 OK",
+            "text/plain",
+            format!("ready (io: {})\n", metrics.io_shell.get().copied().unwrap_or("?")),
+        ),
         (b"GET", b"/readyz") => {
             ("503 Service Unavailable", "text/plain", "draining or starting\n".to_owned())
         }

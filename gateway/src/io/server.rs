@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::control::ControlPlane;
-use super::{conn, listener, ops, tls};
-use crate::config::Config;
+use super::{conn, listener, ops, tls, uring};
+use crate::config::{Config, IoShell};
 use crate::core::auth::UpgradeAuthorizer;
 use crate::core::call::CallConfig;
 use crate::metrics::Metrics;
@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) connector: tokio_rustls::TlsConnector,
     pub(crate) internal: Arc<InternalAuth>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Calls are relayed by io_uring engines (else by the epoll tasks).
+    pub(crate) uring: bool,
 }
 
 /// One worker thread's view: the shared state, its own control-plane client, its drain signal.
@@ -39,6 +41,8 @@ pub(crate) struct Worker {
     pub(crate) control: ControlPlane,
     /// Becomes true when the drain deadline has passed: calls still running shut down.
     pub(crate) force: watch::Receiver<bool>,
+    /// This worker's io_uring engine, when calls are relayed on io_uring.
+    pub(crate) uring: Option<Arc<uring::Handle>>,
 }
 
 /// Why the gateway could not start.
@@ -64,6 +68,11 @@ pub enum StartError {
     /// A thread or runtime could not be created.
     #[error("cannot start a worker: {0}")]
     Runtime(io::Error),
+    /// `GATEWAY_IO=uring` and the kernel refuses io_uring.
+    #[error(
+        "GATEWAY_IO=uring but io_uring cannot be used here ({0}): allow the io_uring_setup, io_uring_enter and io_uring_register system calls (container seccomp profile), set sysctl kernel.io_uring_disabled=0, or run with GATEWAY_IO=auto or epoll"
+    )]
+    Uring(io::Error),
 }
 
 /// A running gateway.
@@ -113,8 +122,10 @@ impl Gateway {
             .map_err(|source| StartError::Bind { what: "GATEWAY_OPS_ADDR", addr: config.ops_addr, source })?;
         let ops_addr = ops_listener.local_addr().map_err(StartError::Runtime)?;
 
+        let (uring, why) = choose_shell(config.io)?;
         let metrics = Arc::new(Metrics::default());
         metrics.workers_total.store(workers as u64, Ordering::Relaxed);
+        let _ = metrics.io_shell.set(if uring { "uring" } else { "epoll" });
         let shared = Arc::new(Shared {
             call_config: config.call_config(),
             internal: Arc::new(InternalAuth::new(&config.internal_api_secret)),
@@ -123,6 +134,7 @@ impl Gateway {
             acceptor,
             connector: tls::connector(),
             metrics: metrics.clone(),
+            uring,
         });
         tracing::info!(
             listen = %local_addr,
@@ -132,7 +144,9 @@ impl Gateway {
             openai = %shared.config.realtime.url(),
             control_plane = %shared.config.control_plane_url,
             public_origin = %shared.config.public_origin(),
-            "gateway starting (tokio epoll, thread per core)"
+            io = if uring { "uring" } else { "epoll" },
+            "gateway starting (thread per core; calls relayed on {}: {why})",
+            if uring { "io_uring" } else { "tokio epoll" }
         );
 
         let (draining, _) = watch::channel(false);
@@ -203,27 +217,67 @@ fn worker_main(
             return;
         }
     };
-    rt.block_on(serve(index, shared, listener, draining));
+    let engine = rt.block_on(serve(index, shared, listener, draining));
+    if let Some(thread) = engine {
+        let _ = thread.join();
+    }
 }
 
+/// Which shell relays calls, and why (for the start-up line).
+fn choose_shell(choice: IoShell) -> Result<(bool, String), StartError> {
+    match choice {
+        IoShell::Epoll => Ok((false, "GATEWAY_IO=epoll".into())),
+        IoShell::Uring => {
+            uring::probe().map(|()| (true, "GATEWAY_IO=uring".into())).map_err(StartError::Uring)
+        }
+        IoShell::Auto => match uring::probe() {
+            Ok(()) => Ok((true, "GATEWAY_IO=auto and the kernel allows io_uring".into())),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "io_uring refused by the kernel (seccomp or kernel.io_uring_disabled): calls are relayed on epoll; allow io_uring for the leaner shell, or set GATEWAY_IO=epoll to silence this"
+                );
+                Ok((false, format!("GATEWAY_IO=auto and io_uring is refused ({e})")))
+            }
+        },
+    }
+}
+
+/// Serves until drained; returns the io_uring engine's thread to join, if any.
 async fn serve(
     index: usize,
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
     mut draining: watch::Receiver<bool>,
-) {
+) -> Option<std::thread::JoinHandle<()>> {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(worker = index, error = %e, "cannot register the listener");
-            return;
+            return None;
         }
     };
     let (force_tx, force) = watch::channel(false);
     let control = ControlPlane::new(&shared.config.control_plane_url, shared.internal.clone());
     let metrics = shared.metrics.clone();
     let drain = shared.config.drain;
-    let worker = Arc::new(Worker { shared, control, force });
+    let (uring, engine_thread) = if shared.uring {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        match uring::Handle::start(index, metrics.clone(), tx) {
+            Ok((handle, thread)) => {
+                let handle = Arc::new(handle);
+                tokio::spawn(uring::serve_requests(shared.clone(), control.clone(), handle.clone(), rx));
+                (Some(handle), Some(thread))
+            }
+            Err(e) => {
+                tracing::error!(worker = index, error = %e, "cannot start the io_uring engine; this worker does not serve");
+                return None;
+            }
+        }
+    } else {
+        (None, None)
+    };
+    let worker = Arc::new(Worker { shared, control, force, uring: uring.clone() });
     metrics.workers_ready.fetch_add(1, Ordering::Relaxed);
     let mut tasks = JoinSet::new();
     loop {
@@ -258,10 +312,17 @@ async fn serve(
             () = &mut deadline => {
                 tracing::info!(worker = index, calls = tasks.len(), "drain deadline: shutting remaining calls down");
                 force_tx.send_replace(true);
+                if let Some(engine) = &uring {
+                    engine.send(uring::Command::Force);
+                }
                 break;
             }
         }
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(engine) = &uring {
+        engine.send(uring::Command::Stop);
+    }
     tracing::info!(worker = index, "worker stopped");
+    engine_thread
 }

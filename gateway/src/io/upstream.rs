@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rustls_pki_types::ServerName;
 
-use super::BoxIo;
+use super::stream::Stream;
 use crate::config::RealtimeEndpoint;
 
 /// Longest time for resolve + connect + TLS.
@@ -17,13 +17,13 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) async fn connect(
     endpoint: &RealtimeEndpoint,
     tls: &tokio_rustls::TlsConnector,
-) -> io::Result<BoxIo> {
+) -> io::Result<Stream> {
     tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(endpoint, tls))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "OpenAI connect timed out"))?
 }
 
-async fn connect_inner(endpoint: &RealtimeEndpoint, tls: &tokio_rustls::TlsConnector) -> io::Result<BoxIo> {
+async fn connect_inner(endpoint: &RealtimeEndpoint, tls: &tokio_rustls::TlsConnector) -> io::Result<Stream> {
     let mut last =
         io::Error::new(io::ErrorKind::NotFound, format!("{} resolved to no address", endpoint.host));
     let mut tcp = None;
@@ -39,9 +39,9 @@ async fn connect_inner(endpoint: &RealtimeEndpoint, tls: &tokio_rustls::TlsConne
     let tcp = tcp.ok_or(last)?;
     tcp.set_nodelay(true)?;
     if !endpoint.tls {
-        return Ok(Box::new(tcp));
+        return Ok(Stream::Plain(tcp));
     }
     let name = ServerName::try_from(endpoint.host.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    Ok(Box::new(tls.connect(name, tcp).await?))
+    Ok(Stream::Client(tls.connect(name, tcp).await?))
 }
