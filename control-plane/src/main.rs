@@ -18,7 +18,9 @@ fn init_logs() {
     if json {
         tracing_subscriber::fmt().with_env_filter(filter).json().init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        // Colours only on a terminal: a file, a pipe or journald gets plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).init();
     }
 }
 
