@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use super::call_task;
 use super::control::{RedeemError, now_unix};
-use super::driver::Driver;
+use super::driver::{Driver, Poster};
 use super::server::Worker;
 use super::stream::Stream;
 use super::uring;
@@ -30,7 +30,36 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DOWN_RECV: usize = 32 * 1024;
 
 /// Serves one connection to its end.
+///
+/// The set-up runs in its own heap-allocated future, freed once the call is upgraded: the
+/// connection's task lives as long as the call, and its size is that of its largest state, so
+/// it must not keep room for the handshake, the redemption's HTTP request or a refusal.
 pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    let Some(up) = Box::pin(set_up(&worker, tcp, peer)).await else { return };
+    match &worker.uring {
+        None => {
+            let run = call_task::run(worker.clone(), up.call, Box::new(up.io), up.buf, up.call_id);
+            Box::pin(run.instrument(up.span)).await;
+        }
+        Some(engine) => {
+            if let Some(handed) = send_to_engine(&worker, engine, up) {
+                handed.wait().await;
+            }
+        }
+    }
+}
+
+/// A call past its 101.
+struct Upgraded {
+    call: Call,
+    io: Stream,
+    buf: RecvBuf,
+    call_id: String,
+    span: tracing::Span,
+}
+
+/// Everything up to the 101; `None` when the connection was refused or closed.
+async fn set_up(worker: &Arc<Worker>, tcp: tokio::net::TcpStream, peer: SocketAddr) -> Option<Upgraded> {
     let _ = tcp.set_nodelay(true);
     let shared = &worker.shared;
     let io = match &shared.acceptor {
@@ -38,11 +67,11 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
             Ok(Ok(tls)) => Stream::Server(tls),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::debug!(%peer, "TLS handshake timed out");
-                return;
+                return None;
             }
         },
         None => Stream::Plain(tcp),
@@ -52,11 +81,11 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
     let head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut io, &mut buf)).await;
     match head {
         Ok(Ok(true)) => {}
-        Ok(Ok(false)) | Ok(Err(_)) => return, // closed before a full head: nothing to answer
+        Ok(Ok(false)) | Ok(Err(_)) => return None, // closed before a full head: nothing to answer
         Err(_) => {
             tracing::info!(%peer, "upgrade head not received in time");
             refuse(&mut io, &shared.metrics, 408, "request head not received in time").await;
-            return;
+            return None;
         }
     }
     // The head is complete: parse it for good and run the checks.
@@ -71,14 +100,14 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
                 tracing::warn!(%peer, status = e.status(), reason = %e, "upgrade refused");
                 let (status, msg) = (e.status(), e.to_string());
                 refuse(&mut io, &shared.metrics, status, &msg).await;
-                return;
+                return None;
             }
         },
-        Ok(Parse::Partial) => return,
+        Ok(Parse::Partial) => return None,
         Err(e) => {
             tracing::info!(%peer, status = e.status(), reason = %e, "malformed upgrade refused");
             refuse(&mut io, &shared.metrics, e.status(), &e.to_string()).await;
-            return;
+            return None;
         }
     };
     let call_id = uuid_string(&claims.call_id);
@@ -101,25 +130,25 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
                 tracing::warn!(%peer, %call_id, %lead_id, status, %code, "stream token refused by the control plane");
             }
             refuse(&mut io, &shared.metrics, answer, msg).await;
-            return;
+            return None;
         }
         Err(RedeemError::Unavailable(why)) => {
             tracing::error!(%peer, %call_id, %lead_id, error = %why, "stream token could not be redeemed");
             refuse(&mut io, &shared.metrics, 503, "control plane unavailable, try again").await;
-            return;
+            return None;
         }
     };
     buf.consume(head_len);
     let mut out = [0u8; 256];
-    let Ok(n) = upgrade::write_accept(&mut out, &key) else { return };
+    let Ok(n) = upgrade::write_accept(&mut out, &key) else { return None };
     if io.write_all(&out[..n]).await.is_err() || io.flush().await.is_err() {
-        return;
+        return None;
     }
     Metrics::inc(&shared.metrics.upgrades_accepted);
     let mut config = shared.call_config.clone();
     if ring::rand::SystemRandom::new().fill(&mut config.seed).is_err() {
         tracing::error!("the OS random source failed; refusing the call");
-        return;
+        return None;
     }
     let call = Call::new(config, context, Instant::now());
     let span = tracing::info_span!(
@@ -129,42 +158,43 @@ pub(crate) async fn serve(worker: Arc<Worker>, tcp: tokio::net::TcpStream, peer:
         call_sid = tracing::field::Empty,
         stream_sid = tracing::field::Empty
     );
-    match &worker.uring {
-        None => {
-            Box::pin(call_task::run(worker.clone(), call, Box::new(io), buf, call_id).instrument(span)).await
-        }
-        Some(engine) => hand_over(&worker, engine, call, io, buf, call_id, span).await,
+    Some(Upgraded { call, io, buf, call_id, span })
+}
+
+/// What the connection task keeps while the engine relays the call.
+struct Handed {
+    _active: call_task::Active,
+    poster: Poster,
+    finished: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Handed {
+    async fn wait(self) {
+        let _ = self.finished.await;
+        self.poster.finish().await;
     }
 }
 
-/// The io_uring shell: the call and its socket go to the worker's engine; this task stays (a
-/// few hundred bytes) to keep the call counted, and delivers the call's last events.
-async fn hand_over(
-    worker: &Arc<Worker>,
-    engine: &uring::Handle,
-    call: Call,
-    io: Stream,
-    buf: RecvBuf,
-    call_id: String,
-    span: tracing::Span,
-) {
+/// The io_uring shell: the call and its socket go to the worker's engine; the connection's
+/// task keeps only [`Handed`] (the call counted, its last events delivered).
+fn send_to_engine(worker: &Arc<Worker>, engine: &uring::Handle, up: Upgraded) -> Option<Handed> {
+    let Upgraded { call, io, buf, call_id, span } = up;
     let down = match io.into_parts() {
         Ok(parts) => parts,
         Err(e) => {
             tracing::error!(parent: &span, error = %e, "cannot hand the socket to the io_uring engine; call dropped");
-            return;
+            return None;
         }
     };
     let metrics = &worker.shared.metrics;
-    let _active = call_task::Active::new(metrics);
+    let active = call_task::Active::new(metrics);
     let (driver, poster) =
         span.in_scope(|| Driver::new(worker.control.clone(), call_id.clone(), metrics.clone()));
     tracing::info!(parent: &span, "call upgraded; opening OpenAI");
     let (done, finished) = tokio::sync::oneshot::channel();
     let new = uring::NewCall { call, driver, down, down_buf: buf, span, call_id, done };
     engine.send(uring::Command::Call(Box::new(new)));
-    let _ = finished.await;
-    poster.finish().await;
+    Some(Handed { _active: active, poster, finished })
 }
 
 /// Reads until the upgrade head is complete (`true`) or refused by the parser (`true` too: the
