@@ -118,9 +118,13 @@ impl Driver {
     /// `/metrics` (and, at debug, one line on what was ignored since the last second).
     pub(crate) fn tick(&mut self, call: &Call) {
         self.events.flush();
-        let before = self.reported.ignored();
+        // The ignored-event summary costs a list: only taken when debug lines are wanted (the
+        // tick is on the engine's allocation-free path otherwise).
+        let before = tracing::enabled!(tracing::Level::DEBUG).then(|| self.reported.ignored());
         self.metrics.add_call_stats(&mut self.reported, call.stats(), call.hold_dropped().bytes);
-        if tracing::enabled!(tracing::Level::DEBUG) && self.reported.ignored() != before {
+        if let Some(before) = before
+            && self.reported.ignored() != before
+        {
             let new: Vec<String> = self
                 .reported
                 .ignored()
