@@ -50,18 +50,18 @@ impl RecvBuf {
         self.start == self.end
     }
 
-    /// Room to read more bytes into. Compacts first if the unconsumed data does not start at
-    /// the front; empty only when the buffer is full of unconsumed bytes.
+    /// Room to read more bytes into. Compacts first: the unconsumed bytes (a partial frame,
+    /// rarely more) move to the front, so reads always land at the start of the buffer and
+    /// the memory a call touches is the largest backlog it had, not the buffer's capacity (a
+    /// read position walking through the buffer would fault in every page of it, per call).
+    /// Each byte is moved at most once: after the move nothing precedes it.
     pub fn spare(&mut self) -> &mut [u8] {
         if self.start > 0 {
-            if self.start == self.end {
-                self.start = 0;
-                self.end = 0;
-            } else if self.end == self.buf.len() || self.start > self.buf.len() / 2 {
+            if self.start < self.end {
                 self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
             }
+            self.end -= self.start;
+            self.start = 0;
         }
         &mut self.buf[self.end..]
     }
@@ -223,6 +223,15 @@ mod tests {
         assert_eq!((b.capacity(), b.data()), (1024, &[3; 100][..]), "back to the base size");
     }
     use super::*;
+
+    #[test]
+    fn reads_always_land_at_the_front() {
+        let mut b = RecvBuf::with_capacity(64);
+        b.push(&[7; 30]);
+        b.consume(20); // a partial frame of 10 bytes is left
+        assert_eq!(b.spare().len(), 54, "the partial frame moved to the front before the read");
+        assert_eq!(b.data(), &[7; 10][..]);
+    }
 
     #[test]
     fn recv_buf_compacts_and_keeps_order() {

@@ -1,35 +1,36 @@
-//! The shell: sockets, TLS, clocks and threads around the sans-IO [`crate::core`].
+//! The shell: sockets, TLS, clocks and threads around the sans-IO [`crate::core`]. Two of them
+//! relay calls, chosen by `GATEWAY_IO` at start: the io_uring shell (`uring/`) and the epoll
+//! shell (`call_task.rs`, tokio); everything else is shared.
 //!
-//! # Shape (tokio, epoll, thread-per-core)
-//! - [`Gateway::start`] spawns `GATEWAY_WORKERS` threads, each running its own current-thread
-//!   tokio runtime with its own `SO_REUSEPORT` listener on `GATEWAY_LISTEN_ADDR` (`listener.rs`):
-//!   the kernel spreads connections across them and a call never leaves the thread that
-//!   accepted it. One more thread serves `/healthz`, `/readyz`, `/metrics` (`ops.rs`).
-//! - Per connection (`conn.rs`): optional TLS (`tls.rs`, rustls with the ring provider), the
-//!   upgrade head read into a [`crate::core::buf::RecvBuf`] under a size limit and a timeout,
-//!   `parse_request` + `UpgradeAuthorizer::authorize`, the stream token redeemed at the control
-//!   plane (`control.rs`, HMAC-signed) — any failure is a precise HTTP refusal and no upstream
-//!   is ever opened for it — then the 101 and the call.
-//! - Per call (`call_task.rs`): one task owns the [`crate::core::call::Call`], both sockets'
-//!   halves and their receive buffers; a `select!` reads, writes (honouring
-//!   `Handled::SendBufferFull`), sleeps until `poll_timeout`, collects tool results, batches
-//!   call events to the control plane every second and at the end, and obeys the drain.
-//!   OpenAI connections are opened by a spawned task (`upstream.rs`), so caller audio keeps
-//!   flowing into the hold ring meanwhile.
+//! # Shape (thread per core)
+//! - [`Gateway::start`] picks the shell (`auto`: io_uring when the kernel allows it, else epoll
+//!   with one log line saying why; the choice is in `/metrics` and `/readyz`) and spawns
+//!   `GATEWAY_WORKERS` workers, each with its own current-thread tokio runtime and its own
+//!   `SO_REUSEPORT` listener on `GATEWAY_LISTEN_ADDR` (`listener.rs`): the kernel spreads
+//!   connections across them and a call never leaves its worker. One more thread serves
+//!   `/healthz`, `/readyz`, `/metrics` (`ops.rs`).
+//! - Per connection (`conn.rs`, on the worker's tokio thread whatever the shell): optional TLS
+//!   (`tls.rs`, rustls with the ring provider), the upgrade head read into a
+//!   [`crate::core::buf::RecvBuf`] under a size limit and a timeout, `parse_request` +
+//!   `UpgradeAuthorizer::authorize`, the stream token redeemed at the control plane
+//!   (`control.rs`, HMAC-signed) — any failure is a precise HTTP refusal and no upstream is
+//!   ever opened for it — then the 101, and the call goes to the shell.
+//! - Per call, what is not moving bytes is `driver.rs`: the core's events turned into work
+//!   (OpenAI connects, tools, hang-ups), event batches to the control plane every second and at
+//!   the end, the counters, the end-of-call line. Both shells use it; neither copies the other.
+//! - epoll (`call_task.rs`): one tokio task per call owns the [`crate::core::call::Call`],
+//!   both sockets' halves and their receive buffers; a `select!` reads, writes (honouring
+//!   `Handled::SendBufferFull`), sleeps until `poll_timeout`, collects tool results and obeys
+//!   the drain. Every branch is cancel-safe.
+//! - io_uring (`uring/`): a second thread per worker runs one ring for all of the worker's
+//!   calls; the sockets (TLS sessions included) leave tokio after the 101 (`stream.rs`) and
+//!   every call's sends and receives go to the kernel in one `io_uring_enter` per loop turn.
+//!   OpenAI connections are still opened on the tokio thread and handed over. No operation is
+//!   ever abandoned (the tokio-uring trap of `shared/rust-notes.md`): each ends by its
+//!   completion, and a socket is retired with `shutdown`.
 //! - SIGTERM / Ctrl-C ([`Gateway::drain`]): listeners close at once (`/readyz` goes 503),
 //!   calls may finish for `GATEWAY_DRAIN_SECS`, then each remaining call gets
 //!   `Call::shutdown` (close 1001 to both sides) and its events are flushed.
-//!
-//! # Ready for an io_uring shell
-//! Everything protocol-shaped is in the core; this shell only moves bytes between sockets and
-//! `RecvBuf`s / `poll_transmit` and turns events into requests, so a tokio-uring shell can
-//! reuse `conn.rs`'s decisions and `control.rs` as they are. One trap to design for:
-//! **tokio-uring does not cancel an in-flight operation whose future is dropped** — a read
-//! abandoned by `select!`/`timeout` still completes later and eats the peer's next bytes (see
-//! `shared/rust-notes.md`). This epoll shell relies on tokio's reads and writes being
-//! cancel-safe (it `select!`s over them); the io_uring shell must instead keep one reader task
-//! per socket that is never dropped (ended with `shutdown()`), and deliver bytes, timers and
-//! write completions to the call task by message.
 
 mod call_task;
 mod conn;

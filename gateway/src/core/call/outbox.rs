@@ -5,6 +5,9 @@
 
 use crate::core::buf::BufferFull;
 
+/// An unsent tail this short is always moved to the front before a push.
+const COMPACT_BELOW: usize = 4096;
+
 /// One socket's unsent bytes.
 #[derive(Debug)]
 pub(crate) struct Outbox {
@@ -33,10 +36,17 @@ impl Outbox {
         }
     }
 
+    /// Whether the next push first moves the unsent tail to the front: when it is short (a
+    /// frame or two: cheap, and writes stay at the front, so a call touches only the memory of
+    /// its largest backlog), or when the free room at the end runs low.
+    fn compacts(&self) -> bool {
+        self.start > 0 && (self.end - self.start <= COMPACT_BELOW || self.end > self.buf.len() / 2)
+    }
+
     /// Contiguous room the next [`Outbox::push`] will have.
     pub(crate) fn room(&self) -> usize {
         let cap = self.buf.len();
-        if self.start > 0 && self.end > cap / 2 { cap - (self.end - self.start) } else { cap - self.end }
+        if self.compacts() { cap - (self.end - self.start) } else { cap - self.end }
     }
 
     /// Whether there is room for the output of `input` bytes of the other side's frames
@@ -58,7 +68,7 @@ impl Outbox {
     /// Returns false (nothing written) when it does not fit.
     #[inline]
     pub(crate) fn push(&mut self, write: impl FnOnce(&mut [u8]) -> Result<usize, BufferFull>) -> bool {
-        if self.start > 0 && self.end > self.buf.len() / 2 {
+        if self.compacts() {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
@@ -85,6 +95,16 @@ mod tests {
             b[..bytes.len()].copy_from_slice(bytes);
             Ok(bytes.len())
         })
+    }
+
+    #[test]
+    fn writes_stay_at_the_front_while_the_backlog_is_short() {
+        let mut o = Outbox::with_capacity(64 * 1024);
+        assert!(put(&mut o, &[1; 1000]));
+        o.advance(900); // a partial write: 100 bytes left
+        assert!(put(&mut o, &[2; 1000]));
+        assert_eq!(o.pending().len(), 1100);
+        assert_eq!(o.end, 1100, "the short tail moved to the front: nothing written past it");
     }
 
     #[test]
