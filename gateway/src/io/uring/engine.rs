@@ -685,7 +685,10 @@ impl Engine {
         if let Some(c) = slot.closing {
             next = next.min(c.up_by).min(c.down_by);
         }
-        if slot.armed != Some(next) {
+        // Armed only when it moves earlier: a deadline that moved later (every frame pushes
+        // the media and keep-alive deadlines back) is found when the armed one fires, and
+        // re-armed then. So the heap holds about one entry per call, not one per frame.
+        if slot.armed.is_none_or(|armed| next < armed) {
             slot.armed = Some(next);
             timers.push(next, key);
         }

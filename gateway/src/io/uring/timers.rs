@@ -1,7 +1,8 @@
 //! Deadlines of every call on one engine: a min-heap of `(when, call)`, lazily cleaned. A call
-//! pushes its next deadline only when it changes; an entry that no longer matches the call's
-//! armed deadline (the call moved it, or ended) is skipped when popped. Capacity is reserved up
-//! front and kept, so arming a timer does not allocate on the frame path.
+//! pushes a deadline only when it is earlier than the one it has armed (a later one waits for
+//! the armed one to fire, which re-arms); an entry that no longer matches the call's armed
+//! deadline (superseded, or the call ended) is skipped when popped. About one entry per call:
+//! the capacity reserved up front is kept, so arming does not allocate on the frame path.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
