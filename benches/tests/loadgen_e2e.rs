@@ -74,7 +74,7 @@ fn five_calls_through_the_real_gateway() {
     let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     let gateway = Gateway::start(config).unwrap();
-    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: None };
     let r = harness.run_once(Mode::Relay, 5, 1, &target).unwrap();
     gateway.drain();
     gateway.join();
@@ -96,7 +96,7 @@ fn two_event_loops_share_the_stand_in_ports() {
     let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     let gateway = Gateway::start(config).unwrap();
-    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: None };
     let r = harness.run_once(Mode::Relay, 6, 1, &target).unwrap();
     gateway.drain();
     gateway.join();
@@ -117,7 +117,7 @@ fn five_calls_against_the_echo_floor() {
     });
     let opts = options("echo-floor");
     let mut harness = Harness::new(&opts).unwrap();
-    let target = TargetEndpoint { addr, pid: None, core: None };
+    let target = TargetEndpoint { addr, pid: None, core: None, ops: None };
     let r = harness.run_once(Mode::EchoFloor, 5, 1, &target).unwrap();
     check(&r);
     assert_eq!(r.counts.openai_sessions, 0);
@@ -136,7 +136,7 @@ fn a_refused_upgrade_says_why() {
     }
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     let gateway = Gateway::start(config).unwrap();
-    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: None };
     let e = harness.run_once(Mode::Relay, 5, 1, &target).unwrap_err();
     gateway.drain();
     gateway.join();
@@ -144,7 +144,7 @@ fn a_refused_upgrade_says_why() {
     // Nothing listening: the address is named.
     let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let e = harness
-        .run_once(Mode::Relay, 2, 1, &TargetEndpoint { addr: free, pid: None, core: None })
+        .run_once(Mode::Relay, 2, 1, &TargetEndpoint { addr: free, pid: None, core: None, ops: None })
         .unwrap_err();
     assert!(e.contains(&free.to_string()) && e.contains("refused"), "{e}");
 }
