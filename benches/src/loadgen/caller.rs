@@ -921,18 +921,60 @@ mod tests {
             &mut w.env(4),
         );
         assert_eq!((w.rec.counts.misrouted, w.rec.counts.unknown), (1, 1));
-        // A mark is echoed one frame period later, not before.
+        // A mark is echoed once the audio before it has played, in real time: five 20 ms
+        // payloads came from 1 ms on (the greeting, the frame twice, two foreign ones), so the
+        // mark after them is due at 101 ms.
         c.core.on_text(
             br#"{"event":"mark","streamSid":"MZ1","mark":{"name":"r2-c1-20"}}"#,
             4_000_000,
             &mut w.env(4),
         );
-        assert_eq!(w.wheels.marks[24 % w.wheels.marks.len()], vec![0]);
+        assert_eq!(w.wheels.marks[101 % w.wheels.marks.len()], vec![0]);
         c.core.out.clear();
-        c.send_due(23, &mut w.env(23));
+        c.send_due(60, &mut w.env(60)); // the wheel's slot of tick 101 comes first at 60
         assert!(c.core.out.is_empty());
-        c.send_due(24, &mut w.env(24));
+        assert_eq!(w.wheels.marks[101 % w.wheels.marks.len()], vec![0, 0], "back on the wheel");
+        c.send_due(100, &mut w.env(100));
+        assert!(c.core.out.is_empty());
+        c.send_due(101, &mut w.env(101));
         assert_eq!(w.rec.counts.marks_echoed, 1);
+    }
+
+    #[test]
+    fn a_clear_echoes_the_pending_marks_at_once_and_reports_what_had_played() {
+        let mut w = World::new();
+        let mut shared =
+            SoakShared { checks: crate::loadgen::soak::checks::Checks::new(4), ..SoakShared::default() };
+        let mut c = Caller::new(3, 0, &identity(), 1);
+        c.core.state = State::Streaming;
+        let audio = base64_simd::STANDARD.encode_to_string([0xFFu8; 800]); // 100 ms
+        let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{audio}"}}}}"#);
+        for (i, end) in [100u32, 200, 300].iter().enumerate() {
+            let mut e = w.env(0);
+            e.soak = Some(&mut shared);
+            c.core.on_text(media.as_bytes(), 0, &mut e);
+            let mark =
+                format!(r#"{{"event":"mark","streamSid":"MZ1","mark":{{"name":"r4-c{}-{end}"}}}}"#, i + 1);
+            c.core.on_text(mark.as_bytes(), 0, &mut e);
+        }
+        // The first 100 ms played: its mark is echoed at 100 ms, the others wait.
+        {
+            let mut e = w.env(100);
+            e.soak = Some(&mut shared);
+            c.send_due(100, &mut e);
+        }
+        assert_eq!((w.rec.counts.marks_echoed, c.core.played), (1, (4, 100)));
+        shared.checks.barge_in(3, 0);
+        {
+            let mut e = w.env(150);
+            e.soak = Some(&mut shared);
+            c.core.on_text(br#"{"event":"clear","streamSid":"MZ1"}"#, 150_000_000, &mut e);
+        }
+        assert_eq!(w.rec.counts.marks_echoed, 3, "both pending marks echoed with the clear");
+        assert!(c.core.marks.is_empty());
+        // The truncate is checked against the 100 ms played, not the 300 ms flushed.
+        shared.checks.truncate(3, 120);
+        assert_eq!((shared.checks.counts.cleared, shared.checks.counts.truncates_beyond_played), (1, 1));
     }
 
     #[test]

@@ -28,8 +28,8 @@ use super::soak::script::Script;
 /// Receive buffer of a session: `session.update` with the instructions is a few KiB.
 pub const RECV: usize = 64 * 1024;
 
-const SESSION_CREATED: &[u8] = br#"{"type":"session.created","event_id":"event_lg_created","session":{"type":"realtime","object":"realtime.session","id":"sess_lg","model":"gpt-realtime-2.1","output_modalities":["audio"]}}"#;
-pub(crate) const SESSION_UPDATED: &[u8] = br#"{"type":"session.updated","event_id":"event_lg_updated","session":{"type":"realtime","object":"realtime.session","id":"sess_lg"}}"#;
+const SESSION_CREATED: &[u8] = br#"{"type":"session.created","event_id":"event_lg_created","session":{"type":"realtime","model":"gpt-realtime-2.1","output_modalities":["audio"]}}"#;
+pub(crate) const SESSION_UPDATED: &[u8] = br#"{"type":"session.updated","event_id":"event_lg_updated","session":{"type":"realtime","model":"gpt-realtime-2.1","output_modalities":["audio"]}}"#;
 pub(crate) const GREETING_CREATED: &[u8] = br#"{"type":"response.created","event_id":"event_lg_g1","response":{"object":"realtime.response","id":"resp_lg_greeting","status":"in_progress","output":[]}}"#;
 pub(crate) const GREETING_DELTA_HEAD: &[u8] = br#"{"type":"response.output_audio.delta","event_id":"event_lg_g2","response_id":"resp_lg_greeting","item_id":"item_lg_greeting","output_index":0,"content_index":0,"delta":""#;
 pub(crate) const GREETING_DONE: &[u8] = br#"{"type":"response.done","event_id":"event_lg_g3","response":{"object":"realtime.response","id":"resp_lg_greeting","status":"completed","output":[]}}"#;

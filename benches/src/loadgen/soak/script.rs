@@ -538,3 +538,232 @@ fn burst_b64() -> &'static [u8] {
     static BURST: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     BURST.get_or_init(|| base64_simd::STANDARD.encode_type::<Vec<u8>>(&[SILENCE; BURST_MS as usize * 8]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::frame::FrameTemplate;
+    use callway_gateway::core::buf::RecvBuf;
+    use callway_gateway::core::openai::parse_server_event;
+    use callway_gateway::core::ws::{Decoded, Decoder, Limits, Message, Role};
+    use serde_json::Value;
+
+    const MS: u64 = 1_000_000;
+
+    struct Bench {
+        script: Script,
+        enc: Encoder,
+        out: Outbox,
+        counts: SoakCounts,
+        checks: Checks,
+    }
+
+    impl Bench {
+        fn new(session_update: &str) -> Self {
+            let cfg = ScriptConfig { barge_every_ms: 1000, tool_every_ms: 3000 };
+            let mut b = Bench {
+                script: Script::new(cfg, 3, 9, 0),
+                enc: Encoder::server(),
+                out: Outbox::default(),
+                counts: SoakCounts::default(),
+                checks: Checks::new(8),
+            };
+            b.client(session_update);
+            b.events();
+            b
+        }
+
+        fn client(&mut self, text: &str) {
+            self.script.on_client(
+                text.as_bytes(),
+                &mut self.enc,
+                &mut self.out,
+                &mut self.counts,
+                &mut self.checks,
+            );
+        }
+
+        fn tick(&mut self, now: u64) {
+            self.script.on_tick(now, &mut self.enc, &mut self.out, &mut self.counts, &mut self.checks);
+        }
+
+        /// The server events written since the last call: each valid against the GA schema and
+        /// read by the gateway's own parser.
+        fn events(&mut self) -> Vec<Value> {
+            let mut wire = Vec::new();
+            self.out.flush(&mut wire).unwrap();
+            let mut buf = RecvBuf::with_capacity(1 << 20);
+            buf.push(&wire);
+            let mut dec = Decoder::new(Role::Client, Limits::OPENAI);
+            let mut out = Vec::new();
+            while let Ok(Decoded::Frame { consumed, message }) = dec.decode(&mut buf) {
+                if let Some(Message::Text(t)) = message {
+                    let v: Value = serde_json::from_slice(t).unwrap();
+                    callway_sim_openai::schema::validate_server_event(&v)
+                        .unwrap_or_else(|e| panic!("{e}: {v}"));
+                    let mut raw = t.to_vec();
+                    parse_server_event(&mut raw).unwrap_or_else(|e| panic!("{e:?}: {v}"));
+                    out.push(v);
+                }
+                buf.consume(consumed);
+            }
+            out
+        }
+    }
+
+    fn kinds(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    /// An append of call `call`'s frame `seq` (20 ms).
+    fn append(call: u32, seq: u32) -> String {
+        let t = FrameTemplate::new(20);
+        let id = FrameId { call, seq }.encode_b64();
+        let audio = [&id[..], &t.tail_b64].concat();
+        format!(r#"{{"type":"input_audio_buffer.append","audio":"{}"}}"#, String::from_utf8(audio).unwrap())
+    }
+
+    const SERVER_VAD: &str = r#"{"type":"session.update","session":{"type":"realtime","audio":{"input":{"turn_detection":{"type":"server_vad","interrupt_response":true}}}}}"#;
+
+    fn greeted(update: &str) -> Bench {
+        let mut b = Bench::new(update);
+        b.client(r#"{"type":"response.create"}"#);
+        let ev = b.events();
+        assert_eq!(
+            kinds(&ev),
+            [
+                "response.created",
+                "response.output_audio.delta",
+                "response.done",
+                "response.created",
+                "response.output_item.added"
+            ]
+        );
+        b.client(&append(5, 0));
+        let ev = b.events();
+        assert_eq!(kinds(&ev), ["response.output_audio.delta"]);
+        assert_eq!(ev[0]["response_id"], "resp_sk3_1");
+        assert_eq!(b.script.call(), Some(5), "the call is read from the frame id");
+        b
+    }
+
+    #[test]
+    fn a_barge_in_with_interrupt_response_is_cancelled_by_the_server() {
+        let mut b = greeted(SERVER_VAD);
+        b.tick(2000 * MS);
+        let ev = b.events();
+        assert_eq!(kinds(&ev), ["response.output_audio.delta"], "the burst first");
+        assert_eq!(ev[0]["delta"].as_str().unwrap().len(), (BURST_MS as usize * 8).div_ceil(3) * 4);
+        assert!(b.script.droppable(2000 * MS).is_none(), "not during a turn");
+        b.tick(2100 * MS);
+        assert!(b.events().is_empty(), "the caller speaks 200 ms into the burst");
+        b.tick(2200 * MS);
+        let ev = b.events();
+        assert_eq!(
+            kinds(&ev),
+            [
+                "input_audio_buffer.speech_started",
+                "response.done",
+                "input_audio_buffer.speech_stopped",
+                "input_audio_buffer.committed",
+                "response.created",
+                "response.output_item.added"
+            ]
+        );
+        assert_eq!(ev[1]["response"]["status_details"]["reason"], "turn_detected");
+        assert_eq!(b.checks.counts.barge_ins, 1);
+        // The gateway must not cancel: the new response would be cancelled, and the one after
+        // that finds nothing active.
+        b.client(r#"{"type":"response.cancel"}"#);
+        b.client(r#"{"type":"response.cancel"}"#);
+        let ev = b.events();
+        assert_eq!(kinds(&ev), ["response.done", "error"]);
+        assert_eq!(ev[1]["error"]["code"], "response_cancel_not_active");
+        assert_eq!((b.counts.client_cancels, b.counts.errors.response_cancel_not_active), (1, 1));
+        // Truncates: within the item's 20 + 400 ms, beyond it, an unknown item.
+        b.client(r#"{"type":"conversation.item.truncate","item_id":"item_sk3_1","content_index":0,"audio_end_ms":420}"#);
+        b.client(r#"{"type":"conversation.item.truncate","item_id":"item_sk3_1","content_index":0,"audio_end_ms":421}"#);
+        b.client(r#"{"type":"conversation.item.truncate","item_id":"item_sk9_1","content_index":0,"audio_end_ms":0}"#);
+        let ev = b.events();
+        assert_eq!(kinds(&ev), ["error", "error"]);
+        assert_eq!(
+            (ev[0]["error"]["code"].as_str(), ev[1]["error"]["code"].as_str()),
+            (Some("invalid_value"), Some("item_truncate_invalid_item_id"))
+        );
+        assert_eq!(b.counts.errors.total(), 3);
+    }
+
+    #[test]
+    fn without_interrupt_response_the_client_cancels() {
+        let update = r#"{"type":"session.update","session":{"type":"realtime","audio":{"input":{"turn_detection":{"type":"server_vad","interrupt_response":false}}}}}"#;
+        let mut b = greeted(update);
+        b.tick(2000 * MS);
+        b.tick(2200 * MS);
+        let ev = b.events();
+        assert_eq!(
+            kinds(&ev)[1..],
+            [
+                "input_audio_buffer.speech_started",
+                "input_audio_buffer.speech_stopped",
+                "input_audio_buffer.committed"
+            ]
+        );
+        b.client(r#"{"type":"response.cancel"}"#);
+        let ev = b.events();
+        assert_eq!(kinds(&ev), ["response.done"]);
+        assert_eq!(ev[0]["response"]["status_details"]["reason"], "client_cancelled");
+        // The next caller audio opens a response (server VAD's create_response).
+        b.client(&append(5, 1));
+        assert_eq!(
+            kinds(&b.events()),
+            ["response.created", "response.output_item.added", "response.output_audio.delta"]
+        );
+        assert_eq!(b.counts.errors.total(), 0);
+    }
+
+    #[test]
+    fn a_tool_call_waits_for_its_output_and_keeps_the_caller_audio() {
+        let mut b = greeted(SERVER_VAD);
+        b.script.next_barge_ns = u64::MAX;
+        b.tick(5000 * MS);
+        let ev = b.events();
+        assert_eq!(
+            kinds(&ev),
+            [
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.done"
+            ]
+        );
+        let call_id = ev[2]["call_id"].as_str().unwrap().to_owned();
+        assert_eq!(ev[2]["name"], "save_lead");
+        let args: Value = serde_json::from_str(ev[2]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args["first_name"], "Camille");
+        // Audio during the tool call is kept, not echoed under no response.
+        b.client(&append(5, 1));
+        b.client(&append(5, 2));
+        assert!(b.events().is_empty());
+        b.client(&format!(
+            r#"{{"type":"conversation.item.create","item":{{"type":"function_call_output","call_id":"{call_id}","output":"{{}}"}}}}"#
+        ));
+        b.client(r#"{"type":"conversation.item.create","item":{"type":"function_call_output","call_id":"call_x","output":"{}"}}"#);
+        b.client(r#"{"type":"response.create"}"#);
+        b.client(r#"{"type":"response.create"}"#);
+        let ev = b.events();
+        assert_eq!(
+            kinds(&ev),
+            ["response.created", "response.output_item.added", "response.output_audio.delta", "error"]
+        );
+        let kept = base64_simd::STANDARD.decode_to_vec(ev[2]["delta"].as_str().unwrap()).unwrap();
+        assert_eq!(kept.len(), 320);
+        assert_eq!(
+            (FrameId::decode(&kept), FrameId::decode(&kept[160..])),
+            (Some(FrameId { call: 5, seq: 1 }), Some(FrameId { call: 5, seq: 2 }))
+        );
+        assert_eq!(ev[3]["error"]["code"], "conversation_already_has_active_response");
+        assert_eq!((b.counts.tool_calls, b.counts.tool_outputs, b.counts.tool_outputs_unknown), (1, 1, 1));
+        assert_eq!(b.script.droppable(5000 * MS), Some(5));
+    }
+}
