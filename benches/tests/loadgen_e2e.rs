@@ -203,6 +203,8 @@ fn a_short_soak_exercises_every_fault_and_accounts_every_frame() {
     assert!(k.barge_ins > 0 && k.cleared == k.barge_ins && k.truncates_checked > 0, "{k:?}");
     assert_eq!((k.not_cleared, k.clears_unasked, k.truncates_beyond_played), (0, 0, 0), "{k:?}");
     assert!(s.tool_outputs > 0 && s.tool_outputs_unknown == 0 && s.queue_overflow_bytes == 0, "{s:?}");
+    assert_eq!(s.tool_outputs_not_saved, 0, "the control plane's answer reached the model: {s:?}");
+    assert!(c.tool_requests >= s.tool_outputs, "{c:?} {s:?}");
     assert_eq!(c.openai_sessions_left, 0, "{c:?}");
     assert!(c.openai_sessions > s.calls_started, "reconnects opened sessions: {c:?} {s:?}");
     // The gateway's own counters agree.

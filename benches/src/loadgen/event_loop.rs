@@ -369,14 +369,14 @@ impl Loop {
         let Some(driver) = soak.as_mut() else { return };
         let mut drops = Vec::new();
         if at + SOAK_LAST_START_NS < tl.media_stop {
-            for i in 0..callers.len() {
-                let state = callers[i].state();
+            for (i, caller) in callers.iter_mut().enumerate() {
+                let state = caller.state();
                 if state.is_done() {
                     match driver.take_global(i) {
                         Ok(g) => {
-                            callers[i] = Caller::new(g, i as u32, &identities[g as usize], *seed);
+                            *caller = Caller::new(g, i as u32, &identities[g as usize], *seed);
                             let token = Token(CALLER_BASE + i);
-                            callers[i].connect(*target, poll.registry(), token, &mut parts.env());
+                            caller.connect(*target, poll.registry(), token, &mut parts.env());
                             driver.started(i, g, at);
                             if let Some(s) = parts.soak.as_mut() {
                                 s.counts.calls_started += 1;
@@ -391,8 +391,8 @@ impl Loop {
                     }
                 } else if driver.hang_up_due(i, at) {
                     if state == CallState::Streaming {
-                        let g = callers[i].global() as usize;
-                        callers[i].hang_up_early(&identities[g], &mut parts.env());
+                        let g = caller.global() as usize;
+                        caller.hang_up_early(&identities[g], &mut parts.env());
                     } else {
                         driver.postpone(i, at, 1_000_000_000);
                     }

@@ -46,6 +46,8 @@ pub struct Counts {
     pub control_requests: u64,
     /// Event batches the gateway posted.
     pub event_batches: u64,
+    /// Tool requests the gateway made (a soak's tool calls).
+    pub tool_requests: u64,
 }
 
 /// Counters shared with the monitor thread (relaxed atomics; read once a second).

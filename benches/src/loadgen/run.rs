@@ -502,6 +502,7 @@ impl Harness {
             m.openai_sessions_left += c.openai_sessions_left;
             m.control_requests += c.control_requests;
             m.event_batches += c.event_batches;
+            m.tool_requests += c.tool_requests;
             for (k, v) in &out.rec.failures {
                 *rec.failures.entry(k.clone()).or_default() += v;
             }

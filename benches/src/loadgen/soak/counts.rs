@@ -50,6 +50,8 @@ pub struct SoakCounts {
     pub tool_outputs: u64,
     /// `function_call_output` items naming no pending call (must be 0).
     pub tool_outputs_unknown: u64,
+    /// `function_call_output` items without the stub control plane's `"saved":true` (must be 0).
+    pub tool_outputs_not_saved: u64,
     /// Responses the stand-in created.
     pub responses: u64,
     /// `response.cancel`s that found a response to cancel.

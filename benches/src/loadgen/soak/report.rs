@@ -185,10 +185,16 @@ impl SoakReport {
             verdict(
                 "every tool call answered with its function_call_output",
                 format!(
-                    "{} tool calls, {} outputs, {} naming no pending call, {} B of caller audio not kept",
-                    s.tool_calls, s.tool_outputs, s.tool_outputs_unknown, s.queue_overflow_bytes
+                    "{} tool calls, {} control-plane requests, {} outputs ({} naming no pending call, {} without the control plane's answer), {} B of caller audio not kept",
+                    s.tool_calls,
+                    c.tool_requests,
+                    s.tool_outputs,
+                    s.tool_outputs_unknown,
+                    s.tool_outputs_not_saved,
+                    s.queue_overflow_bytes
                 ),
-                s.tool_calls > 0 && s.tool_outputs_unknown == 0 && s.queue_overflow_bytes == 0,
+                s.tool_calls > 0
+                    && s.tool_outputs_unknown + s.tool_outputs_not_saved + s.queue_overflow_bytes == 0,
             ),
         ];
         Self {

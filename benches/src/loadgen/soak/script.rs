@@ -51,7 +51,8 @@ const CANCEL_NOT_ACTIVE: &[u8] = br#"{"type":"error","event_id":"event_sk_err","
 const TRUNCATE_UNKNOWN: &[u8] = br#"{"type":"error","event_id":"event_sk_err","error":{"type":"invalid_request_error","code":"item_truncate_invalid_item_id","message":"Item with item_id not found","param":"item_id","event_id":null}}"#;
 const TRUNCATE_BEYOND: &[u8] = br#"{"type":"error","event_id":"event_sk_err","error":{"type":"invalid_request_error","code":"invalid_value","message":"Audio content is already shorter than audio_end_ms","param":"audio_end_ms","event_id":null}}"#;
 const EV: &[u8] = br#"","event_id":"event_sk","#;
-const ARGS: &[u8] = br#"{\"first_name\":\"Camille\",\"callback\":true}"#;
+/// `save_lead`'s arguments as the strict tool schema wants them (every property, nulls allowed).
+const ARGS: &[u8] = br#"{\"first_name\":\"Camille\",\"last_name\":null,\"phone\":null}"#;
 
 /// How often a session does what (means, ms; each interval is drawn in [½, 1½] × the mean).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +201,10 @@ impl Script {
                     match (str_after(text, br#""call_id":""#), want) {
                         (Some(got), Some(want)) if got == want.as_slice() => counts.tool_outputs += 1,
                         _ => counts.tool_outputs_unknown += 1,
+                    }
+                    // The stub control plane's answer, passed on unchanged (escaped in `output`).
+                    if memchr::memmem::find(text, br#"\"saved\":true"#).is_none() {
+                        counts.tool_outputs_not_saved += 1;
                     }
                 }
             }
@@ -746,7 +751,7 @@ mod tests {
         b.client(&append(5, 2));
         assert!(b.events().is_empty());
         b.client(&format!(
-            r#"{{"type":"conversation.item.create","item":{{"type":"function_call_output","call_id":"{call_id}","output":"{{}}"}}}}"#
+            r#"{{"type":"conversation.item.create","item":{{"type":"function_call_output","call_id":"{call_id}","output":"{{\"saved\":true}}"}}}}"#
         ));
         b.client(r#"{"type":"conversation.item.create","item":{"type":"function_call_output","call_id":"call_x","output":"{}"}}"#);
         b.client(r#"{"type":"response.create"}"#);
@@ -764,6 +769,7 @@ mod tests {
         );
         assert_eq!(ev[3]["error"]["code"], "conversation_already_has_active_response");
         assert_eq!((b.counts.tool_calls, b.counts.tool_outputs, b.counts.tool_outputs_unknown), (1, 1, 1));
+        assert_eq!(b.counts.tool_outputs_not_saved, 1, "call_x's output was not the control plane's");
         assert_eq!(b.script.droppable(5000 * MS), Some(5));
     }
 }
