@@ -486,53 +486,40 @@ impl Script {
         let r = self.ids(b"resp", self.resp);
         let i = self.ids(b"item_fc", n);
         let c = self.call_id(n);
-        let head = |kind: &'static [u8]| -> [&[u8]; 4] { [br#"{"type":""#, kind, EV, br#""response_id":""#] };
-        let [h0, h1, h2, h3] = head(b"response.output_item.added");
-        out.push_text(
-            enc,
-            &[h0, h1, h2, h3, &r, br#"","output_index":1,"item":{"id":""#, &i, br#"","object":"realtime.item","type":"function_call","status":"in_progress","name":"save_lead","call_id":""#, &c, br#"","arguments":""}}"#],
-        );
-        let [h0, h1, h2, h3] = head(b"response.function_call_arguments.delta");
-        out.push_text(
-            enc,
-            &[
-                h0,
-                h1,
-                h2,
-                h3,
-                &r,
+        let item = |status: &'static [u8], args: &'static [u8]| -> [&[u8]; 9] {
+            [
+                br#"","output_index":1,"item":{"id":""#,
+                &i,
+                br#"","object":"realtime.item","type":"function_call","status":""#,
+                status,
+                br#"","name":"save_lead","call_id":""#,
+                &c,
+                br#"","arguments":""#,
+                args,
+                br#""}}"#,
+            ]
+        };
+        let args = |name: &'static [u8]| -> [&[u8]; 8] {
+            [
                 br#"","item_id":""#,
                 &i,
                 br#"","output_index":1,"call_id":""#,
                 &c,
-                br#"","delta":""#,
+                br#"","#,
+                name,
                 ARGS,
                 br#""}"#,
-            ],
-        );
-        let [h0, h1, h2, h3] = head(b"response.function_call_arguments.done");
-        out.push_text(
-            enc,
-            &[
-                h0,
-                h1,
-                h2,
-                h3,
-                &r,
-                br#"","item_id":""#,
-                &i,
-                br#"","output_index":1,"call_id":""#,
-                &c,
-                br#"","name":"save_lead","arguments":""#,
-                ARGS,
-                br#""}"#,
-            ],
-        );
-        let [h0, h1, h2, h3] = head(b"response.output_item.done");
-        out.push_text(
-            enc,
-            &[h0, h1, h2, h3, &r, br#"","output_index":1,"item":{"id":""#, &i, br#"","object":"realtime.item","type":"function_call","status":"completed","name":"save_lead","call_id":""#, &c, br#"","arguments":""#, ARGS, br#""}}"#],
-        );
+            ]
+        };
+        let mut event = |kind: &[u8], rest: &[&[u8]]| {
+            let mut parts: Vec<&[u8]> = vec![br#"{"type":""#, kind, EV, br#""response_id":""#, &r];
+            parts.extend_from_slice(rest);
+            out.push_text(enc, &parts);
+        };
+        event(b"response.output_item.added", &item(b"in_progress", b""));
+        event(b"response.function_call_arguments.delta", &args(br#""delta":""#));
+        event(b"response.function_call_arguments.done", &args(br#""name":"save_lead","arguments":""#));
+        event(b"response.output_item.done", &item(b"completed", ARGS));
         self.done(b"completed", None, enc, out);
         self.tool = Some(n);
     }
