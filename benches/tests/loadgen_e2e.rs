@@ -74,7 +74,7 @@ fn five_calls_through_the_real_gateway() {
     let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     let gateway = Gateway::start(config).unwrap();
-    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: None };
     let r = harness.run_once(Mode::Relay, 5, 1, &target).unwrap();
     gateway.drain();
     gateway.join();
@@ -96,7 +96,7 @@ fn two_event_loops_share_the_stand_in_ports() {
     let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     let gateway = Gateway::start(config).unwrap();
-    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: None };
     let r = harness.run_once(Mode::Relay, 6, 1, &target).unwrap();
     gateway.drain();
     gateway.join();
@@ -117,7 +117,7 @@ fn five_calls_against_the_echo_floor() {
     });
     let opts = options("echo-floor");
     let mut harness = Harness::new(&opts).unwrap();
-    let target = TargetEndpoint { addr, pid: None, core: None };
+    let target = TargetEndpoint { addr, pid: None, core: None, ops: None };
     let r = harness.run_once(Mode::EchoFloor, 5, 1, &target).unwrap();
     check(&r);
     assert_eq!(r.counts.openai_sessions, 0);
@@ -136,7 +136,7 @@ fn a_refused_upgrade_says_why() {
     }
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     let gateway = Gateway::start(config).unwrap();
-    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: None };
     let e = harness.run_once(Mode::Relay, 5, 1, &target).unwrap_err();
     gateway.drain();
     gateway.join();
@@ -144,7 +144,79 @@ fn a_refused_upgrade_says_why() {
     // Nothing listening: the address is named.
     let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let e = harness
-        .run_once(Mode::Relay, 2, 1, &TargetEndpoint { addr: free, pid: None, core: None })
+        .run_once(Mode::Relay, 2, 1, &TargetEndpoint { addr: free, pid: None, core: None, ops: None })
         .unwrap_err();
     assert!(e.contains(&free.to_string()) && e.contains("refused"), "{e}");
+}
+
+#[test]
+fn a_short_soak_exercises_every_fault_and_accounts_every_frame() {
+    // 6 calls for 8 s: calls of 2–4 s (random hang-ups, replacement calls), a barge-in every
+    // ~1 s and a tool call every ~1.5 s per session, every open session older than 1 s reset every 2 s.
+    let opts = options_with(
+        "relay",
+        &[
+            "--soak",
+            "--call-min",
+            "2s",
+            "--call-max",
+            "4s",
+            "--barge-every",
+            "1s",
+            "--tool-every",
+            "1500ms",
+            "--drop-every",
+            "2s",
+            "--drop-share",
+            "1",
+            "--rss-every",
+            "1s",
+        ],
+    );
+    let mut o = opts;
+    o.calls = vec![6];
+    o.duration = std::time::Duration::from_secs(8);
+    let mut harness = Harness::new(&o).unwrap();
+    let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
+    let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    let gateway = Gateway::start(config).unwrap();
+    let target =
+        TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: Some(gateway.ops_addr()) };
+    let r = harness.run_once(Mode::Relay, 6, 1, &target).unwrap();
+    gateway.drain();
+    gateway.join();
+    let c = &r.counts;
+    let soak = r.soak.as_ref().expect("a soak outcome");
+    let s = &soak.counts;
+    assert!(r.failures.is_empty(), "failures: {:?}", r.failures);
+    // Every fault kind happened.
+    assert!(s.calls_started > 6 && s.hang_ups > 0, "{s:?}");
+    assert!(s.openai_drops > 0 && s.barge_ins > 0 && s.tool_calls > 0, "{s:?}");
+    // Every frame relayed or cut by a fault; none lost.
+    assert!(c.sent > 1000, "{c:?}");
+    assert_eq!(c.lost, 0, "{c:?} {s:?}");
+    assert_eq!(c.received + s.cut_by_hangup + s.cut_by_openai_drop, c.sent, "{c:?} {s:?}");
+    assert_eq!((c.duplicated, c.misrouted, c.unknown, c.undecodable, c.malformed), (0, 0, 0, 0, 0), "{c:?}");
+    // The real server's rules held, and the cross-leg checks.
+    assert_eq!(s.errors.total(), 0, "{:?}", s.errors);
+    let k = &s.checks;
+    assert!(k.barge_ins > 0 && k.cleared == k.barge_ins && k.truncates_checked > 0, "{k:?}");
+    assert_eq!((k.not_cleared, k.clears_unasked, k.truncates_beyond_played), (0, 0, 0), "{k:?}");
+    assert!(s.tool_outputs > 0 && s.tool_outputs_unknown == 0 && s.queue_overflow_bytes == 0, "{s:?}");
+    assert_eq!(s.tool_outputs_not_saved, 0, "the control plane's answer reached the model: {s:?}");
+    assert!(c.tool_requests >= s.tool_outputs, "{c:?} {s:?}");
+    assert_eq!(c.openai_sessions_left, 0, "{c:?}");
+    assert!(c.openai_sessions > s.calls_started, "reconnects opened sessions: {c:?} {s:?}");
+    // The gateway's own counters agree.
+    assert!(soak.metrics_error.is_none(), "{:?}", soak.metrics_error);
+    let m = |k: &str| soak.metrics.get(k).copied().unwrap_or(0.0) as u64;
+    assert_eq!(
+        m("callway_gateway_calls_total{reason=\"caller_hung_up\"}"),
+        s.calls_started,
+        "{:?}",
+        soak.metrics
+    );
+    // A call may hang up while the control plane runs its tool: the output never goes out.
+    assert!(m("callway_gateway_tool_calls_total") >= s.tool_outputs, "{:?}", soak.metrics);
+    assert!(m("callway_gateway_barge_ins_total") >= k.cleared, "{:?}", soak.metrics);
 }

@@ -7,11 +7,18 @@
 //! callway-loadgen --gateway-bin target/release/callway-gateway --calls 100,300 --duration 30s \
 //!     --runs 3 --mode echo-floor,relay --json out.json --plot out.svg
 //! ```
+//!
+//! With `--soak` it runs one long level with faults instead (`scripts/soak` has the defaults)
+//! and prints the soak's verdicts; exit status 1 when one is not met.
 
 use std::process::ExitCode;
 
 use callway_benches::loadgen::report::{Document, Machine, summarise, table};
+use callway_benches::loadgen::soak::report::SoakReport;
 use callway_benches::loadgen::{Harness, Options, plot, process};
+
+/// Allowed spread of the gateway's RSS around its mean after warm-up (issue 11, item 10).
+const RSS_TOLERANCE_PCT: f64 = 2.0;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
@@ -63,6 +70,9 @@ fn run(opts: &Options) -> Result<(), String> {
         );
     }
     let runs = harness.run_all()?;
+    if opts.soak.soak {
+        return soak_report(opts, &runs);
+    }
     let levels = summarise(&runs);
     println!("{}", table(&levels));
     let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -85,4 +95,19 @@ fn run(opts: &Options) -> Result<(), String> {
         eprintln!("callway-loadgen: plot in {}", path.display());
     }
     Ok(())
+}
+
+/// Judges and reports a soak (its one run).
+fn soak_report(opts: &Options, runs: &[callway_benches::loadgen::report::RunResult]) -> Result<(), String> {
+    let run = runs.first().ok_or("the soak produced no run")?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let warmup = opts.soak.warmup.as_secs_f64() + opts.ramp.as_secs_f64();
+    let report = SoakReport::judge(run, command, warmup, RSS_TOLERANCE_PCT);
+    println!("{}", report.table());
+    if let Some(path) = &opts.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("callway-loadgen: soak results in {}", path.display());
+    }
+    if report.passed() { Ok(()) } else { Err("the soak did not meet every requirement (table above)".into()) }
 }

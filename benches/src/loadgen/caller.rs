@@ -27,11 +27,14 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::conn::{Flushed, Outbox, ReadOutcome, read_into};
-use super::frame::{FrameId, FrameTemplate, for_each_frame_id};
+use super::frame::{FrameId, FrameTemplate, decoded_len, for_each_frame_id};
 use super::options::Mode;
 use super::recorder::{Progress, Recorder, RunClock};
 use super::scan::{TwilioIn, twilio_message};
 use super::setup::{CallIdentity, splitmix};
+use super::soak::SoakShared;
+use super::soak::ledger::{FLIGHT_MS, Fault, Ledger};
+use callway_gateway::core::twilio::MarkLabel;
 
 /// Receive buffer of a call: the gateway's `media` + `mark` are under 1 KiB.
 const RECV: usize = 16 * 1024;
@@ -106,6 +109,8 @@ pub struct CallEnv<'a> {
     pub progress: &'a Progress,
     /// Wheels and the dirty list.
     pub wheels: &'a mut Wheels,
+    /// A soak's shared state (none in a load run).
+    pub soak: Option<&'a mut SoakShared>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +147,17 @@ struct Core {
     mark_mid: Box<[u8]>,
     /// The whole `start` message.
     start_msg: Box<[u8]>,
+    /// Fault windows (a soak's hang-ups and OpenAI drops).
+    ledger: Ledger,
+    /// The last tick the media wheel met this call.
+    wheel_pass: u64,
+    /// When the agent audio received so far has played out (ns since the origin): Twilio plays
+    /// it in real time and echoes each mark when the audio before it has played.
+    play_until: u64,
+    /// The gateway's response number in the last mark label received (a soak only).
+    heard_response: u32,
+    /// The last mark echoed as played: its response number and end (ms) (a soak only).
+    played: (u32, u32),
 }
 
 /// One simulated call.
@@ -188,6 +204,11 @@ impl Caller {
                 media_tail: format!(r#""}},"streamSid":"{sid}"}}"#).into_bytes().into(),
                 mark_mid: format!(r#"","streamSid":"{sid}","mark":{{"name":""#).into_bytes().into(),
                 start_msg: start_message(identity, global).into_bytes().into(),
+                ledger: Ledger::default(),
+                wheel_pass: u64::MAX,
+                play_until: 0,
+                heard_response: 0,
+                played: (0, 0),
             },
         }
     }
@@ -205,6 +226,18 @@ impl Caller {
     /// Frames sent and not (yet) back.
     pub fn outstanding(&self) -> u64 {
         u64::from(self.core.next_seq) - self.core.received
+    }
+
+    /// Whether the call belongs in the media wheel's list of `phase` at tick `t`: streaming, of
+    /// that phase, and not met yet in this tick's pass (a slot that took a new call may sit in
+    /// a list twice, or in its previous call's phase).
+    pub fn in_media_wheel(&mut self, t: u64, phase: u64, s: &super::pacing::Schedule) -> bool {
+        let c = &mut self.core;
+        let keep = c.state == State::Streaming && s.phase(c.global) == phase && c.wheel_pass != t;
+        if keep {
+            c.wheel_pass = t;
+        }
+        keep
     }
 
     /// Tick of the first media frame.
@@ -426,13 +459,44 @@ impl Caller {
             self.core.marks.clear();
             return;
         }
+        let mut popped = false;
         while let Some(m) = self.core.marks.front().copied() {
             if m.due > t {
+                if !popped {
+                    // Due beyond the wheel's turn (long agent audio): come back then.
+                    let len = env.wheels.marks.len();
+                    env.wheels.marks[(m.due as usize) % len].push(self.core.local);
+                }
                 break;
             }
+            popped = true;
             self.core.marks.pop_front();
-            self.core.push_mark_echo(&m.name[..usize::from(m.len)], env);
+            let name = &m.name[..usize::from(m.len)];
+            if env.soak.is_some()
+                && let Some(l) = MarkLabel::parse(name)
+            {
+                let p = &mut self.core.played;
+                *p = if l.response == p.0 { (p.0, p.1.max(l.end_ms)) } else { (l.response, l.end_ms) };
+            }
+            self.core.push_mark_echo(name, env);
         }
+    }
+
+    /// A fault the soak injects now: frames in flight are accounted to it ([`Ledger`]).
+    pub fn fault(&mut self, kind: Fault, env: &CallEnv<'_>) {
+        let frame_ms = (env.clock.schedule.frame_ns() / 1_000_000).max(1) as u32;
+        let c = &mut self.core;
+        c.ledger.open(kind, &c.seen, c.next_seq, FLIGHT_MS / frame_ms);
+    }
+
+    /// Hangs up in the middle of the call (a soak's random hang-up): `stop` and close at once,
+    /// the frames in flight cut by the hang-up.
+    pub fn hang_up_early(&mut self, identity: &CallIdentity, env: &mut CallEnv<'_>) {
+        self.fault(Fault::HangUp, env);
+        if let Some(s) = env.soak.as_deref_mut() {
+            s.counts.hang_ups += 1;
+        }
+        self.hang_up(identity, env);
     }
 
     /// Hangs up: `stop`, then a close frame; the call is over when the gateway's close comes.
@@ -509,6 +573,12 @@ impl Caller {
             Progress::sub(&env.progress.streaming, 1);
         }
         self.core.state = state;
+        if let Some(s) = env.soak.as_deref_mut() {
+            let settled = self.core.ledger.settle(&self.core.seen, self.core.next_seq);
+            s.counts.cut_by_hangup += settled.cut_by_hangup;
+            s.counts.cut_by_openai_drop += settled.cut_by_openai_drop;
+            s.checks.forget(self.core.global);
+        }
         self.core.marks.clear();
         self.core.out.clear();
         self.stream = None; // closes the socket (and removes it from epoll)
@@ -605,15 +675,32 @@ impl Core {
                 if name.len() > MARK_MAX || !matches!(self.state, State::Streaming | State::AwaitGreeting) {
                     return;
                 }
-                // Twilio echoes a mark once the audio before it has played: one frame later.
-                let due = env.tick + env.clock.schedule.frame_ticks;
+                if env.soak.is_some()
+                    && let Some(l) = MarkLabel::parse(name)
+                {
+                    self.heard_response = l.response;
+                }
+                // Twilio echoes a mark once the audio before it has played.
+                let due = env.clock.schedule.tick_of(self.play_until.max(now)).max(env.tick + 1);
                 let mut m = PendingMark { due, len: name.len() as u8, name: [0; MARK_MAX] };
                 m.name[..name.len()].copy_from_slice(name);
                 self.marks.push_back(m);
                 let len = env.wheels.marks.len();
                 env.wheels.marks[(due as usize) % len].push(self.local);
             }
-            TwilioIn::Clear => env.rec.counts.clears += 1,
+            TwilioIn::Clear => {
+                env.rec.counts.clears += 1;
+                // Twilio drops the unplayed audio and echoes every pending mark at once (they
+                // mean flushed, not played).
+                let played = if self.played.0 == self.heard_response { self.played.1 } else { 0 };
+                while let Some(m) = self.marks.pop_front() {
+                    self.push_mark_echo(&m.name[..usize::from(m.len)], env);
+                }
+                self.play_until = now;
+                if let Some(s) = env.soak.as_deref_mut() {
+                    s.checks.clear(self.global, played);
+                }
+            }
             TwilioIn::Other { event } => match (self.state, event) {
                 (State::AwaitConnectedEcho, b"connected") => {
                     self.out.push_text(&mut self.enc, &[&self.start_msg]);
@@ -632,7 +719,10 @@ impl Core {
         let frame_bytes = env.template.frame_bytes;
         let schedule = env.clock.schedule;
         let timeline = env.clock.timeline;
-        let Self { global, first_tick, seen, received, next_seq, .. } = self;
+        if let Some(bytes) = decoded_len(payload) {
+            self.play_until = self.play_until.max(now) + (bytes as u64 / 8) * 1_000_000;
+        }
+        let Self { global, first_tick, seen, received, next_seq, ledger, .. } = self;
         let mut scratch = std::mem::take(&mut env.rec.scratch);
         let rec = &mut *env.rec;
         let scan = for_each_frame_id(payload, frame_bytes, &mut scratch, |id| {
@@ -655,6 +745,7 @@ impl Core {
             seen[word] |= 1 << bit;
             *received += 1;
             rec.counts.received += 1;
+            ledger.on_back(id.seq);
             rec.round_trip(&timeline, schedule.frame_at(*first_tick, id.seq), now);
         });
         env.rec.scratch = scratch;
@@ -736,6 +827,7 @@ mod tests {
                 rec: &mut self.rec,
                 progress: &self.progress,
                 wheels: &mut self.wheels,
+                soak: None,
             }
         }
     }
@@ -829,18 +921,60 @@ mod tests {
             &mut w.env(4),
         );
         assert_eq!((w.rec.counts.misrouted, w.rec.counts.unknown), (1, 1));
-        // A mark is echoed one frame period later, not before.
+        // A mark is echoed once the audio before it has played, in real time: five 20 ms
+        // payloads came from 1 ms on (the greeting, the frame twice, two foreign ones), so the
+        // mark after them is due at 101 ms.
         c.core.on_text(
             br#"{"event":"mark","streamSid":"MZ1","mark":{"name":"r2-c1-20"}}"#,
             4_000_000,
             &mut w.env(4),
         );
-        assert_eq!(w.wheels.marks[24 % w.wheels.marks.len()], vec![0]);
+        assert_eq!(w.wheels.marks[101 % w.wheels.marks.len()], vec![0]);
         c.core.out.clear();
-        c.send_due(23, &mut w.env(23));
+        c.send_due(60, &mut w.env(60)); // the wheel's slot of tick 101 comes first at 60
         assert!(c.core.out.is_empty());
-        c.send_due(24, &mut w.env(24));
+        assert_eq!(w.wheels.marks[101 % w.wheels.marks.len()], vec![0, 0], "back on the wheel");
+        c.send_due(100, &mut w.env(100));
+        assert!(c.core.out.is_empty());
+        c.send_due(101, &mut w.env(101));
         assert_eq!(w.rec.counts.marks_echoed, 1);
+    }
+
+    #[test]
+    fn a_clear_echoes_the_pending_marks_at_once_and_reports_what_had_played() {
+        let mut w = World::new();
+        let mut shared =
+            SoakShared { checks: crate::loadgen::soak::checks::Checks::new(4), ..SoakShared::default() };
+        let mut c = Caller::new(3, 0, &identity(), 1);
+        c.core.state = State::Streaming;
+        let audio = base64_simd::STANDARD.encode_to_string([0xFFu8; 800]); // 100 ms
+        let media = format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{audio}"}}}}"#);
+        for (i, end) in [100u32, 200, 300].iter().enumerate() {
+            let mut e = w.env(0);
+            e.soak = Some(&mut shared);
+            c.core.on_text(media.as_bytes(), 0, &mut e);
+            let mark =
+                format!(r#"{{"event":"mark","streamSid":"MZ1","mark":{{"name":"r4-c{}-{end}"}}}}"#, i + 1);
+            c.core.on_text(mark.as_bytes(), 0, &mut e);
+        }
+        // The first 100 ms played: its mark is echoed at 100 ms, the others wait.
+        {
+            let mut e = w.env(100);
+            e.soak = Some(&mut shared);
+            c.send_due(100, &mut e);
+        }
+        assert_eq!((w.rec.counts.marks_echoed, c.core.played), (1, (4, 100)));
+        shared.checks.barge_in(3, 0);
+        {
+            let mut e = w.env(150);
+            e.soak = Some(&mut shared);
+            c.core.on_text(br#"{"event":"clear","streamSid":"MZ1"}"#, 150_000_000, &mut e);
+        }
+        assert_eq!(w.rec.counts.marks_echoed, 3, "both pending marks echoed with the clear");
+        assert!(c.core.marks.is_empty());
+        // The truncate is checked against the 100 ms played, not the 300 ms flushed.
+        shared.checks.truncate(3, 120);
+        assert_eq!((shared.checks.counts.cleared, shared.checks.counts.truncates_beyond_played), (1, 1));
     }
 
     #[test]

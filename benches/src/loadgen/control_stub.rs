@@ -4,8 +4,8 @@
 //! - `POST /internal/v1/stream-tokens/redeem` → `200` with a valid [`CallContext`] (the call id
 //!   is read from the token's payload when it decodes, so the gateway's logs name the call);
 //! - `POST /internal/v1/calls/{id}/events` → `204`;
-//! - `POST /internal/v1/calls/{id}/tools/{name}` → `200` with a failed [`ToolResponse`] (the
-//!   stand-in never calls tools);
+//! - `POST /internal/v1/calls/{id}/tools/{name}` → `200` with the [`ToolResponse`] of a tool
+//!   that worked (`save_lead`: saved; `end_call`: ended; another name: `ok: false`);
 //! - anything else → `404`.
 
 use callway_gateway::core::buf::RecvBuf;
@@ -69,10 +69,16 @@ fn respond(
         counts.event_batches += 1;
         out.push_raw(b"HTTP/1.1 204 No Content\r\n\r\n");
     } else if path.starts_with("/internal/v1/calls/") && path.contains("/tools/") {
-        let r = ToolResponse {
-            ok: false,
-            output: r#"{"error":"tools are not available in the load test"}"#.into(),
+        counts.tool_requests += 1;
+        // What the control plane answers when the tool works (control-plane/src/routes/internal.rs).
+        let (ok, output) = if path.ends_with("/tools/save_lead") {
+            (true, r#"{"lead_id":"22222222-2222-2222-2222-222222222222","saved":true,"phone_e164":null}"#)
+        } else if path.ends_with("/tools/end_call") {
+            (true, r#"{"ended":true}"#)
+        } else {
+            (false, r#"{"error":"unknown_tool","message":"no such tool"}"#)
         };
+        let r = ToolResponse { ok, output: output.into() };
         ok_json(out, serde_json::to_string(&r).unwrap_or_default().as_bytes());
     } else {
         let msg =
@@ -172,6 +178,12 @@ mod tests {
         assert!(keep && wire.is_empty(), "waits for the body");
         let (_, wire, _) = answers(b"GET /nope HTTP/1.1\r\n\r\n", None);
         assert!(wire.starts_with("HTTP/1.1 404"));
+        let tool = "POST /internal/v1/calls/x/tools/save_lead HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}";
+        let (_, wire, counts) = answers(tool.as_bytes(), None);
+        let json = &wire[wire.find("\r\n\r\n").unwrap() + 4..];
+        let r: ToolResponse = serde_json::from_str(json).unwrap();
+        assert!(r.ok && r.output.contains(r#""saved":true"#), "{r:?}");
+        assert_eq!(counts.tool_requests, 1);
         let (keep, wire, _) = answers(b"\x00\x01 garbage\r\n\r\n", None);
         assert!(!keep && wire.starts_with("HTTP/1.1 400"));
     }

@@ -29,6 +29,11 @@ use super::frame::FrameTemplate;
 use super::options::Mode;
 use super::recorder::{Progress, Recorder, RunClock};
 use super::setup::CallIdentity;
+use super::soak::SoakShared;
+use super::soak::checks::Checks;
+use super::soak::counts::SoakCounts;
+use super::soak::driver::{Driver, SoakPlan};
+use super::soak::ledger::Fault;
 use super::{control_stub, openai_stub};
 
 const TIMER: Token = Token(0);
@@ -65,7 +70,15 @@ pub struct ShardPlan {
     pub abort: Arc<AtomicBool>,
     /// Seeds the callers' masking keys.
     pub seed: u64,
+    /// A soak: `calls` are the first of `identities`, kept concurrent as calls end (one loop).
+    pub soak: Option<SoakPlan>,
 }
+
+/// A soak stops starting new calls this long before media stops (they would still be
+/// connecting when the run ends).
+const SOAK_LAST_START_NS: u64 = 5_000_000_000;
+/// A soak's schedule is checked every this many nanoseconds.
+const SOAK_PERIOD_NS: u64 = 10_000_000;
 
 /// What a loop measured.
 #[derive(Debug)]
@@ -98,6 +111,7 @@ struct Parts {
     progress: Arc<Progress>,
     wheels: Wheels,
     tick: u64,
+    soak: Option<SoakShared>,
 }
 
 impl Parts {
@@ -110,6 +124,7 @@ impl Parts {
             rec: &mut self.rec,
             progress: &self.progress,
             wheels: &mut self.wheels,
+            soak: self.soak.as_mut(),
         }
     }
 }
@@ -133,6 +148,8 @@ struct Loop {
     second: u64,
     all_done_at: Option<u64>,
     sessions_closed_at: Option<u64>,
+    seed: u64,
+    soak: Option<Driver>,
 }
 
 fn listener(l: Option<std::net::TcpListener>, poll: &Poll, token: Token) -> io::Result<Option<TcpListener>> {
@@ -165,6 +182,15 @@ pub fn run_shard(plan: ShardPlan) -> io::Result<ShardOutcome> {
         .enumerate()
         .map(|(local, &g)| Caller::new(g, local as u32, &plan.identities[g as usize], plan.seed))
         .collect();
+    let timeline = plan.clock.timeline;
+    let driver = plan.soak.as_ref().map(|p| {
+        let first_drop = timeline.ramp_end + p.args.drop_every.as_nanos() as u64;
+        Driver::new(p, plan.calls.len(), plan.identities.len() as u32, first_drop)
+    });
+    let shared = plan
+        .soak
+        .as_ref()
+        .map(|_| SoakShared { checks: Checks::new(plan.identities.len()), ..SoakShared::default() });
     let mut l = Loop {
         openai_listener: listener(plan.openai_listener, &poll, OPENAI_LISTENER)?,
         control_listener: listener(plan.control_listener, &poll, CONTROL_LISTENER)?,
@@ -184,6 +210,7 @@ pub fn run_shard(plan: ShardPlan) -> io::Result<ShardOutcome> {
             progress: plan.progress,
             wheels: Wheels::new(schedule.frame_ticks),
             tick: 0,
+            soak: shared,
         },
         next_tick: 0,
         next_start: 0,
@@ -192,6 +219,8 @@ pub fn run_shard(plan: ShardPlan) -> io::Result<ShardOutcome> {
         second: 0,
         all_done_at: None,
         sessions_closed_at: None,
+        seed: plan.seed,
+        soak: driver,
     };
     let mut events = Events::with_capacity(1024);
     let mut turns = 0u64;
@@ -243,7 +272,11 @@ pub fn run_shard(plan: ShardPlan) -> io::Result<ShardOutcome> {
         .flatten()
         .filter(|s| matches!(&s.kind, StubKind::OpenAi(sess) if sess.state == openai_stub::State::Open))
         .count() as u64;
-    rec.counts.lost = rec.counts.sent.saturating_sub(rec.counts.received);
+    if let Some(soak) = parts.soak {
+        rec.soak = SoakCounts { checks: soak.checks.counts, ..soak.counts };
+    }
+    let cut = rec.soak.cut_by_hangup + rec.soak.cut_by_openai_drop;
+    rec.counts.lost = rec.counts.sent.saturating_sub(rec.counts.received + cut);
     Ok(ShardOutcome { rec, turns })
 }
 
@@ -272,18 +305,25 @@ impl Loop {
             self.parts.rec.publish_second(self.second as usize, &self.parts.progress);
             self.second = sec;
         }
+        if self.soak.is_some() && at.is_multiple_of(SOAK_PERIOD_NS) {
+            self.soak_tick(at);
+        }
         let Loop { callers, parts, identities, poll, target, .. } = self;
         // Calls whose start time has come.
         if at < tl.media_stop {
             while self.next_start < callers.len() && s.start_tick(callers[self.next_start].global()) <= t {
                 let i = self.next_start;
                 callers[i].connect(*target, poll.registry(), Token(CALLER_BASE + i), &mut parts.env());
+                if let (Some(d), Some(shared)) = (self.soak.as_mut(), parts.soak.as_mut()) {
+                    d.started(i, callers[i].global(), at);
+                    shared.counts.calls_started += 1;
+                }
                 self.next_start += 1;
             }
             // Media of this tick's phase.
             let phase = (t % s.frame_ticks) as usize;
             let mut list = std::mem::take(&mut parts.wheels.media[phase]);
-            list.retain(|&l| callers[l as usize].state() == CallState::Streaming);
+            list.retain(|&l| callers[l as usize].in_media_wheel(t, phase as u64, &s));
             for &l in &list {
                 callers[l as usize].send_media(t, &mut parts.env());
             }
@@ -302,7 +342,8 @@ impl Loop {
         parts.wheels.marks[slot].extend(added);
         // Hang up once every frame came back, or at the drain deadline.
         if !self.hung_up && at >= tl.media_stop {
-            let outstanding: u64 = callers.iter().map(Caller::outstanding).sum();
+            let outstanding: u64 =
+                callers.iter().filter(|c| c.state() == CallState::Streaming).map(Caller::outstanding).sum();
             if outstanding == 0 || at >= tl.drain_deadline {
                 self.hung_up = true;
                 self.next_start = callers.len();
@@ -317,6 +358,79 @@ impl Loop {
             for c in callers.iter_mut() {
                 c.abandon(&mut parts.env());
             }
+        }
+    }
+
+    /// A soak's work, every 10 ms: hang-ups due, new calls in free slots, a drop wave when
+    /// due, the stand-in sessions' scripted turns, overdue barge-in checks.
+    fn soak_tick(&mut self, at: u64) {
+        let tl = self.parts.clock.timeline;
+        let Loop { callers, parts, identities, poll, target, soak, stubs, seed, .. } = self;
+        let Some(driver) = soak.as_mut() else { return };
+        let mut drops = Vec::new();
+        if at + SOAK_LAST_START_NS < tl.media_stop {
+            for (i, caller) in callers.iter_mut().enumerate() {
+                let state = caller.state();
+                if state.is_done() {
+                    match driver.take_global(i) {
+                        Ok(g) => {
+                            *caller = Caller::new(g, i as u32, &identities[g as usize], *seed);
+                            let token = Token(CALLER_BASE + i);
+                            caller.connect(*target, poll.registry(), token, &mut parts.env());
+                            driver.started(i, g, at);
+                            if let Some(s) = parts.soak.as_mut() {
+                                s.counts.calls_started += 1;
+                            }
+                        }
+                        Err(true) => {
+                            if let Some(s) = parts.soak.as_mut() {
+                                s.counts.identities_exhausted += 1;
+                            }
+                        }
+                        Err(false) => {}
+                    }
+                } else if driver.hang_up_due(i, at) {
+                    if state == CallState::Streaming {
+                        let g = caller.global() as usize;
+                        caller.hang_up_early(&identities[g], &mut parts.env());
+                    } else {
+                        driver.postpone(i, at, 1_000_000_000);
+                    }
+                }
+            }
+            if driver.drop_wave_due(at) {
+                for (slot, conn) in stubs.iter().enumerate() {
+                    let Some(StubConn { kind: StubKind::OpenAi(sess), .. }) = conn else { continue };
+                    let Some(call) = sess.script().and_then(|s| s.droppable(at)) else { continue };
+                    if !driver.take_session() {
+                        continue;
+                    }
+                    if let Some(i) = driver.slot_of(call).filter(|&i| callers[i].global() == call) {
+                        callers[i].fault(Fault::OpenAiDrop, &parts.env());
+                    }
+                    if let Some(s) = parts.soak.as_mut() {
+                        s.counts.openai_drops += 1;
+                        s.checks.forget(call);
+                    }
+                    drops.push(slot);
+                }
+            }
+        }
+        if let Some(shared) = parts.soak.as_mut() {
+            for conn in stubs.iter_mut().flatten() {
+                if let StubKind::OpenAi(sess) = &mut conn.kind {
+                    sess.on_tick(at, &mut conn.out, shared);
+                    conn.dirty |= !conn.out.is_empty();
+                }
+            }
+            shared.checks.sweep(at);
+        }
+        for slot in drops {
+            // Abrupt: no close frame, and a reset rather than a FIN.
+            if let Some(conn) = self.stubs[slot].as_ref() {
+                let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+            }
+            self.drop_stub(slot);
         }
     }
 
@@ -381,7 +495,11 @@ impl Loop {
                 continue;
             }
             let (kind, cap) = if openai {
-                (StubKind::OpenAi(Box::default()), openai_stub::RECV)
+                let session = match self.soak.as_mut() {
+                    Some(d) => openai_stub::Session::scripted(d.new_session(self.parts.clock.now_ns())),
+                    None => openai_stub::Session::default(),
+                };
+                (StubKind::OpenAi(Box::new(session)), openai_stub::RECV)
             } else {
                 (StubKind::Control, control_stub::RECV)
             };
@@ -424,7 +542,8 @@ impl Loop {
             if processed {
                 keep &= match &mut conn.kind {
                     StubKind::OpenAi(s) => {
-                        s.process(&mut conn.recv, &mut conn.out, &mut parts.rec.counts, &parts.progress)
+                        let soak = parts.soak.as_mut();
+                        s.process(&mut conn.recv, &mut conn.out, &mut parts.rec.counts, &parts.progress, soak)
                     }
                     StubKind::Control => control_stub::process(
                         &mut conn.recv,

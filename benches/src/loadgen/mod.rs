@@ -29,7 +29,9 @@
 //!   [`procfs`]: CPU, RSS, core busy time; [`syscalls`]: perf or strace;
 //!   [`process`]: spawned processes (killed on drop) and pinning;
 //! - [`run`]: levels × repeats × modes and the monitor; [`report`]: results, summary table,
-//!   JSON; [`plot`]: the SVG.
+//!   JSON; [`plot`]: the SVG;
+//! - [`soak`]: `--soak`, the same loop for a long run with faults (hang-ups, barge-ins, tool
+//!   calls, OpenAI drops) and what must hold through them.
 
 pub mod caller;
 pub mod conn;
@@ -47,6 +49,7 @@ pub mod report;
 pub mod run;
 pub mod scan;
 pub mod setup;
+pub mod soak;
 pub mod stats;
 pub mod syscalls;
 

@@ -22,23 +22,25 @@ use callway_gateway::core::ws::{
 use super::conn::Outbox;
 use super::recorder::{Counts, Progress};
 use super::scan::{ClientEvent, client_event};
+use super::soak::SoakShared;
+use super::soak::script::Script;
 
 /// Receive buffer of a session: `session.update` with the instructions is a few KiB.
 pub const RECV: usize = 64 * 1024;
 
-const SESSION_CREATED: &[u8] = br#"{"type":"session.created","event_id":"event_lg_created","session":{"type":"realtime","object":"realtime.session","id":"sess_lg","model":"gpt-realtime-2.1","output_modalities":["audio"]}}"#;
-const SESSION_UPDATED: &[u8] = br#"{"type":"session.updated","event_id":"event_lg_updated","session":{"type":"realtime","object":"realtime.session","id":"sess_lg"}}"#;
-const GREETING_CREATED: &[u8] = br#"{"type":"response.created","event_id":"event_lg_g1","response":{"object":"realtime.response","id":"resp_lg_greeting","status":"in_progress","output":[]}}"#;
-const GREETING_DELTA_HEAD: &[u8] = br#"{"type":"response.output_audio.delta","event_id":"event_lg_g2","response_id":"resp_lg_greeting","item_id":"item_lg_greeting","output_index":0,"content_index":0,"delta":""#;
-const GREETING_DONE: &[u8] = br#"{"type":"response.done","event_id":"event_lg_g3","response":{"object":"realtime.response","id":"resp_lg_greeting","status":"completed","output":[]}}"#;
+const SESSION_CREATED: &[u8] = br#"{"type":"session.created","event_id":"event_lg_created","session":{"type":"realtime","model":"gpt-realtime-2.1","output_modalities":["audio"]}}"#;
+pub(crate) const SESSION_UPDATED: &[u8] = br#"{"type":"session.updated","event_id":"event_lg_updated","session":{"type":"realtime","model":"gpt-realtime-2.1","output_modalities":["audio"]}}"#;
+pub(crate) const GREETING_CREATED: &[u8] = br#"{"type":"response.created","event_id":"event_lg_g1","response":{"object":"realtime.response","id":"resp_lg_greeting","status":"in_progress","output":[]}}"#;
+pub(crate) const GREETING_DELTA_HEAD: &[u8] = br#"{"type":"response.output_audio.delta","event_id":"event_lg_g2","response_id":"resp_lg_greeting","item_id":"item_lg_greeting","output_index":0,"content_index":0,"delta":""#;
+pub(crate) const GREETING_DONE: &[u8] = br#"{"type":"response.done","event_id":"event_lg_g3","response":{"object":"realtime.response","id":"resp_lg_greeting","status":"completed","output":[]}}"#;
 const ECHO_CREATED: &[u8] = br#"{"type":"response.created","event_id":"event_lg_e0","response":{"object":"realtime.response","id":"resp_lg_echo","status":"in_progress","output":[]}}"#;
-const DELTA_HEAD: &[u8] = br#"{"type":"response.output_audio.delta","event_id":"event_lg_"#;
+pub(crate) const DELTA_HEAD: &[u8] = br#"{"type":"response.output_audio.delta","event_id":"event_lg_"#;
 const DELTA_MID: &[u8] =
     br#"","response_id":"resp_lg_echo","item_id":"item_lg_echo","output_index":0,"content_index":0,"delta":""#;
-const DELTA_END: &[u8] = br#""}"#;
-const ALREADY_ACTIVE: &[u8] = br#"{"type":"error","event_id":"event_lg_err","error":{"type":"invalid_request_error","code":"conversation_already_has_active_response","message":"Conversation already has an active response in progress: resp_lg_echo. Wait until the response is finished before creating a new one.","param":null,"event_id":null}}"#;
+pub(crate) const DELTA_END: &[u8] = br#""}"#;
+pub(crate) const ALREADY_ACTIVE: &[u8] = br#"{"type":"error","event_id":"event_lg_err","error":{"type":"invalid_request_error","code":"conversation_already_has_active_response","message":"Conversation already has an active response in progress: resp_lg_echo. Wait until the response is finished before creating a new one.","param":null,"event_id":null}}"#;
 /// 20 ms of μ-law silence, base64: the greeting.
-const GREETING_AUDIO: &str = "/////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////w==";
+pub(crate) const GREETING_AUDIO: &str = "/////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////w==";
 
 /// Where a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,8 @@ pub struct Session {
     enc: Encoder,
     greeted: bool,
     deltas: u64,
+    /// A soak's scripted turns (none: the load generator's plain echo).
+    script: Option<Box<Script>>,
 }
 
 impl Default for Session {
@@ -70,11 +74,31 @@ impl Default for Session {
             enc: Encoder::server(),
             greeted: false,
             deltas: 0,
+            script: None,
         }
     }
 }
 
 impl Session {
+    /// A session that follows a soak's script.
+    pub fn scripted(script: Script) -> Self {
+        Self { script: Some(Box::new(script)), ..Self::default() }
+    }
+
+    /// The soak script, if any.
+    pub fn script(&self) -> Option<&Script> {
+        self.script.as_deref()
+    }
+
+    /// Runs the script's turns due at `now_ns` (a soak only).
+    pub fn on_tick(&mut self, now_ns: u64, out: &mut Outbox, soak: &mut SoakShared) {
+        if self.state == State::Open
+            && let Some(script) = self.script.as_deref_mut()
+        {
+            script.on_tick(now_ns, &mut self.enc, out, &mut soak.counts, &mut soak.checks);
+        }
+    }
+
     /// Handles everything complete in `recv`, queueing the answers in `out`. Returns `false`
     /// when the connection should be dropped now.
     pub fn process(
@@ -83,6 +107,7 @@ impl Session {
         out: &mut Outbox,
         counts: &mut Counts,
         progress: &Progress,
+        mut soak: Option<&mut SoakShared>,
     ) -> bool {
         if self.state == State::Head {
             match upgrade::parse_request(recv.data()) {
@@ -122,7 +147,14 @@ impl Session {
                 }
                 Ok(Decoded::Frame { consumed, message }) => match message {
                     Some(Message::Text(text)) => {
-                        answer(text, &mut self.enc, &mut self.greeted, &mut self.deltas, out, counts);
+                        match (self.script.as_deref_mut(), soak.as_deref_mut()) {
+                            (Some(script), Some(soak)) => {
+                                script.on_client(text, &mut self.enc, out, &mut soak.counts, &mut soak.checks)
+                            }
+                            _ => {
+                                answer(text, &mut self.enc, &mut self.greeted, &mut self.deltas, out, counts)
+                            }
+                        }
                         (consumed, None)
                     }
                     Some(Message::Ping(p)) => {
@@ -231,7 +263,7 @@ mod tests {
         ] {
             recv.push(&client_frame(&mut enc, ev));
         }
-        assert!(s.process(&mut recv, &mut out, &mut counts, &progress));
+        assert!(s.process(&mut recv, &mut out, &mut counts, &progress, None));
         let mut wire = Vec::new();
         out.flush(&mut wire).unwrap();
         let head_end = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -264,7 +296,7 @@ mod tests {
         let mut c = Vec::new();
         close.flush(&mut c).unwrap();
         recv.push(&c);
-        assert!(s.process(&mut recv, &mut out, &mut counts, &progress));
+        assert!(s.process(&mut recv, &mut out, &mut counts, &progress, None));
         let mut wire = Vec::new();
         out.flush(&mut wire).unwrap();
         let mut t = frames(&wire);

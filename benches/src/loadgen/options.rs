@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+use super::soak::options::SoakArgs;
+
 /// What the simulated callers talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -176,6 +178,13 @@ pub struct Options {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Extra environment for a spawned gateway, KEY=VALUE, repeatable (wins over the load
+    /// generator's own values), e.g. `--gateway-env GATEWAY_IO=uring`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub gateway_env: Vec<String>,
+    /// The soak (`--soak` and its knobs).
+    #[command(flatten)]
+    pub soak: SoakArgs,
 }
 
 impl Options {
@@ -208,6 +217,19 @@ impl Options {
         }
         if self.mode.is_empty() {
             return Err("--mode needs echo-floor, relay or both".into());
+        }
+        if let Some(bad) =
+            self.gateway_env.iter().find(|kv| kv.split_once('=').is_none_or(|(k, _)| k.is_empty()))
+        {
+            return Err(format!("--gateway-env takes KEY=VALUE, not {bad:?}"));
+        }
+        if self.soak.soak {
+            self.soak.validate()?;
+            if self.calls.len() != 1 || self.runs != 1 || self.mode != [Mode::Relay] || self.cores != 1 {
+                return Err(
+                    "--soak runs one level (--calls N), one run (--runs 1), --mode relay, --cores 1".into()
+                );
+            }
         }
         Ok(())
     }

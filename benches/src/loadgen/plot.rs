@@ -158,6 +158,7 @@ mod tests {
                 .map(|t| SecondPoint { t_s: t, frames: 50, p50_ms: 0.4, p99_ms: p99, max_ms: 3.0 })
                 .collect(),
             histogram: vec![(0.2, 10), (0.3, 50), (0.5, 30), (1.0, 9), (3.0, 1)],
+            soak: None,
         };
         let runs = vec![run(Mode::EchoFloor, 5, 0.8), run(Mode::Relay, 5, 1.2), run(Mode::Relay, 5, 1.5)];
         let dir = std::env::temp_dir().join(format!("loadgen-plot-{}", std::process::id()));

@@ -23,7 +23,8 @@ pub struct Counts {
     pub misrouted: u64,
     /// Frame ids of this call never sent (corrupted audio).
     pub unknown: u64,
-    /// Sent but never came back (`sent - received`, at the end).
+    /// Sent, never came back, and not cut by a fault a soak injected (`sent - received`, less
+    /// the soak's cut frames, at the end).
     pub lost: u64,
     /// Frame-sized blocks of audio that were not ours (the greeting).
     pub other_audio: u64,
@@ -33,7 +34,7 @@ pub struct Counts {
     pub malformed: u64,
     /// `mark`s echoed back to the gateway.
     pub marks_echoed: u64,
-    /// `clear`s received (barge-in; none expected).
+    /// `clear`s received (barge-ins: none expected outside a soak).
     pub clears: u64,
     /// Appends the OpenAI stand-in echoed.
     pub appends: u64,
@@ -45,6 +46,8 @@ pub struct Counts {
     pub control_requests: u64,
     /// Event batches the gateway posted.
     pub event_batches: u64,
+    /// Tool requests the gateway made (a soak's tool calls).
+    pub tool_requests: u64,
 }
 
 /// Counters shared with the monitor thread (relaxed atomics; read once a second).
@@ -110,6 +113,8 @@ pub struct Recorder {
     pub failures: BTreeMap<String, u32>,
     /// Scratch space to decode audio payloads into.
     pub scratch: Vec<u8>,
+    /// A soak's counts (zero otherwise).
+    pub soak: super::soak::counts::SoakCounts,
 }
 
 impl Default for Recorder {
@@ -122,6 +127,7 @@ impl Default for Recorder {
             counts: Counts::default(),
             failures: BTreeMap::new(),
             scratch: vec![0; 64 * 1024],
+            soak: Default::default(),
         }
     }
 }

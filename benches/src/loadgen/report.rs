@@ -133,6 +133,9 @@ pub struct RunResult {
     pub timeline: Vec<SecondPoint>,
     /// Window latency histogram: `(bucket upper bound in ms, count)`.
     pub histogram: Vec<(f64, u64)>,
+    /// A soak's own measurements (`--soak` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<super::soak::report::SoakOutcome>,
 }
 
 /// A mode and level over its repeats.
@@ -392,6 +395,7 @@ mod tests {
             harness: HarnessUsage::default(),
             timeline: vec![],
             histogram: vec![],
+            soak: None,
         }
     }
 

@@ -25,6 +25,9 @@ use super::procfs::{self, CoreTimes};
 use super::recorder::{Progress, Recorder, RunClock};
 use super::report::{HarnessUsage, RunResult, SecondPoint, SyscallResult, TargetUsage, run_line};
 use super::setup::{GatewayAddrs, Secrets, gateway_env, identities, random_hex};
+use super::soak::driver::SoakPlan;
+use super::soak::metrics;
+use super::soak::report::{RssSample, SoakOutcome};
 use super::stats::LatencyHist;
 use super::syscalls::{self, Tool};
 
@@ -37,6 +40,8 @@ pub struct TargetEndpoint {
     pub pid: Option<u32>,
     /// The core it is pinned to, if known.
     pub core: Option<usize>,
+    /// The gateway's ops port (`/metrics`), if known.
+    pub ops: Option<SocketAddr>,
 }
 
 /// The harness: options, secrets, the stand-in and control-plane listeners (bound once, kept
@@ -184,10 +189,16 @@ impl Harness {
     /// The environment for a gateway listening on `listen` (ops port `ops`) that uses this
     /// harness's stand-in and stub control plane.
     pub fn gateway_env(&self, listen: SocketAddr, ops: SocketAddr) -> Vec<(String, String)> {
-        gateway_env(
+        let mut env = gateway_env(
             &self.secrets,
             &GatewayAddrs { listen, ops, openai: self.openai_addr, control: self.control_addr },
-        )
+        );
+        // --gateway-env KEY=VALUE, last one wins.
+        for (k, v) in self.opts.gateway_env.iter().filter_map(|kv| kv.split_once('=')) {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_owned(), v.to_owned()));
+        }
+        env
     }
 
     /// Every level × repeat × mode, spawning the process under test for each run as the
@@ -227,7 +238,7 @@ impl Harness {
         let mut child: Option<Spawned> = None;
         let target = match mode {
             Mode::Relay => match self.opts.gateway_addr {
-                Some(addr) => TargetEndpoint { addr, pid: self.opts.gateway_pid, core: None },
+                Some(addr) => TargetEndpoint { addr, pid: self.opts.gateway_pid, core: None, ops: None },
                 None => {
                     let bin = self.opts.gateway_bin.clone().unwrap_or_else(Self::default_gateway_bin);
                     if !bin.exists() {
@@ -244,11 +255,11 @@ impl Harness {
                     c.wait_listening(listen, Duration::from_secs(15))?;
                     let pid = c.pid();
                     child = Some(c);
-                    TargetEndpoint { addr: listen, pid: Some(pid), core }
+                    TargetEndpoint { addr: listen, pid: Some(pid), core, ops: Some(ops) }
                 }
             },
             Mode::EchoFloor => match self.opts.echo_addr {
-                Some(addr) => TargetEndpoint { addr, pid: self.opts.echo_pid, core: None },
+                Some(addr) => TargetEndpoint { addr, pid: self.opts.echo_pid, core: None, ops: None },
                 None => {
                     let bin = self.opts.echo_bin.clone().unwrap_or_else(|| {
                         let g = self.opts.gateway_bin.clone().unwrap_or_else(Self::default_gateway_bin);
@@ -267,7 +278,7 @@ impl Harness {
                     c.wait_listening(listen, Duration::from_secs(15))?;
                     let pid = c.pid();
                     child = Some(c);
-                    TargetEndpoint { addr: listen, pid: Some(pid), core }
+                    TargetEndpoint { addr: listen, pid: Some(pid), core, ops: None }
                 }
             },
         };
@@ -331,7 +342,17 @@ impl Harness {
         };
         let timeline = Timeline::new(o.ramp, o.settle, o.duration, media_extra, o.drain);
         let total = Duration::from_nanos(timeline.close_deadline) + Duration::from_secs(60);
-        let ids = Arc::new(identities(&self.secrets, run_tag, calls, total.as_secs() + 600));
+        let soak = o.soak.soak.then(|| SoakPlan { args: o.soak.clone(), seed: run_tag });
+        // A soak replaces every call that ends: enough identities for calls as short as
+        // --call-min all through the run.
+        let prepared = match &soak {
+            Some(p) => {
+                let waves = o.duration.as_secs_f64() / p.args.call_min.as_secs_f64().max(1.0);
+                calls.saturating_mul(waves.ceil() as u32 + 2)
+            }
+            None => calls,
+        };
+        let ids = Arc::new(identities(&self.secrets, run_tag, prepared, total.as_secs() + 600));
         let template = Arc::new(FrameTemplate::new(o.frame_ms));
         let progress = Arc::new(Progress::default());
         let abort = Arc::new(AtomicBool::new(false));
@@ -357,6 +378,7 @@ impl Harness {
                 progress: progress.clone(),
                 abort: abort.clone(),
                 seed: run_tag,
+                soak: soak.clone(),
             };
             let core = (!o.no_pin).then(|| o.harness_core[k]);
             let h = std::thread::Builder::new()
@@ -378,6 +400,9 @@ impl Harness {
         let mut rss_steady = None;
         let mut syscall_job: Option<std::thread::JoinHandle<SyscallJob>> = None;
         let mut next_print = origin + Duration::from_secs(1);
+        let rss_every = o.soak.rss_every;
+        let mut next_rss = origin;
+        let mut rss_samples = Vec::new();
         let label = format!("{} {calls} calls, run {run}/{}", mode.name(), o.runs);
         while handles.iter().any(|h| !h.is_finished()) {
             let now = Instant::now();
@@ -409,7 +434,18 @@ impl Harness {
                     abort.store(true, Ordering::Relaxed);
                 }
             }
+            if soak.is_some()
+                && now >= next_rss
+                && let Some(kib) = target.pid.and_then(|p| procfs::rss_kib(p).ok())
+            {
+                let t_s = now.saturating_duration_since(origin).as_secs_f64();
+                rss_samples.push(RssSample { t_s, kib });
+                next_rss += rss_every;
+            }
             let mut wake = next_print;
+            if soak.is_some() {
+                wake = wake.min(next_rss);
+            }
             if a.is_none() {
                 wake = wake.min(w0);
             } else if b.is_none() {
@@ -426,6 +462,15 @@ impl Harness {
             syscall_job.map(|j| j.join().unwrap_or_else(|_| (Err("panicked".into()), 0, 0.0)));
         std::thread::sleep(Duration::from_secs(1));
         let rss_after = target.pid.and_then(|p| procfs::rss_kib(p).ok());
+        let soak_outcome = soak.as_ref().map(|_| {
+            let (metrics, metrics_error) = match target.ops.map(metrics::scrape) {
+                Some(Ok(m)) => (m, None),
+                Some(Err(e)) => (Default::default(), Some(e)),
+                None => (Default::default(), Some("the gateway's ops address is not known".to_owned())),
+            };
+            let counts = outcomes.first().map(|o| o.rec.soak).unwrap_or_default();
+            SoakOutcome { counts, rss: rss_samples, metrics, metrics_error }
+        });
 
         // Merge the loops.
         let mut rec = Recorder::default();
@@ -457,6 +502,7 @@ impl Harness {
             m.openai_sessions_left += c.openai_sessions_left;
             m.control_requests += c.control_requests;
             m.event_batches += c.event_batches;
+            m.tool_requests += c.tool_requests;
             for (k, v) in &out.rec.failures {
                 *rec.failures.entry(k.clone()).or_default() += v;
             }
@@ -580,6 +626,7 @@ impl Harness {
             harness,
             timeline: timeline_points,
             histogram: rec.window.log_buckets(10),
+            soak: soak_outcome,
         })
     }
 

@@ -38,10 +38,23 @@ pub enum TwilioIn<'a> {
 
 /// The string value starting right after `key` (which must end with `"`): the bytes up to the
 /// next `"`. Values we read (base64, mark names, event names) contain no escapes.
-fn str_after<'a>(msg: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+pub fn str_after<'a>(msg: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let start = memmem::find(msg, key)? + key.len();
     let len = memchr::memchr(b'"', &msg[start..])?;
     Some(&msg[start..start + len])
+}
+
+/// The unsigned integer right after `key` (which ends with `:`); `None` without digits or on
+/// overflow.
+pub fn number_after(msg: &[u8], key: &[u8]) -> Option<u64> {
+    let start = memmem::find(msg, key)? + key.len();
+    let digits = msg[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    msg[start..start + digits]
+        .iter()
+        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// Classifies a text message received on the Twilio leg.
@@ -169,5 +182,15 @@ mod tests {
             ClientEvent::Other { kind: b"conversation.item.truncate" }
         );
         assert_eq!(client_event(b"[]"), ClientEvent::Malformed);
+    }
+
+    #[test]
+    fn numbers_after_a_key() {
+        let t = br#"{"type":"conversation.item.truncate","item_id":"i","audio_end_ms":1840}"#;
+        assert_eq!(number_after(t, br#""audio_end_ms":"#), Some(1840));
+        assert_eq!(str_after(t, br#""item_id":""#), Some(&b"i"[..]));
+        assert_eq!(number_after(br#"{"audio_end_ms":-5}"#, br#""audio_end_ms":"#), None);
+        assert_eq!(number_after(br#"{"n":99999999999999999999999}"#, br#""n":"#), None);
+        assert_eq!(number_after(b"{}", br#""n":"#), None);
     }
 }
