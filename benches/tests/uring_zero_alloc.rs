@@ -123,7 +123,7 @@ fn the_engine_thread_allocates_nothing_while_calls_stream() {
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
     let gateway = Gateway::start(config).unwrap();
     let metrics = gateway.metrics().clone();
-    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None };
+    let target = TargetEndpoint { addr: gateway.local_addr(), pid: None, core: None, ops: None };
     let run = std::thread::spawn(move || harness.run_once(Mode::Relay, CALLS as u32, 1, &target).unwrap());
 
     // Counters reach /metrics once a second per call: wait for every call to be streaming well
