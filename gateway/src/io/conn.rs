@@ -25,9 +25,10 @@ use crate::metrics::Metrics;
 
 /// The TLS handshake and the upgrade head must both arrive within this.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Twilio → gateway receive buffer: the upgrade head (≤ 8 KiB), then frames (Twilio's are
-/// under 1 KiB; `start` with parameters a few KiB).
-pub(crate) const DOWN_RECV: usize = 32 * 1024;
+/// Twilio → gateway receive buffer: the upgrade head (at most 8 KiB, `upgrade.rs` refuses more
+/// with 431) and then frames of a few hundred bytes (`start` with its parameters a few KiB);
+/// a larger frame grows it for the time it takes (`RecvBuf::fit`, up to Twilio's 64 KiB).
+pub(crate) const DOWN_RECV: usize = 8 * 1024;
 
 /// Serves one connection to its end.
 ///

@@ -570,7 +570,7 @@ impl Core {
     /// Writes a frame for Twilio (not after our close frame). Counts a full buffer.
     fn send_twilio(
         &mut self,
-        write: impl FnOnce(&mut Encoder, &mut [u8]) -> Result<usize, BufferFull>,
+        mut write: impl FnMut(&mut Encoder, &mut [u8]) -> Result<usize, BufferFull>,
     ) -> bool {
         if self.twilio_close_sent {
             return false;
@@ -586,7 +586,7 @@ impl Core {
     /// Writes a frame for OpenAI, only on an open session (not after our close frame).
     fn send_openai(
         &mut self,
-        write: impl FnOnce(&mut Encoder, &mut [u8]) -> Result<usize, BufferFull>,
+        mut write: impl FnMut(&mut Encoder, &mut [u8]) -> Result<usize, BufferFull>,
     ) -> bool {
         if !matches!(self.up, Upstream::Open) || self.openai_close_sent {
             return false;
@@ -605,9 +605,9 @@ impl Core {
 
     fn send_openai_json(
         &mut self,
-        write: impl FnOnce(&mut SliceWriter<'_>) -> Result<(), BufferFull>,
+        mut write: impl FnMut(&mut SliceWriter<'_>) -> Result<(), BufferFull>,
     ) -> bool {
-        self.send_openai(|enc, out| enc.frame_with(out, TEXT, write))
+        self.send_openai(|enc, out| enc.frame_with(out, TEXT, &mut write))
     }
 }
 

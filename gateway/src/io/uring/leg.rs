@@ -34,8 +34,10 @@ use crate::io::stream::Parts;
 
 /// Largest send submitted at once (several frames; a frame is < 1 KiB).
 const OUT_CAP: usize = 16 * 1024;
-/// Ciphertext received at once: a full TLS record and its header.
-const CIPHER_CAP: usize = 16 * 1024 + 256;
+/// What the output buffer starts at and returns to once a burst has drained.
+const OUT_INITIAL: usize = 4 * 1024;
+/// Ciphertext received at once (a 16 KiB record takes several receives; rustls reassembles).
+const CIPHER_CAP: usize = 4 * 1024;
 
 /// A socket and its buffers.
 pub(super) struct Leg {
@@ -86,7 +88,7 @@ impl Leg {
             buf,
             cipher,
             cipher_pos: 0,
-            out: Vec::with_capacity(OUT_CAP),
+            out: Vec::with_capacity(OUT_INITIAL),
             out_pos: 0,
             reading: false,
             sending: false,
@@ -204,6 +206,9 @@ impl Leg {
             return false;
         }
         if self.out_pos == self.out.len() {
+            if self.out.capacity() > OUT_INITIAL {
+                self.out = Vec::with_capacity(OUT_INITIAL); // a burst is over
+            }
             self.out.clear();
             self.out_pos = 0;
         }
