@@ -38,13 +38,16 @@ pub mod schema;
 pub mod script;
 
 mod api_error;
+mod calls;
 mod config;
 mod conversation;
 mod http;
 mod ids;
 mod models;
+mod playout;
 mod response;
 mod rest;
+mod rtc;
 mod server;
 mod session;
 mod session_config;
