@@ -54,8 +54,31 @@ fn invalid(status: u16, e: ApiError) -> Refused {
     (status, e.to_body())
 }
 
-/// Handles the request; every refusal is an OpenAI error body.
+/// The CORS preflight a browser sends before its cross-origin `POST` (the page is served by
+/// the control plane, the call goes to the API's origin): any origin, the two headers the
+/// call carries.
+pub(crate) fn preflight() -> Response<Body> {
+    let mut r = Response::new(Body::default());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert("access-control-allow-methods", HeaderValue::from_static("POST, OPTIONS"));
+    h.insert("access-control-allow-headers", HeaderValue::from_static("authorization, content-type"));
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    r
+}
+
+/// Handles the request; every refusal is an OpenAI error body. Answers carry the CORS headers
+/// a page needs to read them (`Location` included).
 pub(crate) async fn create(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    let mut r = respond(req, shared).await;
+    let h = r.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert("access-control-expose-headers", HeaderValue::from_static("Location"));
+    r
+}
+
+async fn respond(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     match accept(req, &shared).await {
         Ok((call_id, answer)) => {
             let mut r = Response::new(Full::new(Bytes::from(answer)));
@@ -77,16 +100,7 @@ async fn accept(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<(String,
     if let Auth::Ephemeral(key) = &auth
         && lock(&shared.redeemed).contains(key)
     {
-        // Wording and code are the simulator's choice: a key starts one session.
-        return Err((
-            401,
-            error_body(
-                "This ephemeral key has already been used to start a session. Ask your server for a new one (POST /v1/realtime/client_secrets).",
-                "invalid_request_error",
-                None,
-                Some("invalid_api_key"),
-            ),
-        ));
+        return Err(key_used());
     }
     let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -147,15 +161,7 @@ async fn accept(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<(String,
         && !lock(&shared.redeemed).insert(key.clone())
     {
         // Two calls raced with one key: the second loses, as it would have one step later.
-        return Err((
-            401,
-            error_body(
-                "This ephemeral key has already been used to start a session.",
-                "invalid_request_error",
-                None,
-                Some("invalid_api_key"),
-            ),
-        ));
+        return Err(key_used());
     }
     let (settings, cap, record_events, check_outgoing) = {
         let live = lock(&shared.live);
@@ -249,6 +255,20 @@ fn check_offer(sdp: &str) -> Result<(), Refused> {
             "it has no data channel section (create the 'oai-events' channel before the offer)",
         )),
     }
+}
+
+/// A key that already started a call (wording and code are the simulator's choice: a key
+/// starts one session).
+fn key_used() -> Refused {
+    (
+        401,
+        error_body(
+            "This ephemeral key has already been used to start a session. Ask your server for a new one (POST /v1/realtime/client_secrets).",
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        ),
+    )
 }
 
 /// A refused offer (code and wording are the simulator's choice).

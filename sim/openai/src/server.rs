@@ -66,6 +66,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
         (Method::GET, "/v1/realtime") => handshake(req, &shared),
         (Method::POST, "/v1/realtime/client_secrets") => crate::rest::client_secrets(req, shared).await,
         (Method::POST, "/v1/realtime/calls") => crate::calls::create(req, shared).await,
+        (Method::OPTIONS, "/v1/realtime/calls") => crate::calls::preflight(),
         (m, p) => not_found(m.as_str(), p),
     })
 }

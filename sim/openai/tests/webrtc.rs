@@ -49,10 +49,20 @@ impl Reply201 {
 }
 
 async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Reply201 {
+    request(addr, "POST", path, headers, body).await
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply201 {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
-    let mut req = hyper::Request::builder().method("POST").uri(path).header("host", addr.to_string());
+    let mut req = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -288,6 +298,9 @@ async fn a_call_gets_an_sdp_answer_events_on_the_channel_and_audio_both_ways() {
     let (mut peer, r) = connected_peer(&sim).await;
 
     assert_eq!(r.header("content-type"), Some("application/sdp"));
+    // Readable from a page on another origin (the control plane's), Location included.
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("access-control-expose-headers"), Some("Location"));
     assert!(r.body.starts_with("v=0"), "{}", r.body);
     assert!(r.body.contains("a=ice-lite"), "ICE-lite answer: {}", r.body);
     assert!(r.body.contains("127.0.0.1"), "loopback host candidate: {}", r.body);
@@ -410,6 +423,23 @@ async fn calls_are_refused_with_openai_error_bodies() {
     let _w = Watchdog::new("webrtc refusals", 60);
     let sim = OpenAiSim::spawn(config(500)).await.unwrap();
     let (_, offer) = Peer::new().await;
+
+    // The browser's CORS preflight.
+    let r = request(
+        sim.addr(),
+        "OPTIONS",
+        "/v1/realtime/calls",
+        &[
+            ("origin", "http://127.0.0.1:8080"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "authorization,content-type"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r.header("access-control-allow-headers").unwrap().contains("authorization"));
 
     // No key, a wrong key.
     let r = post(sim.addr(), "/v1/realtime/calls", &[("content-type", "application/sdp")], &offer).await;
