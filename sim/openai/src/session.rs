@@ -586,7 +586,10 @@ impl Session {
                     item_id: self.ids.next("item"),
                     call_id: self.ids.call_id(),
                     name: call.name,
-                    arguments: call.arguments,
+                    arguments: crate::script::fill_from_output(
+                        &call.arguments,
+                        self.conv.last_output().as_ref(),
+                    ),
                 });
             }
             None => {

@@ -1,0 +1,243 @@
+//! The page, end to end in a real browser: headless Chromium (Debian's, over WebDriver) opens
+//! the control plane's page with a fake microphone speaking French (espeak-ng, made at test
+//! time), clicks « Démarrer la conversation », and talks over WebRTC to the OpenAI simulator:
+//! the connection reaches `connected`, Claire's voice arrives (inbound audio bytes), her
+//! transcript renders, the visitor's speech interrupts her (the server clears its output
+//! buffer, the page says so), the scripted model calls `save_lead` and `trigger_call` through
+//! the page, the Twilio simulator places the call to the edge stand-in, and the page closes the
+//! web session once Claire's last words have played. A failure saves a screenshot and the
+//! console log under `target/browser-tests/`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use callway_sim_openai::audio::linear_to_ulaw;
+use callway_sim_openai::{Reply, Script, SimConfig, ToolCall};
+use callway_sim_twilio::api::CallStatus;
+use common::browser::Browser;
+use common::world::world_with;
+
+/// A WAV file (16-bit mono PCM) as samples and rate.
+fn read_wav(bytes: &[u8]) -> (Vec<i16>, u32) {
+    assert_eq!(&bytes[..4], b"RIFF", "not a WAV file");
+    let mut at = 12;
+    let mut rate = 0;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
+        if id == b"fmt " {
+            assert_eq!(u16::from_le_bytes([body[0], body[1]]), 1, "PCM");
+            assert_eq!(u16::from_le_bytes([body[2], body[3]]), 1, "mono");
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+        } else if id == b"data" {
+            return (body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect(), rate);
+        }
+        at += 8 + len + (len & 1);
+    }
+    panic!("no data chunk");
+}
+
+fn write_wav(path: &Path, samples: &[i16], rate: u32) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// French speech from espeak-ng: samples and rate.
+fn espeak(dir: &Path, name: &str, voice: &str, text: &str) -> (Vec<i16>, u32) {
+    let wav = dir.join(format!("{name}.wav"));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "160", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (Debian package espeak-ng, installed by scripts/deps)");
+    assert!(status.success());
+    read_wav(&std::fs::read(&wav).unwrap())
+}
+
+/// Claire saying `text`: espeak-ng speech as μ-law 8 kHz (linear resampling), at half level.
+fn claire(dir: &Path, name: &str, text: &str) -> Reply {
+    let (voice, rate) = espeak(dir, name, "fr+f3", text);
+    let n = voice.len() * 8000 / rate as usize;
+    let ulaw: Vec<u8> = (0..n)
+        .map(|i| {
+            let x = i as f64 * f64::from(rate) / 8000.0;
+            let (k, f) = (x as usize, x.fract());
+            let a = f64::from(voice[k.min(voice.len() - 1)]);
+            let b = f64::from(voice[(k + 1).min(voice.len() - 1)]);
+            linear_to_ulaw(((a + (b - a) * f) * 0.5) as i16)
+        })
+        .collect();
+    Reply::mulaw(ulaw, text)
+}
+
+/// The visitor's microphone: 2 s of silence, a French sentence (espeak-ng), 4 s of silence —
+/// Chromium loops it, so the visitor speaks once every loop.
+fn microphone(dir: &Path) -> std::path::PathBuf {
+    let (voice, rate) = espeak(
+        dir,
+        "visitor",
+        "fr",
+        "Je m'appelle Claire Martin. Mon numéro est le zéro six, douze, trente-quatre, cinquante-six, soixante-dix-huit.",
+    );
+    let silence = |secs: u32| vec![0i16; (rate * secs) as usize];
+    let mut all = silence(2);
+    all.extend(&voice);
+    all.extend(silence(4));
+    let mic = dir.join("microphone.wav");
+    write_wav(&mic, &all, rate);
+    mic
+}
+
+fn script(dir: &Path) -> Script {
+    Script::replies([
+        claire(
+            dir,
+            "greeting",
+            "Bonjour, je suis Claire, de Callway. Je peux vous rappeler au téléphone pour parler de votre projet. Pour cela, il me faut votre prénom, votre nom et votre numéro. Prenez votre temps, je vous écoute.",
+        ),
+        claire(dir, "noted", "Merci Claire, c'est noté. Je vous rappelle maintenant ?"),
+        claire(dir, "calling", "Je vous appelle tout de suite."),
+    ])
+    .with_tool_call(ToolCall::new(
+        1,
+        "save_lead",
+        r#"{"first_name":"Claire","last_name":"Martin","phone":"06 12 34 56 78","consent":true}"#,
+    ))
+    .with_tool_call(ToolCall::new(
+        2,
+        "trigger_call",
+        r#"{"lead_id":"{{output.lead_id}}","summary":"Claire Martin veut être rappelée au sujet de Callway."}"#,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
+    // A hang guard, not a timing assertion: the flow takes about 20 s.
+    let _watchdog = common::browser::Watchdog::new("the browser test", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let mic = microphone(dir.path());
+    let openai =
+        SimConfig { script: script(dir.path()), ttfb: Duration::from_millis(100), ..SimConfig::default() };
+    let w = world_with(openai, &[], |_| {}).await;
+    let browser = Browser::start("talk_and_call_back", &mic).await;
+    browser.goto(&w.cp.url("/")).await;
+    browser.click("#start").await;
+
+    let minute = Duration::from_secs(60);
+    browser
+        .wait_for(
+            "the WebRTC connection",
+            minute,
+            "return typeof pc === 'object' && pc && pc.connectionState === 'connected'",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the data channel",
+            minute,
+            "return document.getElementById('status').textContent.includes('En conversation avec Claire')",
+        )
+        .await;
+    let received = browser
+        .wait_for(
+            "Claire's voice (inbound audio bytes)",
+            minute,
+            "if (!pc) return 0; const s = await pc.getStats(); let b = 0; \
+             s.forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'audio') b += r.bytesReceived; }); \
+             return b > 8000 ? b : 0;",
+        )
+        .await;
+    browser
+        .wait_for(
+            "Claire's greeting in the transcript",
+            minute,
+            "return [...document.querySelectorAll('#transcript li.agent')].some(li => li.textContent.includes('Bonjour, je suis Claire'))",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the visitor interrupting Claire",
+            minute,
+            "return document.getElementById('transcript').textContent.includes(\"Claire s'est interrompue\")",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the call to be launched",
+            Duration::from_secs(90),
+            "return document.getElementById('transcript').textContent.includes('Appel lancé')",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the web session to close after Claire's last words",
+            minute,
+            "return pc === null && document.getElementById('status').textContent.includes('Claire vous appelle')",
+        )
+        .await;
+    browser.screenshot("after_call_launched").await;
+
+    // The callback: placed by the Twilio simulator, streamed to the edge, completed.
+    let Ok(calls) = tokio::time::timeout(minute, w.twilio.wait_for_calls(1)).await else {
+        browser.fail("no call reached the Twilio simulator").await;
+    };
+    let sid = calls[0].sid.clone();
+    let Ok(done) = tokio::time::timeout(minute, w.twilio.wait_call_finished(&sid)).await else {
+        browser.fail("the call did not finish").await;
+    };
+    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+    assert_eq!(done.to, "+33612345678");
+    let seen = w.edge.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (status, ctx) = seen[0].redeemed.clone().unwrap();
+    assert_eq!(status, 200, "{ctx}");
+    assert_eq!(ctx["first_name"], "Claire", "{ctx}");
+    assert!(ctx["summary"].as_str().unwrap().contains("rappelée"), "{ctx}");
+
+    // What the OpenAI simulator saw of the web session: one WebRTC call, Opus both ways, the
+    // interruption cleared on the server, both tool results, and the session ended by the page.
+    let Ok(()) = tokio::time::timeout(
+        minute,
+        w.openai.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some())),
+    )
+    .await
+    else {
+        browser.fail("the page did not end the WebRTC session").await;
+    };
+    let rec = w.openai.session(0).unwrap();
+    assert!(rec.call_id.is_some(), "a WebRTC call");
+    assert!(rec.media_frames_in > 100 && rec.media_frames_out > 100, "{rec:?}");
+    assert!(!rec.sent_of("output_audio_buffer.cleared").is_empty());
+    assert!(!rec.sent_of("conversation.item.truncated").is_empty());
+    let outputs: Vec<String> = rec
+        .received_of("conversation.item.create")
+        .iter()
+        .filter(|e| e["item"]["type"] == "function_call_output")
+        .map(|e| e["item"]["output"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(outputs.iter().all(|o| !o.contains("\"code\"")), "tool refusals: {outputs:?}");
+    assert!(w.openai.schema_violations().is_empty(), "{:?}", w.openai.schema_violations());
+    assert!(received.as_u64().unwrap_or(0) > 8000);
+    browser.quit().await;
+}
