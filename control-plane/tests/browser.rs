@@ -13,53 +13,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use callway_sim_openai::audio::linear_to_ulaw;
+use callway_sim_openai::audio::{read_wav, wav_bytes};
 use callway_sim_openai::{Reply, Script, SimConfig, ToolCall};
 use callway_sim_twilio::api::CallStatus;
 use common::browser::Browser;
 use common::world::world_with;
-
-/// A WAV file (16-bit mono PCM) as samples and rate.
-fn read_wav(bytes: &[u8]) -> (Vec<i16>, u32) {
-    assert_eq!(&bytes[..4], b"RIFF", "not a WAV file");
-    let mut at = 12;
-    let mut rate = 0;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
-        if id == b"fmt " {
-            assert_eq!(u16::from_le_bytes([body[0], body[1]]), 1, "PCM");
-            assert_eq!(u16::from_le_bytes([body[2], body[3]]), 1, "mono");
-            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-        } else if id == b"data" {
-            return (body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect(), rate);
-        }
-        at += 8 + len + (len & 1);
-    }
-    panic!("no data chunk");
-}
-
-fn write_wav(path: &Path, samples: &[i16], rate: u32) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, out).unwrap();
-}
 
 /// French speech from espeak-ng: samples and rate.
 fn espeak(dir: &Path, name: &str, voice: &str, text: &str) -> (Vec<i16>, u32) {
@@ -71,23 +29,13 @@ fn espeak(dir: &Path, name: &str, voice: &str, text: &str) -> (Vec<i16>, u32) {
         .status()
         .expect("espeak-ng runs (Debian package espeak-ng, installed by scripts/deps)");
     assert!(status.success());
-    read_wav(&std::fs::read(&wav).unwrap())
+    read_wav(&std::fs::read(&wav).unwrap()).unwrap()
 }
 
-/// Claire saying `text`: espeak-ng speech as μ-law 8 kHz (linear resampling), at half level.
+/// Claire saying `text` (espeak-ng, at half level).
 fn claire(dir: &Path, name: &str, text: &str) -> Reply {
-    let (voice, rate) = espeak(dir, name, "fr+f3", text);
-    let n = voice.len() * 8000 / rate as usize;
-    let ulaw: Vec<u8> = (0..n)
-        .map(|i| {
-            let x = i as f64 * f64::from(rate) / 8000.0;
-            let (k, f) = (x as usize, x.fract());
-            let a = f64::from(voice[k.min(voice.len() - 1)]);
-            let b = f64::from(voice[(k + 1).min(voice.len() - 1)]);
-            linear_to_ulaw(((a + (b - a) * f) * 0.5) as i16)
-        })
-        .collect();
-    Reply::mulaw(ulaw, text)
+    espeak(dir, name, "fr+f3", text);
+    Reply::from_wav_file(dir.join(format!("{name}.wav")), text, 0.5).unwrap()
 }
 
 /// The visitor's microphone: 2 s of silence, a French sentence (espeak-ng), 4 s of silence —
@@ -104,7 +52,7 @@ fn microphone(dir: &Path) -> std::path::PathBuf {
     all.extend(&voice);
     all.extend(silence(4));
     let mic = dir.join("microphone.wav");
-    write_wav(&mic, &all, rate);
+    std::fs::write(&mic, wav_bytes(&all, rate)).unwrap();
     mic
 }
 
@@ -141,6 +89,18 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
     let w = world_with(openai, &[], |_| {}).await;
     let browser = Browser::start("talk_and_call_back", &mic).await;
     browser.goto(&w.cp.url("/")).await;
+    // What the page shows only for a moment is recorded as it happens.
+    browser
+        .eval(
+            "window.seen = { agent: false, visitor: false, level: 0 }; \
+             new MutationObserver(() => { \
+               if (!document.getElementById('agent-speaking').hidden) seen.agent = true; \
+               if (!document.getElementById('visitor-speaking').hidden) seen.visitor = true; \
+             }).observe(document.getElementById('live'), { subtree: true, attributes: true }); \
+             setInterval(() => { seen.level = Math.max(seen.level, document.getElementById('mic-level').value); }, 50); \
+             return true;",
+        )
+        .await;
     browser.click("#start").await;
 
     let minute = Duration::from_secs(60);
@@ -156,6 +116,27 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
             "the data channel",
             minute,
             "return document.getElementById('status').textContent.includes('En conversation avec Claire')",
+        )
+        .await;
+    let details = browser
+        .wait_for(
+            "the microphone's settings",
+            minute,
+            "return document.getElementById('mic-details').textContent",
+        )
+        .await;
+    let details = details.as_str().unwrap_or_default();
+    for part in ["Hz", "1 canal", "annulation d'écho oui", "réduction de bruit oui", "gain automatique oui"]
+    {
+        if !details.contains(part) {
+            browser.fail(&format!("microphone details without {part:?}: {details}")).await;
+        }
+    }
+    browser
+        .wait_for(
+            "the connection state shown",
+            minute,
+            "return document.getElementById('connection-state').textContent === 'connecté'",
         )
         .await;
     let received = browser
@@ -183,6 +164,13 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
         .await;
     browser
         .wait_for(
+            "the cut reply marked as interrupted",
+            minute,
+            "return document.querySelectorAll('#transcript li.agent.cut').length > 0",
+        )
+        .await;
+    browser
+        .wait_for(
             "the call to be launched",
             Duration::from_secs(90),
             "return document.getElementById('transcript').textContent.includes('Appel lancé')",
@@ -196,6 +184,14 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
         )
         .await;
     browser.screenshot("after_call_launched").await;
+    let seen = browser.eval("return window.seen").await;
+    if seen["agent"] != true || seen["visitor"] != true || seen["level"].as_f64().unwrap_or(0.0) < 0.05 {
+        browser
+            .fail(&format!("live feedback missing (« Claire parle », « vous parlez », micro level): {seen}"))
+            .await;
+    }
+    let state = browser.eval("return document.getElementById('connection-state').textContent").await;
+    assert_eq!(state, "fermée", "the page shows the closed connection");
 
     // The callback: placed by the Twilio simulator, streamed to the edge, completed.
     let Ok(calls) = tokio::time::timeout(minute, w.twilio.wait_for_calls(1)).await else {

@@ -42,6 +42,9 @@ pub(crate) const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// One audio frame.
 const FRAME: Duration = Duration::from_millis(20);
 
+/// Samples of the longest Opus packet (120 ms) at [`RATE`].
+const MAX_PACKET_SAMPLES: usize = RATE as usize * 120 / 1000;
+
 /// RTP ticks (48 kHz) per frame.
 const FRAME_TICKS: u64 = 960;
 
@@ -69,7 +72,7 @@ impl Opus {
             .map_err(|e| format!("Opus encoder: {e:?}"))?;
         let decoder = Decoder::new(Channels::Mono, rate).map_err(|e| format!("Opus decoder: {e:?}"))?;
         debug_assert_eq!(RATE, 24_000);
-        Ok(Self { encoder, decoder, pcm: vec![0.0; RATE as usize / 10], packet: vec![0; 1500] })
+        Ok(Self { encoder, decoder, pcm: vec![0.0; MAX_PACKET_SAMPLES], packet: vec![0; 1500] })
     }
 
     /// One 20 ms frame of samples → one Opus packet.
@@ -323,4 +326,26 @@ pub(crate) async fn run(rtc: Rtc, socket: UdpSocket, session: Session, ctx: RtcC
     };
     crate::state::lock(&record).ended = Some(end);
     shared.session_finished();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opus_carries_a_tone_at_its_level_and_input_is_brought_to_the_session_rate() {
+        let mut opus = Opus::new().expect("libopus");
+        let tone = crate::audio::tone_linear(300.0, 20, 0.4, RATE);
+        let mut decoded = None;
+        for _ in 0..10 {
+            let packet = opus.encode(&tone).expect("encodes");
+            decoded = opus.decode(&packet);
+        }
+        let out = decoded.expect("decodes");
+        assert_eq!(out.len(), FRAME_SAMPLES);
+        let level = crate::audio::rms(&out);
+        assert!((0.2..0.35).contains(&level), "level {level} (sent 0.28)");
+        assert_eq!(to_input_rate(vec![3, 6, 9, 30, 30, 30], 8000), vec![6, 30]);
+        assert_eq!(to_input_rate(vec![1, 2], RATE), vec![1, 2]);
+    }
 }

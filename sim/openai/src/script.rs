@@ -71,6 +71,18 @@ impl Reply {
     pub fn from_mulaw_file(path: impl AsRef<Path>, transcript: impl Into<String>) -> std::io::Result<Self> {
         Ok(Self::mulaw(std::fs::read(path)?, transcript))
     }
+
+    /// A reply read from a 16-bit PCM mono WAV file of any rate (`espeak-ng -w` makes one),
+    /// resampled to μ-law 8 kHz at `gain` (1.0 keeps the level).
+    pub fn from_wav_file(
+        path: impl AsRef<Path>,
+        transcript: impl Into<String>,
+        gain: f32,
+    ) -> std::io::Result<Self> {
+        let (samples, rate) = crate::audio::read_wav(&std::fs::read(path)?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        Ok(Self::mulaw(crate::audio::to_ulaw_8k(&samples, rate, gain), transcript))
+    }
 }
 
 /// A tool call the model makes on a given user turn.
