@@ -6,7 +6,8 @@
 //! buffer, the page says so), the scripted model calls `save_lead` and `trigger_call` through
 //! the page, the Twilio simulator places the call to the edge stand-in, and the page closes the
 //! web session once Claire's last words have played. A failure saves a screenshot and the
-//! console log under `target/browser-tests/`.
+//! console log under `target/browser-tests/`. A second test types the lead into the form:
+//! valid, invalid and premium-rate numbers, each answered inline from the control plane.
 
 mod common;
 
@@ -87,7 +88,7 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
     let openai =
         SimConfig { script: script(dir.path()), ttfb: Duration::from_millis(100), ..SimConfig::default() };
     let w = world_with(openai, &[], |_| {}).await;
-    let browser = Browser::start("talk_and_call_back", &mic).await;
+    let browser = Browser::start("talk_and_call_back", Some(&mic)).await;
     browser.goto(&w.cp.url("/")).await;
     // What the page shows only for a moment is recorded as it happens.
     browser
@@ -235,5 +236,80 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
     assert!(outputs.iter().all(|o| !o.contains("\"code\"")), "tool refusals: {outputs:?}");
     assert!(w.openai.schema_violations().is_empty(), "{:?}", w.openai.schema_violations());
     assert!(received.as_u64().unwrap_or(0) > 8000);
+    browser.quit().await;
+}
+
+/// The form's answer once it has one: (class, text, the field marked invalid).
+async fn submit_and_read(browser: &Browser) -> serde_json::Value {
+    browser.click("#form-submit").await;
+    browser
+        .wait_for(
+            "the form's answer",
+            Duration::from_secs(30),
+            "const r = document.getElementById('form-result'); \
+             if (!r.className) return null; \
+             const bad = document.querySelector('[aria-invalid=true]'); \
+             return { kind: r.className, text: r.textContent, field: bad ? bad.id : null };",
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_form_masks_the_number_and_shows_the_servers_answers_inline() {
+    let _watchdog = common::browser::Watchdog::new("the form test", 300);
+    let w = world_with(SimConfig::default(), &[], |_| {}).await;
+    let browser = Browser::start("typed_form", None).await;
+    let page = w.cp.url("/");
+
+    // Valid: masked as typed, its E.164 form previewed, the lead saved and the call placed.
+    browser.goto(&page).await;
+    browser.fill("#first-name", "Zoé").await;
+    browser.fill("#last-name", "Durand").await;
+    browser.fill("#phone", "0612345678").await;
+    let shown = browser.eval("return [document.getElementById('phone').value, document.getElementById('phone-hint').textContent]").await;
+    assert_eq!(shown[0], "06 12 34 56 78", "{shown}");
+    assert!(shown[1].as_str().unwrap_or_default().contains("+33612345678"), "{shown}");
+    // Without consent the server refuses, next to the checkbox.
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "err" || r["field"] != "consent" {
+        browser.fail(&format!("no consent, expected a refusal on the checkbox: {r}")).await;
+    }
+    browser.click("#consent").await;
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "ok" || !r["text"].as_str().unwrap_or_default().contains("+33612345678") {
+        browser.fail(&format!("a valid number, expected the call: {r}")).await;
+    }
+    let calls =
+        tokio::time::timeout(Duration::from_secs(30), w.twilio.wait_for_calls(1)).await.expect("the call");
+    assert_eq!(calls[0].to, "+33612345678");
+
+    // Invalid: the control plane's message, the phone field marked.
+    browser.goto(&page).await;
+    browser.fill("#first-name", "Zoé").await;
+    browser.fill("#last-name", "Durand").await;
+    browser.fill("#phone", "06 12 34 56").await;
+    browser.click("#consent").await;
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "err"
+        || r["field"] != "phone"
+        || !r["text"].as_str().unwrap_or_default().contains("numéro")
+    {
+        browser.fail(&format!("an invalid number, expected the refusal on the phone field: {r}")).await;
+    }
+
+    // Premium rate: saved, but never called; said inline.
+    browser.goto(&page).await;
+    browser.fill("#first-name", "Zoé").await;
+    browser.fill("#last-name", "Durand").await;
+    browser.fill("#phone", "0899 12 34 56").await;
+    browser.click("#consent").await;
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "err"
+        || r["field"] != "phone"
+        || !r["text"].as_str().unwrap_or_default().contains("surtaxé")
+    {
+        browser.fail(&format!("a premium-rate number, expected the refusal on the phone field: {r}")).await;
+    }
+    assert_eq!(w.twilio.calls().len(), 1, "no call to a premium-rate number");
     browser.quit().await;
 }

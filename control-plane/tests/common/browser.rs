@@ -41,8 +41,8 @@ fn executable(env: &str, default: &str) -> String {
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium whose microphone plays `fake_audio` (a WAV
-    /// file, looped). `test` names the artefacts directory.
-    pub async fn start(test: &str, fake_audio: &Path) -> Browser {
+    /// file, looped; Chromium's beep without one). `test` names the artefacts directory.
+    pub async fn start(test: &str, fake_audio: Option<&Path>) -> Browser {
         let chromium = executable("CALLWAY_CHROMIUM", "/usr/bin/chromium");
         let chromedriver = executable("CALLWAY_CHROMEDRIVER", "/usr/bin/chromedriver");
         let port = free_port();
@@ -82,7 +82,7 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let args = [
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -95,10 +95,12 @@ impl Browser {
             "--autoplay-policy=no-user-gesture-required".to_owned(),
             "--use-fake-ui-for-media-stream".to_owned(),
             "--use-fake-device-for-media-stream".to_owned(),
-            format!("--use-file-for-fake-audio-capture={}", fake_audio.display()),
             format!("--user-data-dir={}", profile_dir.display()),
             "--window-size=420,900".to_owned(),
         ];
+        if let Some(wav) = fake_audio {
+            args.push(format!("--use-file-for-fake-audio-capture={}", wav.display()));
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": launcher, "args": args},
@@ -153,6 +155,19 @@ impl Browser {
             self.fail(&format!("no element {css}: {el}")).await;
         };
         self.command(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+    }
+
+    /// Replaces the text of the field `css` selects with `text`, as typed.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let el = self
+            .command(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
+            .await;
+        let Some(id) = el[ELEMENT].as_str().map(str::to_owned) else {
+            self.fail(&format!("no element {css}: {el}")).await;
+        };
+        self.command(reqwest::Method::POST, &format!("/element/{id}/clear"), Some(json!({}))).await;
+        self.command(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text})))
+            .await;
     }
 
     /// Runs `script` as a function body in the page and returns its value (a promise is
