@@ -239,6 +239,15 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
     browser.quit().await;
 }
 
+/// A fresh page with the form filled for Zoé Durand at `phone`, consent given.
+async fn type_lead(browser: &Browser, page: &str, phone: &str) {
+    browser.goto(page).await;
+    browser.fill("#first-name", "Zoé").await;
+    browser.fill("#last-name", "Durand").await;
+    browser.fill("#phone", phone).await;
+    browser.click("#consent").await;
+}
+
 /// The form's answer once it has one: (class, text, the field marked invalid).
 async fn submit_and_read(browser: &Browser) -> serde_json::Value {
     browser.click("#form-submit").await;
@@ -284,11 +293,7 @@ async fn the_typed_form_masks_the_number_and_shows_the_servers_answers_inline() 
     assert_eq!(calls[0].to, "+33612345678");
 
     // Invalid: the control plane's message, the phone field marked.
-    browser.goto(&page).await;
-    browser.fill("#first-name", "Zoé").await;
-    browser.fill("#last-name", "Durand").await;
-    browser.fill("#phone", "06 12 34 56").await;
-    browser.click("#consent").await;
+    type_lead(&browser, &page, "06 12 34 56").await;
     let r = submit_and_read(&browser).await;
     if r["kind"] != "err"
         || r["field"] != "phone"
@@ -298,11 +303,7 @@ async fn the_typed_form_masks_the_number_and_shows_the_servers_answers_inline() 
     }
 
     // Premium rate: saved, but never called; said inline.
-    browser.goto(&page).await;
-    browser.fill("#first-name", "Zoé").await;
-    browser.fill("#last-name", "Durand").await;
-    browser.fill("#phone", "0899 12 34 56").await;
-    browser.click("#consent").await;
+    type_lead(&browser, &page, "0899 12 34 56").await;
     let r = submit_and_read(&browser).await;
     if r["kind"] != "err"
         || r["field"] != "phone"

@@ -146,25 +146,26 @@ impl Browser {
         self.command(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
     }
 
-    /// Clicks the element `css` selects.
-    pub async fn click(&self, css: &str) {
+    /// The WebDriver id of the element `css` selects.
+    async fn element(&self, css: &str) -> String {
         let el = self
             .command(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
             .await;
         let Some(id) = el[ELEMENT].as_str().map(str::to_owned) else {
             self.fail(&format!("no element {css}: {el}")).await;
         };
+        id
+    }
+
+    /// Clicks the element `css` selects.
+    pub async fn click(&self, css: &str) {
+        let id = self.element(css).await;
         self.command(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
     }
 
     /// Replaces the text of the field `css` selects with `text`, as typed.
     pub async fn fill(&self, css: &str, text: &str) {
-        let el = self
-            .command(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
-            .await;
-        let Some(id) = el[ELEMENT].as_str().map(str::to_owned) else {
-            self.fail(&format!("no element {css}: {el}")).await;
-        };
+        let id = self.element(css).await;
         self.command(reqwest::Method::POST, &format!("/element/{id}/clear"), Some(json!({}))).await;
         self.command(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text})))
             .await;
