@@ -10,63 +10,13 @@ mod common;
 
 use std::time::Duration;
 
-use callway_sim_openai::{OpenAiSim, SimConfig};
-use callway_sim_twilio::api::{
-    ApiConfig, ApiHandle, CallStatus, CallerSettings, Fault, Outcome, TwilioApiSim,
-};
-use callway_sim_twilio::caller::{EndPolicy, Pacing, Segment};
-use common::edge::{Edge, TestPki};
-use common::{Db, Running};
+use callway_sim_openai::SimConfig;
+use callway_sim_twilio::api::{ApiConfig, CallStatus, Fault, Outcome};
+use common::world::{World, world_with};
 use serde_json::json;
 
-struct World {
-    cp: Running,
-    twilio: ApiHandle,
-    edge: Edge,
-    _openai: callway_sim_openai::SimHandle,
-}
-
 async fn world(extra: &[(&str, &str)], tune: impl FnOnce(&mut ApiConfig)) -> World {
-    let pki = TestPki::new();
-    let openai =
-        OpenAiSim::spawn(SimConfig { api_key: "sk-test-key".into(), ..SimConfig::default() }).await.unwrap();
-    let mut cfg = ApiConfig {
-        account_sid: common::ACCOUNT_SID.into(),
-        auth_token: common::AUTH_TOKEN.into(),
-        owned_numbers: vec![common::FROM.into()],
-        ring_delay: Duration::from_millis(100),
-        strict_wss: true,
-        caller: CallerSettings {
-            script: vec![Segment::Silence { ms: 400 }],
-            pacing: Pacing::Unpaced,
-            end: EndPolicy::ScriptEnd,
-            ca_pem: Some(pki.ca_pem.clone().into_bytes()),
-            ..CallerSettings::default()
-        },
-        ..ApiConfig::default()
-    };
-    tune(&mut cfg);
-    let twilio = TwilioApiSim::spawn(cfg).await.unwrap();
-    let db = Db::Url(common::pg::fresh_database().await);
-    let mut env = common::env_for(&db, &openai.base_url(), &twilio.base_url());
-    // The control plane's own address must be known before the edge starts: bind first.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let cp_base = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let edge = Edge::start(
-        &pki,
-        cp_base.clone(),
-        common::AUTH_TOKEN,
-        common::STREAM_TOKEN_SECRET,
-        common::INTERNAL_API_SECRET,
-    )
-    .await;
-    env.insert("TWILIO_STREAM_DOMAIN".into(), edge.domain.clone());
-    for (k, v) in extra {
-        env.insert((*k).into(), (*v).into());
-    }
-    let cp = Running::start_at(env, cp_base.trim_start_matches("http://")).await;
-    World { cp, twilio, edge, _openai: openai }
+    world_with(SimConfig::default(), extra, tune).await
 }
 
 async fn lead_and_call(w: &World, phone: &str) -> common::Answer {
@@ -138,7 +88,7 @@ async fn a_triggered_call_is_placed_streamed_to_the_edge_and_tracked_to_completi
     assert!(timeline.iter().any(|s| s == "stream-started") && timeline.iter().any(|s| s == "in-progress"));
 
     // The OpenAI simulator accepted our client_secrets body as a valid GA session.
-    let secrets = w._openai.client_secret_requests();
+    let secrets = w.openai.client_secret_requests();
     assert_eq!(secrets.len(), 1);
     assert_eq!(secrets[0].status, 200, "{}", secrets[0].response);
 }

@@ -4,10 +4,12 @@
 //! that stands in for an upstream when a test must check each request exactly.
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
+pub mod browser;
 pub mod edge;
 pub mod pg;
 pub mod recorder;
 pub mod web;
+pub mod world;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -102,6 +102,90 @@ impl AudioFormat {
     }
 }
 
+/// Why a WAV file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WavError {
+    /// Not a RIFF/WAVE file.
+    #[error("not a WAV file (no RIFF/WAVE header)")]
+    NotWav,
+    /// Another encoding than 16-bit PCM mono.
+    #[error("unsupported WAV encoding: convert to 16-bit PCM mono (e.g. `sox in.wav -b 16 -c 1 out.wav`)")]
+    Unsupported,
+    /// No `fmt ` or `data` chunk.
+    #[error("truncated WAV file: no fmt or data chunk")]
+    Truncated,
+}
+
+/// A 16-bit PCM mono WAV file: its samples and sample rate.
+pub fn read_wav(bytes: &[u8]) -> Result<(Vec<i16>, u32), WavError> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(WavError::NotWav);
+    }
+    let mut at = 12;
+    let mut rate = None;
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let body = bytes.get(at + 8..(at + 8).saturating_add(len).min(bytes.len())).unwrap_or_default();
+        match &head[..4] {
+            b"fmt " => {
+                let field = |i: usize| body.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+                if body.len() < 16 || field(0) != Some(1) || field(2) != Some(1) || field(14) != Some(16) {
+                    return Err(WavError::Unsupported);
+                }
+                rate = Some(u32::from_le_bytes([body[4], body[5], body[6], body[7]]));
+            }
+            b"data" => {
+                let rate = rate.filter(|r| *r > 0).ok_or(WavError::Truncated)?;
+                let samples = body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+                return Ok((samples, rate));
+            }
+            _ => {}
+        }
+        at = at.saturating_add(8 + len + (len & 1));
+    }
+    Err(WavError::Truncated)
+}
+
+/// A 16-bit PCM mono WAV file of `samples` at `rate` (what [`read_wav`] reads back).
+pub fn wav_bytes(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    out
+}
+
+/// Linear samples at `rate` → μ-law 8 kHz (linear interpolation), scaled by `gain`.
+pub fn to_ulaw_8k(samples: &[i16], rate: u32, gain: f32) -> Vec<u8> {
+    if samples.is_empty() || rate == 0 {
+        return Vec::new();
+    }
+    let n = samples.len() * 8000 / rate as usize;
+    let last = samples.len() - 1;
+    (0..n)
+        .map(|i| {
+            let x = i as f64 * f64::from(rate) / 8000.0;
+            let (k, f) = (x as usize, x.fract());
+            let a = f64::from(samples[k.min(last)]);
+            let b = f64::from(samples[(k + 1).min(last)]);
+            let v = (a + (b - a) * f) * f64::from(gain);
+            linear_to_ulaw(v.clamp(-32768.0, 32767.0) as i16)
+        })
+        .collect()
+}
+
 /// G.711 μ-law code → 16-bit linear sample.
 pub fn ulaw_to_linear(code: u8) -> i16 {
     let u = !code;
@@ -237,6 +321,21 @@ mod tests {
             assert!((u - i32::from(s)).abs() <= tol * 2, "ulaw {s} -> {u}");
             assert!((a - i32::from(s)).abs() <= tol * 2, "alaw {s} -> {a}");
         }
+    }
+
+    #[test]
+    fn wav_files_are_read_and_resampled() {
+        let tone = tone_linear(440.0, 100, 0.5, 16_000);
+        let mut wav = wav_bytes(&tone, 16_000);
+        let (samples, rate) = read_wav(&wav).unwrap();
+        assert_eq!((samples.len(), rate), (1600, 16_000));
+        let ulaw = to_ulaw_8k(&samples, rate, 1.0);
+        assert_eq!(ulaw.len(), 800);
+        assert!((rms(&AudioFormat::Pcmu.decode(&ulaw)) - 0.35).abs() < 0.02);
+        assert_eq!(read_wav(b"RIFF----WAVE"), Err(WavError::Truncated));
+        assert_eq!(read_wav(b"nope"), Err(WavError::NotWav));
+        wav[22] = 2; // stereo
+        assert_eq!(read_wav(&wav), Err(WavError::Unsupported));
     }
 
     #[test]

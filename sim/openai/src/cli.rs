@@ -39,6 +39,11 @@ pub struct OpenAiArgs {
     /// Transcript of the reply.
     #[arg(long, default_value = "Bonjour, ici l'assistante Callway.")]
     pub response_text: String,
+    /// The replies in order, instead of the single one above (repeatable; the last repeats):
+    /// `FILE.wav=TEXT` (16-bit PCM mono WAV, e.g. from `espeak-ng -w`), `FILE.ul=TEXT` (raw
+    /// μ-law 8 kHz), or `TEXT` alone (a tone). A scripted story for the demo.
+    #[arg(long, value_name = "[FILE=]TEXT")]
+    pub reply: Vec<String>,
     /// Call a tool after user turn N: `N:NAME:JSON_ARGUMENTS` (repeatable).
     #[arg(long, value_name = "N:NAME:ARGS")]
     pub tool_call: Vec<String>,
@@ -53,6 +58,23 @@ pub struct OpenAiArgs {
     pub fault: Vec<Fault>,
 }
 
+/// One `--reply`.
+fn parse_reply(spec: &str) -> anyhow::Result<Reply> {
+    match spec.split_once('=') {
+        Some((file, text)) if file.ends_with(".wav") => {
+            Reply::from_wav_file(file, text, 1.0).with_context(|| format!("--reply `{spec}`: reading {file}"))
+        }
+        Some((file, text)) if file.ends_with(".ul") => {
+            Reply::from_mulaw_file(file, text).with_context(|| format!("--reply `{spec}`: reading {file}"))
+        }
+        _ => {
+            // A tone about as long as the text would take to say.
+            let ms = (spec.chars().count() as u32 * 60).clamp(1000, 8000);
+            Ok(Reply::tone(440.0, ms, spec))
+        }
+    }
+}
+
 impl OpenAiArgs {
     /// The simulator configuration these arguments describe.
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
@@ -61,7 +83,11 @@ impl OpenAiArgs {
                 .with_context(|| format!("reading {}", path.display()))?,
             None => Reply::tone(440.0, 1000, &self.response_text),
         };
-        let mut script = Script::replies([reply]);
+        let mut script = if self.reply.is_empty() {
+            Script::replies([reply])
+        } else {
+            Script::replies(self.reply.iter().map(|r| parse_reply(r)).collect::<anyhow::Result<Vec<_>>>()?)
+        };
         for spec in &self.tool_call {
             let mut parts = spec.splitn(3, ':');
             let (Some(n), Some(name), Some(args)) = (parts.next(), parts.next(), parts.next()) else {

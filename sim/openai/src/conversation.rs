@@ -77,6 +77,13 @@ impl Conversation {
         self.items.iter().any(|i| i.item["type"] == "function_call" && i.item["call_id"] == call_id)
     }
 
+    /// The latest `function_call_output`'s `output`, parsed (`None` if there is none or it is
+    /// not JSON).
+    pub(crate) fn last_output(&self) -> Option<Value> {
+        let item = self.items.iter().rev().find(|i| i.item["type"] == "function_call_output")?;
+        serde_json::from_str(item.item["output"].as_str()?).ok()
+    }
+
     /// Whether any assistant audio was produced.
     pub(crate) fn has_assistant_audio(&self) -> bool {
         self.items.iter().any(|i| i.assistant_audio && i.audio_bytes > 0)

@@ -1,7 +1,8 @@
-//! OpenAI Realtime GA simulator: a WebSocket server (`/v1/realtime`) and the
-//! `client_secrets` REST endpoint on one local port, behaving like the real service — event
-//! sequences, VAD, responses, tool calls, cancellation, truncation and errors included — so
-//! Callway's tests, benchmarks and local demo can run without reaching OpenAI.
+//! OpenAI Realtime GA simulator: a WebSocket server (`/v1/realtime`), WebRTC calls
+//! (`POST /v1/realtime/calls`) and the `client_secrets` REST endpoint on one local port,
+//! behaving like the real service — event sequences, VAD, responses, tool calls, cancellation,
+//! truncation and errors included — so Callway's tests, benchmarks and local demo (the web page
+//! included) can run without reaching OpenAI.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -25,7 +26,23 @@
 //! clock, so a test on a paused clock (`#[tokio::test(start_paused = true)]`) sees them
 //! without waiting. Tests wait for facts, not durations: [`SimHandle::wait_until`].
 //!
+//! WebRTC, compared with the real API. Does: `Bearer` API key or ephemeral key (unexpired; one
+//! call per key), `application/sdp` or multipart `sdp` + `session` bodies, `201` with the SDP
+//! answer and `Location: /v1/realtime/calls/rtc_…`, CORS for a page on another origin; real
+//! ICE (ICE-lite, one host candidate on 127.0.0.1 UDP), DTLS-SRTP and SCTP (str0m); the GA
+//! events on the `oai-events` channel from the same session code as the WebSocket path; Opus
+//! both ways (turn detection on the decoded caller audio, the scripted replies played at 20 ms
+//! pacing); `output_audio_buffer.started/stopped/cleared`, `output_audio_buffer.clear`, and on
+//! barge-in the buffer cleared and the item truncated at what was heard. Does not: TURN, TCP
+//! or IPv6 candidates, trickle ICE, the sideband WebSocket (`?call_id=`), `/accept` `/hangup`
+//! `/refer` on the call, SIP, the RTP audio-level extension, faults (`Fault` applies to
+//! WebSocket sessions only); `session.audio.*.format` is ignored on WebRTC (Opus), as it is by
+//! the service. Codes the public record does not show (a refused offer `invalid_offer`, a reused
+//! key, a wrong content type) are the simulator's choice.
+//!
 //! Layout: `server.rs` (listener, handshake), `ws.rs` (a session's socket loop and faults),
+//! `calls.rs` (`POST /v1/realtime/calls`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
+//! `playout.rs` (the WebRTC output audio buffer),
 //! `session.rs` (a session's behaviour), `response.rs` (one response's event sequence),
 //! `vad.rs`, `conversation.rs`, `session_config.rs`, `rest.rs` (`client_secrets`),
 //! `schema.rs` (the vendored schemas), `script.rs`, `faults.rs`, `record.rs`, `audio.rs`.
@@ -38,13 +55,16 @@ pub mod schema;
 pub mod script;
 
 mod api_error;
+mod calls;
 mod config;
 mod conversation;
 mod http;
 mod ids;
 mod models;
+mod playout;
 mod response;
 mod rest;
+mod rtc;
 mod server;
 mod session;
 mod session_config;

@@ -70,6 +70,9 @@ pub struct SessionRecord {
     pub auth: Auth,
     /// Whether the request carried `OpenAI-Beta: realtime=v1`.
     pub beta_header: bool,
+    /// `/v1/realtime/calls` only: the call id its `Location` named (`rtc_…`); `None` for a
+    /// WebSocket session.
+    pub call_id: Option<String>,
     /// Client events in order (empty when recording is off).
     pub received: Vec<RecordedEvent>,
     /// Server events in order (empty when recording is off).
@@ -86,6 +89,10 @@ pub struct SessionRecord {
     pub withheld: u64,
     /// Server events that failed the server-events schema (should stay empty).
     pub schema_violations: Vec<String>,
+    /// WebRTC: Opus frames received on the audio track (0 over WebSocket).
+    pub media_frames_in: u64,
+    /// WebRTC: Opus frames sent on the audio track, silence included (0 over WebSocket).
+    pub media_frames_out: u64,
     /// Set when the session is over.
     pub ended: Option<SessionEnd>,
 }

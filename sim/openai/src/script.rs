@@ -71,6 +71,18 @@ impl Reply {
     pub fn from_mulaw_file(path: impl AsRef<Path>, transcript: impl Into<String>) -> std::io::Result<Self> {
         Ok(Self::mulaw(std::fs::read(path)?, transcript))
     }
+
+    /// A reply read from a 16-bit PCM mono WAV file of any rate (`espeak-ng -w` makes one),
+    /// resampled to μ-law 8 kHz at `gain` (1.0 keeps the level).
+    pub fn from_wav_file(
+        path: impl AsRef<Path>,
+        transcript: impl Into<String>,
+        gain: f32,
+    ) -> std::io::Result<Self> {
+        let (samples, rate) = crate::audio::read_wav(&std::fs::read(path)?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        Ok(Self::mulaw(crate::audio::to_ulaw_8k(&samples, rate, gain), transcript))
+    }
 }
 
 /// A tool call the model makes on a given user turn.
@@ -80,7 +92,9 @@ pub struct ToolCall {
     pub on_user_turn: u32,
     /// Function name.
     pub name: String,
-    /// JSON arguments, as the string the model streams.
+    /// JSON arguments, as the string the model streams. `{{output.KEY}}` stands for the value
+    /// of `KEY` in the latest `function_call_output` of the conversation (what a model reads
+    /// back from a tool's answer: `{"lead_id":"{{output.lead_id}}"}` after `save_lead`).
     pub arguments: String,
     /// A spoken item before the call in the same response (output index 0, the call at 1).
     pub preamble: Option<Reply>,
@@ -97,6 +111,26 @@ impl ToolCall {
         self.preamble = Some(reply);
         self
     }
+}
+
+/// `arguments` with each `{{output.KEY}}` replaced by `KEY` of `output` (a JSON object: a
+/// string value as is, another value as JSON text; an absent key, or no output, as empty).
+pub(crate) fn fill_from_output(arguments: &str, output: Option<&serde_json::Value>) -> String {
+    let mut out = String::with_capacity(arguments.len());
+    let mut rest = arguments;
+    while let Some(start) = rest.find("{{output.") {
+        let Some(len) = rest[start..].find("}}") else { break };
+        out.push_str(&rest[..start]);
+        let key = &rest[start + "{{output.".len()..start + len];
+        match output.and_then(|o| o.get(key)) {
+            Some(serde_json::Value::String(s)) => out.push_str(s),
+            Some(v) => out.push_str(&v.to_string()),
+            None => {}
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The script of every session.
@@ -172,5 +206,14 @@ mod tests {
         assert_eq!(Script::replies([]).reply(0).transcript, "");
         assert_eq!(AudioSource::Tone { hz: 440.0, ms: 250 }.encode(AudioFormat::Pcmu).len(), 2000);
         assert_eq!(AudioSource::Silence { ms: 10 }.encode(AudioFormat::Pcm24k).len(), 480);
+    }
+
+    #[test]
+    fn arguments_take_values_from_the_latest_tool_output() {
+        let out = serde_json::json!({"lead_id": "42", "n": 7});
+        let args = r#"{"lead_id":"{{output.lead_id}}","n":{{output.n}},"x":"{{output.none}}"}"#;
+        assert_eq!(fill_from_output(args, Some(&out)), r#"{"lead_id":"42","n":7,"x":""}"#);
+        assert_eq!(fill_from_output(args, None), r#"{"lead_id":"","n":,"x":""}"#);
+        assert_eq!(fill_from_output("{{output.open", Some(&out)), "{{output.open");
     }
 }

@@ -1,7 +1,8 @@
-//! The listener: one port, HTTP/1.1, two routes. `GET /v1/realtime` with a WebSocket upgrade
+//! The listener: one port, HTTP/1.1, three routes. `GET /v1/realtime` with a WebSocket upgrade
 //! starts a Realtime session (authentication, handshake faults, the beta header, the model
 //! parameter checked first); `POST /v1/realtime/client_secrets` is the REST endpoint
-//! (`rest.rs`). Anything else gets OpenAI's 404 body.
+//! (`rest.rs`); `POST /v1/realtime/calls` starts a WebRTC session (`calls.rs`). Anything else
+//! gets OpenAI's 404 body.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -18,9 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::faults::SessionFaults;
 use crate::http::{Body, authenticate, error_body, header_list, json_response, not_found};
-use crate::record::{HandshakeRecord, SessionRecord};
+use crate::record::{Auth, HandshakeRecord, SessionRecord};
 use crate::response::Pacing;
-use crate::session::{Session, Settings};
+use crate::session::{Session, Settings, Transport};
 use crate::state::{Shared, lock, shutdown_signalled};
 use crate::ws::{self, WsCtx};
 
@@ -64,8 +65,53 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
     Ok(match (req.method().clone(), path.as_str()) {
         (Method::GET, "/v1/realtime") => handshake(req, &shared),
         (Method::POST, "/v1/realtime/client_secrets") => crate::rest::client_secrets(req, shared).await,
+        (Method::POST, "/v1/realtime/calls") => crate::calls::create(req, shared).await,
+        (Method::OPTIONS, "/v1/realtime/calls") => crate::calls::preflight(),
         (m, p) => not_found(m.as_str(), p),
     })
+}
+
+/// Adds the record of a session just accepted (either transport) and returns it.
+pub(crate) fn new_record(
+    shared: &Shared,
+    id: &str,
+    model: String,
+    auth: Auth,
+    beta_header: bool,
+    call_id: Option<String>,
+) -> Arc<Mutex<SessionRecord>> {
+    let mut sessions = lock(&shared.sessions);
+    let rec = Arc::new(Mutex::new(SessionRecord {
+        index: sessions.len(),
+        id: id.to_owned(),
+        model,
+        auth,
+        beta_header,
+        call_id,
+        received: Vec::new(),
+        sent: Vec::new(),
+        appends: 0,
+        appended_bytes: 0,
+        audio_deltas_sent: 0,
+        stalled: false,
+        withheld: 0,
+        schema_violations: Vec::new(),
+        media_frames_in: 0,
+        media_frames_out: 0,
+        ended: None,
+    }));
+    sessions.push(rec.clone());
+    rec
+}
+
+/// A session's settings from the live configuration.
+pub(crate) fn settings(c: &crate::SimConfig, transport: Transport) -> Settings {
+    Settings {
+        script: c.script.clone(),
+        pacing: Pacing { ttfb: c.ttfb, speed: c.speed, chunk_ms: c.chunk_ms },
+        echo: c.echo,
+        transport,
+    }
 }
 
 fn header_has_token(req: &Request<Incoming>, name: &str, token: &str) -> bool {
@@ -77,7 +123,7 @@ fn header_has_token(req: &Request<Incoming>, name: &str, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then(|| percent_decode(v))
@@ -145,11 +191,7 @@ fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
         let refusal = live.take_refusal(true);
         let c = &live.config;
         (
-            Settings {
-                script: c.script.clone(),
-                pacing: Pacing { ttfb: c.ttfb, speed: c.speed, chunk_ms: c.chunk_ms },
-                echo: c.echo,
-            },
+            settings(c, Transport::WebSocket),
             SessionFaults::from_list(&c.faults),
             c.session_cap,
             c.record_events,
@@ -188,27 +230,7 @@ fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
     let offers_realtime = header_has_token(&req, "sec-websocket-protocol", "realtime");
 
     let session = Session::new(&model, initial.as_ref(), settings);
-    let rec = {
-        let mut sessions = lock(&shared.sessions);
-        let rec = Arc::new(Mutex::new(SessionRecord {
-            index: sessions.len(),
-            id: session.id.clone(),
-            model,
-            auth,
-            beta_header: beta,
-            received: Vec::new(),
-            sent: Vec::new(),
-            appends: 0,
-            appended_bytes: 0,
-            audio_deltas_sent: 0,
-            stalled: false,
-            withheld: 0,
-            schema_violations: Vec::new(),
-            ended: None,
-        }));
-        sessions.push(rec.clone());
-        rec
-    };
+    let rec = new_record(shared, &session.id, model, auth, beta, None);
     record(101);
 
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -24,6 +24,7 @@ use crate::api_error::ApiError;
 use crate::audio::AudioFormat;
 use crate::conversation::{ConvItem, Conversation};
 use crate::ids::IdGen;
+use crate::playout::{Playout, PlayoutEvent};
 use crate::response::{ActiveResponse, Events, Pacing, Planned};
 use crate::schema;
 use crate::script::Script;
@@ -42,6 +43,21 @@ pub(crate) struct Settings {
     pub pacing: Pacing,
     /// Echo mode.
     pub echo: bool,
+    /// How the client is connected.
+    pub transport: Transport,
+}
+
+/// How a session reaches its client: one behaviour, two transports. The differences are the
+/// audio's path, nothing else: over WebSocket audio travels in events
+/// (`input_audio_buffer.append`, `response.output_audio.delta`); over WebRTC it travels on the
+/// media track ([`Session::on_input_samples`], [`Session::pull_output_frame`]) and the server
+/// keeps an output audio buffer it reports with `output_audio_buffer.*` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// `GET /v1/realtime` upgraded to a WebSocket.
+    WebSocket,
+    /// `POST /v1/realtime/calls`: the `oai-events` data channel and an Opus track.
+    WebRtc,
 }
 
 /// What the driver should do besides sending events.
@@ -77,14 +93,15 @@ pub(crate) struct Session {
     /// Echo mode: `resp_`/`item_` ids of the echo stream.
     echo_ids: (String, String),
     responses_done: u64,
+    /// WebRTC: the output audio buffer.
+    playout: Option<Playout>,
+    /// WebRTC: a response whose audio was cleared while it was still generating; the rest of
+    /// its audio is dropped.
+    muted_response: Option<String>,
     /// `input_audio_buffer.append` events accepted.
     pub appends: u64,
     /// Audio bytes they carried.
     pub appended_bytes: u64,
-}
-
-fn events_into(out: &mut Vec<Out>, ev: Events) {
-    out.extend(ev.into_iter().map(Out::Event));
 }
 
 impl Session {
@@ -98,6 +115,7 @@ impl Session {
         }
         let derived = session_config::derive(&session);
         let calls = settings.script.tool_calls.len();
+        let settings_transport = settings.transport;
         let echo_ids = (ids.next("resp"), ids.next("item"));
         let mut s = Self {
             id: ids.next("sess"),
@@ -118,6 +136,8 @@ impl Session {
             active: None,
             out: Vec::new(),
             echo_ids,
+            playout: (settings_transport == Transport::WebRtc).then(Playout::default),
+            muted_response: None,
             responses_done: 0,
             appends: 0,
             appended_bytes: 0,
@@ -133,6 +153,87 @@ impl Session {
 
     fn emit(&mut self, v: Value) {
         self.out.push(Out::Event(v));
+    }
+
+    /// Queues a response's events. Over WebRTC its audio deltas go to the output audio buffer
+    /// instead of the data channel, and `response.done` tells the buffer no more is coming.
+    fn response_events(&mut self, ev: Events) {
+        let Some(playout) = self.playout.as_mut() else {
+            self.out.extend(ev.into_iter().map(Out::Event));
+            return;
+        };
+        let mut reported = Vec::new();
+        for e in ev {
+            match e["type"].as_str() {
+                Some("response.output_audio.delta") => {
+                    let response_id = e["response_id"].as_str().unwrap_or_default();
+                    if self.muted_response.as_deref() == Some(response_id) {
+                        continue;
+                    }
+                    let bytes = B64.decode(e["delta"].as_str().unwrap_or_default()).unwrap_or_default();
+                    let samples = to_playout_rate(self.derived.output_format, &bytes);
+                    playout.push(response_id, e["item_id"].as_str().unwrap_or_default(), &samples);
+                }
+                Some("response.done") => {
+                    let id = e["response"]["id"].as_str().unwrap_or_default().to_owned();
+                    self.out.push(Out::Event(e));
+                    playout.finish(&id, &mut reported);
+                }
+                _ => self.out.push(Out::Event(e)),
+            }
+        }
+        self.playout_events(reported);
+    }
+
+    fn playout_events(&mut self, reported: Vec<PlayoutEvent>) {
+        for r in reported {
+            let (kind, id) = match r {
+                PlayoutEvent::Started(id) => ("output_audio_buffer.started", id),
+                PlayoutEvent::Stopped(id) => ("output_audio_buffer.stopped", id),
+            };
+            self.emit(json!({"type": kind, "response_id": id}));
+        }
+    }
+
+    /// WebRTC: the next 20 ms of assistant audio (mono, [`crate::playout::RATE`] Hz), `None`
+    /// when nothing is playing. The shell calls it once per 20 ms tick.
+    pub(crate) fn pull_output_frame(&mut self) -> Option<Vec<i16>> {
+        let playout = self.playout.as_mut()?;
+        let mut reported = Vec::new();
+        let frame = playout.pull(&mut reported);
+        self.playout_events(reported);
+        frame
+    }
+
+    /// WebRTC: empties the output audio buffer (client `output_audio_buffer.clear`, or the
+    /// caller interrupting). The items cut are truncated at what was played, as the service
+    /// does itself on WebRTC, and the rest of a response still generating is dropped. False
+    /// if nothing was queued.
+    fn clear_output(&mut self) -> bool {
+        let Some(cleared) = self.playout.as_mut().and_then(Playout::clear) else { return false };
+        if let Some(active) = &self.active {
+            self.muted_response = Some(active.id.clone());
+        }
+        for (item_id, played_ms) in cleared.items {
+            if let Some(item) = self.conv.get_mut(&item_id)
+                && item.assistant_audio
+                && item.audio_ms() > played_ms
+            {
+                item.audio_bytes = item.format.bytes_per_ms() * played_ms as usize;
+                if let Some(c) = item.item.pointer_mut("/content/0/transcript") {
+                    *c = Value::Null;
+                }
+                self.emit(json!({"type": "conversation.item.truncated", "item_id": item_id,
+                    "content_index": 0, "audio_end_ms": played_ms}));
+            }
+        }
+        self.emit(json!({"type": "output_audio_buffer.cleared", "response_id": cleared.response_id}));
+        true
+    }
+
+    /// The sample rate [`Session::on_input_samples`] expects (the input format's).
+    pub(crate) fn input_rate(&self) -> u32 {
+        self.derived.input_format.sample_rate()
     }
 
     fn error(&mut self, e: ApiError, client_event_id: Option<&str>) {
@@ -168,7 +269,7 @@ impl Session {
         }
         let mut ev = Events::new();
         let finished = r.step(now, &mut self.conv, &mut ev);
-        events_into(&mut self.out, ev);
+        self.response_events(ev);
         if finished {
             self.active = None;
             self.rate_limits();
@@ -237,6 +338,11 @@ impl Session {
             "conversation.item.retrieve" => {
                 self.item_retrieve(ev["item_id"].as_str().unwrap_or_default(), eid)
             }
+            "output_audio_buffer.clear" if self.playout.is_some() => {
+                // An empty buffer has nothing to report (`cleared` names a response): the
+                // simulator's choice, the public record does not show the service's answer.
+                self.clear_output();
+            }
             "output_audio_buffer.clear" => {
                 // The output buffer exists on WebRTC and SIP connections only; code is the
                 // simulator's choice.
@@ -288,12 +394,21 @@ impl Session {
             self.out.push(Out::Echo(audio));
             return;
         }
+        let samples = self.derived.input_format.decode(&bytes);
+        self.on_input_samples(&samples, now);
+    }
+
+    /// Caller audio as linear samples at [`Session::input_rate`]: appended to the input buffer
+    /// and run through turn detection. Over WebSocket `input_audio_buffer.append` lands here
+    /// once decoded; over WebRTC the decoded Opus track does.
+    pub(crate) fn on_input_samples(&mut self, samples: &[i16], now: Instant) {
         let fmt = self.derived.input_format;
-        self.buffer_bytes += bytes.len();
-        self.input_us += bytes.len() as u64 * 1000 / fmt.bytes_per_ms() as u64;
+        let bytes_per_sample = fmt.bytes_per_ms() / (fmt.sample_rate() as usize / 1000);
+        self.buffer_bytes += samples.len() * bytes_per_sample;
+        self.input_us += samples.len() as u64 * 1_000_000 / u64::from(fmt.sample_rate());
         let Some(vad) = self.vad.as_mut() else { return };
         let mut events = Vec::new();
-        vad.push(&fmt.decode(&bytes), self.buffer_start_us / 1000, &mut events);
+        vad.push(samples, self.buffer_start_us / 1000, &mut events);
         for e in events {
             match e {
                 VadEvent::Started { audio_start_ms } => self.speech_started(audio_start_ms),
@@ -307,6 +422,8 @@ impl Session {
         self.speech_item = Some(item_id.clone());
         self.emit(json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": audio_start_ms, "item_id": item_id}));
         if self.derived.turn.is_some_and(|t| t.interrupt_response) {
+            // The caller hears silence at once; the response's cancellation follows.
+            self.clear_output();
             self.cancel_active("turn_detected");
         }
     }
@@ -469,7 +586,10 @@ impl Session {
                     item_id: self.ids.next("item"),
                     call_id: self.ids.call_id(),
                     name: call.name,
-                    arguments: call.arguments,
+                    arguments: crate::script::fill_from_output(
+                        &call.arguments,
+                        self.conv.last_output().as_ref(),
+                    ),
                 });
             }
             None => {
@@ -521,7 +641,7 @@ impl Session {
             now,
             &mut ev,
         ));
-        events_into(&mut self.out, ev);
+        self.response_events(ev);
     }
 
     fn response_create(&mut self, params: Option<&Value>, eid: Option<&str>, now: Instant) {
@@ -540,7 +660,7 @@ impl Session {
         let Some(r) = self.active.take() else { return false };
         let mut ev = Events::new();
         r.cancel(reason, &mut self.conv, &mut ev);
-        events_into(&mut self.out, ev);
+        self.response_events(ev);
         self.rate_limits();
         true
     }
@@ -760,5 +880,20 @@ impl Session {
             ),
             None,
         );
+    }
+}
+
+/// Output audio of `format` as samples at the output buffer's rate (G.711's 8 kHz tripled by
+/// linear interpolation).
+fn to_playout_rate(format: AudioFormat, bytes: &[u8]) -> Vec<i16> {
+    match format {
+        AudioFormat::Pcm24k => format.decode(bytes),
+        AudioFormat::Pcmu | AudioFormat::Pcma => {
+            let pcm = AudioFormat::Pcm24k.from_ulaw(&match format {
+                AudioFormat::Pcmu => bytes.to_vec(),
+                _ => AudioFormat::Pcmu.encode(&format.decode(bytes)),
+            });
+            AudioFormat::Pcm24k.decode(&pcm)
+        }
     }
 }

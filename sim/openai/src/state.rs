@@ -2,7 +2,7 @@
 //! configuration, fault counters, issued ephemeral keys, the records, and the change signal
 //! the handle's waiters listen to.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     pub handshakes: Mutex<Vec<HandshakeRecord>>,
     pub secret_requests: Mutex<Vec<ClientSecretRequest>>,
     pub issued: Mutex<HashMap<String, Issued>>,
+    /// Ephemeral keys that have started a WebRTC call (one call per key).
+    pub redeemed: Mutex<HashSet<String>>,
     pub changes: watch::Sender<u64>,
     pub shutdown: watch::Sender<bool>,
     pub active_sessions: AtomicUsize,
@@ -107,6 +109,7 @@ impl Shared {
             handshakes: Mutex::new(Vec::new()),
             secret_requests: Mutex::new(Vec::new()),
             issued: Mutex::new(HashMap::new()),
+            redeemed: Mutex::new(HashSet::new()),
             changes: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
             active_sessions: AtomicUsize::new(0),

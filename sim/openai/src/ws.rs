@@ -35,14 +35,90 @@ pub(crate) struct WsCtx {
     pub check_outgoing: bool,
 }
 
-/// Per-iteration record buffer, written under one lock.
+/// Per-iteration record buffer, written under one lock (both transports).
 #[derive(Default)]
-struct Batch {
-    received: Vec<RecordedEvent>,
-    sent: Vec<RecordedEvent>,
-    deltas: u64,
-    withheld: u64,
-    violations: Vec<String>,
+pub(crate) struct Batch {
+    pub received: Vec<RecordedEvent>,
+    pub sent: Vec<RecordedEvent>,
+    pub deltas: u64,
+    pub withheld: u64,
+    pub violations: Vec<String>,
+    pub media_in: u64,
+    pub media_out: u64,
+}
+
+impl Batch {
+    /// Moves the batch into the session record (with the session's counters, and its end if
+    /// `end` is set) and wakes the handle's waiters.
+    pub(crate) fn write(
+        &mut self,
+        shared: &Shared,
+        record: &Mutex<SessionRecord>,
+        session: &Session,
+        stalled: bool,
+        end: Option<SessionEnd>,
+    ) {
+        let b = std::mem::take(self);
+        {
+            let mut r = lock(record);
+            r.received.extend(b.received);
+            r.sent.extend(b.sent);
+            r.audio_deltas_sent += b.deltas;
+            r.withheld += b.withheld;
+            r.stalled = stalled;
+            r.schema_violations.extend(b.violations);
+            r.media_frames_in += b.media_in;
+            r.media_frames_out += b.media_out;
+            r.appends = session.appends;
+            r.appended_bytes = session.appended_bytes;
+            if end.is_some() {
+                r.ended = end;
+            }
+        }
+        shared.bump();
+    }
+}
+
+/// Turns one queued output into wire text: assigns the `event_id`, checks the event against
+/// the server schema when `check` is set (a violation is logged and kept in `batch`), and
+/// records it when `record` is set. Returns the event type and the text.
+pub(crate) fn render(
+    session: &mut Session,
+    out: Out,
+    check: bool,
+    record: Option<Duration>,
+    batch: &mut Batch,
+) -> (String, String) {
+    let event_id = session.ids.next("event");
+    let (kind, text) = match out {
+        Out::Event(mut v) => {
+            v["event_id"] = Value::String(event_id);
+            let kind = v["type"].as_str().unwrap_or("?").to_owned();
+            if check && let Err(e) = validate_server_event(&v) {
+                tracing::error!(kind, error = %e, "simulator sent an event outside the server schema");
+                batch.violations.push(format!("{kind}: {e}"));
+            }
+            (kind, to_wire(&v))
+        }
+        Out::Echo(audio) => {
+            let (r, i) = session.echo_ids();
+            let text = echo_delta(&event_id, r, i, &audio);
+            if check {
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if let Err(e) = validate_server_event(&v) {
+                    batch.violations.push(format!("response.output_audio.delta: {e}"));
+                }
+            }
+            ("response.output_audio.delta".to_owned(), text)
+        }
+    };
+    if kind == "response.output_audio.delta" {
+        batch.deltas += 1;
+    }
+    if let Some(at) = record {
+        batch.sent.push(RecordedEvent { at, kind: kind.clone(), text: Arc::from(text.as_str()) });
+    }
+    (kind, text)
 }
 
 enum Action {
@@ -77,38 +153,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             return Ok(());
         }
         for out in outs {
-            let event_id = self.session.ids.next("event");
-            let (kind, text) = match out {
-                Out::Event(mut v) => {
-                    v["event_id"] = Value::String(event_id);
-                    let kind = v["type"].as_str().unwrap_or("?").to_owned();
-                    if self.ctx.check_outgoing
-                        && let Err(e) = validate_server_event(&v)
-                    {
-                        tracing::error!(kind, error = %e, "simulator sent an event outside the server schema");
-                        self.batch.violations.push(format!("{kind}: {e}"));
-                    }
-                    (kind, to_wire(&v))
-                }
-                Out::Echo(audio) => {
-                    let (r, i) = self.session.echo_ids();
-                    let text = echo_delta(&event_id, r, i, &audio);
-                    if self.ctx.check_outgoing {
-                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        if let Err(e) = validate_server_event(&v) {
-                            self.batch.violations.push(format!("response.output_audio.delta: {e}"));
-                        }
-                    }
-                    ("response.output_audio.delta".to_owned(), text)
-                }
-            };
-            if kind == "response.output_audio.delta" {
-                self.batch.deltas += 1;
-            }
-            if self.ctx.record_events {
-                let at = self.at();
-                self.batch.sent.push(RecordedEvent { at, kind, text: Arc::from(text.as_str()) });
-            }
+            let at = self.ctx.record_events.then(|| self.at());
+            let (_, text) = render(&mut self.session, out, self.ctx.check_outgoing, at, &mut self.batch);
             if let Err(e) = self.ws.feed(Message::text(text)).await {
                 return Err(SessionEnd::ClientGone(e.to_string()));
             }
@@ -117,22 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     fn write_record(&mut self, end: Option<SessionEnd>) {
-        let b = std::mem::take(&mut self.batch);
-        {
-            let mut r = lock(&self.ctx.record);
-            r.received.extend(b.received);
-            r.sent.extend(b.sent);
-            r.audio_deltas_sent += b.deltas;
-            r.withheld += b.withheld;
-            r.stalled = self.stalled;
-            r.schema_violations.extend(b.violations);
-            r.appends = self.session.appends;
-            r.appended_bytes = self.session.appended_bytes;
-            if end.is_some() {
-                r.ended = end;
-            }
-        }
-        self.ctx.shared.bump();
+        self.batch.write(&self.ctx.shared, &self.ctx.record, &self.session, self.stalled, end);
     }
 
     /// Closes from our side and waits (bounded) for the client's close.

@@ -27,6 +27,7 @@ fn help_documents_every_option() {
         "--response-audio",
         "--response-text",
         "--tool-call",
+        "--reply",
         "--session-cap-secs",
         "--fault",
         "refuse-handshake=429|quota|500|503[:N]",
@@ -84,6 +85,35 @@ fn arguments_become_the_configuration() {
     assert!(bad_tool.args.to_config().is_err());
     let missing = Cli::try_parse_from(["openai", "--response-audio", "/nonexistent/x.ul"]).unwrap();
     assert!(missing.args.to_config().is_err());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn replies_tell_a_story_from_files_and_texts() {
+    let dir = std::env::temp_dir().join(format!("callway-sim-openai-story-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ul = dir.join("a.ul");
+    std::fs::write(&ul, [0x7fu8; 160]).unwrap();
+    // A 16 kHz WAV of 100 ms: 800 μ-law bytes once resampled.
+    let wav = dir.join("b.wav");
+    let bytes = callway_sim_openai::audio::wav_bytes(&[0; 1600], 16_000);
+    std::fs::write(&wav, bytes).unwrap();
+    let a = format!("{}=Bonjour.", ul.display());
+    let b = format!("{}=Merci, c'est noté.", wav.display());
+    let cli =
+        Cli::try_parse_from(["openai", "--reply", &a, "--reply", &b, "--reply", "Je vous appelle."]).unwrap();
+    let cfg = cli.args.to_config().unwrap();
+    let replies = &cfg.script.replies;
+    assert_eq!(replies.len(), 3);
+    assert_eq!((replies[0].transcript.as_str(), replies[0].audio.to_ulaw().len()), ("Bonjour.", 160));
+    assert_eq!(
+        (replies[1].transcript.as_str(), replies[1].audio.to_ulaw().len()),
+        ("Merci, c'est noté.", 800)
+    );
+    assert_eq!(replies[2].transcript, "Je vous appelle.");
+    assert_eq!(replies[2].audio.to_ulaw().len(), 8000, "a tone of at least a second");
+    let bad = format!("{}=x", dir.join("missing.wav").display());
+    assert!(Cli::try_parse_from(["openai", "--reply", &bad]).unwrap().args.to_config().is_err());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -1,0 +1,316 @@
+//! The page, end to end in a real browser: headless Chromium (Debian's, over WebDriver) opens
+//! the control plane's page with a fake microphone speaking French (espeak-ng, made at test
+//! time), clicks « Démarrer la conversation », and talks over WebRTC to the OpenAI simulator:
+//! the connection reaches `connected`, Claire's voice arrives (inbound audio bytes), her
+//! transcript renders, the visitor's speech interrupts her (the server clears its output
+//! buffer, the page says so), the scripted model calls `save_lead` and `trigger_call` through
+//! the page, the Twilio simulator places the call to the edge stand-in, and the page closes the
+//! web session once Claire's last words have played. A failure saves a screenshot and the
+//! console log under `target/browser-tests/`. A second test types the lead into the form:
+//! valid, invalid and premium-rate numbers, each answered inline from the control plane.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use callway_sim_openai::audio::{read_wav, wav_bytes};
+use callway_sim_openai::{Reply, Script, SimConfig, ToolCall};
+use callway_sim_twilio::api::CallStatus;
+use common::browser::Browser;
+use common::world::world_with;
+
+/// French speech from espeak-ng: samples and rate.
+fn espeak(dir: &Path, name: &str, voice: &str, text: &str) -> (Vec<i16>, u32) {
+    let wav = dir.join(format!("{name}.wav"));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "160", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (Debian package espeak-ng, installed by scripts/deps)");
+    assert!(status.success());
+    read_wav(&std::fs::read(&wav).unwrap()).unwrap()
+}
+
+/// Claire saying `text` (espeak-ng, at half level).
+fn claire(dir: &Path, name: &str, text: &str) -> Reply {
+    espeak(dir, name, "fr+f3", text);
+    Reply::from_wav_file(dir.join(format!("{name}.wav")), text, 0.5).unwrap()
+}
+
+/// The visitor's microphone: 2 s of silence, a French sentence (espeak-ng), 4 s of silence —
+/// Chromium loops it, so the visitor speaks once every loop.
+fn microphone(dir: &Path) -> std::path::PathBuf {
+    let (voice, rate) = espeak(
+        dir,
+        "visitor",
+        "fr",
+        "Je m'appelle Claire Martin. Mon numéro est le zéro six, douze, trente-quatre, cinquante-six, soixante-dix-huit.",
+    );
+    let silence = |secs: u32| vec![0i16; (rate * secs) as usize];
+    let mut all = silence(2);
+    all.extend(&voice);
+    all.extend(silence(4));
+    let mic = dir.join("microphone.wav");
+    std::fs::write(&mic, wav_bytes(&all, rate)).unwrap();
+    mic
+}
+
+fn script(dir: &Path) -> Script {
+    Script::replies([
+        claire(
+            dir,
+            "greeting",
+            "Bonjour, je suis Claire, de Callway. Je peux vous rappeler au téléphone pour parler de votre projet. Pour cela, il me faut votre prénom, votre nom et votre numéro. Prenez votre temps, je vous écoute.",
+        ),
+        claire(dir, "noted", "Merci Claire, c'est noté. Je vous rappelle maintenant ?"),
+        claire(dir, "calling", "Je vous appelle tout de suite."),
+    ])
+    .with_tool_call(ToolCall::new(
+        1,
+        "save_lead",
+        r#"{"first_name":"Claire","last_name":"Martin","phone":"06 12 34 56 78","consent":true}"#,
+    ))
+    .with_tool_call(ToolCall::new(
+        2,
+        "trigger_call",
+        r#"{"lead_id":"{{output.lead_id}}","summary":"Claire Martin veut être rappelée au sujet de Callway."}"#,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
+    // A hang guard, not a timing assertion: the flow takes about 20 s.
+    let _watchdog = common::browser::Watchdog::new("the browser test", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let mic = microphone(dir.path());
+    let openai =
+        SimConfig { script: script(dir.path()), ttfb: Duration::from_millis(100), ..SimConfig::default() };
+    let w = world_with(openai, &[], |_| {}).await;
+    let browser = Browser::start("talk_and_call_back", Some(&mic)).await;
+    browser.goto(&w.cp.url("/")).await;
+    // What the page shows only for a moment is recorded as it happens.
+    browser
+        .eval(
+            "window.seen = { agent: false, visitor: false, level: 0 }; \
+             new MutationObserver(() => { \
+               if (!document.getElementById('agent-speaking').hidden) seen.agent = true; \
+               if (!document.getElementById('visitor-speaking').hidden) seen.visitor = true; \
+             }).observe(document.getElementById('live'), { subtree: true, attributes: true }); \
+             setInterval(() => { seen.level = Math.max(seen.level, document.getElementById('mic-level').value); }, 50); \
+             return true;",
+        )
+        .await;
+    browser.click("#start").await;
+
+    let minute = Duration::from_secs(60);
+    browser
+        .wait_for(
+            "the WebRTC connection",
+            minute,
+            "return typeof pc === 'object' && pc && pc.connectionState === 'connected'",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the data channel",
+            minute,
+            "return document.getElementById('status').textContent.includes('En conversation avec Claire')",
+        )
+        .await;
+    let details = browser
+        .wait_for(
+            "the microphone's settings",
+            minute,
+            "return document.getElementById('mic-details').textContent",
+        )
+        .await;
+    let details = details.as_str().unwrap_or_default();
+    for part in ["Hz", "1 canal", "annulation d'écho oui", "réduction de bruit oui", "gain automatique oui"]
+    {
+        if !details.contains(part) {
+            browser.fail(&format!("microphone details without {part:?}: {details}")).await;
+        }
+    }
+    browser
+        .wait_for(
+            "the connection state shown",
+            minute,
+            "return document.getElementById('connection-state').textContent === 'connecté'",
+        )
+        .await;
+    let received = browser
+        .wait_for(
+            "Claire's voice (inbound audio bytes)",
+            minute,
+            "if (!pc) return 0; const s = await pc.getStats(); let b = 0; \
+             s.forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'audio') b += r.bytesReceived; }); \
+             return b > 8000 ? b : 0;",
+        )
+        .await;
+    browser
+        .wait_for(
+            "Claire's greeting in the transcript",
+            minute,
+            "return [...document.querySelectorAll('#transcript li.agent')].some(li => li.textContent.includes('Bonjour, je suis Claire'))",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the visitor interrupting Claire",
+            minute,
+            "return document.getElementById('transcript').textContent.includes(\"Claire s'est interrompue\")",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the cut reply marked as interrupted",
+            minute,
+            "return document.querySelectorAll('#transcript li.agent.cut').length > 0",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the call to be launched",
+            Duration::from_secs(90),
+            "return document.getElementById('transcript').textContent.includes('Appel lancé')",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the web session to close after Claire's last words",
+            minute,
+            "return pc === null && document.getElementById('status').textContent.includes('Claire vous appelle')",
+        )
+        .await;
+    browser.screenshot("after_call_launched").await;
+    let seen = browser.eval("return window.seen").await;
+    if seen["agent"] != true || seen["visitor"] != true || seen["level"].as_f64().unwrap_or(0.0) < 0.05 {
+        browser
+            .fail(&format!("live feedback missing (« Claire parle », « vous parlez », micro level): {seen}"))
+            .await;
+    }
+    let state = browser.eval("return document.getElementById('connection-state').textContent").await;
+    assert_eq!(state, "fermée", "the page shows the closed connection");
+
+    // The callback: placed by the Twilio simulator, streamed to the edge, completed.
+    let Ok(calls) = tokio::time::timeout(minute, w.twilio.wait_for_calls(1)).await else {
+        browser.fail("no call reached the Twilio simulator").await;
+    };
+    let sid = calls[0].sid.clone();
+    let Ok(done) = tokio::time::timeout(minute, w.twilio.wait_call_finished(&sid)).await else {
+        browser.fail("the call did not finish").await;
+    };
+    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+    assert_eq!(done.to, "+33612345678");
+    let seen = w.edge.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (status, ctx) = seen[0].redeemed.clone().unwrap();
+    assert_eq!(status, 200, "{ctx}");
+    assert_eq!(ctx["first_name"], "Claire", "{ctx}");
+    assert!(ctx["summary"].as_str().unwrap().contains("rappelée"), "{ctx}");
+
+    // What the OpenAI simulator saw of the web session: one WebRTC call, Opus both ways, the
+    // interruption cleared on the server, both tool results, and the session ended by the page.
+    let Ok(()) = tokio::time::timeout(
+        minute,
+        w.openai.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some())),
+    )
+    .await
+    else {
+        browser.fail("the page did not end the WebRTC session").await;
+    };
+    let rec = w.openai.session(0).unwrap();
+    assert!(rec.call_id.is_some(), "a WebRTC call");
+    assert!(rec.media_frames_in > 100 && rec.media_frames_out > 100, "{rec:?}");
+    assert!(!rec.sent_of("output_audio_buffer.cleared").is_empty());
+    assert!(!rec.sent_of("conversation.item.truncated").is_empty());
+    let outputs: Vec<String> = rec
+        .received_of("conversation.item.create")
+        .iter()
+        .filter(|e| e["item"]["type"] == "function_call_output")
+        .map(|e| e["item"]["output"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(outputs.iter().all(|o| !o.contains("\"code\"")), "tool refusals: {outputs:?}");
+    assert!(w.openai.schema_violations().is_empty(), "{:?}", w.openai.schema_violations());
+    assert!(received.as_u64().unwrap_or(0) > 8000);
+    browser.quit().await;
+}
+
+/// A fresh page with the form filled for Zoé Durand at `phone`, consent given.
+async fn type_lead(browser: &Browser, page: &str, phone: &str) {
+    browser.goto(page).await;
+    browser.fill("#first-name", "Zoé").await;
+    browser.fill("#last-name", "Durand").await;
+    browser.fill("#phone", phone).await;
+    browser.click("#consent").await;
+}
+
+/// The form's answer once it has one: (class, text, the field marked invalid).
+async fn submit_and_read(browser: &Browser) -> serde_json::Value {
+    browser.click("#form-submit").await;
+    browser
+        .wait_for(
+            "the form's answer",
+            Duration::from_secs(30),
+            "const r = document.getElementById('form-result'); \
+             if (!r.className) return null; \
+             const bad = document.querySelector('[aria-invalid=true]'); \
+             return { kind: r.className, text: r.textContent, field: bad ? bad.id : null };",
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_form_masks_the_number_and_shows_the_servers_answers_inline() {
+    let _watchdog = common::browser::Watchdog::new("the form test", 300);
+    let w = world_with(SimConfig::default(), &[], |_| {}).await;
+    let browser = Browser::start("typed_form", None).await;
+    let page = w.cp.url("/");
+
+    // Valid: masked as typed, its E.164 form previewed, the lead saved and the call placed.
+    browser.goto(&page).await;
+    browser.fill("#first-name", "Zoé").await;
+    browser.fill("#last-name", "Durand").await;
+    browser.fill("#phone", "0612345678").await;
+    let shown = browser.eval("return [document.getElementById('phone').value, document.getElementById('phone-hint').textContent]").await;
+    assert_eq!(shown[0], "06 12 34 56 78", "{shown}");
+    assert!(shown[1].as_str().unwrap_or_default().contains("+33612345678"), "{shown}");
+    // Without consent the server refuses, next to the checkbox.
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "err" || r["field"] != "consent" {
+        browser.fail(&format!("no consent, expected a refusal on the checkbox: {r}")).await;
+    }
+    browser.click("#consent").await;
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "ok" || !r["text"].as_str().unwrap_or_default().contains("+33612345678") {
+        browser.fail(&format!("a valid number, expected the call: {r}")).await;
+    }
+    let calls =
+        tokio::time::timeout(Duration::from_secs(30), w.twilio.wait_for_calls(1)).await.expect("the call");
+    assert_eq!(calls[0].to, "+33612345678");
+
+    // Invalid: the control plane's message, the phone field marked.
+    type_lead(&browser, &page, "06 12 34 56").await;
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "err"
+        || r["field"] != "phone"
+        || !r["text"].as_str().unwrap_or_default().contains("numéro")
+    {
+        browser.fail(&format!("an invalid number, expected the refusal on the phone field: {r}")).await;
+    }
+
+    // Premium rate: saved, but never called; said inline.
+    type_lead(&browser, &page, "0899 12 34 56").await;
+    let r = submit_and_read(&browser).await;
+    if r["kind"] != "err"
+        || r["field"] != "phone"
+        || !r["text"].as_str().unwrap_or_default().contains("surtaxé")
+    {
+        browser.fail(&format!("a premium-rate number, expected the refusal on the phone field: {r}")).await;
+    }
+    assert_eq!(w.twilio.calls().len(), 1, "no call to a premium-rate number");
+    browser.quit().await;
+}
