@@ -69,7 +69,20 @@ fn check(r: &callway_benches::loadgen::report::RunResult) {
 
 #[test]
 fn five_calls_through_the_real_gateway() {
-    let opts = options("relay");
+    relay_five_calls(&[]);
+}
+
+#[test]
+fn five_calls_with_tls_on_both_legs() {
+    // `--tls both`: the callers speak wss:// to the gateway (GATEWAY_TLS_CERT/KEY), the gateway
+    // speaks wss:// to the stand-in (OPENAI_BASE_URL=https://…, OPENAI_CA_FILE); neither side
+    // accepts plain TCP, so every frame that came back crossed both TLS sessions.
+    relay_five_calls(&["--tls", "both"]);
+}
+
+/// Five calls through an in-process gateway, checked end to end.
+fn relay_five_calls(extra: &[&str]) {
+    let opts = options_with("relay", extra);
     let mut harness = Harness::new(&opts).unwrap();
     let env = harness.gateway_env("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `OPENAI_API_KEY` | server-side key for the Realtime WebSocket | required |
 //! | `OPENAI_BASE_URL` | `http(s)://host[:port]`; the Realtime URL is its `ws(s)://` twin + `/v1/realtime` | `https://api.openai.com` |
+//! | `OPENAI_CA_FILE` | PEM file of extra CA certificates trusted for `wss://` to OpenAI (a private CA, an egress proxy, a test simulator); the web PKI roots stay trusted | unset |
 //! | `OPENAI_REALTIME_MODEL` | model in the URL and `session.update` (see `contract::realtime`) | `gpt-realtime-2.1` |
 //! | `REALTIME_TURN_DETECTION` | `server_vad`, `semantic_vad` (OpenAI detects turns) or `none` (the gateway commits) | `server_vad` |
 //! | `REALTIME_VAD_EAGERNESS` | with `semantic_vad`: `low`, `medium`, `high`, `auto` | `auto` |
@@ -87,6 +88,8 @@ pub struct Config {
     pub openai_base_url: String,
     /// The Realtime WebSocket derived from `OPENAI_BASE_URL` and the model.
     pub realtime: RealtimeEndpoint,
+    /// `OPENAI_CA_FILE`: extra CA certificates (PEM) trusted beside the web PKI roots.
+    pub openai_ca_file: Option<PathBuf>,
     /// `OPENAI_REALTIME_MODEL`.
     pub openai_realtime_model: String,
     /// `REALTIME_TURN_DETECTION` (+ `REALTIME_VAD_EAGERNESS`, `REALTIME_USE_SERVER_VAD`).
@@ -128,6 +131,7 @@ impl std::fmt::Debug for Config {
         // Secrets are left out on purpose.
         f.debug_struct("Config")
             .field("realtime", &self.realtime.url())
+            .field("openai_ca_file", &self.openai_ca_file)
             .field("openai_realtime_model", &self.openai_realtime_model)
             .field("turn_detection", &self.turn_detection)
             .field("min_commit_ms", &self.min_commit_ms)
@@ -223,6 +227,7 @@ impl Config {
                 target: String::new(),
             }
         });
+        let openai_ca_file = r.opt("OPENAI_CA_FILE").map(PathBuf::from);
         let turn_detection = contract::realtime::read_turn_detection(&mut r);
         let min_commit_ms = r.number("REALTIME_MIN_COMMIT_MS", 120u32, 100, 10_000);
         let max_commit_ms = r.number("REALTIME_MAX_COMMIT_MS", 800u32, 100, 60_000);
@@ -298,6 +303,7 @@ impl Config {
         r.finish()?;
         Ok(Config {
             openai_api_key,
+            openai_ca_file,
             openai_base_url,
             realtime,
             openai_realtime_model,

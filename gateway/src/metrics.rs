@@ -42,6 +42,10 @@ pub struct Metrics {
     pub workers_ready: AtomicU64,
     /// Workers configured.
     pub workers_total: AtomicU64,
+    /// Heap trims run (`io/memory.rs`).
+    pub memory_trims: AtomicU64,
+    /// Time spent in them, nanoseconds.
+    pub memory_trim_ns: AtomicU64,
     /// The I/O shell relaying calls (`uring` or `epoll`), set once at start.
     pub io_shell: std::sync::OnceLock<&'static str>,
     /// Events received and not acted on, by `IGNORED_LABELS` entry.
@@ -190,6 +194,18 @@ impl Metrics {
             "counter",
             "Event batches given up on.",
             g(&self.event_batches_failed).to_string(),
+        );
+        one(
+            "callway_gateway_memory_trims_total",
+            "counter",
+            "Times the memory freed by ended calls was handed back to the system.",
+            g(&self.memory_trims).to_string(),
+        );
+        one(
+            "callway_gateway_memory_trim_seconds_total",
+            "counter",
+            "Time spent handing freed memory back to the system.",
+            format!("{:.6}", g(&self.memory_trim_ns) as f64 / 1e9),
         );
         one(
             "callway_gateway_upstream_connect_failures_total",

@@ -73,7 +73,8 @@ impl TestPki {
     }
 }
 
-/// A TLS-terminating proxy in front of a plain gateway (as a load balancer would be).
+/// A TLS-terminating proxy in front of a plain server: the gateway (as a load balancer would
+/// be) or the OpenAI simulator (as OpenAI's TLS front end is).
 async fn tls_proxy(pki: &TestPki, listener: tokio::net::TcpListener, to: SocketAddr) {
     let acceptor = pki.acceptor();
     tokio::spawn(async move {
@@ -92,7 +93,8 @@ async fn tls_proxy(pki: &TestPki, listener: tokio::net::TcpListener, to: SocketA
 enum Mode {
     /// Plain TCP gateway behind a TLS-terminating proxy.
     Plain,
-    /// The gateway terminates TLS.
+    /// The gateway terminates TLS, and reaches OpenAI over TLS too (`wss://` to a TLS proxy
+    /// in front of the simulator, its CA trusted through `OPENAI_CA_FILE`).
     Tls,
 }
 
@@ -165,9 +167,18 @@ async fn world_with_env(
             (addr.clone(), addr)
         }
     };
+    let openai_base = match mode {
+        Mode::Plain => openai.base_url(),
+        Mode::Tls => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("https://{}", listener.local_addr().unwrap());
+            tls_proxy(&pki, listener, openai.addr()).await;
+            base
+        }
+    };
     let mut env: Vec<(&str, String)> = vec![
         ("OPENAI_API_KEY", OPENAI_KEY.into()),
-        ("OPENAI_BASE_URL", openai.base_url()),
+        ("OPENAI_BASE_URL", openai_base),
         ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.into()),
         ("TWILIO_STREAM_DOMAIN", domain.clone()),
         ("STREAM_TOKEN_SECRET", STREAM_TOKEN_SECRET.into()),
@@ -186,6 +197,9 @@ async fn world_with_env(
         std::fs::write(&key, &pki.key_pem).unwrap();
         env.push(("GATEWAY_TLS_CERT", cert.display().to_string()));
         env.push(("GATEWAY_TLS_KEY", key.display().to_string()));
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &pki.ca_pem).unwrap();
+        env.push(("OPENAI_CA_FILE", ca.display().to_string()));
     }
     let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -658,7 +672,25 @@ async fn draining_lets_the_call_run_then_shuts_it_down_with_going_away() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_openai_drop_mid_call_is_reconnected_while_the_caller_stays_on_the_line() {
-    use callway_sim_openai::{Fault, SessionEnd};
+    // The first session's TCP connection drops (no close frame) 1.5 s after it opened.
+    openai_drop_is_reconnected(callway_sim_openai::Fault::DropAfter { after: Duration::from_millis(1500) })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openai_drop_in_the_middle_of_a_message_is_reconnected_too() {
+    // The same, but the connection ends inside a message: its start is received, its rest
+    // never comes. The unfinished message must not keep the dead connection alive.
+    openai_drop_is_reconnected(callway_sim_openai::Fault::DropMidMessage {
+        after: Duration::from_millis(1500),
+    })
+    .await;
+}
+
+/// Drops the call's first OpenAI session with `fault` and checks the call goes on, on a new
+/// session that gets the caller's audio, to the caller's hang-up.
+async fn openai_drop_is_reconnected(fault: callway_sim_openai::Fault) {
+    use callway_sim_openai::SessionEnd;
     let settings = CallerSettings {
         script: vec![
             Segment::AwaitAgent { settle_ms: 200, timeout_ms: 20_000 },
@@ -671,8 +703,7 @@ async fn an_openai_drop_mid_call_is_reconnected_while_the_caller_stays_on_the_li
         ..CallerSettings::default()
     };
     let mut w = world(Mode::Plain, settings, greeting(), |_| {}).await;
-    // The first session's TCP connection drops (no close frame) 1.5 s after it opened.
-    w.openai.set_faults(vec![Fault::DropAfter { after: Duration::from_millis(1500) }]);
+    w.openai.set_faults(vec![fault]);
     let call_id = w.trigger_call().await;
     within("the first session opens", w.openai.wait_until(|s| !s.sessions().is_empty())).await;
     w.openai.set_faults(Vec::new());

@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use callway_gateway::core::buf::RecvBuf;
 use callway_gateway::core::ws::upgrade::{self, ClientHandshake, HandshakeError, Parse};
@@ -26,7 +27,7 @@ use callway_gateway::core::ws::{
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::conn::{Flushed, Outbox, ReadOutcome, read_into};
+use super::conn::{Flushed, Outbox, ReadOutcome, Sock};
 use super::frame::{FrameId, FrameTemplate, decoded_len, for_each_frame_id};
 use super::options::Mode;
 use super::recorder::{Progress, Recorder, RunClock};
@@ -163,7 +164,7 @@ struct Core {
 /// One simulated call.
 #[derive(Debug)]
 pub struct Caller {
-    stream: Option<TcpStream>,
+    stream: Option<Sock>,
     target: Option<SocketAddr>,
     recv: RecvBuf,
     dec: Decoder,
@@ -245,12 +246,28 @@ impl Caller {
         self.core.first_tick
     }
 
-    /// Opens the TCP connection (non-blocking) and registers it edge-triggered.
-    pub fn connect(&mut self, addr: SocketAddr, registry: &Registry, token: Token, env: &mut CallEnv<'_>) {
+    /// Opens the TCP connection (non-blocking), with TLS over it when `tls` is given, and
+    /// registers it edge-triggered.
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+        registry: &Registry,
+        token: Token,
+        env: &mut CallEnv<'_>,
+    ) {
         self.target = Some(addr);
         let result = TcpStream::connect(addr).and_then(|mut s| {
             registry.register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
-            Ok(s)
+            Ok(match tls {
+                None => Sock::plain(s),
+                Some(config) => {
+                    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                    let session =
+                        rustls::ClientConnection::new(config.clone(), name).map_err(std::io::Error::other)?;
+                    Sock::tls(s, session)
+                }
+            })
         });
         match result {
             Ok(s) => {
@@ -289,7 +306,7 @@ impl Caller {
             self.send_upgrade(identity, host, env);
             return;
         }
-        if writable && !self.core.out.is_empty() {
+        if writable && self.stream.as_ref().is_some_and(|s| s.wants_flush(&self.core.out)) {
             self.flush(env);
         }
         if readable {
@@ -319,7 +336,7 @@ impl Caller {
     fn read(&mut self, env: &mut CallEnv<'_>) {
         loop {
             let Some(stream) = self.stream.as_mut() else { return };
-            let outcome = match read_into(stream, &mut self.recv) {
+            let outcome = match stream.read_into(&mut self.recv) {
                 Ok(o) => o,
                 Err(e) => return self.fail(format!("read from the gateway failed: {e}"), env),
             };
@@ -559,7 +576,7 @@ impl Caller {
             self.core.out.clear();
             return;
         };
-        match self.core.out.flush(stream) {
+        match stream.flush(&mut self.core.out) {
             Ok(Flushed::All | Flushed::Partial) => {}
             Err(e) => self.fail(format!("write to the gateway failed: {e}"), env),
         }

@@ -1,13 +1,18 @@
 //! Socket plumbing shared by every connection the harness holds (callers, OpenAI stand-in
-//! sessions, control-plane requests): an output buffer written with one `write` per flush, and
-//! a read into a [`RecvBuf`].
+//! sessions, control-plane requests): an output buffer written with one `write` per flush, a
+//! read into a [`RecvBuf`], and [`Sock`], a TCP stream with or without TLS (rustls) in between.
 //!
 //! Sockets are registered edge-triggered (mio). A read that returns less than the room it was
 //! given has emptied the socket's receive queue, so it is not followed by a second read that
 //! would only say `EAGAIN`: new data raises a new edge. That keeps the harness at one `read` per
-//! arrival, which matters because it must be cheaper per frame than the gateway.
+//! arrival, which matters because it must be cheaper per frame than the gateway. Over TLS the
+//! socket is read until `EAGAIN` (a record may end anywhere, so a short read proves nothing).
 
 use std::io::{self, Read, Write};
+use std::ops::{Deref, DerefMut};
+
+use mio::net::TcpStream;
+use rustls::Connection;
 
 use callway_gateway::core::buf::RecvBuf;
 use callway_gateway::core::ws::encoder::MAX_HEADER_LEN;
@@ -120,6 +125,130 @@ pub fn read_into(r: &mut impl Read, buf: &mut RecvBuf) -> io::Result<ReadOutcome
             Err(e) => Err(e),
         };
     }
+}
+
+/// A connection's socket: plain TCP, or TCP carrying a TLS session (client or server side).
+#[derive(Debug)]
+pub struct Sock {
+    tcp: TcpStream,
+    tls: Option<Box<Connection>>,
+}
+
+impl Deref for Sock {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl DerefMut for Sock {
+    fn deref_mut(&mut self) -> &mut TcpStream {
+        &mut self.tcp
+    }
+}
+
+impl Sock {
+    /// Plain TCP.
+    pub fn plain(tcp: TcpStream) -> Self {
+        Self { tcp, tls: None }
+    }
+
+    /// TCP carrying `tls` (its handshake runs as the connection is read and flushed).
+    pub fn tls(tcp: TcpStream, tls: impl Into<Connection>) -> Self {
+        Self { tcp, tls: Some(Box::new(tls.into())) }
+    }
+
+    /// Whether a flush has anything to do: bytes in `out`, or TLS records not yet written.
+    pub fn wants_flush(&self, out: &Outbox) -> bool {
+        !out.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Writes what `out` holds (through TLS when there is some) with as few writes as the
+    /// socket allows.
+    pub fn flush(&mut self, out: &mut Outbox) -> io::Result<Flushed> {
+        let Some(tls) = self.tls.as_mut() else { return out.flush(&mut self.tcp) };
+        loop {
+            // Into the TLS session (it takes at most its buffer limit), then onto the wire.
+            let before = out.len();
+            while !out.is_empty() {
+                let n = tls.writer().write(&out.buf[out.pos..])?;
+                if n == 0 {
+                    break;
+                }
+                out.pos += n;
+            }
+            if out.is_empty() {
+                out.clear();
+            }
+            if !write_tls(tls, &mut self.tcp)? {
+                return Ok(Flushed::Partial);
+            }
+            if out.is_empty() {
+                return Ok(Flushed::All);
+            }
+            if out.len() == before {
+                // The session takes no more until its handshake is done: the next read goes on.
+                return Ok(Flushed::Partial);
+            }
+        }
+    }
+
+    /// Reads what the socket holds into `buf`'s spare room ([`read_into`]'s outcomes; over
+    /// TLS, `Drained` means the socket said `EAGAIN`).
+    pub fn read_into(&mut self, buf: &mut RecvBuf) -> io::Result<ReadOutcome> {
+        let Some(tls) = self.tls.as_mut() else { return read_into(&mut self.tcp, buf) };
+        let mut got = 0;
+        let mut tcp_eof = false;
+        loop {
+            // Plaintext already decrypted first.
+            let spare = buf.spare();
+            if spare.is_empty() {
+                return Ok(if got > 0 { ReadOutcome::More(got) } else { ReadOutcome::BufferFull });
+            }
+            match tls.reader().read(spare) {
+                // The peer's close_notify (callers handle what came before the end first).
+                Ok(0) => return Ok(ReadOutcome::Eof),
+                Ok(n) => {
+                    buf.filled(n);
+                    got += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ReadOutcome::Eof),
+                Err(e) => return Err(e),
+            }
+            if tcp_eof {
+                return Ok(ReadOutcome::Eof);
+            }
+            match tls.read_tls(&mut self.tcp) {
+                Ok(0) => tcp_eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Drained(got)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            tls.process_new_packets().map_err(io::Error::other)?;
+            // Handshake messages, alerts, key updates: out at once (a full socket buffer
+            // leaves them for the next flush, whose writable edge will come).
+            if tls.wants_write() {
+                write_tls(tls, &mut self.tcp)?;
+            }
+        }
+    }
+}
+
+/// Writes the session's pending records; false when the socket's send buffer is full.
+fn write_tls(tls: &mut Connection, tcp: &mut TcpStream) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(tcp) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

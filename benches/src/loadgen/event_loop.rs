@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use callway_gateway::core::buf::RecvBuf;
 use contract::stream_token::StreamTokenVerifier;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 
 use super::caller::{CallEnv, Caller, State as CallState, Wheels};
-use super::conn::{Flushed, Outbox, ReadOutcome, read_into};
+use super::conn::{Flushed, Outbox, ReadOutcome, Sock};
 use super::frame::FrameTemplate;
 use super::options::Mode;
 use super::recorder::{Progress, Recorder, RunClock};
@@ -72,6 +72,10 @@ pub struct ShardPlan {
     pub seed: u64,
     /// A soak: `calls` are the first of `identities`, kept concurrent as calls end (one loop).
     pub soak: Option<SoakPlan>,
+    /// TLS for the callers' connections (Twilio's leg), when it is `wss://`.
+    pub client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS for the OpenAI stand-in's connections, when the gateway reaches it over `wss://`.
+    pub server_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A soak stops starting new calls this long before media stops (they would still be
@@ -95,7 +99,7 @@ enum StubKind {
 }
 
 struct StubConn {
-    stream: TcpStream,
+    stream: Sock,
     recv: RecvBuf,
     out: Outbox,
     kind: StubKind,
@@ -150,6 +154,8 @@ struct Loop {
     sessions_closed_at: Option<u64>,
     seed: u64,
     soak: Option<Driver>,
+    client_tls: Option<Arc<rustls::ClientConfig>>,
+    server_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 fn listener(l: Option<std::net::TcpListener>, poll: &Poll, token: Token) -> io::Result<Option<TcpListener>> {
@@ -221,6 +227,8 @@ pub fn run_shard(plan: ShardPlan) -> io::Result<ShardOutcome> {
         sessions_closed_at: None,
         seed: plan.seed,
         soak: driver,
+        client_tls: plan.client_tls,
+        server_tls: plan.server_tls,
     };
     let mut events = Events::with_capacity(1024);
     let mut turns = 0u64;
@@ -308,12 +316,13 @@ impl Loop {
         if self.soak.is_some() && at.is_multiple_of(SOAK_PERIOD_NS) {
             self.soak_tick(at);
         }
-        let Loop { callers, parts, identities, poll, target, .. } = self;
+        let Loop { callers, parts, identities, poll, target, client_tls, .. } = self;
         // Calls whose start time has come.
         if at < tl.media_stop {
             while self.next_start < callers.len() && s.start_tick(callers[self.next_start].global()) <= t {
                 let i = self.next_start;
-                callers[i].connect(*target, poll.registry(), Token(CALLER_BASE + i), &mut parts.env());
+                let (registry, token) = (poll.registry(), Token(CALLER_BASE + i));
+                callers[i].connect(*target, client_tls.as_ref(), registry, token, &mut parts.env());
                 if let (Some(d), Some(shared)) = (self.soak.as_mut(), parts.soak.as_mut()) {
                     d.started(i, callers[i].global(), at);
                     shared.counts.calls_started += 1;
@@ -365,7 +374,7 @@ impl Loop {
     /// due, the stand-in sessions' scripted turns, overdue barge-in checks.
     fn soak_tick(&mut self, at: u64) {
         let tl = self.parts.clock.timeline;
-        let Loop { callers, parts, identities, poll, target, soak, stubs, seed, .. } = self;
+        let Loop { callers, parts, identities, poll, target, soak, stubs, seed, client_tls, .. } = self;
         let Some(driver) = soak.as_mut() else { return };
         let mut drops = Vec::new();
         if at + SOAK_LAST_START_NS < tl.media_stop {
@@ -376,7 +385,13 @@ impl Loop {
                         Ok(g) => {
                             *caller = Caller::new(g, i as u32, &identities[g as usize], *seed);
                             let token = Token(CALLER_BASE + i);
-                            caller.connect(*target, poll.registry(), token, &mut parts.env());
+                            caller.connect(
+                                *target,
+                                client_tls.as_ref(),
+                                poll.registry(),
+                                token,
+                                &mut parts.env(),
+                            );
                             driver.started(i, g, at);
                             if let Some(s) = parts.soak.as_mut() {
                                 s.counts.calls_started += 1;
@@ -428,7 +443,7 @@ impl Loop {
         for slot in drops {
             // Abrupt: no close frame, and a reset rather than a FIN.
             if let Some(conn) = self.stubs[slot].as_ref() {
-                let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+                let _ = socket2::SockRef::from(&*conn.stream).set_linger(Some(Duration::ZERO));
             }
             self.drop_stub(slot);
         }
@@ -494,6 +509,17 @@ impl Loop {
                 self.free_stubs.push(slot);
                 continue;
             }
+            let stream = match self.server_tls.as_ref().filter(|_| openai) {
+                None => Sock::plain(stream),
+                Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                    Ok(session) => Sock::tls(stream, session),
+                    Err(_) => {
+                        let _ = self.poll.registry().deregister(&mut stream);
+                        self.free_stubs.push(slot);
+                        continue;
+                    }
+                },
+            };
             let (kind, cap) = if openai {
                 let session = match self.soak.as_mut() {
                     Some(d) => openai_stub::Session::scripted(d.new_session(self.parts.clock.now_ns())),
@@ -517,7 +543,7 @@ impl Loop {
 
     fn on_stub(&mut self, slot: usize, readable: bool, writable: bool) {
         let Some(conn) = self.stubs.get_mut(slot).and_then(Option::as_mut) else { return };
-        if writable && !conn.out.is_empty() {
+        if writable && conn.stream.wants_flush(&conn.out) {
             conn.dirty = true;
         }
         if !readable {
@@ -526,7 +552,7 @@ impl Loop {
         let parts = &mut self.parts;
         let mut keep = true;
         loop {
-            let outcome = match read_into(&mut conn.stream, &mut conn.recv) {
+            let outcome = match conn.stream.read_into(&mut conn.recv) {
                 Ok(o) => o,
                 Err(_) => {
                     keep = false;
@@ -563,7 +589,7 @@ impl Loop {
         }
         if !keep {
             // Send what is queued (a close frame, a 400) before dropping.
-            let _ = conn.out.flush(&mut conn.stream);
+            let _ = conn.stream.flush(&mut conn.out);
             self.drop_stub(slot);
         }
     }
@@ -572,7 +598,7 @@ impl Loop {
         let Some(conn) = self.stubs.get_mut(slot).and_then(Option::as_mut) else { return };
         conn.dirty = false;
         let closing = matches!(&conn.kind, StubKind::OpenAi(s) if s.state == openai_stub::State::Closing);
-        match conn.out.flush(&mut conn.stream) {
+        match conn.stream.flush(&mut conn.out) {
             Ok(Flushed::All) if closing => self.drop_stub(slot),
             Ok(_) => {}
             Err(_) => self.drop_stub(slot),
@@ -584,7 +610,7 @@ impl Loop {
             if let StubKind::OpenAi(s) = &mut conn.kind {
                 s.gone(&self.parts.progress);
             }
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let _ = self.poll.registry().deregister(&mut *conn.stream);
             self.free_stubs.push(slot);
         }
     }

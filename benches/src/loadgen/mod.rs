@@ -22,7 +22,7 @@
 //! - [`options`]: the command line; [`setup`]: secrets, stream tokens, signatures, the
 //!   gateway's environment; [`pacing`]: the tick schedule and the run's timeline;
 //! - [`frame`]: frame ids inside the μ-law payload; [`scan`]: byte-search parsing;
-//!   [`conn`]: output buffers and reads;
+//!   [`conn`]: output buffers, reads, plain or TLS sockets; [`tls`]: `--tls`, the test CA;
 //! - [`caller`]: a simulated Twilio call; [`openai_stub`]: the Realtime stand-in;
 //!   [`control_stub`]: the stub control plane; [`event_loop`]: one loop holding them all;
 //! - [`recorder`]: what a loop measures; [`stats`]: histograms, percentiles, spread;
@@ -52,6 +52,7 @@ pub mod setup;
 pub mod soak;
 pub mod stats;
 pub mod syscalls;
+pub mod tls;
 
 pub use options::{Mode, Options};
 pub use run::{Harness, TargetEndpoint};

@@ -175,6 +175,10 @@ pub struct Options {
     /// TWILIO_STREAM_DOMAIN: the host the upgrade signatures are computed over.
     #[arg(long, env = "TWILIO_STREAM_DOMAIN", default_value = "gateway.loadgen.invalid")]
     pub stream_domain: String,
+    /// Which legs carry TLS: none, twilio (callers → gateway, and the echo floor), openai
+    /// (gateway → stand-in) or both. The certificates are made for the run (a throw-away CA).
+    #[arg(long, value_enum, default_value = "none")]
+    pub tls: super::tls::TlsLegs,
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,

@@ -139,6 +139,7 @@ mod tests {
     fn draws_an_svg() {
         let run = |mode, calls, p99| RunResult {
             mode,
+            tls: crate::loadgen::tls::TlsLegs::None,
             calls,
             run: 1,
             started_unix: 0,

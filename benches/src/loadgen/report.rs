@@ -99,6 +99,8 @@ pub struct SecondPoint {
 pub struct RunResult {
     /// Relay or echo floor.
     pub mode: Mode,
+    /// Which legs were TLS (`--tls`; the echo floor's one leg is TLS with Twilio's).
+    pub tls: super::tls::TlsLegs,
     /// Concurrent calls.
     pub calls: u32,
     /// Repeat number (1-based).
@@ -378,6 +380,7 @@ mod tests {
     fn run(mode: Mode, calls: u32, us: f64, p99: f64) -> RunResult {
         RunResult {
             mode,
+            tls: super::super::tls::TlsLegs::None,
             calls,
             run: 1,
             started_unix: 0,

@@ -30,6 +30,7 @@ use super::soak::metrics;
 use super::soak::report::{RssSample, SoakOutcome};
 use super::stats::LatencyHist;
 use super::syscalls::{self, Tool};
+use super::tls::LegTls;
 
 /// The process the callers talk to in one run.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +60,7 @@ pub struct Harness {
     syscall_tool: Option<Tool>,
     syscall_note: Option<String>,
     runs_done: u64,
+    tls: LegTls,
 }
 
 fn bind(addr: SocketAddr, n: usize) -> Result<(SocketAddr, Vec<std::net::TcpListener>), String> {
@@ -162,7 +164,9 @@ impl Harness {
                 None => (None, Some("neither perf (syscall tracepoints) nor strace works here".to_owned())),
             },
         };
+        let tls = LegTls::new(opts.tls)?;
         Ok(Harness {
+            tls,
             opts: opts.clone(),
             secrets,
             openai_listeners,
@@ -193,6 +197,10 @@ impl Harness {
             &self.secrets,
             &GatewayAddrs { listen, ops, openai: self.openai_addr, control: self.control_addr },
         );
+        for (k, v) in self.tls.gateway_env(self.openai_addr) {
+            env.retain(|(name, _)| *name != k);
+            env.push((k, v));
+        }
         // --gateway-env KEY=VALUE, last one wins.
         for (k, v) in self.opts.gateway_env.iter().filter_map(|kv| kv.split_once('=')) {
             env.retain(|(name, _)| name != k);
@@ -272,7 +280,12 @@ impl Harness {
                         ));
                     }
                     let listen = free_local_addr().map_err(|e| e.to_string())?;
-                    let args = vec!["server".to_owned(), listen.to_string()];
+                    let mut args = vec!["server".to_owned(), listen.to_string()];
+                    if self.opts.tls.twilio() {
+                        // The floor's one leg is TLS like the gateway's Twilio leg.
+                        args.push(self.tls.cert_file().display().to_string());
+                        args.push(self.tls.key_file().display().to_string());
+                    }
                     let mut c = Spawned::spawn("ws-echo", &bin, &args, &[], core, self.priority())
                         .map_err(|e| e.to_string())?;
                     c.wait_listening(listen, Duration::from_secs(15))?;
@@ -379,6 +392,8 @@ impl Harness {
                 abort: abort.clone(),
                 seed: run_tag,
                 soak: soak.clone(),
+                client_tls: self.tls.client.clone(),
+                server_tls: self.tls.server.clone(),
             };
             let core = (!o.no_pin).then(|| o.harness_core[k]);
             let h = std::thread::Builder::new()
@@ -609,6 +624,7 @@ impl Harness {
             .collect();
         Ok(RunResult {
             mode,
+            tls: o.tls,
             calls,
             run,
             started_unix,

@@ -12,14 +12,27 @@ use callway_gateway::core::ws::{Data, Decoded, Decoder, Encoder, Limits, Message
 /// Largest message the harness echoes (Autobahn's big cases go to 16 MiB).
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024 + 1024;
 
-fn read_more(stream: &mut TcpStream, buf: &mut RecvBuf) -> io::Result<usize> {
+/// A connection the harness echoes on: a TCP stream, or one carrying TLS (`ws-echo server`
+/// with a certificate).
+pub trait Conn: Read + Write {
+    /// Shuts the connection down, as [`TcpStream::shutdown`].
+    fn shutdown(&mut self, how: std::net::Shutdown) -> io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn shutdown(&mut self, how: std::net::Shutdown) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+}
+
+fn read_more(stream: &mut impl Read, buf: &mut RecvBuf) -> io::Result<usize> {
     let n = stream.read(buf.spare())?;
     buf.filled(n);
     Ok(n)
 }
 
 /// Serves one connection: upgrade, then echo every data message until the close handshake.
-pub fn serve(mut stream: TcpStream) -> io::Result<()> {
+pub fn serve(mut stream: impl Conn) -> io::Result<()> {
     let mut buf = RecvBuf::with_capacity(MAX_MESSAGE + 64);
     let mut out = vec![0u8; MAX_MESSAGE + 64];
     // Upgrade.
@@ -51,7 +64,7 @@ pub fn serve(mut stream: TcpStream) -> io::Result<()> {
 /// Echoes data messages, answers pings, completes the close handshake; on a protocol error
 /// sends the matching close code and stops.
 pub fn run_echo(
-    stream: &mut TcpStream,
+    stream: &mut impl Conn,
     buf: &mut RecvBuf,
     out: &mut [u8],
     mut dec: Decoder,

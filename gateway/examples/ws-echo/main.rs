@@ -1,9 +1,10 @@
 //! `ws-echo`: a WebSocket conformance harness for the gateway's codec, on blocking sockets.
 //!
 //! ```text
-//! ws-echo server 127.0.0.1:9001
+//! ws-echo server 127.0.0.1:9001 [CERT.pem KEY.pem]
 //!     Echo server on the server-side codec (text, binary, fragments, ping/pong, close).
-//!     Point a conformance suite's client cases at it (Autobahn `fuzzingclient`).
+//!     Point a conformance suite's client cases at it (Autobahn `fuzzingclient`). With a
+//!     certificate chain and key it serves `wss://` (rustls): the load generator's TLS floor.
 //! ws-echo autobahn-client 127.0.0.1:9001
 //!     Client-side codec against an Autobahn `fuzzingserver`: /getCaseCount, every
 //!     /runCase?case=N&agent=callway (echoing), then /updateReports.
@@ -15,8 +16,13 @@
 #[path = "echo.rs"]
 mod echo;
 
-use std::io::{self, Write};
-use std::net::TcpListener;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use callway_gateway::core::buf::RecvBuf;
 use callway_gateway::core::ws::{Data, Decoded, Decoder, Encoder, Limits, Message, OpCode, Role, close_code};
@@ -24,13 +30,19 @@ use callway_gateway::core::ws::{Data, Decoded, Decoder, Encoder, Limits, Message
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match (args.get(1).map(String::as_str), args.get(2)) {
-        (Some("server"), Some(addr)) => server(addr),
+        (Some("server"), Some(addr)) => match (args.get(3), args.get(4)) {
+            (None, None) => server(addr, None),
+            (Some(cert), Some(key)) => tls_config(cert, key).and_then(|c| server(addr, Some(c))),
+            _ => Err(io::Error::other("server takes ADDR, or ADDR CERT KEY")),
+        },
         (Some("autobahn-client"), Some(addr)) => autobahn_client(addr),
         (Some("echo-check"), Some(addr)) => {
             echo_check(addr, args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100))
         }
         _ => {
-            eprintln!("usage: ws-echo server ADDR | autobahn-client ADDR | echo-check ADDR [COUNT]");
+            eprintln!(
+                "usage: ws-echo server ADDR [CERT KEY] | autobahn-client ADDR | echo-check ADDR [COUNT]"
+            );
             std::process::exit(2);
         }
     };
@@ -40,18 +52,66 @@ fn main() {
     }
 }
 
-fn server(addr: &str) -> io::Result<()> {
+fn server(addr: &str, tls: Option<Arc<ServerConfig>>) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
-    eprintln!("ws-echo: serving on {}", listener.local_addr()?);
+    eprintln!("ws-echo: serving {} on {}", if tls.is_some() { "wss" } else { "ws" }, listener.local_addr()?);
     for stream in listener.incoming() {
         let stream = stream?;
+        let tls = tls.clone();
         std::thread::spawn(move || {
-            if let Err(e) = echo::serve(stream) {
+            let result = match tls {
+                None => echo::serve(stream),
+                Some(config) => ServerConnection::new(config)
+                    .map_err(io::Error::other)
+                    .and_then(|session| echo::serve(TlsConn(StreamOwned::new(session, stream)))),
+            };
+            if let Err(e) = result {
                 eprintln!("ws-echo: connection: {e}");
             }
         });
     }
     Ok(())
+}
+
+/// The server's TLS from PEM files (rustls, ring).
+fn tls_config(cert: &str, key: &str) -> io::Result<Arc<ServerConfig>> {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert).and_then(|it| it.collect()).map_err(io::Error::other)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(io::Error::other)?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(io::Error::other)?;
+    Ok(Arc::new(config))
+}
+
+/// A TLS connection: rustls over a blocking TCP stream.
+struct TlsConn(StreamOwned<ServerConnection, TcpStream>);
+
+impl Read for TlsConn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for TlsConn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl echo::Conn for TlsConn {
+    fn shutdown(&mut self, how: std::net::Shutdown) -> io::Result<()> {
+        self.0.conn.send_close_notify();
+        let _ = self.0.flush();
+        self.0.sock.shutdown(how)
+    }
 }
 
 fn seed() -> [u8; 32] {

@@ -8,7 +8,8 @@
 //!   `GATEWAY_WORKERS` workers, each with its own current-thread tokio runtime and its own
 //!   `SO_REUSEPORT` listener on `GATEWAY_LISTEN_ADDR` (`listener.rs`): the kernel spreads
 //!   connections across them and a call never leaves its worker. One more thread serves
-//!   `/healthz`, `/readyz`, `/metrics` (`ops.rs`).
+//!   `/healthz`, `/readyz`, `/metrics` (`ops.rs`) and every 10 s hands the memory freed by
+//!   ended calls back to the system (`memory.rs`).
 //! - Per connection (`conn.rs`, on the worker's tokio thread whatever the shell): optional TLS
 //!   (`tls.rs`, rustls with the ring provider), the upgrade head read into a
 //!   [`crate::core::buf::RecvBuf`] under a size limit and a timeout, `parse_request` +
@@ -37,6 +38,7 @@ mod conn;
 mod control;
 mod driver;
 mod listener;
+mod memory;
 mod ops;
 mod server;
 mod stream;
@@ -44,6 +46,7 @@ mod tls;
 mod upstream;
 mod uring;
 
+pub use memory::release_free_memory;
 pub use server::{Gateway, StartError};
 
 /// A socket the shell reads and writes: plain TCP or TLS over it.

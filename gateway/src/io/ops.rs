@@ -1,6 +1,7 @@
 //! `/healthz` (the process answers), `/readyz` (every worker accepting, not draining) and
 //! `/metrics` (Prometheus text) on `GATEWAY_OPS_ADDR`, on a thread of their own so a busy
-//! worker never delays a probe. A minimal HTTP/1.1 server: one request per connection.
+//! worker never delays a probe. A minimal HTTP/1.1 server: one request per connection. The
+//! same thread runs the periodic heap trim ([`super::memory`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub(crate) fn run(
     };
     rt.block_on(async move {
         let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+        tokio::spawn(super::memory::trim_periodically(metrics.clone()));
         let mut draining_seen = false;
         loop {
             tokio::select! {

@@ -113,6 +113,7 @@ impl Gateway {
                 None
             }
         };
+        let connector = tls::connector(config.openai_ca_file.as_deref()).map_err(StartError::Tls)?;
         let workers = config.workers.max(1);
         let (local_addr, listeners) = listener::listeners(config.listen_addr, workers).map_err(|source| {
             StartError::Bind { what: "GATEWAY_LISTEN_ADDR", addr: config.listen_addr, source }
@@ -132,7 +133,7 @@ impl Gateway {
             config,
             authorizer,
             acceptor,
-            connector: tls::connector(),
+            connector,
             metrics: metrics.clone(),
             uring,
         });

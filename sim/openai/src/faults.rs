@@ -111,6 +111,12 @@ pub enum Fault {
         /// Delay from acceptance.
         after: Duration,
     },
+    /// Like [`Fault::DropAfter`], but the last thing on the wire is the start of a WebSocket
+    /// message whose rest never comes (a server that died while writing).
+    DropMidMessage {
+        /// Delay from acceptance.
+        after: Duration,
+    },
     /// Stop sending on each session this long after acceptance.
     StallAfter {
         /// Delay from acceptance.
@@ -148,7 +154,8 @@ impl FromStr for Fault {
     type Err = FaultParseError;
 
     /// `refuse-handshake=429|quota|500|503[:N]`, `refuse-secrets=…[:N]`,
-    /// `close-after=5s[:CODE]`, `drop-after=5s`, `stall-after=5s[:silent|frozen]`.
+    /// `close-after=5s[:CODE]`, `drop-after=5s`, `drop-mid-message=5s`,
+    /// `stall-after=5s[:silent|frozen]`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, value) =
             s.split_once('=').ok_or_else(|| FaultParseError(format!("`{s}`: expected NAME=VALUE")))?;
@@ -174,6 +181,7 @@ impl FromStr for Fault {
                     .unwrap_or(1011),
             }),
             "drop-after" => Ok(Self::DropAfter { after: parse_duration(main)? }),
+            "drop-mid-message" => Ok(Self::DropMidMessage { after: parse_duration(main)? }),
             "stall-after" => Ok(Self::StallAfter {
                 after: parse_duration(main)?,
                 mode: match extra {
@@ -185,7 +193,7 @@ impl FromStr for Fault {
                 },
             }),
             _ => Err(FaultParseError(format!(
-                "unknown fault `{name}` (refuse-handshake, refuse-secrets, close-after, drop-after, stall-after)"
+                "unknown fault `{name}` (refuse-handshake, refuse-secrets, close-after, drop-after, drop-mid-message, stall-after)"
             ))),
         }
     }
@@ -196,6 +204,8 @@ impl FromStr for Fault {
 pub(crate) struct SessionFaults {
     pub close_after: Option<(Duration, u16)>,
     pub drop_after: Option<Duration>,
+    /// Whether the drop leaves a message half-written.
+    pub drop_mid_message: bool,
     pub stall_after: Option<(Duration, StallMode)>,
 }
 
@@ -205,7 +215,8 @@ impl SessionFaults {
         for f in faults {
             match *f {
                 Fault::CloseAfter { after, code } => s.close_after = Some((after, code)),
-                Fault::DropAfter { after } => s.drop_after = Some(after),
+                Fault::DropAfter { after } => (s.drop_after, s.drop_mid_message) = (Some(after), false),
+                Fault::DropMidMessage { after } => (s.drop_after, s.drop_mid_message) = (Some(after), true),
                 Fault::StallAfter { after, mode } => s.stall_after = Some((after, mode)),
                 Fault::RefuseHandshake { .. } | Fault::RefuseClientSecrets { .. } => {}
             }
@@ -235,6 +246,10 @@ mod tests {
         assert_eq!(
             "stall-after=2m:frozen".parse::<Fault>().unwrap(),
             Fault::StallAfter { after: Duration::from_secs(120), mode: StallMode::Frozen }
+        );
+        assert_eq!(
+            "drop-mid-message=250ms".parse::<Fault>().unwrap(),
+            Fault::DropMidMessage { after: Duration::from_millis(250) }
         );
         assert_eq!(
             "drop-after=3".parse::<Fault>().unwrap(),

@@ -42,7 +42,8 @@ pub enum SessionEnd {
         /// Close reason.
         reason: String,
     },
-    /// The simulator dropped the TCP connection without a close frame (`DropAfter`).
+    /// The simulator dropped the TCP connection without a close frame (`DropAfter`,
+    /// `DropMidMessage`).
     Dropped,
     /// The simulator shut down (close 1001 sent).
     Shutdown,

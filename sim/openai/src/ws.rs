@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -175,6 +175,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         .await;
     }
 
+    /// Writes the first bytes of a text message (a header announcing 200 bytes, then 45 of
+    /// them) straight to the socket, for [`crate::Fault::DropMidMessage`].
+    async fn write_half_message(&mut self) {
+        const START: &[u8] = b"{\"type\":\"response.output_audio.delta\",\"delta\"";
+        let mut bytes = vec![0x81, 0x7e, 0x00, 200];
+        bytes.extend_from_slice(START);
+        let io = self.ws.get_mut();
+        let _ = io.write_all(&bytes).await;
+        let _ = io.flush().await;
+    }
+
     /// Sends a close frame without waiting for the reply.
     async fn send_close(&mut self, code: u16, reason: &str) {
         let frame = CloseFrame { code: code.into(), reason: reason.into() };
@@ -315,7 +326,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     };
                     break end;
                 }
-                Action::Drop => break SessionEnd::Dropped,
+                Action::Drop => {
+                    if f.drop_mid_message {
+                        self.write_half_message().await;
+                    }
+                    break SessionEnd::Dropped;
+                }
                 Action::Close(code, reason) => {
                     if let Err(end) = self.flush().await {
                         break end;

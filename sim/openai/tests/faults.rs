@@ -81,6 +81,26 @@ async fn drop_after_ends_the_connection_without_a_close_frame() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn drop_mid_message_leaves_a_message_unfinished_then_ends_the_connection() {
+    let sim = OpenAiSim::spawn(SimConfig {
+        faults: vec![Fault::DropMidMessage { after: Duration::from_secs(2) }],
+        ..fast_config()
+    })
+    .await
+    .unwrap();
+    let mut c = connect(&sim).await;
+    c.expect("session.created").await;
+    let rest = c.raw_rest().await;
+    // A text frame announcing 200 bytes (16-bit length), then fewer than that, then the end.
+    assert_eq!(rest[..4], [0x81, 0x7e, 0x00, 200], "{rest:?}");
+    assert!(rest.len() - 4 < 200, "the message is unfinished: {} payload bytes", rest.len() - 4);
+    assert!(rest[4..].starts_with(b"{\"type\":"), "{rest:?}");
+    sim.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some())).await;
+    assert_eq!(sim.session(0).unwrap().ended, Some(SessionEnd::Dropped));
+    sim.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_silent_stall_reads_and_records_but_sends_nothing() {
     let sim = OpenAiSim::spawn(SimConfig {
         faults: vec![Fault::StallAfter { after: Duration::from_secs(1), mode: StallMode::Silent }],

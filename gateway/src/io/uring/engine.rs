@@ -526,7 +526,10 @@ impl Engine {
             if !leg.reading && !leg.buf.is_empty() {
                 up_blocked = slot.call.handle_upstream(&mut leg.buf, now) == Handled::SendBufferFull;
             }
-            if (leg.eof || leg.failed) && !leg.reading && leg.buf.is_empty() {
+            // Ended: once the call took every whole message it could (it is not waiting for
+            // room to send), what is left is at most a partial message the peer never finished.
+            if (leg.eof || leg.failed) && !leg.reading && !up_blocked {
+                leg.buf.consume(leg.buf.len());
                 retire(legs, &mut queue, u);
                 slot.up = None;
                 up_blocked = false;

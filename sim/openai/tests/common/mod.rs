@@ -175,6 +175,15 @@ impl Client {
         }
     }
 
+    /// Reads the socket's bytes past the WebSocket layer until the server closes it (for the
+    /// faults that leave the wire in a state no WebSocket library reports).
+    pub async fn raw_rest(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let mut rest = Vec::new();
+        let _ = self.ws.get_mut().read_to_end(&mut rest).await;
+        rest
+    }
+
     /// The next raw frame, pings and pongs included.
     pub async fn next_message(&mut self) -> Option<Result<Message, tungstenite::Error>> {
         self.ws.next().await
