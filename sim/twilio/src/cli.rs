@@ -185,8 +185,9 @@ pub struct TwilioApiArgs {
     #[arg(long, value_name = "MS", default_value_t = 15_000)]
     pub callback_timeout_ms: u64,
     /// The Twilio region the account lives in (`us1`, `ie1`, `au1`): requests whose `Host`
-    /// names another region (`api.twilio.com` is `us1`, `api.dublin.ie1.twilio.com` is `ie1`)
-    /// are refused with 20003, as Twilio refuses another region's credentials. Default: any.
+    /// names another region (`api.twilio.com` and this simulator's own address are `us1`,
+    /// `api.dublin.ie1.twilio.com` is `ie1`) are refused with 20003, as Twilio refuses another
+    /// region's credentials. Default: any.
     #[arg(long, env = "TWILIO_SIM_REGION", value_parser = ["us1", "ie1", "au1"])]
     pub region: Option<String>,
     /// The person who answers the calls.

@@ -11,8 +11,11 @@
 //!
 //! Credentials are per region: an auth token or API key of one region fails with 20003 in
 //! another. The simulator models that when its account is given a region
-//! ([`super::ApiConfig::region`]); a request to the simulator's own address (any host outside
-//! `twilio.com`) counts as addressed to the account's region.
+//! ([`super::ApiConfig::region`]). A request to the simulator's own address (any host outside
+//! `twilio.com`) counts as addressed to `api.twilio.com` (US1), since the simulator's address is
+//! what replaces `https://api.twilio.com` in a client's configuration: a client of an IE1
+//! account must name `api.dublin.ie1.twilio.com` in `Host`, as the control plane does with
+//! `TWILIO_REGION`/`TWILIO_EDGE`.
 
 /// A `Host` header, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +36,8 @@ pub enum ApiHost {
     },
     /// Another `*.twilio.com` name: no such API host.
     Unknown,
-    /// Not a Twilio name: the simulator's own address (or none given).
+    /// Not a Twilio name: the simulator's own address (or none given), standing for
+    /// `api.twilio.com`.
     Local,
 }
 
@@ -67,13 +71,12 @@ impl ApiHost {
         }
     }
 
-    /// The region that processes a request sent to this host; `local` is the region of the
-    /// simulated account (`us1` when it has none).
-    pub fn processing_region<'a>(&'a self, local: &'a str) -> Option<&'a str> {
+    /// The region that processes a request sent to this host (`None`: no Twilio region
+    /// answers it).
+    pub fn processing_region(&self) -> Option<&str> {
         match self {
-            ApiHost::Us1 => Some("us1"),
+            ApiHost::Us1 | ApiHost::Local => Some("us1"),
             ApiHost::Regional { region, .. } => Some(region),
-            ApiHost::Local => Some(local),
             ApiHost::Retired { .. } | ApiHost::Unknown => None,
         }
     }
@@ -108,10 +111,11 @@ mod tests {
 
     #[test]
     fn processing_region_follows_the_host() {
-        assert_eq!(ApiHost::Us1.processing_region("ie1"), Some("us1"));
-        assert_eq!(ApiHost::Local.processing_region("ie1"), Some("ie1"));
+        assert_eq!(ApiHost::Us1.processing_region(), Some("us1"));
+        assert_eq!(ApiHost::Local.processing_region(), Some("us1"));
         let dublin = ApiHost::classify(Some("api.dublin.ie1.twilio.com"));
-        assert_eq!(dublin.processing_region("us1"), Some("ie1"));
-        assert_eq!(ApiHost::Retired { region: "ie1".into() }.processing_region("us1"), None);
+        assert_eq!(dublin.processing_region(), Some("ie1"));
+        assert_eq!(ApiHost::Retired { region: "ie1".into() }.processing_region(), None);
+        assert_eq!(ApiHost::Unknown.processing_region(), None);
     }
 }

@@ -10,8 +10,8 @@
 //!
 //! Every request is also addressed by its `Host`: `api.twilio.com`, the regional form
 //! `api.{edge}.{region}.twilio.com` (`api.dublin.ie1.twilio.com`), or the simulator's own
-//! address; retired and unknown Twilio names are refused, and an account given a region only
-//! answers requests addressed to that region ([`host`]).
+//! address (standing for `api.twilio.com`); retired and unknown Twilio names are refused, and an
+//! account given a region only answers requests addressed to that region ([`host`]).
 //!
 //! An accepted call then rings for the configured delay and, per the callee's [`Outcome`], is
 //! answered, busy, unanswered or failed. An answered call runs its TwiML: `<Connect><Stream>`
@@ -157,7 +157,9 @@ pub struct ApiConfig {
     pub callback_timeout: Duration,
     /// The Twilio region the account's credentials belong to (`us1`, `ie1`, `au1`): requests
     /// addressed by `Host` to another region fail with 401 20003, as region-specific
-    /// credentials do ([`host`]). `None`: any region's host is accepted.
+    /// credentials do; the simulator's own address stands for `api.twilio.com` (US1), so an
+    /// `ie1` account must be addressed as `api.dublin.ie1.twilio.com` ([`host`]). `None`: any
+    /// region's host is accepted.
     pub region: Option<String>,
 }
 

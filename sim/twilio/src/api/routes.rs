@@ -58,10 +58,9 @@ fn host_of(headers: &HeaderMap) -> Option<&str> {
 /// other than the account's when the account has one (401 20003: credentials are per region).
 fn check_host(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     let host = host_of(headers);
-    let local = shared.cfg.region.as_deref().unwrap_or("us1");
     let classified = ApiHost::classify(host);
     let shown = host.unwrap_or_default();
-    let region = match (&classified, classified.processing_region(local)) {
+    let region = match (&classified, classified.processing_region()) {
         (ApiHost::Retired { region }, _) => {
             return Err(ApiError::new(
                 404,
