@@ -4,6 +4,11 @@
 //! Storage is chosen by what is set: `DATABASE_URL` (`postgres://…`, a Supabase connection
 //! string, or `sqlite:…`), else Supabase REST with `SUPABASE_URL` + `SUPABASE_SERVICE_ROLE_KEY`,
 //! else the embedded SQLite file `callway.sqlite3`.
+//!
+//! Twilio's region: `TWILIO_REGION` + `TWILIO_EDGE` (both or neither; `ie1` + `dublin` for the
+//! EU) make the API host `api.{edge}.{region}.twilio.com` ([`crate::twilio::TwilioRegion`]);
+//! with `TWILIO_API_BASE` also set (a simulator), requests go there and name the regional host
+//! in `Host`. The names and defaults of every variable are in README.md's table.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,8 +91,14 @@ pub struct Config {
     pub twilio_stream_domain: String,
     /// `TWILIO_REQUIRE_VERIFIED_NUMBERS`.
     pub twilio_require_verified_numbers: bool,
-    /// `TWILIO_API_BASE` (default `https://api.twilio.com`).
+    /// Where Twilio REST requests go: `TWILIO_API_BASE`, else the regional host of
+    /// `TWILIO_REGION` + `TWILIO_EDGE`, else `https://api.twilio.com`.
     pub twilio_api_base: String,
+    /// `TWILIO_REGION` + `TWILIO_EDGE` (`None`: US1).
+    pub twilio_region: Option<crate::twilio::TwilioRegion>,
+    /// The regional host named in `Host` when `TWILIO_API_BASE` points at a stand-in (a
+    /// simulator) and a region is set; `None` otherwise.
+    pub twilio_api_host_header: Option<String>,
     /// `TWILIO_CALL_TIME_LIMIT_SECS` (default 900).
     pub twilio_call_time_limit_secs: u32,
     /// `PUBLIC_APP_URL`, without trailing `/`.
@@ -124,6 +135,7 @@ impl std::fmt::Debug for Config {
             .field("realtime_turn_detection", &self.realtime_turn_detection)
             .field("openai_base_url", &self.openai_base_url)
             .field("twilio_api_base", &self.twilio_api_base)
+            .field("twilio_region", &self.twilio_region)
             .field("twilio_stream_domain", &self.twilio_stream_domain)
             .field("public_app_url", &self.public_app_url)
             .field("listen_addr", &self.listen_addr)
@@ -188,7 +200,37 @@ impl Config {
             }
         };
         let twilio_require_verified_numbers = r.bool("TWILIO_REQUIRE_VERIFIED_NUMBERS", false);
-        let twilio_api_base = r.url("TWILIO_API_BASE", Some("https://api.twilio.com"), "");
+        let api_base_set = r.opt("TWILIO_API_BASE");
+        let api_base = r.url("TWILIO_API_BASE", Some("https://api.twilio.com"), "");
+        let twilio_region = match crate::twilio::TwilioRegion::from_settings(
+            r.opt("TWILIO_REGION").as_deref(),
+            r.opt("TWILIO_EDGE").as_deref(),
+        ) {
+            Ok(region) => region,
+            Err(e) => {
+                r.problem(e.to_string());
+                None
+            }
+        };
+        let (twilio_api_base, twilio_api_host_header) = match (&twilio_region, api_base_set) {
+            (None, _) => (api_base, None),
+            (Some(region), None) => (region.api_base(), None),
+            (Some(region), Some(_)) => {
+                let host = host_of(&api_base).unwrap_or_default();
+                let name = host.rsplit_once(':').map_or(host, |(h, _)| h).to_ascii_lowercase();
+                if name == region.api_host() {
+                    (api_base, None)
+                } else {
+                    if name == "twilio.com" || name.ends_with(".twilio.com") {
+                        r.problem(format!(
+                            "TWILIO_API_BASE names Twilio's {name} while TWILIO_REGION/TWILIO_EDGE name {}: unset TWILIO_API_BASE (the regional host is derived from them)",
+                            region.api_host()
+                        ));
+                    }
+                    (api_base, Some(region.api_host()))
+                }
+            }
+        };
         let twilio_call_time_limit_secs = r.number("TWILIO_CALL_TIME_LIMIT_SECS", 900u32, 30, 14_400);
 
         let public_app_url = r.url(
@@ -328,6 +370,8 @@ impl Config {
             twilio_stream_domain,
             twilio_require_verified_numbers,
             twilio_api_base,
+            twilio_region,
+            twilio_api_host_header,
             twilio_call_time_limit_secs,
             public_app_url,
             storage,
@@ -389,6 +433,49 @@ mod tests {
         assert!(!c.twilio_require_verified_numbers);
         assert_eq!(c.transcript_retention_days, 30);
         assert!(!format!("{c:?}").contains("sk-test"));
+    }
+
+    #[test]
+    fn twilio_region_picks_the_regional_api_host() {
+        let mut m = base();
+        assert_eq!(load(&m).unwrap().twilio_api_base, "https://api.twilio.com");
+        m.insert("TWILIO_REGION", "ie1");
+        m.insert("TWILIO_EDGE", "dublin");
+        let c = load(&m).unwrap();
+        assert_eq!(c.twilio_api_base, "https://api.dublin.ie1.twilio.com");
+        assert_eq!(c.twilio_api_host_header, None);
+        assert!(format!("{c:?}").contains("ie1"));
+        // Callbacks are still signed over PUBLIC_APP_URL, whatever the region.
+        assert_eq!(c.public_app_url, "https://cp.example.eu");
+
+        // Through a stand-in (the simulator): requests go there and name the regional host.
+        m.insert("TWILIO_API_BASE", "http://127.0.0.1:8082/");
+        let c = load(&m).unwrap();
+        assert_eq!(c.twilio_api_base, "http://127.0.0.1:8082");
+        assert_eq!(c.twilio_api_host_header.as_deref(), Some("api.dublin.ie1.twilio.com"));
+    }
+
+    #[test]
+    fn contradictory_twilio_regions_are_refused_at_start() {
+        let mut m = base();
+        m.insert("TWILIO_REGION", "ie1");
+        m.insert("TWILIO_API_BASE", "https://api.twilio.com");
+        let text = load(&m).unwrap_err().to_string();
+        assert!(text.contains("TWILIO_REGION=ie1 needs TWILIO_EDGE"), "{text}");
+        m.insert("TWILIO_EDGE", "dublin");
+        let text = load(&m).unwrap_err().to_string();
+        assert!(text.contains("TWILIO_API_BASE names Twilio's api.twilio.com"), "{text}");
+        m.insert("TWILIO_API_BASE", "https://api.dublin.ie1.twilio.com");
+        let c = load(&m).unwrap();
+        assert_eq!(
+            (c.twilio_api_base.as_str(), c.twilio_api_host_header),
+            ("https://api.dublin.ie1.twilio.com", None)
+        );
+        m.remove("TWILIO_API_BASE");
+        m.insert("TWILIO_REGION", "de1");
+        m.insert("TWILIO_EDGE", "frankfurt");
+        let text = load(&m).unwrap_err().to_string();
+        assert!(text.contains("TWILIO_REGION=de1 is not a Twilio processing region"), "{text}");
     }
 
     #[test]

@@ -126,6 +126,15 @@ async fn serve(config: Config) -> ExitCode {
         Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     tracing::info!(%addr, storage = app.storage.store.kind(), "control plane listening");
+    match (&app.config.twilio_region, &app.config.twilio_api_host_header) {
+        (Some(r), None) => {
+            tracing::info!(api = %app.config.twilio_api_base, region = %r.region, edge = %r.edge, "Twilio API (regional)")
+        }
+        (Some(r), Some(host)) => {
+            tracing::info!(api = %app.config.twilio_api_base, %host, region = %r.region, "Twilio API (regional host through TWILIO_API_BASE)")
+        }
+        (None, _) => tracing::info!(api = %app.config.twilio_api_base, "Twilio API (US1)"),
+    }
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

@@ -1,5 +1,16 @@
-//! Twilio: the inline TwiML of an outbound call (pure), and the REST client (`Calls.create`,
-//! hang-up, `OutgoingCallerIds`) with its errors mapped to answers a person understands.
+//! Twilio: the inline TwiML of an outbound call (pure), the REST client (`Calls.create`,
+//! hang-up, `OutgoingCallerIds`) with its errors mapped to answers a person understands, and
+//! the regional API host ([`TwilioRegion`]).
+//!
+//! # Regions
+//! Twilio picks the region that processes (and stores) a call by the API host name:
+//! `api.twilio.com` is the United States (US1); `api.{edge}.{region}.twilio.com` is another
+//! region, entered through the edge named: `api.dublin.ie1.twilio.com` for Ireland (IE1, the
+//! EU choice), `api.sydney.au1.twilio.com` for Australia. The short `api.ie1.twilio.com` form
+//! processed in US1 and stopped answering on 2026-04-28, and Frankfurt (`de1`) is an edge, not a
+//! processing region (Twilio's API domain migration guide, 2026). Credentials are per region:
+//! with IE1, `TWILIO_AUTH_TOKEN` is the IE1 auth token, which also signs IE1's callbacks and
+//! stream upgrades.
 //!
 //! # Retries
 //! `Calls.create` is not idempotent: a retry after an ambiguous failure (a 5xx, a timeout once
@@ -88,11 +99,107 @@ pub fn connect_stream_twiml(
     Ok(out)
 }
 
+/// Edge and region pairs that process REST requests outside the United States
+/// (`api.{edge}.{region}.twilio.com`).
+pub const REGIONAL_PAIRS: &[(&str, &str)] = &[("ie1", "dublin"), ("au1", "sydney")];
+
+/// Where Twilio processes the account's calls: `TWILIO_REGION` + `TWILIO_EDGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioRegion {
+    /// `ie1`, `au1`.
+    pub region: String,
+    /// `dublin`, `sydney`.
+    pub edge: String,
+}
+
+/// Why `TWILIO_REGION` / `TWILIO_EDGE` were refused; each message says what to set instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegionError {
+    /// A region without its edge: the `api.{region}.twilio.com` form is retired.
+    #[error(
+        "TWILIO_REGION={0} needs TWILIO_EDGE too: api.{0}.twilio.com processed in US1 and no longer answers since 2026-04-28 (set {1})"
+    )]
+    RegionWithoutEdge(String, String),
+    /// An edge without a region.
+    #[error("TWILIO_EDGE={0} needs TWILIO_REGION too (set {1}), or unset both for US1 (api.twilio.com)")]
+    EdgeWithoutRegion(String, String),
+    /// `us1` is the default host.
+    #[error("TWILIO_REGION=us1 is the default (api.twilio.com): unset TWILIO_REGION and TWILIO_EDGE")]
+    Us1,
+    /// Not a region that processes REST requests.
+    #[error(
+        "TWILIO_REGION={0} is not a Twilio processing region (Frankfurt de1 and the other legacy codes are edges only): use ie1 with TWILIO_EDGE=dublin for the EU, au1 with sydney, or unset both for US1"
+    )]
+    UnknownRegion(String),
+    /// The edge does not serve that region's REST API.
+    #[error(
+        "TWILIO_EDGE={edge} does not serve TWILIO_REGION={region}'s REST API: use TWILIO_EDGE={expected}"
+    )]
+    EdgeMismatch {
+        /// As configured.
+        region: String,
+        /// As configured.
+        edge: String,
+        /// The documented edge of `region`.
+        expected: String,
+    },
+}
+
+fn pair_hint(region: Option<&str>, edge: Option<&str>) -> String {
+    let found = REGIONAL_PAIRS.iter().find(|(r, e)| Some(*r) == region || Some(*e) == edge);
+    let (r, e) = found.copied().unwrap_or(REGIONAL_PAIRS[0]);
+    format!("TWILIO_REGION={r} TWILIO_EDGE={e}")
+}
+
+impl TwilioRegion {
+    /// Validates `TWILIO_REGION` and `TWILIO_EDGE` (both or neither; case-insensitive).
+    /// `Ok(None)`: US1 through `api.twilio.com`.
+    pub fn from_settings(region: Option<&str>, edge: Option<&str>) -> Result<Option<Self>, RegionError> {
+        let region = region.map(str::trim).filter(|s| !s.is_empty()).map(str::to_ascii_lowercase);
+        let edge = edge.map(str::trim).filter(|s| !s.is_empty()).map(str::to_ascii_lowercase);
+        match (region, edge) {
+            (None, None) => Ok(None),
+            (Some(r), _) if r == "us1" => Err(RegionError::Us1),
+            (Some(r), _) if !REGIONAL_PAIRS.iter().any(|(pr, _)| *pr == r) => {
+                Err(RegionError::UnknownRegion(r))
+            }
+            (Some(r), None) => {
+                let hint = pair_hint(Some(&r), None);
+                Err(RegionError::RegionWithoutEdge(r, hint))
+            }
+            (None, Some(e)) => {
+                let hint = pair_hint(None, Some(&e));
+                Err(RegionError::EdgeWithoutRegion(e, hint))
+            }
+            (Some(r), Some(e)) => match REGIONAL_PAIRS.iter().find(|(pr, _)| *pr == r) {
+                Some((_, expected)) if *expected == e => Ok(Some(TwilioRegion { region: r, edge: e })),
+                Some((_, expected)) => {
+                    Err(RegionError::EdgeMismatch { region: r, edge: e, expected: (*expected).to_owned() })
+                }
+                None => Err(RegionError::UnknownRegion(r)),
+            },
+        }
+    }
+
+    /// `api.{edge}.{region}.twilio.com`.
+    pub fn api_host(&self) -> String {
+        format!("api.{}.{}.twilio.com", self.edge, self.region)
+    }
+
+    /// `https://api.{edge}.{region}.twilio.com`.
+    pub fn api_base(&self) -> String {
+        format!("https://{}", self.api_host())
+    }
+}
+
 /// A Twilio REST client for one account.
 #[derive(Clone)]
 pub struct TwilioClient {
     http: reqwest::Client,
     api_base: String,
+    /// `Host` sent instead of `api_base`'s (a regional host named through a stand-in).
+    host_header: Option<String>,
     account_sid: String,
     auth_token: String,
 }
@@ -141,7 +248,9 @@ pub enum TwilioError {
     #[error("TWILIO_PHONE_NUMBER_FROM is not a number of this Twilio account (code 21210)")]
     FromNotVerified,
     /// 401 / 20003: wrong account SID or auth token.
-    #[error("Twilio refused our credentials (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")]
+    #[error(
+        "Twilio refused our credentials (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, and TWILIO_REGION/TWILIO_EDGE: credentials are valid in one region only)"
+    )]
     Auth,
     /// 429 after our retries.
     #[error("Twilio is rate limiting this account (429 after {MAX_429_RETRIES} retries)")]
@@ -223,8 +332,30 @@ impl TwilioClient {
         Self {
             http,
             api_base: api_base.trim_end_matches('/').to_owned(),
+            host_header: None,
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
+        }
+    }
+
+    /// Names `host` in every request's `Host` header while connecting to `api_base`: how a
+    /// regional host (`api.dublin.ie1.twilio.com`) is addressed through a simulator or another
+    /// stand-in set in `TWILIO_API_BASE`.
+    pub fn with_host_header(mut self, host: Option<String>) -> Self {
+        self.host_header = host;
+        self
+    }
+
+    /// The base URL requests go to.
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, url).basic_auth(&self.account_sid, Some(&self.auth_token));
+        match &self.host_header {
+            Some(host) => builder.header(reqwest::header::HOST, host),
+            None => builder,
         }
     }
 
@@ -254,9 +385,7 @@ impl TwilioClient {
         let mut attempt = 0u32;
         loop {
             let res = self
-                .http
-                .post(&url)
-                .basic_auth(&self.account_sid, Some(&self.auth_token))
+                .request(reqwest::Method::POST, &url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body.clone())
                 .send()
@@ -297,10 +426,8 @@ impl TwilioClient {
         let mut attempt = 0;
         loop {
             let res = self
-                .http
-                .get(&url)
+                .request(reqwest::Method::GET, &url)
                 .query(&[("PhoneNumber", e164), ("PageSize", "50")])
-                .basic_auth(&self.account_sid, Some(&self.auth_token))
                 .send()
                 .await;
             match res {
@@ -330,13 +457,7 @@ impl TwilioClient {
         let url = self.account_url(&format!("Calls/{call_sid}.json"));
         let mut attempt = 0;
         loop {
-            let res = self
-                .http
-                .post(&url)
-                .basic_auth(&self.account_sid, Some(&self.auth_token))
-                .form(&[("Status", "completed")])
-                .send()
-                .await;
+            let res = self.request(reqwest::Method::POST, &url).form(&[("Status", "completed")]).send().await;
             match res {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if (r.status().as_u16() == 429 || r.status().is_server_error()) && attempt < 2 => {}
@@ -425,6 +546,31 @@ mod tests {
             connect_stream_twiml("wss://e.example/s", None, &many),
             Err(TwimlError::TooLong(_))
         ));
+    }
+
+    #[test]
+    fn regional_hosts_are_built_from_region_and_edge() {
+        let ie1 = TwilioRegion::from_settings(Some("ie1"), Some("dublin")).unwrap().unwrap();
+        assert_eq!(ie1.api_host(), "api.dublin.ie1.twilio.com");
+        assert_eq!(ie1.api_base(), "https://api.dublin.ie1.twilio.com");
+        let au1 = TwilioRegion::from_settings(Some(" AU1 "), Some("Sydney")).unwrap().unwrap();
+        assert_eq!(au1.api_host(), "api.sydney.au1.twilio.com");
+        assert_eq!(TwilioRegion::from_settings(None, None), Ok(None));
+        assert_eq!(TwilioRegion::from_settings(Some(""), Some(" ")), Ok(None));
+    }
+
+    #[test]
+    fn bad_regions_are_refused_with_what_to_set() {
+        let e = |r, e| TwilioRegion::from_settings(r, e).unwrap_err().to_string();
+        let m = e(Some("ie1"), None);
+        assert!(m.contains("api.ie1.twilio.com") && m.contains("TWILIO_EDGE=dublin"), "{m}");
+        let m = e(None, Some("dublin"));
+        assert!(m.contains("TWILIO_REGION=ie1"), "{m}");
+        let m = e(Some("de1"), Some("frankfurt"));
+        assert!(m.contains("not a Twilio processing region") && m.contains("ie1"), "{m}");
+        let m = e(Some("ie1"), Some("frankfurt"));
+        assert!(m.contains("TWILIO_EDGE=dublin"), "{m}");
+        assert_eq!(TwilioRegion::from_settings(Some("us1"), None), Err(RegionError::Us1));
     }
 
     #[test]

@@ -94,6 +94,42 @@ async fn a_triggered_call_is_placed_streamed_to_the_edge_and_tracked_to_completi
 }
 
 #[tokio::test]
+async fn an_ie1_account_is_called_through_its_regional_host_and_its_callbacks_verify() {
+    // The simulated account lives in Ireland: Twilio would refuse its credentials on
+    // api.twilio.com. TWILIO_API_BASE stays the simulator; TWILIO_REGION/TWILIO_EDGE make the
+    // control plane name api.dublin.ie1.twilio.com in every request's Host.
+    let w = world(&[("TWILIO_REGION", "ie1"), ("TWILIO_EDGE", "dublin")], |c| c.region = Some("ie1".into()))
+        .await;
+    let r = lead_and_call(&w, "06 12 34 56 78").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let call_id: uuid::Uuid = r.json["call_id"].as_str().unwrap().parse().unwrap();
+    let create = w.twilio.requests().into_iter().find(|q| q.path.ends_with("/Calls.json")).unwrap();
+    assert_eq!(create.host.as_deref(), Some("api.dublin.ie1.twilio.com"));
+    assert_eq!(create.status, 201, "{}", create.response);
+
+    let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within(w.twilio.wait_call_finished(&sid)).await;
+    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+    // The status callbacks are signed over PUBLIC_APP_URL with the (IE1) auth token, as before.
+    let callbacks = w.twilio.callbacks_for(&sid);
+    assert!(callbacks.iter().any(|c| c.event == "completed"), "{callbacks:?}");
+    for c in &callbacks {
+        assert_eq!(c.http_status, Some(204), "{} → {:?} {:?}", c.event, c.http_status, c.error);
+    }
+    let timeline = w.cp.app.storage.store.status_timeline(call_id).await.unwrap();
+    assert_eq!(timeline.last().map(String::as_str), Some("completed"), "{timeline:?}");
+}
+
+#[tokio::test]
+async fn an_ie1_account_called_without_its_region_fails_on_credentials() {
+    // The misconfiguration the region setting exists for: IE1 credentials sent to US1.
+    let w = world(&[], |c| c.region = Some("ie1".into())).await;
+    let r = lead_and_call(&w, "06 12 34 56 78").await;
+    assert_eq!((r.status, r.code()), (502, "twilio_auth_failed"), "{}", r.text);
+    assert!(w.twilio.calls().is_empty());
+}
+
+#[tokio::test]
 async fn twilio_429_is_retried_and_500_is_not() {
     let w = world(&[("RATE_LIMIT_CALLS_PER_IP_PER_HOUR", "100")], |_| {}).await;
     w.twilio.inject_fault(Fault::RateLimited);

@@ -105,7 +105,8 @@ impl App {
                 &config.twilio_api_base,
                 &config.twilio_account_sid,
                 &config.twilio_auth_token,
-            ),
+            )
+            .with_host_header(config.twilio_api_host_header.clone()),
             twilio_signer: TwilioSigner::new(config.twilio_auth_token.as_bytes()),
             minter: StreamTokenMinter::new(&config.stream_token_secret).map_err(|e| e.to_string())?,
             verifier: StreamTokenVerifier::new(&[&config.stream_token_secret], 30)

@@ -184,6 +184,12 @@ pub struct TwilioApiArgs {
     /// Limit for each callback request.
     #[arg(long, value_name = "MS", default_value_t = 15_000)]
     pub callback_timeout_ms: u64,
+    /// The Twilio region the account lives in (`us1`, `ie1`, `au1`): requests whose `Host`
+    /// names another region (`api.twilio.com` and this simulator's own address are `us1`,
+    /// `api.dublin.ie1.twilio.com` is `ie1`) are refused with 20003, as Twilio refuses another
+    /// region's credentials. Default: any.
+    #[arg(long, env = "TWILIO_SIM_REGION", value_parser = ["us1", "ie1", "au1"])]
+    pub region: Option<String>,
     /// The person who answers the calls.
     #[command(flatten)]
     pub callee: CalleeArgs,
@@ -262,6 +268,7 @@ pub async fn run_api(args: TwilioApiArgs) -> anyhow::Result<()> {
         .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
     cfg.callback_timeout = Duration::from_millis(args.callback_timeout_ms);
+    cfg.region = args.region;
     cfg.caller = CallerSettings {
         script: args.callee.script(),
         dtmf: args.callee.dtmf.clone(),

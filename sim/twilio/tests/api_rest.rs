@@ -154,6 +154,54 @@ async fn authentication_errors_are_20003() {
     assert!(h.requests().iter().filter(|r| r.status == 401).count() == 3);
 }
 
+/// A request naming `host` in its `Host` header (as a regional client, or a DNS override,
+/// would send it to the simulator's address).
+async fn post_to_host(h: &ApiHandle, host: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = client()
+        .post(h.calls_url())
+        .header("host", host)
+        .basic_auth(h.account_sid(), Some(h.auth_token()))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn regional_hosts_are_served_in_their_region_and_retired_ones_refused() {
+    let form = [("To", "+33612345678"), ("From", "+33100000001"), ("Twiml", HANGUP_TWIML)];
+    // An account in Ireland (IE1): its credentials work only on IE1's host.
+    let h = sim(ApiConfig { region: Some("ie1".into()), ..base_config() }).await;
+    let (status, call) = post_to_host(&h, "api.dublin.ie1.twilio.com", &form).await;
+    assert_eq!(status, 201, "{call}");
+    assert_eq!(h.requests()[0].host.as_deref(), Some("api.dublin.ie1.twilio.com"));
+    let (status, body) = post_to_host(&h, "API.Dublin.IE1.twilio.com:443", &form).await;
+    assert_eq!(status, 201, "names are case-insensitive, the port ignored: {body}");
+
+    // US1's name, or the simulator's own address (which stands for api.twilio.com): refused.
+    let (status, body) = post_to_host(&h, "api.twilio.com", &form).await;
+    assert_error(status, &body, 401, 20003);
+    assert!(body["message"].as_str().unwrap().contains("region ie1"), "{body}");
+    let (status, body) = post(&h, &form).await;
+    assert_error(status, &body, 401, 20003);
+    let (status, body) = post_to_host(&h, "api.ie1.twilio.com", &form).await;
+    assert_error(status, &body, 404, 20404);
+    assert!(body["message"].as_str().unwrap().contains("api.dublin.ie1.twilio.com"), "{body}");
+    let (status, body) = post_to_host(&h, "api.frankfurt.de1.twilio.com", &form).await;
+    assert_error(status, &body, 404, 20404);
+    assert_eq!(h.calls().len(), 2, "refused requests place no call");
+
+    // An account without a region (the default) takes every documented host.
+    let any = sim(base_config()).await;
+    for host in
+        ["api.twilio.com", "api.us1.twilio.com", "api.dublin.ie1.twilio.com", "api.sydney.au1.twilio.com"]
+    {
+        let (status, call) = post_to_host(&any, host, &form).await;
+        assert_eq!(status, 201, "{host}: {call}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn each_invalid_form_gets_twilios_error() {
     let h = sim(base_config()).await;

@@ -8,6 +8,11 @@
 //!   answered becomes `canceled`; unknown sid → 404 20404.
 //! - `GET  …/OutgoingCallerIds.json[?PhoneNumber=…]`: the verified caller IDs.
 //!
+//! Every request is also addressed by its `Host`: `api.twilio.com`, the regional form
+//! `api.{edge}.{region}.twilio.com` (`api.dublin.ie1.twilio.com`), or the simulator's own
+//! address (standing for `api.twilio.com`); retired and unknown Twilio names are refused, and an
+//! account given a region only answers requests addressed to that region ([`host`]).
+//!
 //! An accepted call then rings for the configured delay and, per the callee's [`Outcome`], is
 //! answered, busy, unanswered or failed. An answered call runs its TwiML: `<Connect><Stream>`
 //! starts a [`crate::caller`] against the stream URL, and the document continues when the
@@ -15,6 +20,7 @@
 //! ([`crate::callbacks`]). Everything is recorded on the [`ApiHandle`].
 
 pub mod errors;
+pub mod host;
 pub mod resources;
 mod routes;
 mod runner;
@@ -149,6 +155,12 @@ pub struct ApiConfig {
     pub callback_ca_pem: Option<Vec<u8>>,
     /// Limit for each callback request.
     pub callback_timeout: Duration,
+    /// The Twilio region the account's credentials belong to (`us1`, `ie1`, `au1`): requests
+    /// addressed by `Host` to another region fail with 401 20003, as region-specific
+    /// credentials do; the simulator's own address stands for `api.twilio.com` (US1), so an
+    /// `ie1` account must be addressed as `api.dublin.ie1.twilio.com` ([`host`]). `None`: any
+    /// region's host is accepted.
+    pub region: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -169,6 +181,7 @@ impl Default for ApiConfig {
             strict_wss: false,
             callback_ca_pem: None,
             callback_timeout: Duration::from_secs(15),
+            region: None,
         }
     }
 }

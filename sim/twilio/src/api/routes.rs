@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::errors::ApiError;
+use super::host::ApiHost;
 use super::resources::{self, account_path};
 use super::state::{
     CallEntry, CallSnapshot, CallStatus, RecordedRequest, Shared, StatusChange, set_status_at,
@@ -48,7 +49,42 @@ fn basic_user(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), pass.to_owned()))
 }
 
+fn host_of(headers: &HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok())
+}
+
+/// Refuses what Twilio would not serve under the request's `Host`: a retired or unknown
+/// Twilio name (404; the real service answers no longer, the simulator says why), or a region
+/// other than the account's when the account has one (401 20003: credentials are per region).
+fn check_host(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    let host = host_of(headers);
+    let classified = ApiHost::classify(host);
+    let shown = host.unwrap_or_default();
+    let region = match (&classified, classified.processing_region()) {
+        (ApiHost::Retired { region }, _) => {
+            return Err(ApiError::new(
+                404,
+                codes::NOT_FOUND,
+                format!(
+                    "api.{region}.twilio.com no longer accepts requests (retired on 2026-04-28): use api.twilio.com, or api.{{edge}}.{{region}}.twilio.com such as api.dublin.ie1.twilio.com"
+                ),
+            ));
+        }
+        (_, None) => {
+            return Err(ApiError::new(404, codes::NOT_FOUND, format!("{shown} is not a Twilio API host")));
+        }
+        (_, Some(r)) => r,
+    };
+    match &shared.cfg.region {
+        Some(account_region) if account_region != region => Err(ApiError::unauthorized(&format!(
+            "Authentication Error - these credentials belong to region {account_region}, the request was addressed to region {region} ({shown})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn authenticate(shared: &Shared, headers: &HeaderMap, account: &str) -> Result<(), ApiError> {
+    check_host(shared, headers)?;
     let Some((user, pass)) = basic_user(headers) else {
         return Err(ApiError::unauthorized("Authentication Error - No credentials provided"));
     };
@@ -79,12 +115,13 @@ fn respond(
         Ok((status, body)) => (status.as_u16(), body.clone(), (status, axum::Json(body)).into_response()),
         Err(e) => (e.status, serde_json::to_value(&e).unwrap_or(Value::Null), e.into_response()),
     };
-    tracing::info!(%method, %path, status, "api request");
+    tracing::info!(%method, %path, status, host = host_of(headers).unwrap_or_default(), "api request");
     let record = RecordedRequest {
         method: method.to_string(),
         path: path.to_owned(),
         params,
         auth_user: basic_user(headers).map(|(u, _)| u),
+        host: host_of(headers).map(str::to_owned),
         status,
         response: body,
     };

@@ -167,6 +167,8 @@ pub struct RecordedRequest {
     pub params: Vec<(String, String)>,
     /// Basic-auth user name, if any.
     pub auth_user: Option<String>,
+    /// The `Host` header, as sent (`api.dublin.ie1.twilio.com`, `127.0.0.1:4010`).
+    pub host: Option<String>,
     /// HTTP status answered.
     pub status: u16,
     /// JSON answered.
