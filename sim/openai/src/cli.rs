@@ -53,7 +53,7 @@ pub struct OpenAiArgs {
     pub session_cap_secs: u64,
     /// Faults (repeatable): `refuse-handshake=429|quota|500|503[:N]`,
     /// `refuse-secrets=429|quota|500|503[:N]`, `close-after=5s[:CODE]`, `drop-after=5s`,
-    /// `stall-after=5s[:silent|frozen]`.
+    /// `stall-after=5s[:silent|frozen]`, `error-after=5s`, `slow-start=2s` (GPT-Live only).
     #[arg(long, value_name = "FAULT")]
     pub fault: Vec<Fault>,
 }

@@ -118,6 +118,19 @@ pub enum Fault {
         /// Silent or frozen.
         mode: StallMode,
     },
+    /// GPT-Live sessions only: send an `error` event of type `server_error` (code
+    /// `server_error`) this long after acceptance; the session goes on, as after the real
+    /// service's transient errors.
+    ErrorAfter {
+        /// Delay from acceptance.
+        after: Duration,
+    },
+    /// GPT-Live sessions only: answer `session.start` with `session.started` only this long
+    /// after it arrives (a slow start; audio sent meanwhile is refused as before the start).
+    SlowStart {
+        /// Extra delay before `session.started`.
+        delay: Duration,
+    },
 }
 
 /// A `--fault` value that could not be read.
@@ -148,7 +161,8 @@ impl FromStr for Fault {
     type Err = FaultParseError;
 
     /// `refuse-handshake=429|quota|500|503[:N]`, `refuse-secrets=…[:N]`,
-    /// `close-after=5s[:CODE]`, `drop-after=5s`, `stall-after=5s[:silent|frozen]`.
+    /// `close-after=5s[:CODE]`, `drop-after=5s`, `stall-after=5s[:silent|frozen]`,
+    /// `error-after=5s`, `slow-start=2s` (the last two GPT-Live only).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, value) =
             s.split_once('=').ok_or_else(|| FaultParseError(format!("`{s}`: expected NAME=VALUE")))?;
@@ -184,8 +198,10 @@ impl FromStr for Fault {
                     }
                 },
             }),
+            "error-after" => Ok(Self::ErrorAfter { after: parse_duration(main)? }),
+            "slow-start" => Ok(Self::SlowStart { delay: parse_duration(main)? }),
             _ => Err(FaultParseError(format!(
-                "unknown fault `{name}` (refuse-handshake, refuse-secrets, close-after, drop-after, stall-after)"
+                "unknown fault `{name}` (refuse-handshake, refuse-secrets, close-after, drop-after, stall-after, error-after, slow-start)"
             ))),
         }
     }
@@ -197,6 +213,8 @@ pub(crate) struct SessionFaults {
     pub close_after: Option<(Duration, u16)>,
     pub drop_after: Option<Duration>,
     pub stall_after: Option<(Duration, StallMode)>,
+    pub error_after: Option<Duration>,
+    pub slow_start: Option<Duration>,
 }
 
 impl SessionFaults {
@@ -207,6 +225,8 @@ impl SessionFaults {
                 Fault::CloseAfter { after, code } => s.close_after = Some((after, code)),
                 Fault::DropAfter { after } => s.drop_after = Some(after),
                 Fault::StallAfter { after, mode } => s.stall_after = Some((after, mode)),
+                Fault::ErrorAfter { after } => s.error_after = Some(after),
+                Fault::SlowStart { delay } => s.slow_start = Some(delay),
                 Fault::RefuseHandshake { .. } | Fault::RefuseClientSecrets { .. } => {}
             }
         }
@@ -239,6 +259,14 @@ mod tests {
         assert_eq!(
             "drop-after=3".parse::<Fault>().unwrap(),
             Fault::DropAfter { after: Duration::from_secs(3) }
+        );
+        assert_eq!(
+            "error-after=2s".parse::<Fault>().unwrap(),
+            Fault::ErrorAfter { after: Duration::from_secs(2) }
+        );
+        assert_eq!(
+            "slow-start=750ms".parse::<Fault>().unwrap(),
+            Fault::SlowStart { delay: Duration::from_millis(750) }
         );
         for bad in ["nope=1", "close-after=fast", "refuse-handshake=404", "stall-after=1s:loud", "x"] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");

@@ -58,6 +58,19 @@ impl Batch {
         stalled: bool,
         end: Option<SessionEnd>,
     ) {
+        self.write_counts(shared, record, (session.appends, session.appended_bytes), stalled, end);
+    }
+
+    /// [`Batch::write`] with the session's counters given as (`appends`, `appended_bytes`)
+    /// (the GPT-Live front end's).
+    pub(crate) fn write_counts(
+        &mut self,
+        shared: &Shared,
+        record: &Mutex<SessionRecord>,
+        (appends, appended_bytes): (u64, u64),
+        stalled: bool,
+        end: Option<SessionEnd>,
+    ) {
         let b = std::mem::take(self);
         {
             let mut r = lock(record);
@@ -69,8 +82,8 @@ impl Batch {
             r.schema_violations.extend(b.violations);
             r.media_frames_in += b.media_in;
             r.media_frames_out += b.media_out;
-            r.appends = session.appends;
-            r.appended_bytes = session.appended_bytes;
+            r.appends = appends;
+            r.appended_bytes = appended_bytes;
             if end.is_some() {
                 r.ended = end;
             }
