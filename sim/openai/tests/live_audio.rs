@@ -50,9 +50,16 @@ async fn output_streams_silence_in_real_time_only_while_audio_comes_and_audio_is
     }
     assert_eq!(rec.audio_deltas_sent, 13);
     assert_eq!((rec.appends, rec.appended_bytes), (50, 8000));
-    // More audio, more stream.
+    // More audio, more stream: resumed at real-time pace, not in a burst to catch up.
     c.append(&silence_ulaw(500), 160).await;
     c.deltas(18).await;
+    let rec = sim.session(0).unwrap();
+    let at: Vec<Duration> =
+        rec.sent.iter().filter(|e| e.kind == "session.output_audio.delta").map(|e| e.at).collect();
+    assert!(at[13] >= Duration::from_secs(60), "{:?}", at[13]);
+    for k in 14..18 {
+        assert_eq!(at[k] - at[k - 1], Duration::from_millis(100));
+    }
     assert_schema_clean(&sim);
     sim.shutdown().await;
 }

@@ -125,7 +125,7 @@ async fn a_responses_function_call_round_trip() {
         c.next().await;
         said = text_of(&c.log, "session.output_transcript.delta");
     }
-    assert_eq!(said, "Un instant. C'est noté, Zoé.");
+    assert!(said.starts_with("Un instant."), "the preamble first: {said}");
     assert_schema_clean(&sim);
     sim.shutdown().await;
 }

@@ -178,12 +178,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             if let Err(end) = self.flush().await {
                 break end;
             }
+            self.write_record(None);
             if let Some((code, reason)) = self.session.close_with.take() {
                 self.close(code, reason).await;
                 self.drain(Duration::from_secs(5)).await;
                 break SessionEnd::ServerClosed { code, reason: reason.to_owned() };
             }
-            self.write_record(None);
             if frozen {
                 shutdown_signalled(&mut shutdown).await;
                 break SessionEnd::Shutdown;

@@ -6,7 +6,8 @@
 //! (each `session.output_audio.delta` covers the next `chunk_ms` of it, silence or speech). The
 //! stream is paced on tokio's clock, one chunk per `chunk_ms`, and runs at most
 //! [`INPUT_LEAD_MS`] ahead of the caller's audio (milliseconds appended): the session advances
-//! only while audio keeps coming, as G says. What the caller's audio does (turns loud, ends a
+//! only while audio keeps coming, as G says: when the audio stops, the stream stops with it,
+//! and it resumes at real-time pace when audio comes back. What the caller's audio does (turns loud, ends a
 //! turn) takes effect when the stream reaches the moment it happened, so the outcome does not
 //! depend on how the client cuts or batches its appends.
 //!
@@ -74,8 +75,16 @@ pub(crate) enum LiveOut {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     AwaitingStart,
-    Starting { due: Instant },
-    Started { at: Instant },
+    Starting {
+        due: Instant,
+    },
+    /// `at`: when `session.started` was sent (usage counts from it); `stream`: when the output
+    /// stream's position 0 is (or would have been) due, moved later while the caller's audio
+    /// is missing, so the stream pauses rather than bursts to catch up.
+    Started {
+        at: Instant,
+        stream: Instant,
+    },
     Closed,
 }
 
@@ -214,10 +223,10 @@ impl LiveSession {
     pub(crate) fn next_due(&self) -> Option<Instant> {
         match self.phase {
             Phase::Starting { due } => Some(due),
-            Phase::Started { at } => {
+            Phase::Started { at, stream } => {
                 let usage = at + USAGE_INTERVAL * (self.usage_sent + 1);
                 let chunk = (self.out_pos_ms <= self.input_ms() + INPUT_LEAD_MS)
-                    .then(|| at + Duration::from_millis(self.out_pos_ms));
+                    .then(|| stream + Duration::from_millis(self.out_pos_ms));
                 Some(chunk.map_or(usage, |c| c.min(usage)))
             }
             Phase::AwaitingStart | Phase::Closed => None,
@@ -228,11 +237,11 @@ impl LiveSession {
     pub(crate) fn on_timer(&mut self, now: Instant) {
         match self.phase {
             Phase::Starting { due } if due <= now => {
-                self.phase = Phase::Started { at: now };
+                self.phase = Phase::Started { at: now, stream: now };
                 let session = self.resource.clone();
                 self.emit(json!({"type": "session.started", "session": session}));
             }
-            Phase::Started { at } => {
+            Phase::Started { at, stream } => {
                 if at + USAGE_INTERVAL * (self.usage_sent + 1) <= now {
                     self.usage_sent += 1;
                     self.usage_seconds = (USAGE_INTERVAL * self.usage_sent).as_secs_f64();
@@ -241,7 +250,7 @@ impl LiveSession {
                     );
                 }
                 if self.out_pos_ms <= self.input_ms() + INPUT_LEAD_MS
-                    && at + Duration::from_millis(self.out_pos_ms) <= now
+                    && stream + Duration::from_millis(self.out_pos_ms) <= now
                 {
                     self.step();
                 }
@@ -408,7 +417,7 @@ impl LiveSession {
     /// The session as `session.closed` reports it, with usage up to `now`; the driver closes
     /// the socket with `code` afterwards.
     fn close(&mut self, reason: &'static str, now: Instant, code: u16) {
-        if let Phase::Started { at } = self.phase {
+        if let Phase::Started { at, .. } = self.phase {
             self.usage_seconds = (now - at).as_millis() as f64 / 1000.0;
             let session = self.resource.clone();
             self.emit(json!({"type": "session.closed", "reason": reason, "session": session,
@@ -430,7 +439,7 @@ impl LiveSession {
         if self.phase == Phase::Closed {
             return;
         }
-        if let Phase::Started { at } = self.phase {
+        if let Phase::Started { at, .. } = self.phase {
             self.usage_seconds = (now - at).as_millis() as f64 / 1000.0;
         }
         self.phase = Phase::Closed;
@@ -511,7 +520,7 @@ impl LiveSession {
                     Some(Value::String(s)) => s,
                     _ => String::new(),
                 };
-                self.append(&audio, eid);
+                self.append(&audio, eid, now);
             }
             ("session.input_audio.mute", _) => {
                 self.muted = true;
@@ -563,7 +572,7 @@ impl LiveSession {
         self.phase = Phase::Starting { due: now + self.settings.slow_start };
     }
 
-    fn append(&mut self, audio: &str, eid: Option<&str>) {
+    fn append(&mut self, audio: &str, eid: Option<&str>, now: Instant) {
         if audio.len() > MAX_APPEND {
             // Code is the simulator's choice.
             return self.error(
@@ -588,6 +597,15 @@ impl LiveSession {
         };
         self.appends += 1;
         self.appended_bytes += bytes.len() as u64;
+        if let Phase::Started { at, stream } = self.phase
+            && self.out_pos_ms > self.input_ms() + INPUT_LEAD_MS
+        {
+            // The stream was waiting for audio: it resumes now, at real-time pace.
+            let due = stream + Duration::from_millis(self.out_pos_ms);
+            if now > due {
+                self.phase = Phase::Started { at, stream: now - Duration::from_millis(self.out_pos_ms) };
+            }
+        }
         let mut samples = self.format.decode(&bytes);
         if self.muted {
             samples.fill(0);

@@ -4,6 +4,13 @@
 //! what it heard, and builds the `session.start` the gateway will send.
 //!
 //! No timeouts on tokio's clock (the tests pause it): a wall-clock watchdog aborts a hung test.
+//!
+//! Frames in flight on loopback and a paused clock: tokio advances a paused clock as soon as
+//! nothing is ready to run, which can be before the kernel has handed a frame just written to
+//! the simulator's socket (the machine is busy, the receive side is deferred); the simulator
+//! would then see its next timer (a chunk, a minute of usage, the session cap) before the
+//! frame. So every send waits, yielding without letting the runtime go idle, until the
+//! simulator has recorded the frame: time moves only once the simulator has what was sent.
 #![allow(dead_code)]
 
 use std::sync::mpsc;
@@ -11,15 +18,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use callway_sim_openai::SimHandle;
 use callway_sim_openai::live::schema::{validate_live_client_event, validate_live_server_event};
+use callway_sim_openai::{SessionRecord, SimHandle};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{WebSocketStream, client_async};
 
 /// Aborts the process if a test is still running after `secs` of wall-clock time.
@@ -71,8 +78,13 @@ pub enum Next {
 }
 
 /// A connected client.
-pub struct LiveClient {
+pub struct LiveClient<'s> {
     ws: WebSocketStream<TcpStream>,
+    sim: &'s SimHandle,
+    /// The simulator's record index of this session.
+    pub index: usize,
+    /// Frames sent so far.
+    sent: usize,
     /// Every server event read, audio deltas included.
     pub log: Vec<Value>,
     /// Decoded output audio, in order.
@@ -83,14 +95,18 @@ pub struct LiveClient {
 }
 
 /// Connects to `sim`'s `/v1/live/sessions` with its key.
-pub async fn connect(sim: &SimHandle) -> LiveClient {
+pub async fn connect(sim: &SimHandle) -> LiveClient<'_> {
     let stream = TcpStream::connect(sim.addr()).await.unwrap();
     let mut req = sim.live_url().into_client_request().unwrap();
     req.headers_mut().insert("authorization", format!("Bearer {}", sim.api_key()).parse().unwrap());
     let (ws, resp) = client_async(req, stream).await.expect("handshake");
     assert!(resp.headers().get("sec-websocket-protocol").is_none(), "no subprotocol");
+    let index = sim.sessions().len() - 1;
     LiveClient {
         ws,
+        sim,
+        index,
+        sent: 0,
         log: Vec::new(),
         audio: Vec::new(),
         chunk_sizes: Vec::new(),
@@ -98,7 +114,20 @@ pub async fn connect(sim: &SimHandle) -> LiveClient {
     }
 }
 
-impl LiveClient {
+impl LiveClient<'_> {
+    /// This session's record now.
+    pub fn record(&self) -> SessionRecord {
+        self.sim.session(self.index).expect("the session's record")
+    }
+
+    /// Yields (keeping the runtime busy, so a paused clock cannot move) until the simulator
+    /// has recorded every frame sent.
+    async fn settle(&mut self) {
+        while self.record().received.len() < self.sent {
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Sends a client event, which must be valid for the Live client schema.
     pub async fn send(&mut self, v: Value) {
         if let Err(e) = validate_live_client_event(&v) {
@@ -110,6 +139,8 @@ impl LiveClient {
     /// Sends anything (for refusals).
     pub async fn send_unchecked(&mut self, v: Value) {
         self.ws.send(Message::text(v.to_string())).await.expect("send");
+        self.sent += 1;
+        self.settle().await;
     }
 
     /// Appends µ-law (or any format's) audio in `chunk`-byte events, written together.
@@ -118,8 +149,10 @@ impl LiveClient {
             let v = json!({"type": "session.input_audio.append", "audio": B64.encode(c)});
             assert!(validate_live_client_event(&v).is_ok());
             self.ws.feed(Message::text(v.to_string())).await.expect("feed");
+            self.sent += 1;
         }
         self.ws.flush().await.expect("flush");
+        self.settle().await;
     }
 
     /// Sends `session.start` and waits for `session.started` (nothing may come before it).
