@@ -13,7 +13,8 @@ use crate::{OpenAiSim, SimConfig};
 /// Arguments of `callway-sim openai`.
 ///
 /// Serves `GET /v1/realtime` (WebSocket, `Authorization: Bearer <key>`) and
-/// `POST /v1/realtime/client_secrets` on one port, in OpenAI Realtime GA shapes.
+/// `POST /v1/realtime/client_secrets` on one port, in OpenAI Realtime GA shapes, and GPT-Live's
+/// `GET /v1/live/sessions` (WebSocket) with the same script.
 #[derive(clap::Args, Debug)]
 pub struct OpenAiArgs {
     /// Address to listen on.

@@ -167,9 +167,9 @@ fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
     };
     let key = match check_upgrade(&req) {
         Ok(key) => key,
-        Err(refused) => {
-            record(refused.status().as_u16());
-            return refused;
+        Err(message) => {
+            record(400);
+            return refuse_upgrade(message);
         }
     };
     let (auth, initial) = match authenticate(shared, req.headers(), true) {
@@ -245,24 +245,23 @@ fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
 }
 
 /// Checks a WebSocket upgrade request (RFC 6455): `Ok` with its `sec-websocket-key`, `Err`
-/// with OpenAI's 400.
-pub(crate) fn check_upgrade(req: &Request<Incoming>) -> Result<hyper::header::HeaderValue, Response<Body>> {
+/// with the message of OpenAI's 400 ([`refuse_upgrade`] makes the response).
+pub(crate) fn check_upgrade(req: &Request<Incoming>) -> Result<hyper::header::HeaderValue, &'static str> {
     let key = req.headers().get("sec-websocket-key").cloned();
     let is_upgrade =
         header_has_token(req, "connection", "upgrade") && header_has_token(req, "upgrade", "websocket");
     let (Some(key), true) = (key, is_upgrade) else {
-        return Err(json_response(
-            400,
-            &error_body("Expected a WebSocket upgrade request.", "invalid_request_error", None, None),
-        ));
+        return Err("Expected a WebSocket upgrade request.");
     };
     if req.headers().get("sec-websocket-version").and_then(|v| v.to_str().ok()) != Some("13") {
-        return Err(json_response(
-            400,
-            &error_body("Unsupported WebSocket version: expected 13.", "invalid_request_error", None, None),
-        ));
+        return Err("Unsupported WebSocket version: expected 13.");
     }
     Ok(key)
+}
+
+/// OpenAI's 400 for a request [`check_upgrade`] refused.
+pub(crate) fn refuse_upgrade(message: &str) -> Response<Body> {
+    json_response(400, &error_body(message, "invalid_request_error", None, None))
 }
 
 /// The server side of an accepted upgrade, once hyper hands the connection over; `None` (the

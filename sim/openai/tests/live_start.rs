@@ -70,6 +70,7 @@ async fn nothing_is_taken_before_session_start_and_the_session_carries_on() {
     c.send(json!({"type": "session.close"})).await;
     assert_live_error(&c.next().await, "session_not_started", None);
     let started = c.start(phone_start()).await;
+    assert_eq!(started["client_event_id"], "evt_start");
     let s = &started["session"];
     assert!(s["id"].as_str().unwrap().starts_with("sess_"));
     assert_eq!(s["status"], "active");
@@ -200,6 +201,8 @@ async fn unsupported_client_events_get_an_error_not_silence() {
     c.start(phone_start()).await;
     c.send(json!({"type": "decision.create", "event_id": "evt_d"})).await;
     assert_live_error(&c.expect("error").await, "unsupported_by_simulator", Some("evt_d"));
+    c.send(json!({"type": "decision.item.delete", "item_id": "item_1"})).await;
+    assert_live_error(&c.expect("error").await, "unsupported_by_simulator", None);
     c.send(json!({"type": "session.output_audio.fixture.play", "audio": ""})).await;
     assert_live_error(&c.expect("error").await, "unsupported_by_simulator", None);
     sim.shutdown().await;

@@ -110,7 +110,7 @@ impl LiveFormat {
     }
 
     /// 8 kHz µ-law (a scripted reply) in this format (16 kHz by linear interpolation).
-    pub(crate) fn from_ulaw(self, ulaw: &[u8]) -> Vec<u8> {
+    pub(crate) fn encode_ulaw(self, ulaw: &[u8]) -> Vec<u8> {
         if self != Self::Pcm16k {
             return self.layout().from_ulaw(ulaw);
         }
@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(check_start(&json!({"model": "gpt-live-1"})).unwrap().format, LiveFormat::Pcm24k);
         assert_eq!(LiveFormat::Pcmu.silence(20), vec![0xFF; 160]);
         assert_eq!(LiveFormat::Pcma.silence(1), vec![0xD5; 8]);
-        assert_eq!(LiveFormat::Pcm16k.from_ulaw(&[0xFF; 80]).len(), 10 * LiveFormat::Pcm16k.bytes_per_ms());
+        assert_eq!(LiveFormat::Pcm16k.encode_ulaw(&[0xFF; 80]).len(), 10 * LiveFormat::Pcm16k.bytes_per_ms());
     }
 
     #[test]

@@ -88,7 +88,7 @@ use hyper::{Request, Response};
 use crate::faults::SessionFaults;
 use crate::http::{Body, authenticate, header_list, json_response};
 use crate::record::HandshakeRecord;
-use crate::server::{accept_socket, check_upgrade, new_record, switching_protocols};
+use crate::server::{accept_socket, check_upgrade, new_record, refuse_upgrade, switching_protocols};
 use crate::state::{Shared, lock};
 use driver::LiveCtx;
 use session::{LiveSession, LiveSettings};
@@ -104,9 +104,9 @@ pub(crate) fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Res
     };
     let key = match check_upgrade(&req) {
         Ok(key) => key,
-        Err(refused) => {
-            record(refused.status().as_u16());
-            return refused;
+        Err(message) => {
+            record(400);
+            return refuse_upgrade(message);
         }
     };
     let auth = match authenticate(shared, req.headers(), false) {

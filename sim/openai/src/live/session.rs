@@ -136,6 +136,8 @@ pub(crate) struct LiveSession {
     utterances: VecDeque<Utterance>,
     delegations: Vec<DelegationState>,
     usage_sent: u32,
+    /// The `event_id` of the `session.start` being answered.
+    start_eid: Option<String>,
     /// Queued output.
     pub out: Vec<LiveOut>,
     /// `session.input_audio.append` events accepted.
@@ -183,6 +185,7 @@ impl LiveSession {
             utterances: VecDeque::new(),
             delegations: Vec::new(),
             usage_sent: 0,
+            start_eid: None,
             out: Vec::new(),
             appends: 0,
             appended_bytes: 0,
@@ -239,7 +242,8 @@ impl LiveSession {
             Phase::Starting { due } if due <= now => {
                 self.phase = Phase::Started { at: now, stream: now };
                 let session = self.resource.clone();
-                self.emit(json!({"type": "session.started", "session": session}));
+                let eid = self.start_eid.take();
+                self.emit(json!({"type": "session.started", "client_event_id": eid, "session": session}));
             }
             Phase::Started { at, stream } => {
                 if at + USAGE_INTERVAL * (self.usage_sent + 1) <= now {
@@ -406,7 +410,7 @@ impl LiveSession {
     fn say(&mut self, ulaw: &[u8], transcript: &str) {
         let not_before_ms = self.out_pos_ms + self.settings.ttfb.as_millis() as u64;
         self.utterances.push_back(Utterance {
-            audio: self.format.from_ulaw(ulaw),
+            audio: self.format.encode_ulaw(ulaw),
             pos: 0,
             words: words_of(transcript),
             words_sent: 0,
@@ -570,6 +574,7 @@ impl LiveSession {
         let params = VadParams { threshold: 0.5, prefix_padding_ms: 0, silence_duration_ms: TURN_SILENCE_MS };
         self.vad = Some(Vad::new(params, format.sample_rate(), 0));
         self.phase = Phase::Starting { due: now + self.settings.slow_start };
+        self.start_eid = eid.map(str::to_owned);
     }
 
     fn append(&mut self, audio: &str, eid: Option<&str>, now: Instant) {
