@@ -158,13 +158,18 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+/// What records a handshake attempt's outcome (its status) with the request's URI and headers.
+pub(crate) fn handshake_recorder<'a>(req: &Request<Incoming>, shared: &'a Shared) -> impl Fn(u16) + 'a {
     let uri = req.uri().to_string();
     let headers = header_list(req.headers());
-    let record = |status: u16| {
+    move |status: u16| {
         lock(&shared.handshakes).push(HandshakeRecord { uri: uri.clone(), headers: headers.clone(), status });
         shared.bump();
-    };
+    }
+}
+
+fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let record = handshake_recorder(&req, shared);
     let key = match check_upgrade(&req) {
         Ok(key) => key,
         Err(message) => {

@@ -181,17 +181,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Closes from our side and waits (bounded) for the client's close.
     async fn close(&mut self, code: u16, reason: &str) {
-        self.send_close(code, reason).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+        close_and_drain(&mut self.ws, code, reason).await;
     }
 
     /// Sends a close frame without waiting for the reply.
     async fn send_close(&mut self, code: u16, reason: &str) {
-        let frame = CloseFrame { code: code.into(), reason: reason.into() };
-        let _ = self.ws.close(Some(frame)).await;
+        send_close(&mut self.ws, code, reason).await;
     }
 
     fn on_message(&mut self, msg: Message) -> Result<(), SessionEnd> {
@@ -270,10 +265,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     Some(Ok(m)) => match self.on_message(m) {
                         Ok(()) => Action::Continue,
                         Err(end) => {
-                            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                                while let Some(Ok(_)) = self.ws.next().await {}
-                            })
-                            .await;
+                            drain(&mut self.ws).await;
                             break end;
                         }
                     },
@@ -313,21 +305,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             };
             match action {
                 Action::Continue => {}
-                Action::Park => {
-                    let end = loop {
-                        tokio::select! {
-                            biased;
-                            () = shutdown_signalled(&mut shutdown) => break SessionEnd::Shutdown,
-                            msg = self.ws.next() => match msg {
-                                Some(Ok(Message::Close(f))) => break SessionEnd::ClientClosed(f.map(|f| u16::from(f.code))),
-                                Some(Ok(_)) => {}
-                                Some(Err(e)) => break SessionEnd::ClientGone(e.to_string()),
-                                None => break SessionEnd::ClientGone("connection closed without a close frame".into()),
-                            }
-                        }
-                    };
-                    break end;
-                }
+                Action::Park => break park(&mut self.ws, &mut shutdown).await,
                 Action::Drop => break SessionEnd::Dropped,
                 Action::Close(code, reason) => {
                     if let Err(end) = self.flush().await {
@@ -339,6 +317,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
         };
         self.write_record(Some(end));
+    }
+}
+
+/// Sends a close frame without waiting for the reply.
+pub(crate) async fn send_close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    code: u16,
+    reason: &str,
+) {
+    let frame = CloseFrame { code: code.into(), reason: reason.into() };
+    let _ = ws.close(Some(frame)).await;
+}
+
+/// Reads (and drops) what the client still sends, until it leaves or for 5 s at most.
+pub(crate) async fn drain<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
+    let _ =
+        tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = ws.next().await {} })
+            .await;
+}
+
+/// Closes from the server side and waits (bounded) for the client's close.
+pub(crate) async fn close_and_drain<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    code: u16,
+    reason: &str,
+) {
+    send_close(ws, code, reason).await;
+    drain(ws).await;
+}
+
+/// A stalled session whose end is withheld too: reads until the client leaves or the
+/// simulator shuts down.
+pub(crate) async fn park<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> SessionEnd {
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown_signalled(shutdown) => return SessionEnd::Shutdown,
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Close(f))) => return SessionEnd::ClientClosed(f.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return SessionEnd::ClientGone(e.to_string()),
+                None => return SessionEnd::ClientGone("connection closed without a close frame".into()),
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! the session timeline; mute. Paused tokio clock: times are read from the simulator's
 //! record, never measured.
 
+mod common;
 mod live_client;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! cumulative `session.usage.updated`, and the faults (drop, close, transient error). Paused
 //! tokio clock: a minute of session takes no time.
 
+mod common;
 mod live_client;
 
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! with client delegation the application answers with a commentary. Text appends and their
 //! acknowledgements. Paused tokio clock.
 
+mod common;
 mod live_client;
 
 use callway_sim_openai::audio::{silence_ulaw, tone_ulaw};

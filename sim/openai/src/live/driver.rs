@@ -17,7 +17,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::schema::validate_live_server_event;
 use super::session::{LiveOut, LiveSession};
@@ -25,7 +24,7 @@ use crate::faults::{SessionFaults, StallMode};
 use crate::record::{LiveRecord, RecordedEvent, SessionEnd, SessionRecord};
 use crate::state::{Shared, lock, shutdown_signalled};
 use crate::wire::to_wire;
-use crate::ws::Batch;
+use crate::ws::{Batch, close_and_drain, drain, park, send_close};
 
 /// What a Live session's driver needs besides the socket and the session.
 pub(crate) struct LiveCtx {
@@ -137,33 +136,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         Ok(())
     }
 
-    /// Reads (and drops) what the client still sends, for a bounded time or until it leaves.
-    async fn drain(&mut self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
-    }
-
-    /// Reads until the client leaves or the simulator shuts down (a stalled session whose
-    /// end is withheld too).
-    async fn park(&mut self, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> SessionEnd {
-        loop {
-            tokio::select! {
-                biased;
-                () = shutdown_signalled(shutdown) => return SessionEnd::Shutdown,
-                msg = self.ws.next() => match msg {
-                    Some(Ok(Message::Close(f))) => return SessionEnd::ClientClosed(f.map(|f| u16::from(f.code))),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return SessionEnd::ClientGone(e.to_string()),
-                    None => return SessionEnd::ClientGone("connection closed without a close frame".into()),
-                }
-            }
-        }
-    }
-
-    async fn close(&mut self, code: u16, reason: &str) {
-        let frame = CloseFrame { code: code.into(), reason: reason.into() };
-        let _ = self.ws.close(Some(frame)).await;
-    }
-
     async fn run(mut self) {
         let mut shutdown = self.ctx.shared.shutdown.subscribe();
         let f = self.ctx.faults;
@@ -180,8 +152,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
             self.write_record(None);
             if let Some((code, reason)) = self.session.close_with.take() {
-                self.close(code, reason).await;
-                self.drain(Duration::from_secs(5)).await;
+                close_and_drain(&mut self.ws, code, reason).await;
                 break SessionEnd::ServerClosed { code, reason: reason.to_owned() };
             }
             if frozen {
@@ -199,12 +170,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             tokio::select! {
                 biased;
                 () = shutdown_signalled(&mut shutdown) => {
-                    self.close(1001, "going away").await;
+                    send_close(&mut self.ws, 1001, "going away").await;
                     break SessionEnd::Shutdown;
                 }
                 msg = self.ws.next() => match msg {
                     Some(Ok(m)) => if let Err(end) = self.on_message(m) {
-                        self.drain(Duration::from_secs(5)).await;
+                        drain(&mut self.ws).await;
                         break end;
                     },
                     Some(Err(e)) => break SessionEnd::ClientGone(e.to_string()),
@@ -215,8 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     if drop_at.is_some_and(|d| d <= now) {
                         break SessionEnd::Dropped;
                     } else if let Some((_, code)) = close_at.filter(|c| c.0 <= now && !self.stalled) {
-                        self.close(code, "").await;
-                        self.drain(Duration::from_secs(5)).await;
+                        close_and_drain(&mut self.ws, code, "").await;
                         break SessionEnd::ServerClosed { code, reason: String::new() };
                     } else if cap_at <= now && !self.stalled {
                         self.session.expire(now);
@@ -228,7 +198,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                         self.session.server_error();
                     } else if self.stalled && (cap_at <= now || close_at.is_some_and(|c| c.0 <= now)) {
                         // Withheld like everything else: read until the client leaves.
-                        break self.park(&mut shutdown).await;
+                        break park(&mut self.ws, &mut shutdown).await;
                     } else {
                         self.session.on_timer(now);
                     }

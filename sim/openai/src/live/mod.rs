@@ -86,9 +86,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use crate::faults::SessionFaults;
-use crate::http::{Body, authenticate, header_list, json_response};
-use crate::record::HandshakeRecord;
-use crate::server::{accept_socket, check_upgrade, new_record, refuse_upgrade, switching_protocols};
+use crate::http::{Body, authenticate, json_response};
+use crate::server::{
+    accept_socket, check_upgrade, handshake_recorder, new_record, refuse_upgrade, switching_protocols,
+};
 use crate::state::{Shared, lock};
 use driver::LiveCtx;
 use session::{LiveSession, LiveSettings};
@@ -96,12 +97,7 @@ use session::{LiveSession, LiveSettings};
 /// `GET /v1/live/sessions`: checks the upgrade and the key, applies a handshake refusal fault,
 /// then hands the socket to a new Live session.
 pub(crate) fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
-    let uri = req.uri().to_string();
-    let headers = header_list(req.headers());
-    let record = |status: u16| {
-        lock(&shared.handshakes).push(HandshakeRecord { uri: uri.clone(), headers: headers.clone(), status });
-        shared.bump();
-    };
+    let record = handshake_recorder(&req, shared);
     let key = match check_upgrade(&req) {
         Ok(key) => key,
         Err(message) => {

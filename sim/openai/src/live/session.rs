@@ -35,6 +35,7 @@ use crate::api_error::ApiError;
 use crate::conversation::{ConvItem, Conversation};
 use crate::ids::IdGen;
 use crate::script::{Script, fill_from_output};
+use crate::session::{binary_frame_error, parse_frame};
 use crate::vad::{FRAME_MS, Vad, VadEvent, VadParams};
 
 /// How far (ms) the output stream may run ahead of the caller's audio.
@@ -465,28 +466,18 @@ impl LiveSession {
 
     /// Handles a binary frame: the API speaks JSON text only (code is the simulator's choice).
     pub(crate) fn on_binary(&mut self) {
-        self.error(
-            ApiError::invalid(
-                "invalid_json",
-                "Binary frames are not supported: send client events as JSON text.",
-                None,
-            ),
-            None,
-        );
+        self.error(binary_frame_error(), None);
     }
 
     /// Handles a text frame; returns the event type for the record (`"?"` if not an event).
     pub(crate) fn on_text(&mut self, text: &str, now: Instant) -> String {
-        let mut ev: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
+        let (mut ev, kind, event_id) = match parse_frame(text) {
+            Ok(parsed) => parsed,
             Err(e) => {
-                // Code is the simulator's choice.
-                self.error(ApiError::invalid("invalid_json", format!("Invalid JSON: {e}"), None), None);
+                self.error(e, None);
                 return "?".to_owned();
             }
         };
-        let kind = ev.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
-        let event_id = ev.get("event_id").and_then(Value::as_str).map(str::to_owned);
         let eid = event_id.as_deref();
         if self.phase == Phase::Closed {
             return kind;

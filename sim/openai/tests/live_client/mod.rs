@@ -3,7 +3,8 @@
 //! to) and every event it reads against the Live server schema, keeps the output audio and
 //! what it heard, and builds the `session.start` the gateway will send.
 //!
-//! No timeouts on tokio's clock (the tests pause it): a wall-clock watchdog aborts a hung test.
+//! No timeouts on tokio's clock (the tests pause it): `common`'s wall-clock watchdog aborts a
+//! hung test (each `live_*` test file declares `mod common;` for it).
 //!
 //! Frames in flight on loopback and a paused clock: tokio advances a paused clock as soon as
 //! nothing is ready to run, which can be before the kernel has handed a frame just written to
@@ -12,9 +13,6 @@
 //! frame. So every send waits, yielding without letting the runtime go idle, until the
 //! simulator has recorded the frame: time moves only once the simulator has what was sent.
 #![allow(dead_code)]
-
-use std::sync::mpsc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -29,27 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{WebSocketStream, client_async};
 
-/// Aborts the process if a test is still running after `secs` of wall-clock time.
-pub struct Watchdog(Option<mpsc::Sender<()>>);
-
-impl Watchdog {
-    pub fn new(secs: u64) -> Self {
-        let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-                eprintln!("watchdog: a live test still runs after {secs} s of wall-clock time; aborting");
-                std::process::abort();
-            }
-        });
-        Self(Some(tx))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.take();
-    }
-}
+use crate::common::Watchdog;
 
 /// The `session.start` the gateway sends for a phone call: µ-law 8 kHz both ways, a voice,
 /// Responses delegation with the phone tools.
@@ -110,7 +88,7 @@ pub async fn connect(sim: &SimHandle) -> LiveClient<'_> {
         log: Vec::new(),
         audio: Vec::new(),
         chunk_sizes: Vec::new(),
-        _watchdog: Watchdog::new(60),
+        _watchdog: Watchdog::new("a live test", 60),
     }
 }
 
