@@ -8,7 +8,7 @@ mod live_client;
 use std::time::Duration;
 
 use callway_sim_openai::audio::silence_ulaw;
-use callway_sim_openai::{Fault, OpenAiSim, SessionEnd, SimConfig};
+use callway_sim_openai::{Fault, OpenAiSim, SessionEnd, SimConfig, StallMode};
 use live_client::*;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -138,5 +138,34 @@ async fn a_server_error_is_reported_and_the_session_goes_on_and_close_after_clos
     sim.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some())).await;
     assert_eq!(ended(&sim).1, "connection_lost");
     assert_schema_clean(&sim);
+    sim.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_stall_withholds_everything_session_closed_included() {
+    let sim = OpenAiSim::spawn(SimConfig {
+        faults: vec![Fault::StallAfter { after: Duration::from_secs(1), mode: StallMode::Silent }],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut c = connect(&sim).await;
+    c.start(phone_start()).await;
+    c.append(&silence_ulaw(3000), 160).await;
+    sim.wait_until(|s| s.session(0).is_some_and(|r| r.stalled)).await;
+    c.send(json!({"type": "session.close"})).await;
+    sim.wait_until(|s| {
+        s.session(0)
+            .is_some_and(|r| r.withheld > 0 && r.live.as_ref().is_some_and(|l| l.closed_reason.is_some()))
+    })
+    .await;
+    let rec = c.record();
+    assert!(rec.ended.is_none(), "no close frame from a stalled session");
+    assert!(rec.sent_kinds().iter().all(|k| *k != "session.closed"));
+    let sent_deltas = rec.audio_deltas_sent;
+    assert!(sent_deltas <= 11, "nothing after the first second: {sent_deltas}");
+    c.close_socket().await;
+    sim.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some())).await;
+    assert_eq!(sim.session(0).unwrap().ended, Some(SessionEnd::ClientClosed(Some(1000))));
     sim.shutdown().await;
 }

@@ -152,6 +152,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
             self.write_record(None);
             if let Some((code, reason)) = self.session.close_with.take() {
+                if self.stalled {
+                    // Withheld like the session.closed before it.
+                    break park(&mut self.ws, &mut shutdown).await;
+                }
                 close_and_drain(&mut self.ws, code, reason).await;
                 break SessionEnd::ServerClosed { code, reason: reason.to_owned() };
             }
