@@ -120,6 +120,7 @@ pub async fn run(args: OpenAiArgs) -> anyhow::Result<()> {
     println!("OpenAI Realtime simulator on {}", sim.base_url());
     println!("  WebSocket: {} (Authorization: Bearer {})", sim.ws_url(), sim.api_key());
     println!("  REST:      POST {}/v1/realtime/client_secrets", sim.base_url());
+    println!("  GPT-Live:  {} (WebSocket, same key; the model goes in session.start)", sim.live_url());
     if args.echo {
         println!("  echo mode: each append is answered with the same audio");
     }

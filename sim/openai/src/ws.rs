@@ -2,6 +2,9 @@
 //! queues, runs its timers, applies the timed faults (close, drop, stall, session cap) and
 //! writes the session record.
 //!
+//! The socket endings (`send_close`, `drain`, `close_and_drain`, `park`) and the record batch
+//! serve the GPT-Live driver (`live/driver.rs`) too.
+//!
 //! One task per session, one `select!` loop, client frames first (`biased`): a client event
 //! already received is always handled before the next scheduled step of a response, so a
 //! cancel lands between chunks even when audio streams back to back.

@@ -300,8 +300,10 @@ impl LiveSession {
                 self.utterances.pop_front();
             }
         }
-        if audio.len() < chunk_bytes {
-            audio.extend(self.format.silence((chunk_bytes - audio.len()) / bpm));
+        let missing = chunk_bytes - audio.len();
+        if missing > 0 {
+            // Whole chunks always: a reply that ends mid-chunk is padded to the byte.
+            audio.extend_from_slice(&self.format.silence(missing.div_ceil(bpm))[..missing]);
         }
         self.out.push(LiveOut::Audio(B64.encode(&audio)));
         if let Some((delta, ms)) = said {
@@ -743,5 +745,54 @@ impl LiveSession {
         let text = self.reply();
         let output = ResponsesOutput::Message { item_id: self.ids.next("msg"), text };
         self.responses(&response_id, &model, &delegation_id, &output);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::Reply;
+
+    fn session(reply: Reply) -> LiveSession {
+        LiveSession::new(LiveSettings {
+            script: Script::replies([reply]),
+            chunk_ms: 100,
+            ttfb: Duration::ZERO,
+            slow_start: Duration::ZERO,
+            expires_at: 0,
+            unix_at_accept: 0,
+        })
+    }
+
+    /// Runs every step due up to `until`, returning the audio chunks sent.
+    fn run(s: &mut LiveSession, from: Instant, until: Duration) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        while let Some(due) = s.next_due().filter(|d| *d <= from + until) {
+            s.on_timer(due);
+            for out in s.out.drain(..) {
+                if let LiveOut::Audio(b64) = out {
+                    chunks.push(B64.decode(b64).unwrap());
+                }
+            }
+        }
+        chunks
+    }
+
+    #[test]
+    fn a_reply_ending_mid_chunk_is_padded_to_whole_chunks() {
+        let mut s = session(Reply::mulaw(vec![0x10; 4003], "odd"));
+        let t0 = Instant::now();
+        s.on_text(r#"{"type":"session.start","session":{"model":"gpt-live-1","audio":{"format":{"type":"audio/pcmu","rate":8000}}}}"#, t0);
+        s.on_timer(t0);
+        assert!(s.started());
+        s.on_text(r#"{"type":"session.commentary.append","content":"Salue."}"#, t0);
+        let silence = B64.encode(vec![0xFFu8; 8000]);
+        s.on_text(&format!(r#"{{"type":"session.input_audio.append","audio":"{silence}"}}"#), t0);
+        let chunks = run(&mut s, t0, Duration::from_secs(2));
+        assert_eq!(chunks.len(), 13, "1000 ms of input and 200 ms ahead");
+        assert!(chunks.iter().all(|c| c.len() == 800));
+        let audio = chunks.concat();
+        assert_eq!(audio[..4003], [0x10; 4003]);
+        assert!(audio[4003..].iter().all(|&b| b == 0xFF));
     }
 }
