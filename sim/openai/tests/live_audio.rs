@@ -104,7 +104,7 @@ async fn the_agent_stops_talking_when_the_caller_turns_loud_then_answers_the_tur
     .unwrap();
     let mut c = connect(&sim).await;
     c.start(phone_start()).await;
-    c.send(json!({"type": "session.commentary.append", "content": "Salue."})).await;
+    c.send(json!({"type": "session.commentary.append", "content": "Salue.", "delegation_id": null})).await;
     let at = c.expect("session.commentary.appended").await["start_ms"].as_u64().unwrap();
     assert!(at < 800, "{at}");
     // The caller talks over the greeting from 1000 to 2000 ms.
@@ -182,7 +182,8 @@ async fn bad_audio_is_an_error_and_the_session_goes_on() {
     let e = c.expect("error").await;
     assert_live_error(&e, "invalid_value", Some("evt_b"));
     assert_eq!(e["error"]["param"], "audio");
-    c.send(json!({"type": "session.thinking.append", "content": "Le prospect hésite.", "event_id": "evt_t"}))
+    c.send(json!({"type": "session.thinking.append", "content": "Le prospect hésite.", "event_id": "evt_t",
+        "delegation_id": null}))
         .await;
     let ack = c.expect("session.thinking.appended").await;
     assert_eq!(ack["client_event_id"], "evt_t");

@@ -130,7 +130,9 @@ async fn a_server_error_is_reported_and_the_session_goes_on_and_close_after_clos
     let e = c.expect("error").await;
     assert_live_error(&e, "server_error", None);
     assert_eq!(e["error"]["type"], "server_error");
-    c.send(json!({"type": "session.instructions.append", "content": "Continue.", "event_id": "evt_i"})).await;
+    c.send(json!({"type": "session.instructions.append", "content": "Continue.", "event_id": "evt_i",
+        "delegation_id": null}))
+        .await;
     assert_eq!(c.expect("session.instructions.appended").await["client_event_id"], "evt_i");
     let (events, close) = c.until_close().await;
     assert!(events.is_empty(), "no session.closed on an abrupt close: {events:?}");

@@ -95,10 +95,9 @@ async fn a_responses_function_call_round_trip() {
     c.send(json!({"type": "response.item.create", "item": {"type": "function_call_output",
         "call_id": call_id, "output": r#"{"lead_id":"42"}"#}}))
         .await;
-    c.send(
-        json!({"type": "session.thinking.append", "content": "save_lead a répondu.", "event_id": "evt_t"}),
-    )
-    .await;
+    c.send(json!({"type": "session.thinking.append", "content": "save_lead a répondu.", "event_id": "evt_t",
+            "delegation_id": delegation_id}))
+        .await;
     let events = c.until("session.thinking.appended").await;
     assert!(
         events
@@ -171,16 +170,26 @@ async fn client_delegation_announces_the_work_and_a_commentary_brings_the_answer
 }
 
 #[tokio::test(start_paused = true)]
-async fn text_appends_are_limited_to_500_tokens() {
+async fn text_appends_need_a_delegation_id_and_at_most_500_tokens() {
     let sim = OpenAiSim::spawn(SimConfig::default()).await.unwrap();
     let mut c = connect(&sim).await;
     c.start(phone_start()).await;
-    c.send(json!({"type": "session.instructions.append", "content": "x".repeat(2001), "event_id": "evt_l"}))
+    c.send(json!({"type": "session.instructions.append", "content": "x".repeat(2001), "event_id": "evt_l",
+        "delegation_id": null}))
         .await;
     let e = c.expect("error").await;
     assert_live_error(&e, "string_above_max_length", Some("evt_l"));
-    c.send(json!({"type": "session.instructions.append", "content": "x".repeat(2000)})).await;
+    c.send(
+        json!({"type": "session.instructions.append", "content": "x".repeat(2000), "delegation_id": null}),
+    )
+    .await;
     let ack = c.expect("session.instructions.appended").await;
     assert_eq!(ack["start_ms"], ack["end_ms"]);
+    for kind in ["session.instructions.append", "session.thinking.append", "session.commentary.append"] {
+        c.send(json!({"type": kind, "content": "Sans délégation.", "event_id": "evt_m"})).await;
+        let e = c.expect("error").await;
+        assert_live_error(&e, "missing_required_parameter", Some("evt_m"));
+        assert_eq!(e["error"]["param"], "delegation_id", "G: required, may be null");
+    }
     sim.shutdown().await;
 }

@@ -31,8 +31,8 @@
 //!   `start_ms`/`end_ms` on the session timeline; no `.done`, no turn boundaries;
 //! - `session.instructions.appended`, `.thinking.appended`, `.commentary.appended` with the
 //!   `client_event_id` and the timeline position; a commentary makes the agent speak (the next
-//!   scripted reply: the greeting after `session.started`); a `delegation_id` must name a
-//!   delegation of the session; each text at most 500 tokens;
+//!   scripted reply: the greeting after `session.started`); `delegation_id` is required (G),
+//!   null or naming a delegation of the session; each text at most 500 tokens;
 //! - delegation: with `{"type":"client"}` a scripted tool call is `session.delegation.created`
 //!   (target `client`, no task text), and the application's `session.commentary.append` makes
 //!   the agent speak the result; with `{"type":"responses"}` it is `session.delegation.created`

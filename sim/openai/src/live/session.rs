@@ -628,6 +628,11 @@ impl LiveSession {
     }
 
     fn text_append(&mut self, kind: &str, ev: &Value, eid: Option<&str>) {
+        if ev.get("delegation_id").is_none() {
+            // G: required, may be null (the schema has it optional; the stricter reading is
+            // the one a client can satisfy for both).
+            return self.error(ApiError::missing_parameter("delegation_id".into()), eid);
+        }
         let content = ev["content"].as_str().unwrap_or_default();
         if tokens(content) > config::MAX_APPEND_TOKENS {
             return self.error(
@@ -785,7 +790,7 @@ mod tests {
         s.on_text(r#"{"type":"session.start","session":{"model":"gpt-live-1","audio":{"format":{"type":"audio/pcmu","rate":8000}}}}"#, t0);
         s.on_timer(t0);
         assert!(s.started());
-        s.on_text(r#"{"type":"session.commentary.append","content":"Salue."}"#, t0);
+        s.on_text(r#"{"type":"session.commentary.append","content":"Salue.","delegation_id":null}"#, t0);
         let silence = B64.encode(vec![0xFFu8; 8000]);
         s.on_text(&format!(r#"{{"type":"session.input_audio.append","audio":"{silence}"}}"#), t0);
         let chunks = run(&mut s, t0, Duration::from_secs(2));
