@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 /// An HTTP refusal with OpenAI's error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +218,29 @@ pub(crate) struct SessionFaults {
     pub slow_start: Option<Duration>,
 }
 
+/// A session's timed faults (and its cap) as instants on tokio's clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FaultTimes {
+    pub cap: Instant,
+    pub close: Option<(Instant, u16)>,
+    pub drop: Option<Instant>,
+    pub stall: Option<(Instant, StallMode)>,
+    pub error: Option<Instant>,
+}
+
 impl SessionFaults {
+    /// The faults' instants for a session accepted at `accepted` and capped at `cap`.
+    pub(crate) fn times(&self, accepted: Instant, cap: Duration) -> FaultTimes {
+        let at = |d: Duration| accepted + d;
+        FaultTimes {
+            cap: at(cap),
+            close: self.close_after.map(|(d, code)| (at(d), code)),
+            drop: self.drop_after.map(at),
+            stall: self.stall_after.map(|(d, mode)| (at(d), mode)),
+            error: self.error_after.map(at),
+        }
+    }
+
     pub(crate) fn from_list(faults: &[Fault]) -> Self {
         let mut s = Self::default();
         for f in faults {

@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::faults::{SessionFaults, StallMode};
+use crate::faults::{FaultTimes, SessionFaults, StallMode};
 use crate::record::{RecordedEvent, SessionEnd, SessionRecord};
 use crate::schema::validate_server_event;
 use crate::session::{Out, Session};
@@ -218,12 +218,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     async fn run(mut self) {
         let mut shutdown = self.ctx.shared.shutdown.subscribe();
-        let f = self.ctx.faults;
-        let at = |d: Duration| self.started + d;
-        let cap_at = at(self.ctx.cap);
-        let close_at = f.close_after.map(|(d, code)| (at(d), code));
-        let drop_at = f.drop_after.map(at);
-        let stall_at = f.stall_after.map(|(d, mode)| (at(d), mode));
+        let FaultTimes { cap: cap_at, close: close_at, drop: drop_at, stall: stall_at, .. } =
+            self.ctx.faults.times(self.started, self.ctx.cap);
         let mut frozen = false;
 
         if self.ctx.beta {

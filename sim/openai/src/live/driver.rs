@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::schema::validate_live_server_event;
 use super::session::{LiveOut, LiveSession};
-use crate::faults::{SessionFaults, StallMode};
+use crate::faults::{FaultTimes, SessionFaults, StallMode};
 use crate::record::{LiveRecord, RecordedEvent, SessionEnd, SessionRecord};
 use crate::state::{Shared, lock, shutdown_signalled};
 use crate::wire::to_wire;
@@ -138,13 +138,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     async fn run(mut self) {
         let mut shutdown = self.ctx.shared.shutdown.subscribe();
-        let f = self.ctx.faults;
-        let at = |d: Duration| self.accepted + d;
-        let cap_at = at(self.ctx.cap);
-        let close_at = f.close_after.map(|(d, code)| (at(d), code));
-        let drop_at = f.drop_after.map(at);
-        let stall_at = f.stall_after.map(|(d, mode)| (at(d), mode));
-        let mut error_at = f.error_after.map(at);
+        let FaultTimes { cap: cap_at, close: close_at, drop: drop_at, stall: stall_at, error: mut error_at } =
+            self.ctx.faults.times(self.accepted, self.ctx.cap);
         let mut frozen = false;
         let end = loop {
             if let Err(end) = self.flush().await {
