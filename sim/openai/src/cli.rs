@@ -13,7 +13,8 @@ use crate::{OpenAiSim, SimConfig};
 /// Arguments of `callway-sim openai`.
 ///
 /// Serves `GET /v1/realtime` (WebSocket, `Authorization: Bearer <key>`) and
-/// `POST /v1/realtime/client_secrets` on one port, in OpenAI Realtime GA shapes.
+/// `POST /v1/realtime/client_secrets` on one port, in OpenAI Realtime GA shapes, and GPT-Live's
+/// `GET /v1/live/sessions` (WebSocket) with the same script.
 #[derive(clap::Args, Debug)]
 pub struct OpenAiArgs {
     /// Address to listen on.
@@ -53,7 +54,8 @@ pub struct OpenAiArgs {
     pub session_cap_secs: u64,
     /// Faults (repeatable): `refuse-handshake=429|quota|500|503[:N]`,
     /// `refuse-secrets=429|quota|500|503[:N]`, `close-after=5s[:CODE]`, `drop-after=5s`,
-    /// `drop-mid-message=5s`, `stall-after=5s[:silent|frozen]`.
+    /// `drop-mid-message=5s` (Realtime only), `stall-after=5s[:silent|frozen]`, `error-after=5s`,
+    /// `slow-start=2s` (GPT-Live only).
     #[arg(long, value_name = "FAULT")]
     pub fault: Vec<Fault>,
 }
@@ -119,6 +121,7 @@ pub async fn run(args: OpenAiArgs) -> anyhow::Result<()> {
     println!("OpenAI Realtime simulator on {}", sim.base_url());
     println!("  WebSocket: {} (Authorization: Bearer {})", sim.ws_url(), sim.api_key());
     println!("  REST:      POST {}/v1/realtime/client_secrets", sim.base_url());
+    println!("  GPT-Live:  {} (WebSocket, same key; the model goes in session.start)", sim.live_url());
     if args.echo {
         println!("  echo mode: each append is answered with the same audio");
     }

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 /// An HTTP refusal with OpenAI's error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +113,8 @@ pub enum Fault {
         after: Duration,
     },
     /// Like [`Fault::DropAfter`], but the last thing on the wire is the start of a WebSocket
-    /// message whose rest never comes (a server that died while writing).
+    /// message whose rest never comes (a server that died while writing). Realtime sessions
+    /// only; a GPT-Live session just drops.
     DropMidMessage {
         /// Delay from acceptance.
         after: Duration,
@@ -123,6 +125,19 @@ pub enum Fault {
         after: Duration,
         /// Silent or frozen.
         mode: StallMode,
+    },
+    /// GPT-Live sessions only: send an `error` event of type `server_error` (code
+    /// `server_error`) this long after acceptance; the session goes on, as after the real
+    /// service's transient errors.
+    ErrorAfter {
+        /// Delay from acceptance.
+        after: Duration,
+    },
+    /// GPT-Live sessions only: answer `session.start` with `session.started` only this long
+    /// after it arrives (a slow start; audio sent meanwhile is refused as before the start).
+    SlowStart {
+        /// Extra delay before `session.started`.
+        delay: Duration,
     },
 }
 
@@ -154,8 +169,9 @@ impl FromStr for Fault {
     type Err = FaultParseError;
 
     /// `refuse-handshake=429|quota|500|503[:N]`, `refuse-secrets=…[:N]`,
-    /// `close-after=5s[:CODE]`, `drop-after=5s`, `drop-mid-message=5s`,
-    /// `stall-after=5s[:silent|frozen]`.
+    /// `close-after=5s[:CODE]`, `drop-after=5s`, `drop-mid-message=5s` (Realtime only),
+    /// `stall-after=5s[:silent|frozen]`, `error-after=5s`, `slow-start=2s` (the last two
+    /// GPT-Live only).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (name, value) =
             s.split_once('=').ok_or_else(|| FaultParseError(format!("`{s}`: expected NAME=VALUE")))?;
@@ -192,8 +208,10 @@ impl FromStr for Fault {
                     }
                 },
             }),
+            "error-after" => Ok(Self::ErrorAfter { after: parse_duration(main)? }),
+            "slow-start" => Ok(Self::SlowStart { delay: parse_duration(main)? }),
             _ => Err(FaultParseError(format!(
-                "unknown fault `{name}` (refuse-handshake, refuse-secrets, close-after, drop-after, drop-mid-message, stall-after)"
+                "unknown fault `{name}` (refuse-handshake, refuse-secrets, close-after, drop-after, drop-mid-message, stall-after, error-after, slow-start)"
             ))),
         }
     }
@@ -207,9 +225,33 @@ pub(crate) struct SessionFaults {
     /// Whether the drop leaves a message half-written.
     pub drop_mid_message: bool,
     pub stall_after: Option<(Duration, StallMode)>,
+    pub error_after: Option<Duration>,
+    pub slow_start: Option<Duration>,
+}
+
+/// A session's timed faults (and its cap) as instants on tokio's clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FaultTimes {
+    pub cap: Instant,
+    pub close: Option<(Instant, u16)>,
+    pub drop: Option<Instant>,
+    pub stall: Option<(Instant, StallMode)>,
+    pub error: Option<Instant>,
 }
 
 impl SessionFaults {
+    /// The faults' instants for a session accepted at `accepted` and capped at `cap`.
+    pub(crate) fn times(&self, accepted: Instant, cap: Duration) -> FaultTimes {
+        let at = |d: Duration| accepted + d;
+        FaultTimes {
+            cap: at(cap),
+            close: self.close_after.map(|(d, code)| (at(d), code)),
+            drop: self.drop_after.map(at),
+            stall: self.stall_after.map(|(d, mode)| (at(d), mode)),
+            error: self.error_after.map(at),
+        }
+    }
+
     pub(crate) fn from_list(faults: &[Fault]) -> Self {
         let mut s = Self::default();
         for f in faults {
@@ -218,6 +260,8 @@ impl SessionFaults {
                 Fault::DropAfter { after } => (s.drop_after, s.drop_mid_message) = (Some(after), false),
                 Fault::DropMidMessage { after } => (s.drop_after, s.drop_mid_message) = (Some(after), true),
                 Fault::StallAfter { after, mode } => s.stall_after = Some((after, mode)),
+                Fault::ErrorAfter { after } => s.error_after = Some(after),
+                Fault::SlowStart { delay } => s.slow_start = Some(delay),
                 Fault::RefuseHandshake { .. } | Fault::RefuseClientSecrets { .. } => {}
             }
         }
@@ -254,6 +298,14 @@ mod tests {
         assert_eq!(
             "drop-after=3".parse::<Fault>().unwrap(),
             Fault::DropAfter { after: Duration::from_secs(3) }
+        );
+        assert_eq!(
+            "error-after=2s".parse::<Fault>().unwrap(),
+            Fault::ErrorAfter { after: Duration::from_secs(2) }
+        );
+        assert_eq!(
+            "slow-start=750ms".parse::<Fault>().unwrap(),
+            Fault::SlowStart { delay: Duration::from_millis(750) }
         );
         for bad in ["nope=1", "close-after=fast", "refuse-handshake=404", "stall-after=1s:loud", "x"] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");

@@ -40,6 +40,9 @@
 //! the service. Codes the public record does not show (a refused offer `invalid_offer`, a reused
 //! key, a wrong content type) are the simulator's choice.
 //!
+//! GPT-Live (`GET /v1/live/sessions`, a different protocol): the same scripted agent behind a
+//! second front end, in `live/` (what it does and does not do: [`live`]).
+//!
 //! Layout: `server.rs` (listener, handshake), `ws.rs` (a session's socket loop and faults),
 //! `calls.rs` (`POST /v1/realtime/calls`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
 //! `playout.rs` (the WebRTC output audio buffer),
@@ -50,6 +53,7 @@
 pub mod audio;
 pub mod cli;
 pub mod faults;
+pub mod live;
 pub mod record;
 pub mod schema;
 pub mod script;
@@ -82,7 +86,9 @@ use tokio::task::JoinHandle;
 
 pub use config::SimConfig;
 pub use faults::{Fault, Refusal, StallMode};
-pub use record::{Auth, ClientSecretRequest, HandshakeRecord, RecordedEvent, SessionEnd, SessionRecord};
+pub use record::{
+    Auth, ClientSecretRequest, HandshakeRecord, LiveRecord, RecordedEvent, SessionEnd, SessionRecord,
+};
 pub use script::{AudioSource, Reply, Script, ToolCall};
 
 use state::{Shared, lock};
@@ -131,6 +137,12 @@ impl SimHandle {
     /// `ws://127.0.0.1:PORT/v1/realtime?model=gpt-realtime-2.1`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/realtime?model=gpt-realtime-2.1", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/v1/live/sessions` (GPT-Live; no query string, the model goes in
+    /// `session.start`).
+    pub fn live_url(&self) -> String {
+        format!("ws://{}/v1/live/sessions", self.addr)
     }
 
     /// The API key sessions must present.

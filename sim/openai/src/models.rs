@@ -43,6 +43,28 @@ pub(crate) fn refusal(model: &str) -> Option<(u16, ApiError)> {
     None
 }
 
+/// GPT-Live models (`protocols.md` G).
+pub(crate) const LIVE_MODELS: &[&str] = &["gpt-live-1", "gpt-live-1.1"];
+
+/// Why `session.start` on `/v1/live/sessions` would refuse `model` (an `error` event, the
+/// session not started); `None` when it takes it. Every `gpt-live-*` name is taken (dated
+/// snapshots, names not yet listed, as for Realtime); any other model, a Realtime one
+/// included, is `invalid_model` (the code G lists; the wording is the simulator's).
+pub(crate) fn live_refusal(model: &str) -> Option<ApiError> {
+    if model.starts_with("gpt-live-") {
+        return None;
+    }
+    let hint = if model.contains("realtime") { " Realtime models are served on /v1/realtime." } else { "" };
+    Some(ApiError::invalid(
+        "invalid_model",
+        format!(
+            "Model '{model}' is not supported by the Live API. Supported models: {}.{hint}",
+            LIVE_MODELS.join(", ")
+        ),
+        Some("session.model".into()),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +94,21 @@ mod tests {
         let (status, e) = refusal("gpt-4o-realtime-preview-2024-12-17").unwrap();
         assert_eq!((status, e.code.as_deref()), (404, Some("model_not_found")));
         assert!(e.message.contains("does not exist or you do not have access to it"));
+    }
+
+    #[test]
+    fn the_live_endpoint_takes_live_models_only() {
+        for m in ["gpt-live-1", "gpt-live-1.1", "gpt-live-1-2026-11-20"] {
+            assert!(live_refusal(m).is_none(), "{m}");
+        }
+        for m in ["gpt-realtime-2.1", "gpt-realtime", "gpt-4o", "gpt-live"] {
+            let e = live_refusal(m).unwrap();
+            assert_eq!(
+                (e.code.as_deref(), e.param.as_deref()),
+                (Some("invalid_model"), Some("session.model")),
+                "{m}"
+            );
+        }
+        assert!(live_refusal("gpt-realtime-2.1").unwrap().message.contains("/v1/realtime"));
     }
 }

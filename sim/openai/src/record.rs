@@ -58,7 +58,7 @@ pub enum Auth {
     Ephemeral(String),
 }
 
-/// One Realtime session.
+/// One session (Realtime, or GPT-Live when [`SessionRecord::live`] is set).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
     /// Order of acceptance, from 0.
@@ -96,6 +96,26 @@ pub struct SessionRecord {
     pub media_frames_out: u64,
     /// Set when the session is over.
     pub ended: Option<SessionEnd>,
+    /// GPT-Live sessions (`/v1/live/sessions`) only: what is particular to them.
+    pub live: Option<LiveRecord>,
+}
+
+/// What a GPT-Live session's record adds (in [`SessionRecord::live`]; the shared fields mean
+/// the same, `appends` counting `session.input_audio.append` and `audio_deltas_sent`
+/// `session.output_audio.delta`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LiveRecord {
+    /// Whether `session.started` was sent.
+    pub started: bool,
+    /// The reason of `session.closed`, once the session is over: sent to the client on
+    /// `close_requested` and `expired`, recorded only on `connection_lost` (the socket went
+    /// before it could be said).
+    pub closed_reason: Option<String>,
+    /// Session seconds billed so far (what `session.usage.updated` and `session.closed` say).
+    pub usage_seconds: f64,
+    /// Client events that failed the Live client-events schema (each was answered with an
+    /// `error` event): `"type: violation"`.
+    pub client_schema_violations: Vec<String>,
 }
 
 impl SessionRecord {

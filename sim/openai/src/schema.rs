@@ -33,17 +33,30 @@ struct Schemas {
     session: Validator,
 }
 
-fn compile(schema: &Value) -> Validator {
+pub(crate) fn compile(schema: &Value) -> Validator {
     jsonschema::options()
         .with_draft(Draft::Draft202012)
         .build(schema)
         .unwrap_or_else(|e| panic!("vendored schema does not compile: {e}"))
 }
 
-fn with_defs(root: &Value, body: Value) -> Value {
+pub(crate) fn with_defs(root: &Value, body: Value) -> Value {
     let mut v = body;
     v["$defs"] = root["$defs"].clone();
     v
+}
+
+/// One validator per event type of a schema's discriminator, and the types in its order.
+pub(crate) fn per_type(root: &Value) -> (HashMap<String, Validator>, Vec<String>) {
+    let mapping = root["discriminator"]["mapping"].as_object().expect("the schema has a mapping");
+    let mut by_type = HashMap::new();
+    let mut types = Vec::new();
+    for (ty, target) in mapping {
+        let target = target.as_str().expect("mapping targets are strings");
+        by_type.insert(ty.clone(), compile(&with_defs(root, json!({"$ref": target}))));
+        types.push(ty.clone());
+    }
+    (by_type, types)
 }
 
 fn schemas() -> &'static Schemas {
@@ -51,14 +64,7 @@ fn schemas() -> &'static Schemas {
     S.get_or_init(|| {
         let client: Value = serde_json::from_str(CLIENT_EVENTS_SCHEMA).expect("client schema is JSON");
         let server: Value = serde_json::from_str(SERVER_EVENTS_SCHEMA).expect("server schema is JSON");
-        let mapping = client["discriminator"]["mapping"].as_object().expect("client schema has a mapping");
-        let mut client_by_type = HashMap::new();
-        let mut client_types = Vec::new();
-        for (ty, target) in mapping {
-            let target = target.as_str().expect("mapping targets are strings");
-            client_by_type.insert(ty.clone(), compile(&with_defs(&client, json!({"$ref": target}))));
-            client_types.push(ty.clone());
-        }
+        let (client_by_type, client_types) = per_type(&client);
         let session = compile(&with_defs(
             &client,
             json!({"anyOf": [
@@ -70,7 +76,7 @@ fn schemas() -> &'static Schemas {
     })
 }
 
-fn first_error(v: &Validator, instance: &Value) -> Option<String> {
+pub(crate) fn first_error(v: &Validator, instance: &Value) -> Option<String> {
     let errors: Vec<String> =
         v.iter_errors(instance).map(|e| format!("{} at `{}`", e, e.instance_path())).collect();
     if errors.is_empty() { None } else { Some(errors.join("; ")) }
@@ -95,6 +101,17 @@ pub fn warm_up() {
 /// Checks a client event as the service would, answering the first problem in OpenAI's words.
 pub(crate) fn check_client_event(event: &Value) -> Result<(), ApiError> {
     let s = schemas();
+    check_typed_event(event, &s.client_by_type, &s.client_types)
+}
+
+/// Checks `event` against the validator of its `type` in `by_type` (one per client event type
+/// of a schema's discriminator, `types` in the schema's order), answering the first problem in
+/// OpenAI's words. Shared by the Realtime and GPT-Live front ends.
+pub(crate) fn check_typed_event(
+    event: &Value,
+    by_type: &HashMap<String, Validator>,
+    types: &[String],
+) -> Result<(), ApiError> {
     let Some(obj) = event.as_object() else {
         return Err(ApiError::invalid(
             "invalid_type",
@@ -107,8 +124,8 @@ pub(crate) fn check_client_event(event: &Value) -> Result<(), ApiError> {
         Some(Value::String(t)) => t,
         Some(other) => return Err(invalid_type("type".into(), "a string", other)),
     };
-    let Some(validator) = s.client_by_type.get(ty.as_str()) else {
-        let supported: Vec<String> = s.client_types.iter().map(|t| format!("'{t}'")).collect();
+    let Some(validator) = by_type.get(ty.as_str()) else {
+        let supported: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
         return Err(ApiError::invalid(
             "invalid_value",
             format!("Invalid value: '{ty}'. Supported values are: {}.", supported.join(", ")),

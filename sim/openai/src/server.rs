@@ -1,7 +1,8 @@
-//! The listener: one port, HTTP/1.1, three routes. `GET /v1/realtime` with a WebSocket upgrade
+//! The listener: one port, HTTP/1.1, four routes. `GET /v1/realtime` with a WebSocket upgrade
 //! starts a Realtime session (authentication, handshake faults, the beta header, the model
 //! parameter checked first); `POST /v1/realtime/client_secrets` is the REST endpoint
-//! (`rest.rs`); `POST /v1/realtime/calls` starts a WebRTC session (`calls.rs`). Anything else
+//! (`rest.rs`); `POST /v1/realtime/calls` starts a WebRTC session (`calls.rs`); `GET
+//! /v1/live/sessions` with a WebSocket upgrade starts a GPT-Live session (`live/`). Anything else
 //! gets OpenAI's 404 body.
 
 use std::convert::Infallible;
@@ -67,6 +68,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
         (Method::POST, "/v1/realtime/client_secrets") => crate::rest::client_secrets(req, shared).await,
         (Method::POST, "/v1/realtime/calls") => crate::calls::create(req, shared).await,
         (Method::OPTIONS, "/v1/realtime/calls") => crate::calls::preflight(),
+        (Method::GET, "/v1/live/sessions") => crate::live::handshake(req, &shared),
         (m, p) => not_found(m.as_str(), p),
     })
 }
@@ -99,6 +101,7 @@ pub(crate) fn new_record(
         media_frames_in: 0,
         media_frames_out: 0,
         ended: None,
+        live: None,
     }));
     sessions.push(rec.clone());
     rec
@@ -155,30 +158,25 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+/// What records a handshake attempt's outcome (its status) with the request's URI and headers.
+pub(crate) fn handshake_recorder<'a>(req: &Request<Incoming>, shared: &'a Shared) -> impl Fn(u16) + 'a {
     let uri = req.uri().to_string();
     let headers = header_list(req.headers());
-    let record = |status: u16| {
+    move |status: u16| {
         lock(&shared.handshakes).push(HandshakeRecord { uri: uri.clone(), headers: headers.clone(), status });
         shared.bump();
-    };
-    let key = req.headers().get("sec-websocket-key").cloned();
-    let is_upgrade =
-        header_has_token(&req, "connection", "upgrade") && header_has_token(&req, "upgrade", "websocket");
-    let (Some(key), true) = (key, is_upgrade) else {
-        record(400);
-        return json_response(
-            400,
-            &error_body("Expected a WebSocket upgrade request.", "invalid_request_error", None, None),
-        );
-    };
-    if req.headers().get("sec-websocket-version").and_then(|v| v.to_str().ok()) != Some("13") {
-        record(400);
-        return json_response(
-            400,
-            &error_body("Unsupported WebSocket version: expected 13.", "invalid_request_error", None, None),
-        );
     }
+}
+
+fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let record = handshake_recorder(&req, shared);
+    let key = match check_upgrade(&req) {
+        Ok(key) => key,
+        Err(message) => {
+            record(400);
+            return refuse_upgrade(message);
+        }
+    };
     let (auth, initial) = match authenticate(shared, req.headers(), true) {
         Ok(a) => a,
         Err((status, body)) => {
@@ -244,21 +242,58 @@ fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
         check_outgoing,
     };
     tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let config = WebSocketConfig::default().max_message_size(Some(32 << 20));
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                    .await;
-                ws::run(ws, session, ctx).await;
-            }
-            Err(e) => {
-                lock(&rec).ended =
-                    Some(crate::record::SessionEnd::ClientGone(format!("upgrade failed: {e}")));
-                ctx.shared.bump();
-            }
+        if let Some(ws) = accept_socket(on_upgrade, &rec, &ctx.shared).await {
+            ws::run(ws, session, ctx).await;
         }
     });
+    switching_protocols(&key, offers_realtime.then_some("realtime"))
+}
 
+/// Checks a WebSocket upgrade request (RFC 6455): `Ok` with its `sec-websocket-key`, `Err`
+/// with the message of OpenAI's 400 ([`refuse_upgrade`] makes the response).
+pub(crate) fn check_upgrade(req: &Request<Incoming>) -> Result<hyper::header::HeaderValue, &'static str> {
+    let key = req.headers().get("sec-websocket-key").cloned();
+    let is_upgrade =
+        header_has_token(req, "connection", "upgrade") && header_has_token(req, "upgrade", "websocket");
+    let (Some(key), true) = (key, is_upgrade) else {
+        return Err("Expected a WebSocket upgrade request.");
+    };
+    if req.headers().get("sec-websocket-version").and_then(|v| v.to_str().ok()) != Some("13") {
+        return Err("Unsupported WebSocket version: expected 13.");
+    }
+    Ok(key)
+}
+
+/// OpenAI's 400 for a request [`check_upgrade`] refused.
+pub(crate) fn refuse_upgrade(message: &str) -> Response<Body> {
+    json_response(400, &error_body(message, "invalid_request_error", None, None))
+}
+
+/// The server side of an accepted upgrade, once hyper hands the connection over; `None` (the
+/// session record ended) when the upgrade failed.
+pub(crate) async fn accept_socket(
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    rec: &Mutex<SessionRecord>,
+    shared: &Shared,
+) -> Option<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>> {
+    match on_upgrade.await {
+        Ok(upgraded) => {
+            let config = WebSocketConfig::default().max_message_size(Some(32 << 20));
+            Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await)
+        }
+        Err(e) => {
+            lock(rec).ended = Some(crate::record::SessionEnd::ClientGone(format!("upgrade failed: {e}")));
+            shared.bump();
+            None
+        }
+    }
+}
+
+/// The `101 Switching Protocols` accepting `key`, naming `subprotocol` if any.
+pub(crate) fn switching_protocols(
+    key: &hyper::header::HeaderValue,
+    subprotocol: Option<&'static str>,
+) -> Response<Body> {
     let mut resp = Response::new(Body::default());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -267,8 +302,8 @@ fn handshake(mut req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
     if let Ok(v) = hyper::header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         h.insert("sec-websocket-accept", v);
     }
-    if offers_realtime {
-        h.insert("sec-websocket-protocol", hyper::header::HeaderValue::from_static("realtime"));
+    if let Some(p) = subprotocol {
+        h.insert("sec-websocket-protocol", hyper::header::HeaderValue::from_static(p));
     }
     resp
 }

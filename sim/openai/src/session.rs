@@ -288,29 +288,18 @@ impl Session {
 
     /// Handles a binary frame: the API speaks JSON text only.
     pub(crate) fn on_binary(&mut self) {
-        // Code is the simulator's choice.
-        self.error(
-            ApiError::invalid(
-                "invalid_json",
-                "Binary frames are not supported: send client events as JSON text.",
-                None,
-            ),
-            None,
-        );
+        self.error(binary_frame_error(), None);
     }
 
     /// Handles a text frame; returns the event type for the record (`"?"` if not an event).
     pub(crate) fn on_text(&mut self, text: &str, now: Instant) -> String {
-        let mut ev: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
+        let (mut ev, kind, event_id) = match parse_frame(text) {
+            Ok(parsed) => parsed,
             Err(e) => {
-                // Code is the simulator's choice.
-                self.error(ApiError::invalid("invalid_json", format!("Invalid JSON: {e}"), None), None);
+                self.error(e, None);
                 return "?".to_owned();
             }
         };
-        let kind = ev.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
-        let event_id = ev.get("event_id").and_then(Value::as_str).map(str::to_owned);
         if let Err(e) = schema::check_client_event(&ev) {
             self.error(e, event_id.as_deref());
             return kind;
@@ -881,6 +870,26 @@ impl Session {
             None,
         );
     }
+}
+
+/// A client text frame read as an event: the JSON, its `type` (`"?"` without one) and its
+/// `event_id`; `Err` is the `invalid_json` error (code the simulator's choice). Both front
+/// ends (Realtime, GPT-Live) read frames this way.
+pub(crate) fn parse_frame(text: &str) -> Result<(Value, String, Option<String>), ApiError> {
+    let ev: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::invalid("invalid_json", format!("Invalid JSON: {e}"), None))?;
+    let kind = ev.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
+    let event_id = ev.get("event_id").and_then(Value::as_str).map(str::to_owned);
+    Ok((ev, kind, event_id))
+}
+
+/// The error a binary frame gets: the API speaks JSON text only (code the simulator's choice).
+pub(crate) fn binary_frame_error() -> ApiError {
+    ApiError::invalid(
+        "invalid_json",
+        "Binary frames are not supported: send client events as JSON text.",
+        None,
+    )
 }
 
 /// Output audio of `format` as samples at the output buffer's rate (G.711's 8 kHz tripled by

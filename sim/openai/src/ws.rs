@@ -2,6 +2,9 @@
 //! queues, runs its timers, applies the timed faults (close, drop, stall, session cap) and
 //! writes the session record.
 //!
+//! The socket endings (`send_close`, `drain`, `close_and_drain`, `park`) and the record batch
+//! serve the GPT-Live driver (`live/driver.rs`) too.
+//!
 //! One task per session, one `select!` loop, client frames first (`biased`): a client event
 //! already received is always handled before the next scheduled step of a response, so a
 //! cancel lands between chunks even when audio streams back to back.
@@ -17,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::faults::{SessionFaults, StallMode};
+use crate::faults::{FaultTimes, SessionFaults, StallMode};
 use crate::record::{RecordedEvent, SessionEnd, SessionRecord};
 use crate::schema::validate_server_event;
 use crate::session::{Out, Session};
@@ -58,6 +61,19 @@ impl Batch {
         stalled: bool,
         end: Option<SessionEnd>,
     ) {
+        self.write_counts(shared, record, (session.appends, session.appended_bytes), stalled, end);
+    }
+
+    /// [`Batch::write`] with the session's counters given as (`appends`, `appended_bytes`)
+    /// (the GPT-Live front end's).
+    pub(crate) fn write_counts(
+        &mut self,
+        shared: &Shared,
+        record: &Mutex<SessionRecord>,
+        (appends, appended_bytes): (u64, u64),
+        stalled: bool,
+        end: Option<SessionEnd>,
+    ) {
         let b = std::mem::take(self);
         {
             let mut r = lock(record);
@@ -69,8 +85,8 @@ impl Batch {
             r.schema_violations.extend(b.violations);
             r.media_frames_in += b.media_in;
             r.media_frames_out += b.media_out;
-            r.appends = session.appends;
-            r.appended_bytes = session.appended_bytes;
+            r.appends = appends;
+            r.appended_bytes = appended_bytes;
             if end.is_some() {
                 r.ended = end;
             }
@@ -168,11 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Closes from our side and waits (bounded) for the client's close.
     async fn close(&mut self, code: u16, reason: &str) {
-        self.send_close(code, reason).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+        close_and_drain(&mut self.ws, code, reason).await;
     }
 
     /// Writes the first bytes of a text message (a header announcing 200 bytes, then 45 of
@@ -188,8 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Sends a close frame without waiting for the reply.
     async fn send_close(&mut self, code: u16, reason: &str) {
-        let frame = CloseFrame { code: code.into(), reason: reason.into() };
-        let _ = self.ws.close(Some(frame)).await;
+        send_close(&mut self.ws, code, reason).await;
     }
 
     fn on_message(&mut self, msg: Message) -> Result<(), SessionEnd> {
@@ -218,12 +229,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     async fn run(mut self) {
         let mut shutdown = self.ctx.shared.shutdown.subscribe();
-        let f = self.ctx.faults;
-        let at = |d: Duration| self.started + d;
-        let cap_at = at(self.ctx.cap);
-        let close_at = f.close_after.map(|(d, code)| (at(d), code));
-        let drop_at = f.drop_after.map(at);
-        let stall_at = f.stall_after.map(|(d, mode)| (at(d), mode));
+        let FaultTimes { cap: cap_at, close: close_at, drop: drop_at, stall: stall_at, .. } =
+            self.ctx.faults.times(self.started, self.ctx.cap);
+        let drop_mid_message = self.ctx.faults.drop_mid_message;
         let mut frozen = false;
 
         if self.ctx.beta {
@@ -268,10 +276,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     Some(Ok(m)) => match self.on_message(m) {
                         Ok(()) => Action::Continue,
                         Err(end) => {
-                            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                                while let Some(Ok(_)) = self.ws.next().await {}
-                            })
-                            .await;
+                            drain(&mut self.ws).await;
                             break end;
                         }
                     },
@@ -311,23 +316,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             };
             match action {
                 Action::Continue => {}
-                Action::Park => {
-                    let end = loop {
-                        tokio::select! {
-                            biased;
-                            () = shutdown_signalled(&mut shutdown) => break SessionEnd::Shutdown,
-                            msg = self.ws.next() => match msg {
-                                Some(Ok(Message::Close(f))) => break SessionEnd::ClientClosed(f.map(|f| u16::from(f.code))),
-                                Some(Ok(_)) => {}
-                                Some(Err(e)) => break SessionEnd::ClientGone(e.to_string()),
-                                None => break SessionEnd::ClientGone("connection closed without a close frame".into()),
-                            }
-                        }
-                    };
-                    break end;
-                }
+                Action::Park => break park(&mut self.ws, &mut shutdown).await,
                 Action::Drop => {
-                    if f.drop_mid_message {
+                    if drop_mid_message {
                         self.write_half_message().await;
                     }
                     break SessionEnd::Dropped;
@@ -342,6 +333,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
         };
         self.write_record(Some(end));
+    }
+}
+
+/// Sends a close frame without waiting for the reply.
+pub(crate) async fn send_close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    code: u16,
+    reason: &str,
+) {
+    let frame = CloseFrame { code: code.into(), reason: reason.into() };
+    let _ = ws.close(Some(frame)).await;
+}
+
+/// Reads (and drops) what the client still sends, until it leaves or for 5 s at most.
+pub(crate) async fn drain<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
+    let _ =
+        tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = ws.next().await {} })
+            .await;
+}
+
+/// Closes from the server side and waits (bounded) for the client's close.
+pub(crate) async fn close_and_drain<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    code: u16,
+    reason: &str,
+) {
+    send_close(ws, code, reason).await;
+    drain(ws).await;
+}
+
+/// A stalled session whose end is withheld too: reads until the client leaves or the
+/// simulator shuts down.
+pub(crate) async fn park<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> SessionEnd {
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown_signalled(shutdown) => return SessionEnd::Shutdown,
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Close(f))) => return SessionEnd::ClientClosed(f.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return SessionEnd::ClientGone(e.to_string()),
+                None => return SessionEnd::ClientGone("connection closed without a close frame".into()),
+            }
+        }
     }
 }
 
