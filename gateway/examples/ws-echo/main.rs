@@ -57,6 +57,9 @@ fn server(addr: &str, tls: Option<Arc<ServerConfig>>) -> io::Result<()> {
     eprintln!("ws-echo: serving {} on {}", if tls.is_some() { "wss" } else { "ws" }, listener.local_addr()?);
     for stream in listener.incoming() {
         let stream = stream?;
+        // One write per echo, but a TLS record may leave in two segments: never let Nagle
+        // hold the second one back for the peer's delayed ACK (the load generator's floor).
+        stream.set_nodelay(true)?;
         let tls = tls.clone();
         std::thread::spawn(move || {
             let result = match tls {

@@ -29,12 +29,12 @@ use crate::core::ws::Limits;
 use crate::core::ws::encoder::MAX_HEADER_LEN;
 use crate::metrics::Metrics;
 
-/// OpenAI → gateway receive buffer: sized for the usual events (audio deltas of a few KiB);
+/// OpenAI → gateway receive buffer: sized for the usual events (audio deltas of 1–3 KiB);
 /// a larger one (`session.updated` echoing long instructions, a long `response.done`) grows it
 /// for the time it takes (`RecvBuf::fit`, up to OpenAI's 1 MiB per message). Small because under
 /// call turnover the allocator hands freed, already-touched memory to new calls: a buffer's
 /// whole size ends up resident per call.
-pub(crate) const UP_RECV: usize = 16 * 1024;
+pub(crate) const UP_RECV: usize = 8 * 1024;
 /// How often events are sent to the control plane while the call runs.
 pub(crate) const EVENT_TICK: Duration = Duration::from_secs(1);
 /// After the end: longest wait to write the close frames.

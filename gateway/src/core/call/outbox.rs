@@ -14,8 +14,10 @@ use crate::core::buf::BufferFull;
 /// An unsent tail this short is always moved to the front before a push.
 const COMPACT_BELOW: usize = 4096;
 
-/// Size a send buffer starts at and returns to.
-pub(crate) const INITIAL: usize = 8 * 1024;
+/// Size a send buffer starts at and returns to: a loop turn's frames towards one peer (a
+/// relayed frame is < 400 bytes); a burst of agent audio grows it (doubling, up to the
+/// configured capacity) and it comes back here once drained.
+pub(crate) const INITIAL: usize = 4 * 1024;
 
 /// One socket's unsent bytes.
 #[derive(Debug)]
@@ -65,7 +67,8 @@ impl Outbox {
         self.start > 0 && (self.end - self.start <= COMPACT_BELOW || self.end > self.buf.len() / 2)
     }
 
-    /// Contiguous room the next [`Outbox::push`] will have.
+    /// Contiguous room the next [`Outbox::push`] will have without growing.
+    #[cfg(test)]
     pub(crate) fn room(&self) -> usize {
         let cap = self.buf.len();
         if self.compacts() { cap - (self.end - self.start) } else { cap - self.end }

@@ -115,7 +115,9 @@ impl Core {
         let mut ulaw = [0u8; DRAIN_BATCH];
         let mut b64 = [0u8; B64];
         while matches!(self.up, Upstream::Open) && !self.hold.is_empty() {
-            if self.openai_out.room() < B64 + 64 {
+            // Room the buffer has or may grow to (it starts smaller than a batch): checking
+            // only the room it has now would hold the audio until something else grew it.
+            if !self.openai_out.has_room_for(B64 + 64) {
                 return;
             }
             let n = self.hold.pop_into(&mut ulaw);

@@ -176,7 +176,9 @@ fn take_batch(ring: &mut IoUring, batch: &mut Batch) -> bool {
 /// The engine of one worker.
 pub(super) struct Engine {
     ring: IoUring,
-    slots: Vec<Option<Slot>>,
+    /// Boxed: a call's state is a few KiB, moved in and out of its slot on every drive and
+    /// never re-allocated by the vector's growth (which would also hold twice the memory).
+    slots: Vec<Option<Box<Slot>>>,
     slot_generations: Vec<u32>,
     free_slots: Vec<u32>,
     legs: Legs,
@@ -431,7 +433,7 @@ impl Engine {
     }
 
     fn slot_mut(&mut self, i: u32, generation: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(i as usize)?.as_mut().filter(|s| s.generation == generation)
+        self.slots.get_mut(i as usize)?.as_deref_mut().filter(|s| s.generation == generation)
     }
 
     fn add_call(&mut self, new: NewCall, now: Instant) {
@@ -446,7 +448,7 @@ impl Engine {
         };
         let generation = self.slot_generations[i as usize];
         let down = self.legs.insert(Leg::new(Peer::Twilio, (i, generation), down, down_buf));
-        self.slots[i as usize] = Some(Slot {
+        self.slots[i as usize] = Some(Box::new(Slot {
             generation,
             call,
             driver: Some(driver),
@@ -462,7 +464,7 @@ impl Engine {
             closing: None,
             done: Some(done),
             dirty: false,
-        });
+        }));
         self.mark(i);
     }
 

@@ -36,8 +36,9 @@ use crate::io::stream::Parts;
 const OUT_CAP: usize = 16 * 1024;
 /// What the output buffer starts at and returns to once a burst has drained.
 const OUT_INITIAL: usize = 4 * 1024;
-/// Ciphertext received at once (a 16 KiB record takes several receives; rustls reassembles).
-const CIPHER_CAP: usize = 4 * 1024;
+/// Ciphertext received at once: a relayed frame's record fits (< 1.5 KiB); a 16 KiB record takes
+/// several receives (rustls reassembles), each a queue entry, not a system call.
+const CIPHER_CAP: usize = 2 * 1024;
 
 /// A socket and its buffers.
 pub(super) struct Leg {
