@@ -4,10 +4,14 @@
 //! the connection reaches `connected`, Claire's voice arrives (inbound audio bytes), her
 //! transcript renders, the visitor's speech interrupts her (the server clears its output
 //! buffer, the page says so), the scripted model calls `save_lead` and `trigger_call` through
-//! the page, the Twilio simulator places the call to the edge stand-in, and the page closes the
-//! web session once Claire's last words have played. A failure saves a screenshot and the
-//! console log under `target/browser-tests/`. A second test types the lead into the form:
-//! valid, invalid and premium-rate numbers, each answered inline from the control plane.
+//! the page, the Twilio simulator places the call to the edge stand-in, the page closes the
+//! web session once Claire's last words have played (tracks stopped, data channel and peer
+//! connection closed) and shows the call's progress from the control plane until it has ended.
+//! A failure saves a screenshot and the console log under `target/browser-tests/`. A second
+//! test types the lead into the form: valid, invalid and premium-rate numbers, each answered
+//! inline from the control plane, the placed call followed to its end. A third ends a
+//! conversation with « Terminer », from the keyboard, while Claire speaks. None of them sees a
+//! Content-Security-Policy violation in the console (the third proves the check sees one).
 
 mod common;
 
@@ -99,6 +103,11 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
                if (!document.getElementById('visitor-speaking').hidden) seen.visitor = true; \
              }).observe(document.getElementById('live'), { subtree: true, attributes: true }); \
              setInterval(() => { seen.level = Math.max(seen.level, document.getElementById('mic-level').value); }, 50); \
+             window.stages = []; \
+             new MutationObserver(() => { \
+               const s = document.getElementById('call-progress').dataset.stage; \
+               if (s && stages[stages.length - 1] !== s) stages.push(s); \
+             }).observe(document.getElementById('call-progress'), { attributes: true }); \
              return true;",
         )
         .await;
@@ -119,6 +128,8 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
             "return document.getElementById('status').textContent.includes('En conversation avec Claire')",
         )
         .await;
+    // The session's parts, kept to check they are closed at the end.
+    browser.eval("window.parts = { pc, channel, mic: micStream }; return true;").await;
     let details = browser
         .wait_for(
             "the microphone's settings",
@@ -193,6 +204,7 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
     }
     let state = browser.eval("return document.getElementById('connection-state').textContent").await;
     assert_eq!(state, "fermée", "the page shows the closed connection");
+    assert_closed(&browser).await;
 
     // The callback: placed by the Twilio simulator, streamed to the edge, completed.
     let Ok(calls) = tokio::time::timeout(minute, w.twilio.wait_for_calls(1)).await else {
@@ -204,6 +216,21 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
     };
     assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
     assert_eq!(done.to, "+33612345678");
+    // The page follows the call from the control plane (the signed callbacks) to its end.
+    let progress = browser
+        .wait_for(
+            "the call's progress to reach its end",
+            minute,
+            "const p = document.getElementById('call-progress'); \
+             return !p.hidden && p.dataset.stage === 'ended' ? p.textContent : null;",
+        )
+        .await;
+    assert_eq!(progress, "Appel terminé. Merci d'avoir parlé avec Claire !");
+    let stages = browser.eval("return window.stages").await;
+    assert_eq!(stages[0], "placing", "{stages}");
+    assert_eq!(stages.as_array().and_then(|s| s.last()), Some(&serde_json::json!("ended")), "{stages}");
+    let csp = browser.csp_violations().await;
+    assert!(csp.is_empty(), "Content-Security-Policy violations: {csp:?}");
     let seen = w.edge.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
     let (status, ctx) = seen[0].redeemed.clone().unwrap();
@@ -213,14 +240,7 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
 
     // What the OpenAI simulator saw of the web session: one WebRTC call, Opus both ways, the
     // interruption cleared on the server, both tool results, and the session ended by the page.
-    let Ok(()) = tokio::time::timeout(
-        minute,
-        w.openai.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some())),
-    )
-    .await
-    else {
-        browser.fail("the page did not end the WebRTC session").await;
-    };
+    wait_session_ended(&w, &browser).await;
     let rec = w.openai.session(0).unwrap();
     assert!(rec.call_id.is_some(), "a WebRTC call");
     assert!(rec.media_frames_in > 100 && rec.media_frames_out > 100, "{rec:?}");
@@ -236,6 +256,121 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back() {
     assert!(outputs.iter().all(|o| !o.contains("\"code\"")), "tool refusals: {outputs:?}");
     assert!(w.openai.schema_violations().is_empty(), "{:?}", w.openai.schema_violations());
     assert!(received.as_u64().unwrap_or(0) > 8000);
+    browser.quit().await;
+}
+
+/// Waits (bounded) until the OpenAI simulator has seen the page's WebRTC session end.
+async fn wait_session_ended(w: &common::world::World, browser: &Browser) {
+    let ended = w.openai.wait_until(|s| s.session(0).is_some_and(|r| r.ended.is_some()));
+    if tokio::time::timeout(Duration::from_secs(60), ended).await.is_err() {
+        browser.fail("the page did not end the WebRTC session").await;
+    }
+}
+
+/// The web session's parts kept in `window.parts` are closed: the peer connection, the data
+/// channel, the microphone and every sent track; the page is back at its start.
+async fn assert_closed(browser: &Browser) {
+    let closed = browser
+        .wait_for(
+            "the web session's parts to be closed",
+            Duration::from_secs(30),
+            "const p = window.parts; \
+             const tracks = p.mic.getTracks().concat(p.pc.getSenders().map(s => s.track).filter(t => t)); \
+             const done = p.pc.connectionState === 'closed' && p.pc.signalingState === 'closed' \
+               && p.channel.readyState === 'closed' && tracks.every(t => t.readyState === 'ended'); \
+             return done ? { pc: p.pc.connectionState, channel: p.channel.readyState, tracks: tracks.length } : null;",
+        )
+        .await;
+    assert!(closed["tracks"].as_u64().unwrap_or(0) >= 1, "{closed}");
+    let page = browser
+        .eval(
+            "return { pc: pc === null, channel: channel === null, \
+               start: !document.getElementById('start').disabled, \
+               startLabel: document.getElementById('start').textContent, \
+               stop: document.getElementById('stop').disabled, \
+               agent: document.getElementById('agent-speaking').hidden };",
+        )
+        .await;
+    let want = serde_json::json!({"pc": true, "channel": true, "start": true,
+        "startLabel": "Démarrer la conversation", "stop": true, "agent": true});
+    if page != want {
+        browser.fail(&format!("the page is not back at its start: {page}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminer_closes_the_conversation_cleanly_from_the_keyboard() {
+    let _watchdog = common::browser::Watchdog::new("the « Terminer » test", 300);
+    // Claire speaks long enough to be cut by « Terminer ».
+    let openai = SimConfig {
+        script: Script::replies([Reply::tone(440.0, 20_000, "Bonjour, je suis Claire.")]),
+        ttfb: Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    let w = world_with(openai, &[], |_| {}).await;
+    // A silent microphone: the visitor does not interrupt her.
+    let dir = tempfile::tempdir().unwrap();
+    let mic = dir.path().join("silence.wav");
+    std::fs::write(&mic, wav_bytes(&vec![0i16; 16_000 * 2], 16_000)).unwrap();
+    let browser = Browser::start("terminer", Some(&mic)).await;
+    browser.goto(&w.cp.url("/")).await;
+    browser.click("#start").await;
+    let minute = Duration::from_secs(60);
+    browser
+        .wait_for(
+            "the data channel",
+            minute,
+            "return document.getElementById('status').textContent.includes('En conversation avec Claire') \
+               && pc && pc.connectionState === 'connected'",
+        )
+        .await;
+    browser.eval("window.parts = { pc, channel, mic: micStream }; return true;").await;
+    browser
+        .wait_for("Claire speaking", minute, "return !document.getElementById('agent-speaking').hidden")
+        .await;
+
+    // « Terminer » with the keyboard: Enter on the focused button.
+    browser.press("#stop", "\u{E007}").await;
+    assert_closed(&browser).await;
+    let after = browser
+        .eval(
+            "return { status: document.getElementById('status').textContent, \
+               focus: document.activeElement && document.activeElement.id, \
+               state: document.getElementById('connection-state').textContent };",
+        )
+        .await;
+    assert!(after["status"].as_str().unwrap_or_default().starts_with("Conversation terminée"), "{after}");
+    assert_eq!(after["focus"], "start", "the focus goes back to the start button: {after}");
+    assert_eq!(after["state"], "fermée", "{after}");
+    // The simulator saw the session end.
+    wait_session_ended(&w, &browser).await;
+    assert!(w.twilio.calls().is_empty(), "no call placed");
+
+    // No Content-Security-Policy violation in the whole conversation; and the check does see
+    // one: an inline script added now is refused and reported.
+    let csp = browser.csp_violations().await;
+    assert!(csp.is_empty(), "Content-Security-Policy violations: {csp:?}");
+    browser
+        .eval(
+            "const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; \
+             document.body.appendChild(s); return true;",
+        )
+        .await;
+    assert_eq!(
+        browser.eval("return window.inlineRan === true").await,
+        false,
+        "the policy refuses inline scripts"
+    );
+    // The console entry may come a moment after the refusal: wait for it (bounded).
+    let mut reported = Vec::new();
+    for _ in 0..150 {
+        reported = browser.csp_violations().await;
+        if !reported.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!reported.is_empty(), "a refused inline script is reported in the console");
     browser.quit().await;
 }
 
@@ -291,6 +426,15 @@ async fn the_typed_form_masks_the_number_and_shows_the_servers_answers_inline() 
     let calls =
         tokio::time::timeout(Duration::from_secs(30), w.twilio.wait_for_calls(1)).await.expect("the call");
     assert_eq!(calls[0].to, "+33612345678");
+    // The form's call is followed too, to its end.
+    browser
+        .wait_for(
+            "the form's call to be followed to its end",
+            Duration::from_secs(60),
+            "const p = document.getElementById('call-progress'); \
+             return !p.hidden && p.dataset.stage === 'ended' && p.textContent.startsWith('Appel terminé');",
+        )
+        .await;
 
     // Invalid: the control plane's message, the phone field marked.
     type_lead(&browser, &page, "06 12 34 56").await;
@@ -312,5 +456,7 @@ async fn the_typed_form_masks_the_number_and_shows_the_servers_answers_inline() 
         browser.fail(&format!("a premium-rate number, expected the refusal on the phone field: {r}")).await;
     }
     assert_eq!(w.twilio.calls().len(), 1, "no call to a premium-rate number");
+    let csp = browser.csp_violations().await;
+    assert!(csp.is_empty(), "Content-Security-Policy violations: {csp:?}");
     browser.quit().await;
 }

@@ -362,11 +362,73 @@ async fn trigger_call_is_rate_limited_per_session() {
 }
 
 #[tokio::test]
-async fn the_page_is_served() {
+async fn the_page_is_served_with_a_strict_content_security_policy_and_no_inline_code() {
     let w = web().await;
     let r = w.app.http.get(w.app.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let csp = header("content-security-policy");
+    let directives: std::collections::BTreeMap<&str, &str> =
+        csp.split(';').filter_map(|d| d.trim().split_once(' ')).collect();
+    let want = [
+        ("default-src", "'none'".to_owned()),
+        ("script-src", "'self'".to_owned()),
+        ("style-src", "'self'".to_owned()),
+        ("img-src", "'self'".to_owned()),
+        ("media-src", "'self'".to_owned()),
+        // The page's own routes and the OpenAI API it sends the SDP offer to: nothing else.
+        ("connect-src", format!("'self' {}", w.openai.base)),
+        ("base-uri", "'none'".to_owned()),
+        ("form-action", "'self'".to_owned()),
+        ("frame-ancestors", "'none'".to_owned()),
+    ];
+    assert_eq!(directives.len(), want.len(), "{csp}");
+    for (name, value) in &want {
+        assert_eq!(directives.get(name).copied(), Some(value.as_str()), "{name} in {csp}");
+    }
+    assert!(!csp.contains("unsafe") && !csp.contains('*') && !csp.contains("data:"), "{csp}");
+    assert_eq!(header("permissions-policy"), "microphone=(self), camera=(), geolocation=()");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert!(header("content-type").starts_with("text/html"));
+
+    // Nothing inline for the policy to refuse: no script body, no style element or attribute,
+    // no event-handler attribute.
     let html = r.text().await.unwrap();
-    assert!(html.contains("/api/session") && html.contains("oai-events"), "the page drives the web agent");
+    let lower = html.to_ascii_lowercase();
+    assert!(!lower.contains("<style") && !lower.contains(" style="), "inline style in the page");
+    for (i, _) in lower.match_indices("<script") {
+        let tag_end = i + lower[i..].find('>').unwrap();
+        assert!(lower[i..tag_end].contains(" src=\"/"), "inline script: {}", &html[i..tag_end]);
+        assert!(lower[tag_end..].starts_with("></script>"), "a script element with a body");
+    }
+    let handlers = lower.split(|c: char| c.is_ascii_whitespace()).filter(|w| {
+        w.starts_with("on")
+            && w.split_once('=').is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase()))
+    });
+    assert_eq!(handlers.count(), 0, "inline event handler in the page");
     assert!(!html.contains("sk-"), "no key in the page");
+
+    // Its script and style come from its own origin, typed so `nosniff` lets them run.
+    for (path, kind) in [("/static/app.js", "text/javascript"), ("/static/app.css", "text/css")] {
+        assert!(html.contains(&format!("\"{path}\"")), "the page loads {path}");
+        let r = w.app.http.get(w.app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with(kind), "{path}: {ct}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        let body = r.text().await.unwrap();
+        if path.ends_with(".js") {
+            assert!(
+                body.contains("/api/session") && body.contains("oai-events"),
+                "the script drives the web agent"
+            );
+            assert!(
+                !body.contains("eval(") && !body.contains("new Function"),
+                "no eval for the policy to refuse"
+            );
+            assert!(!body.contains("sk-"), "no key in the script");
+        }
+    }
 }

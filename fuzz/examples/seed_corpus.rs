@@ -316,6 +316,65 @@ fn decoder_seeds(c: &mut Corpus, masked: bool, texts: &[String]) {
     c.add("spec-reserved-opcode", s);
 }
 
+/// An SDP offer as Chromium writes one for the page (audio with Opus, the data channel).
+fn browser_offer() -> String {
+    [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1",
+        "a=msid-semantic: WMS",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8",
+        "c=IN IP4 0.0.0.0",
+        "a=ice-ufrag:Fz9q",
+        "a=ice-pwd:Bq2nQ8uR1kQy2k3yCkd0L0vT",
+        "a=fingerprint:sha-256 0F:3A:6C:1D:9E:55:0B:71:2C:88:4E:19:A7:3B:5D:60:11:FE:92:47:C3:0D:8A:6E:B4:25:7F:13:C9:E0:54:AB",
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=sendrecv",
+        "a=rtcp-mux",
+        "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 minptime=10;useinbandfec=1",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 0.0.0.0",
+        "a=ice-ufrag:Fz9q",
+        "a=ice-pwd:Bq2nQ8uR1kQy2k3yCkd0L0vT",
+        "a=fingerprint:sha-256 0F:3A:6C:1D:9E:55:0B:71:2C:88:4E:19:A7:3B:5D:60:11:FE:92:47:C3:0D:8A:6E:B4:25:7F:13:C9:E0:54:AB",
+        "a=setup:actpass",
+        "a=mid:1",
+        "a=sctp-port:5000",
+        "a=max-message-size:262144",
+        "",
+    ]
+    .join("\r\n")
+}
+
+/// A 16-bit PCM mono WAV file, optionally with a `LIST` chunk before `fmt ` (as espeak-ng and
+/// sox write some).
+fn wav_file(samples: &[i16], rate: u32, list: bool) -> Vec<u8> {
+    let mut body = b"WAVE".to_vec();
+    if list {
+        body.extend_from_slice(b"LIST\x05\0\0\0INFOx\0");
+    }
+    body.extend_from_slice(b"fmt \x10\0\0\0");
+    body.extend_from_slice(&1u16.to_le_bytes());
+    body.extend_from_slice(&1u16.to_le_bytes());
+    body.extend_from_slice(&rate.to_le_bytes());
+    body.extend_from_slice(&(rate * 2).to_le_bytes());
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(&16u16.to_le_bytes());
+    body.extend_from_slice(b"data");
+    body.extend_from_slice(&((samples.len() * 2) as u32).to_le_bytes());
+    body.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    let mut file = b"RIFF".to_vec();
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend_from_slice(&body);
+    file
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
 
@@ -406,7 +465,52 @@ fn main() {
         c.add(&format!("scenario-{i}"), bytes);
     }
 
+    // POST /v1/realtime/calls bodies: byte 0 even = raw (byte 1 picks the content type: 0 SDP,
+    // 1 multipart with boundary XyZ), odd = a generated form.
+    let mut c = Corpus::new(&root, "calls_body");
+    let offer = browser_offer();
+    c.add("sdp-offer", [&[0u8, 0][..], offer.as_bytes()].concat());
+    let form = |parts: &[(&str, &str)]| {
+        let mut out = String::new();
+        for (name, value) in parts {
+            out.push_str(&format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        out.push_str("--XyZ--\r\n");
+        out
+    };
+    let session = r#"{"type":"realtime","model":"gpt-realtime-2.1","audio":{"output":{"voice":"marin"}}}"#;
+    for (name, body) in [
+        ("multipart-sdp-session", form(&[("sdp", &offer), ("session", session)])),
+        ("multipart-session-first", form(&[("session", session), ("sdp", &offer)])),
+        ("multipart-sdp-only", form(&[("sdp", &offer)])),
+        ("multipart-no-sdp", form(&[("session", session)])),
+        ("multipart-unknown-part", form(&[("sdp", &offer), ("voice", "marin")])),
+        ("multipart-bad-json", form(&[("sdp", &offer), ("session", "{\"type\":")])),
+        ("multipart-empty-part", form(&[("sdp", "")])),
+        ("multipart-no-end", "--XyZ\r\nContent-Disposition: form-data; name=\"sdp\"\r\n\r\nv=0".to_owned()),
+    ] {
+        c.add(name, [&[0u8, 1][..], body.as_bytes()].concat());
+    }
+    c.add("generated", [&[1u8, 8, 0, 0, 0][..], b"v=0\r\n\x01"].concat());
+
+    // WAV files: byte 0 even = the file, odd = a generated one.
+    let mut c = Corpus::new(&root, "wav");
+    let tone: Vec<i16> = (0..160).map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16).collect();
+    for (name, rate) in [("pcm16-8k", 8000u32), ("pcm16-16k", 16_000), ("pcm16-22050", 22_050)] {
+        c.add(name, [&[0u8][..], &wav_file(&tone, rate, false)].concat());
+    }
+    c.add("with-list-chunk", [&[0u8][..], &wav_file(&tone, 22_050, true)].concat());
+    let mut stereo = wav_file(&tone, 8000, false);
+    stereo[22] = 2;
+    c.add("stereo", [&[0u8][..], &stereo].concat());
+    c.add("header-only", [&[0u8][..], &b"RIFF\x04\0\0\0WAVE"[..]].concat());
+    c.add("generated", [&[1u8][..], &[0x40, 0x1f, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 2, 0][..]].concat());
+
     for target in [
+        "calls_body",
+        "wav",
         "call_state_machine",
         "twilio_event",
         "twilio_differential",

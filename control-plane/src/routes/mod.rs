@@ -1,7 +1,8 @@
 //! HTTP routes of the control plane and what they share: the application state, the JSON error
 //! answer, the body extractor (size-limited, JSON-checked, raw bytes kept for signatures).
 //!
-//! - [`web`]: the page, `/api/session`, `/api/tools/{save_lead,trigger_call}` (browser side);
+//! - [`web`]: the page (`/`, `/static/app.{js,css}`), `/api/session`, `/api/tools/{save_lead,trigger_call}`,
+//!   `/api/calls/{call_id}` (browser side);
 //! - [`twilio`]: signed status callbacks (call and stream);
 //! - [`internal`]: the HMAC-authenticated API the gateway calls;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, admin erasure and purge.
@@ -137,9 +138,12 @@ impl App {
 pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route("/", get(web::index))
+        .route("/static/app.js", get(web::app_js))
+        .route("/static/app.css", get(web::app_css))
         .route("/api/session", post(web::create_session))
         .route("/api/tools/save_lead", post(web::save_lead))
         .route("/api/tools/trigger_call", post(web::trigger_call))
+        .route("/api/calls/{call_id}", get(web::call_progress))
         .route("/twilio/status", post(twilio::call_status))
         .route("/twilio/stream-status", post(twilio::stream_status))
         .route(contract::internal_api::REDEEM_PATH, post(internal::redeem))

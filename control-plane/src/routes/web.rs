@@ -1,5 +1,6 @@
-//! The browser side: the page, `/api/session` (ephemeral Realtime secret + session capability)
-//! and the two web tools the model calls through the page, `save_lead` and `trigger_call`.
+//! The browser side: the page, `/api/session` (ephemeral Realtime secret + session capability),
+//! the two web tools the model calls through the page, `save_lead` and `trigger_call`, and the
+//! progress of the call `trigger_call` placed (`GET /api/calls/{call_id}`).
 //!
 //! Tool failures the prospect can fix (a wrong number, no consent) are 422 with a French
 //! `message` the page hands to the model as the tool output, so the agent says it back.
@@ -25,16 +26,77 @@ use crate::ratelimit::RetryAfter;
 use crate::store::{Applied, NewCall, NewLead, StatusUpdate, StoreError, Write};
 use crate::twilio::{CreateCall, TwilioError, connect_stream_twiml};
 
-/// The page.
+/// The page (no inline script or style: see [`content_security_policy`]).
 pub const INDEX_HTML: &str = include_str!("../../static/index.html");
+/// The page's script, `GET /static/app.js`.
+pub const APP_JS: &str = include_str!("../../static/app.js");
+/// The page's style sheet, `GET /static/app.css`.
+pub const APP_CSS: &str = include_str!("../../static/app.css");
 /// The consent wording recorded with each lead (versioned: change the version with the text).
 pub const CONSENT_TEXT: &str = "v1: J'accepte d'être rappelé(e) par Callway au numéro donné et que mes nom, prénom et numéro soient conservés pour me recontacter.";
 /// Longest summary kept.
 pub const MAX_SUMMARY_CHARS: usize = 2000;
 
-/// `GET /`.
-pub async fn index() -> Html<&'static str> {
-    Html(INDEX_HTML)
+/// The page's `Content-Security-Policy`: scripts and styles from its own origin only (no
+/// inline code, no `eval`), `fetch` to its own origin and to the OpenAI API origin of
+/// `openai_base_url` (the SDP offer to `/v1/realtime/calls`; the WebRTC media itself is not a
+/// fetch), nothing else loaded, no framing, no `<base>`, forms posted to itself only. A base URL
+/// that does not parse (the configuration refuses those) leaves `'self'` alone.
+pub fn content_security_policy(openai_base_url: &str) -> String {
+    let openai = reqwest::Url::parse(openai_base_url)
+        .ok()
+        .map(|u| u.origin())
+        .filter(|o| o.is_tuple())
+        .map(|o| format!(" {}", o.ascii_serialization()))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; \
+         connect-src 'self'{openai}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Headers every file of the page carries.
+fn page_headers(res: &mut Response, content_type: &'static str) {
+    use axum::http::{HeaderValue, header};
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // The page and its script change together: always revalidate.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+}
+
+/// `GET /`: the page, with its Content-Security-Policy and a Permissions-Policy that lets only
+/// this origin ask for the microphone.
+pub async fn index(State(app): State<SharedApp>) -> Response {
+    use axum::http::{HeaderName, HeaderValue, header};
+    let mut res = Html(INDEX_HTML).into_response();
+    page_headers(&mut res, "text/html; charset=utf-8");
+    let csp = content_security_policy(&app.config.openai_base_url);
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("microphone=(self), camera=(), geolocation=()"),
+    );
+    h.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    res
+}
+
+/// `GET /static/app.js`.
+pub async fn app_js() -> Response {
+    let mut res = APP_JS.into_response();
+    page_headers(&mut res, "text/javascript; charset=utf-8");
+    res
+}
+
+/// `GET /static/app.css`.
+pub async fn app_css() -> Response {
+    let mut res = APP_CSS.into_response();
+    page_headers(&mut res, "text/css; charset=utf-8");
+    res
 }
 
 fn limited(what: &str, r: RetryAfter, app: &SharedApp) -> ApiFailure {
@@ -406,7 +468,134 @@ fn twilio_failure(app: &SharedApp, e: &TwilioError) -> ApiFailure {
     }
 }
 
+/// Where a call stands, as the page shows it (Twilio's statuses grouped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStage {
+    /// Created, queued or initiated: the number is being dialled.
+    Placing,
+    /// The prospect's phone rings.
+    Ringing,
+    /// Answered: the prospect talks to the agent.
+    Answered,
+    /// Over (completed, busy, no answer, failed, canceled).
+    Ended,
+}
+
+impl CallStage {
+    /// The stage of a stored call status (statuses only move forward, see
+    /// [`crate::store::status_rank`]); an unknown status counts as still placing.
+    pub fn of(status: &str) -> Self {
+        match status {
+            "ringing" => Self::Ringing,
+            "in-progress" | "answered" => Self::Answered,
+            "completed" | "busy" | "failed" | "no-answer" | "canceled" => Self::Ended,
+            _ => Self::Placing,
+        }
+    }
+
+    /// Its name in the JSON answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placing => "placing",
+            Self::Ringing => "ringing",
+            Self::Answered => "answered",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+/// What the page says for a call status, in French.
+pub fn progress_message(status: &str) -> &'static str {
+    match status {
+        "ringing" => "Votre téléphone sonne : décrochez, c'est Claire.",
+        "in-progress" | "answered" => "Vous êtes en ligne avec Claire.",
+        "completed" => "Appel terminé. Merci d'avoir parlé avec Claire !",
+        "busy" => "Votre ligne était occupée : l'appel n'a pas abouti.",
+        "no-answer" => "Vous n'avez pas décroché : l'appel n'a pas abouti.",
+        "canceled" => "L'appel a été annulé.",
+        "failed" => "L'appel n'a pas pu aboutir.",
+        _ => "Nous composons votre numéro…",
+    }
+}
+
+/// `GET /api/calls/{call_id}`: the progress of a call, for the web session that placed it.
+///
+/// Bound to that session twice over: the caller must hold the session's capability (as on the
+/// tool routes) and the call id `trigger_call` returned to it; another session's call and an
+/// unknown id get the same `404`, so ids cannot be probed. The answer never holds the number:
+/// `{"call_id", "stage": "placing"|"ringing"|"answered"|"ended", "status", "ended", "message"}`.
+pub async fn call_progress(
+    State(app): State<SharedApp>,
+    axum::extract::Path(call_id): axum::extract::Path<String>,
+    body: RawBody,
+) -> Response {
+    match call_progress_inner(&app, &call_id, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn call_progress_inner(app: &SharedApp, call_id: &str, body: &RawBody) -> Result<Response, ApiFailure> {
+    let session_id = session_of(app, body)?;
+    let not_found = || {
+        ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "call_not_found",
+            "Aucun appel de cette conversation ne porte cet identifiant.",
+        )
+    };
+    let id = call_id.parse::<Uuid>().map_err(|_| not_found())?;
+    let call = app.storage.store.get_call(id).await.map_err(ApiFailure::storage)?;
+    let call = call.filter(|c| c.session_id == Some(session_id)).ok_or_else(not_found)?;
+    let stage = CallStage::of(&call.status);
+    let mut res = axum::Json(json!({
+        "call_id": call.id,
+        "stage": stage.as_str(),
+        "status": call.status,
+        "ended": stage == CallStage::Ended,
+        "message": progress_message(&call.status),
+    }))
+    .into_response();
+    res.headers_mut()
+        .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_the_openai_origin_only() {
+        let csp = content_security_policy("https://eu.api.openai.com/some/path/");
+        assert!(csp.contains("connect-src 'self' https://eu.api.openai.com;"), "{csp}");
+        let csp = content_security_policy("http://127.0.0.1:8081");
+        assert!(csp.contains("connect-src 'self' http://127.0.0.1:8081;"), "{csp}");
+        assert!(content_security_policy("not a url").contains("connect-src 'self';"));
+    }
+
+    #[test]
+    fn statuses_map_to_stages_and_french_messages() {
+        for (status, stage) in [
+            ("created", CallStage::Placing),
+            ("queued", CallStage::Placing),
+            ("initiated", CallStage::Placing),
+            ("ringing", CallStage::Ringing),
+            ("in-progress", CallStage::Answered),
+            ("completed", CallStage::Ended),
+            ("busy", CallStage::Ended),
+            ("no-answer", CallStage::Ended),
+            ("failed", CallStage::Ended),
+            ("canceled", CallStage::Ended),
+        ] {
+            assert_eq!(CallStage::of(status), stage, "{status}");
+            assert!(!progress_message(status).is_empty());
+        }
+        assert_eq!(progress_message("busy"), "Votre ligne était occupée : l'appel n'a pas abouti.");
+    }
 }

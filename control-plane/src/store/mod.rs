@@ -114,6 +114,8 @@ pub struct CallRow {
     pub id: Uuid,
     /// Lead id.
     pub lead_id: Uuid,
+    /// The web session that asked for it (`None` for calls placed otherwise).
+    pub session_id: Option<Uuid>,
     /// Twilio `CallSid` once known.
     pub call_sid: Option<String>,
     /// Latest status.

@@ -189,13 +189,14 @@ impl SqlStore {
 
     /// A call by id.
     pub async fn get_call(&self, id: Uuid) -> Result<Option<CallRow>, StoreError> {
-        const Q: &str = "SELECT id, lead_id, call_sid, status, end_reason, input_tokens, output_tokens FROM calls WHERE id = $1";
+        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens FROM calls WHERE id = $1";
         on_pool!(&self.pool, p => {
             let row = sqlx::query(Q).bind(id).fetch_optional(p).await.map_err(map_err)?;
             row.map(|r| -> Result<CallRow, sqlx::Error> {
                 Ok(CallRow {
                     id: r.try_get("id")?,
                     lead_id: r.try_get("lead_id")?,
+                    session_id: r.try_get("session_id")?,
                     call_sid: r.try_get("call_sid")?,
                     status: r.try_get("status")?,
                     end_reason: r.try_get("end_reason")?,

@@ -217,13 +217,17 @@ impl SupabaseStore {
                 "calls",
                 &[
                     ("id", eq(id)),
-                    ("select", "id,lead_id,call_sid,status,end_reason,input_tokens,output_tokens".into()),
+                    (
+                        "select",
+                        "id,lead_id,session_id,call_sid,status,end_reason,input_tokens,output_tokens".into(),
+                    ),
                 ],
             )
             .await?;
         Ok(rows.first().map(|r| CallRow {
             id,
             lead_id: r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
+            session_id: r["session_id"].as_str().and_then(|s| s.parse().ok()),
             call_sid: r["call_sid"].as_str().map(str::to_owned),
             status: r["status"].as_str().unwrap_or_default().to_owned(),
             end_reason: r["end_reason"].as_str().map(str::to_owned),

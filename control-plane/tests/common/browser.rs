@@ -171,6 +171,24 @@ impl Browser {
             .await;
     }
 
+    /// Presses `key` (a WebDriver key code, e.g. `"\u{E007}"` for Enter) on the element `css`
+    /// selects, as a keyboard user would: the element takes the focus first.
+    pub async fn press(&self, css: &str, key: &str) {
+        let id = self.element(css).await;
+        self.command(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": key})))
+            .await;
+    }
+
+    /// Content-Security-Policy violations the browser reported in its console since the last
+    /// call of this or [`Browser::console`] (chromedriver hands each entry out once).
+    pub async fn csp_violations(&self) -> Vec<String> {
+        self.console()
+            .await
+            .into_iter()
+            .filter(|l| l.contains("Content Security Policy") || l.contains("Content-Security-Policy"))
+            .collect()
+    }
+
     /// Runs `script` as a function body in the page and returns its value (a promise is
     /// awaited).
     pub async fn eval(&self, script: &str) -> Value {

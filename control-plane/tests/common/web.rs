@@ -29,6 +29,15 @@ pub async fn web_with(extra: &[(&str, &str)]) -> Web {
     Web { app: Running::start(env).await, openai, twilio, _dir: dir }
 }
 
+/// Starts one on a fresh database of the real PostgreSQL cluster `scripts/test` runs.
+pub async fn web_on_postgres() -> Web {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::Url(super::pg::fresh_database().await);
+    let (openai, twilio) = (Recorder::start().await, Recorder::start().await);
+    let env = super::env_for(&db, &openai.base, &twilio.base);
+    Web { app: Running::start(env).await, openai, twilio, _dir: dir }
+}
+
 /// Starts one.
 pub async fn web() -> Web {
     web_with(&[]).await

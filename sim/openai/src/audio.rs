@@ -147,18 +147,20 @@ pub fn read_wav(bytes: &[u8]) -> Result<(Vec<i16>, u32), WavError> {
     Err(WavError::Truncated)
 }
 
-/// A 16-bit PCM mono WAV file of `samples` at `rate` (what [`read_wav`] reads back).
+/// A 16-bit PCM mono WAV file of `samples` at `rate` (what [`read_wav`] reads back). Header
+/// fields that cannot hold their value (a byte rate above 4 GiB/s for a rate above 2³¹ Hz, sizes
+/// of 4 GiB and more) are written as `u32::MAX`, as RIFF writers do for oversized data.
 pub fn wav_bytes(samples: &[i16], rate: u32) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
+    let data_len = u32::try_from(samples.len().saturating_mul(2)).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
     out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes()); // PCM
     out.extend_from_slice(&1u16.to_le_bytes()); // mono
     out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&rate.saturating_mul(2).to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(b"data");
@@ -336,6 +338,16 @@ mod tests {
         assert_eq!(read_wav(b"nope"), Err(WavError::NotWav));
         wav[22] = 2; // stereo
         assert_eq!(read_wav(&wav), Err(WavError::Unsupported));
+    }
+
+    /// Found by the `wav` fuzz target (its first minute): a file read with a rate above 2³¹ Hz
+    /// could not be written again (`rate * 2`, the byte rate, overflowed and panicked).
+    #[test]
+    fn any_rate_read_can_be_written_again() {
+        let samples = [1i16, -2, 3];
+        for rate in [1, 0x7fff_ffff, 0xe8e8_e8e8, u32::MAX] {
+            assert_eq!(read_wav(&wav_bytes(&samples, rate)), Ok((samples.to_vec(), rate)), "{rate}");
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ use str0m::change::SdpOffer;
 use str0m::{Candidate, Rtc};
 
 use crate::api_error::ApiError;
+use crate::calls_body::{CallsBodyError, parse_calls_body};
 use crate::http::{Body, authenticate, error_body, json_response};
 use crate::ids::IdGen;
 use crate::record::Auth;
@@ -176,55 +177,33 @@ async fn accept(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<(String,
     Ok((call_id, answer.to_sdp_string()))
 }
 
-/// The offer text and the form's `session`, from either body shape.
+/// The offer text and the form's `session`, from either body shape ([`parse_calls_body`]),
+/// refusals in OpenAI's shape.
 fn read_body(content_type: &str, body: &[u8]) -> Result<(String, Option<Value>), Refused> {
-    let mime = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match mime.as_str() {
-        "application/sdp" => Ok((text(body, "body")?, None)),
-        "multipart/form-data" => {
-            let boundary = content_type
-                .split(';')
-                .skip(1)
-                .filter_map(|p| p.trim().split_once('='))
-                .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
-                .map(|(_, v)| v.trim_matches('"').to_owned())
-                .ok_or_else(|| {
-                    invalid(
-                        400,
-                        ApiError::invalid("invalid_value", "multipart/form-data without a boundary.", None),
-                    )
-                })?;
-            let parts = multipart(body, &boundary).ok_or_else(|| {
-                invalid(
-                    400,
-                    ApiError::invalid("invalid_value", "The multipart body could not be parsed.", None),
-                )
-            })?;
-            let mut sdp = None;
-            let mut session = None;
-            for (name, value) in parts {
-                match name.as_str() {
-                    "sdp" => sdp = Some(text(&value, "sdp")?),
-                    "session" => {
-                        let v: Value = serde_json::from_slice(&value).map_err(|e| {
-                            invalid(
-                                400,
-                                ApiError::invalid(
-                                    "invalid_json",
-                                    format!("Invalid 'session': not JSON ({e})."),
-                                    Some("session".into()),
-                                ),
-                            )
-                        })?;
-                        session = Some(v);
-                    }
-                    other => return Err(invalid(400, ApiError::unknown_parameter(other.to_owned()))),
-                }
-            }
-            let sdp = sdp.ok_or_else(|| invalid(400, ApiError::missing_parameter("sdp".into())))?;
-            Ok((sdp, session))
+    let e = match parse_calls_body(content_type, body) {
+        Ok(b) => return Ok((b.sdp, b.session)),
+        Err(e) => e,
+    };
+    Err(match e {
+        CallsBodyError::NoBoundary => {
+            invalid(400, ApiError::invalid("invalid_value", "multipart/form-data without a boundary.", None))
         }
-        _ => Err(invalid(
+        CallsBodyError::MalformedMultipart => {
+            invalid(400, ApiError::invalid("invalid_value", "The multipart body could not be parsed.", None))
+        }
+        CallsBodyError::NotUtf8(what) => bad_offer(&format!("the {what} is not UTF-8 text")),
+        CallsBodyError::SessionNotJson(why) => invalid(
+            400,
+            ApiError::invalid(
+                "invalid_json",
+                format!("Invalid 'session': not JSON ({why})."),
+                Some("session".into()),
+            ),
+        ),
+        CallsBodyError::UnknownPart(name) => invalid(400, ApiError::unknown_parameter(name)),
+        CallsBodyError::MissingSdp => invalid(400, ApiError::missing_parameter("sdp".into())),
+        // Unsupported content types, and any kind added later.
+        _ => invalid(
             400,
             // Code is the simulator's choice.
             ApiError::invalid(
@@ -234,12 +213,8 @@ fn read_body(content_type: &str, body: &[u8]) -> Result<(String, Option<Value>),
                 ),
                 None,
             ),
-        )),
-    }
-}
-
-fn text(bytes: &[u8], what: &str) -> Result<String, Refused> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| bad_offer(&format!("the {what} is not UTF-8 text")))
+        ),
+    })
 }
 
 /// What the service needs of an offer beyond parsing: audio (Opus) and the data channel.
@@ -288,58 +263,12 @@ fn server_error(why: &str) -> Refused {
     )
 }
 
-/// The named parts of a `multipart/form-data` body; `None` if it is malformed.
-fn multipart(body: &[u8], boundary: &str) -> Option<Vec<(String, Vec<u8>)>> {
-    let delimiter = format!("--{boundary}");
-    let d = delimiter.as_bytes();
-    let mut at = find(body, d, 0)? + d.len();
-    let mut parts = Vec::new();
-    loop {
-        if body.get(at..at + 2) == Some(b"--") {
-            return Some(parts);
-        }
-        at += usize::from(body.get(at..at + 2) == Some(b"\r\n")) * 2;
-        let head_end = find(body, b"\r\n\r\n", at)?;
-        let head = std::str::from_utf8(&body[at..head_end]).ok()?;
-        let name = head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            if !k.trim().eq_ignore_ascii_case("content-disposition") {
-                return None;
-            }
-            v.split(';').find_map(|p| {
-                let (k, v) = p.trim().split_once('=')?;
-                (k == "name").then(|| v.trim_matches('"').to_owned())
-            })
-        })?;
-        let start = head_end + 4;
-        let next = find(body, d, start)?;
-        let end = if body[..next].ends_with(b"\r\n") { next - 2 } else { next };
-        parts.push((name, body[start..end].to_vec()));
-        at = next + d.len();
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn multipart_parts_are_read_and_malformed_bodies_refused() {
-        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"sdp\"\r\n\r\nv=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n\r\n--XyZ\r\nContent-Disposition: form-data; name=\"session\"\r\nContent-Type: application/json\r\n\r\n{\"type\":\"realtime\"}\r\n--XyZ--\r\n";
-        let parts = multipart(body, "XyZ").expect("well formed");
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].0, "sdp");
-        assert_eq!(parts[0].1, b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n");
-        assert_eq!(parts[1], ("session".to_owned(), b"{\"type\":\"realtime\"}".to_vec()));
-        assert_eq!(multipart(b"--XyZ\r\nno header end", "XyZ"), None);
-        assert_eq!(multipart(b"nothing", "XyZ"), None);
-        let (sdp, session) = read_body("multipart/form-data; boundary=\"XyZ\"", body).expect("read");
-        assert!(sdp.starts_with("v=0"));
-        assert_eq!(session.expect("session")["type"], "realtime");
+    fn body_refusals_have_openai_shapes() {
         assert_eq!(read_body("text/plain", b"v=0").unwrap_err().0, 400);
         let (status, e) = read_body(
             "multipart/form-data; boundary=XyZ",
@@ -347,6 +276,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!((status, e["error"]["code"].as_str()), (400, Some("missing_required_parameter")));
+        let (_, e) = read_body(
+            "multipart/form-data; boundary=XyZ",
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--XyZ--",
+        )
+        .unwrap_err();
+        assert_eq!(e["error"]["code"], "unknown_parameter");
+        let (_, e) = read_body("multipart/form-data", b"").unwrap_err();
+        assert_eq!(e["error"]["message"], "multipart/form-data without a boundary.");
+        let (sdp, session) = read_body("application/sdp", b"v=0").unwrap();
+        assert_eq!((sdp.as_str(), session), ("v=0", None));
     }
 
     #[test]

@@ -44,13 +44,14 @@
 //! second front end, in `live/` (what it does and does not do: [`live`]).
 //!
 //! Layout: `server.rs` (listener, handshake), `ws.rs` (a session's socket loop and faults),
-//! `calls.rs` (`POST /v1/realtime/calls`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
+//! `calls.rs` (`POST /v1/realtime/calls`; its body read by `calls_body.rs`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
 //! `playout.rs` (the WebRTC output audio buffer),
 //! `session.rs` (a session's behaviour), `response.rs` (one response's event sequence),
 //! `vad.rs`, `conversation.rs`, `session_config.rs`, `rest.rs` (`client_secrets`),
 //! `schema.rs` (the vendored schemas), `script.rs`, `faults.rs`, `record.rs`, `audio.rs`.
 
 pub mod audio;
+pub mod calls_body;
 pub mod cli;
 pub mod faults;
 pub mod live;

@@ -1,0 +1,426 @@
+"use strict";
+// The web agent: WebRTC straight to OpenAI Realtime with an ephemeral secret from /api/session.
+// The model's tool calls (save_lead, trigger_call) arrive on the "oai-events" data channel; the
+// page forwards them to the control plane with the session capability and hands the answer
+// back to the model (function_call_output, then response.create). Once trigger_call has
+// placed the call, the page lets Claire finish her last reply, closes the web session and
+// follows the call's progress (GET /api/calls/{id}, with the session capability).
+//
+// Served as a file, never inline: the page's Content-Security-Policy allows scripts from its
+// own origin only.
+const $ = (id) => document.getElementById(id);
+const TOOLS = new Set(["save_lead", "trigger_call"]);
+let pc = null, channel = null, capability = null;
+// Set once trigger_call succeeded: the session closes when Claire's last reply has played.
+let closeAfterReply = false;
+// The reply asked for after trigger_call's result (its id once created), and the responses
+// that have audio (their voice ends with output_audio_buffer.stopped, which may come long after
+// response.done: the server plays the audio in real time).
+let lastReplyId = null;
+const voiced = new Set();
+// Responses whose audio was cut by the visitor: their transcript is shown as interrupted.
+const interrupted = new Set();
+
+function setStatus(text, kind) {
+  const s = $("status");
+  s.textContent = text;
+  s.className = kind || "";
+}
+
+function say(kind, text) {
+  if (!text) return;
+  const li = document.createElement("li");
+  li.className = kind;
+  li.textContent = text;
+  $("transcript").appendChild(li);
+  const still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  li.scrollIntoView({ block: "end", behavior: still ? "auto" : "smooth" });
+  return li;
+}
+
+function send(event) {
+  if (channel && channel.readyState === "open") channel.send(JSON.stringify(event));
+}
+
+async function runTool(name, callId, args) {
+  let output;
+  try {
+    const res = await fetch(`/api/tools/${name}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Authorization": `Bearer ${capability}` },
+      body: args,
+    });
+    // Success and refusals alike are JSON the model can read back to the visitor.
+    output = await res.text();
+    if (res.ok && name === "trigger_call") {
+      say("system", "Appel lancé : votre téléphone va sonner.");
+      setStatus("Appel en cours de lancement…", "ok");
+      closeAfterReply = true;
+      lastReplyId = null;
+      let placed = {};
+      try { placed = JSON.parse(output); } catch { /* no id: no progress shown */ }
+      if (placed.call_id) followCall(placed.call_id);
+    }
+  } catch (e) {
+    output = JSON.stringify({ code: "network_error", message: "Le service ne répond pas, réessayez dans un instant." });
+  }
+  send({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output } });
+  send({ type: "response.create" });
+}
+
+function onServerEvent(raw) {
+  let ev;
+  try { ev = JSON.parse(raw); } catch { return; }
+  switch (ev.type) {
+    case "response.output_audio_transcript.done": {
+      voiced.add(ev.response_id);
+      const li = say("agent", ev.transcript);
+      if (li && interrupted.has(ev.response_id)) {
+        li.classList.add("cut");
+        li.title = "Claire a été interrompue : elle n'a pas tout dit.";
+      }
+      break;
+    }
+    case "conversation.item.input_audio_transcription.completed":
+      say("user", ev.transcript);
+      break;
+    case "output_audio_buffer.started":
+      $("agent-speaking").hidden = false;
+      break;
+    case "response.created":
+      // After trigger_call, the newest reply is the one whose end closes the session.
+      if (closeAfterReply && ev.response) lastReplyId = ev.response.id;
+      break;
+    case "response.output_audio.done":
+    case "response.output_audio_transcript.delta":
+      voiced.add(ev.response_id);
+      break;
+    case "response.done":
+      // A last reply without any audio (text only, or nothing to say) closes at once; one with
+      // audio closes when it has played (output_audio_buffer.stopped).
+      if (closeAfterReply && ev.response && ev.response.id === lastReplyId && !voiced.has(lastReplyId)) {
+        endConversation("Conversation terminée : Claire vous appelle, votre téléphone va sonner.", "ok");
+      }
+      break;
+    case "input_audio_buffer.speech_started":
+      $("visitor-speaking").hidden = false;
+      break;
+    case "input_audio_buffer.speech_stopped":
+      $("visitor-speaking").hidden = true;
+      break;
+    case "output_audio_buffer.cleared":
+      // The visitor spoke over Claire: the server stopped her voice at once.
+      $("agent-speaking").hidden = true;
+      interrupted.add(ev.response_id);
+      say("system", "Claire s'est interrompue pour vous écouter.");
+      break;
+    case "output_audio_buffer.stopped":
+      // Claire's voice has finished playing (the buffer drained, not cut).
+      $("agent-speaking").hidden = true;
+      if (closeAfterReply && lastReplyId !== null && ev.response_id === lastReplyId) {
+        endConversation("Conversation terminée : Claire vous appelle, votre téléphone va sonner.", "ok");
+      }
+      break;
+    case "response.function_call_arguments.done":
+      if (TOOLS.has(ev.name)) runTool(ev.name, ev.call_id, ev.arguments);
+      break;
+    case "error":
+      setStatus(`Erreur de l'assistant : ${ev.error && ev.error.message || "inconnue"}`, "err");
+      break;
+  }
+}
+
+// The voice constraints we ask for; a browser that refuses one of them gets the plain
+// microphone, then each constraint it accepts applied one by one.
+const VOICE = { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+let micStream = null, levelTimer = null;
+
+async function openMicrophone() {
+  try {
+    micStream = await navigator.mediaDevices.getUserMedia({ audio: VOICE });
+  } catch (e) {
+    if (e.name !== "OverconstrainedError" && e.name !== "TypeError") throw e;
+    micStream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const track = micStream.getAudioTracks()[0];
+    for (const [k, v] of Object.entries(VOICE)) {
+      try { await track.applyConstraints({ ...track.getConstraints(), [k]: v }); } catch { /* refused: keep the default */ }
+    }
+  }
+  const t = micStream.getAudioTracks()[0].getSettings();
+  const yes = (b) => (b ? "oui" : b === false ? "non" : "?");
+  $("mic-details").textContent = `Micro : ${t.sampleRate || "?"} Hz, ${t.channelCount || "?"} canal(aux), ` +
+    `annulation d'écho ${yes(t.echoCancellation)}, réduction de bruit ${yes(t.noiseSuppression)}, ` +
+    `gain automatique ${yes(t.autoGainControl)}`;
+  $("mic-details").hidden = false;
+  return micStream;
+}
+
+// The microphone level, ten times a second (an analyser on the captured stream).
+function watchLevel(stream) {
+  try {
+    const ctx = new AudioContext();
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 1024;
+    ctx.createMediaStreamSource(stream).connect(analyser);
+    const buf = new Float32Array(analyser.fftSize);
+    levelTimer = setInterval(() => {
+      analyser.getFloatTimeDomainData(buf);
+      let sum = 0;
+      for (const x of buf) sum += x * x;
+      $("mic-level").value = Math.min(1, Math.sqrt(sum / buf.length) * 4);
+    }, 100);
+    levelTimer.ctx = ctx;
+  } catch { /* no level meter: the conversation works without it */ }
+}
+
+const STATES = { new: "nouvelle", connecting: "en cours", connected: "connecté", disconnected: "interrompue",
+  failed: "échouée", closed: "fermée" };
+
+function showState() {
+  $("connection-state").textContent = pc ? (STATES[pc.connectionState] || pc.connectionState) : "fermée";
+}
+
+// What went wrong, in words a visitor can act on.
+function explain(e) {
+  switch (e && e.name) {
+    case "NotAllowedError": case "SecurityError":
+      return "Vous avez refusé l'accès au micro. Autorisez-le dans votre navigateur, puis réessayez.";
+    case "NotFoundError": case "OverconstrainedError":
+      return "Aucun micro n'a été trouvé. Branchez-en un, puis réessayez.";
+    case "NotReadableError":
+      return "Le micro est utilisé par une autre application. Fermez-la, puis réessayez.";
+    case "ExpiredKey":
+      return "La session a expiré avant la connexion. Réessayez.";
+    case "WebRtcRefused":
+      return `La connexion vocale a été refusée (${e.message}). Réessayez dans un instant.`;
+    case "TypeError":
+      return "Le réseau ne répond pas. Vérifiez votre connexion, puis réessayez.";
+    default:
+      return `Impossible de démarrer : ${e && e.message || "erreur inconnue"}. Réessayez.`;
+  }
+}
+
+function failure(name, message) {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}
+
+async function start() {
+  $("start").disabled = true;
+  setStatus("Connexion…");
+  try {
+    const res = await fetch("/api/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    const session = await res.json();
+    if (!res.ok) throw new Error(session.message || `HTTP ${res.status}`);
+    capability = session.capability;
+
+    const mic = await openMicrophone();
+    watchLevel(mic);
+    pc = new RTCPeerConnection();
+    $("live").hidden = false;
+    showState();
+    pc.ontrack = (e) => { $("voice").srcObject = e.streams[0]; };
+    mic.getTracks().forEach((t) => pc.addTrack(t, mic));
+    channel = pc.createDataChannel("oai-events");
+    channel.onmessage = (e) => onServerEvent(e.data);
+    channel.onopen = () => {
+      setStatus("En conversation avec Claire", "ok");
+      $("stop").disabled = false;
+      send({ type: "response.create" }); // Claire speaks first
+    };
+    pc.onconnectionstatechange = () => {
+      showState();
+      if (pc && ["failed", "disconnected"].includes(pc.connectionState)) {
+        endConversation("La connexion a été perdue. Vérifiez votre réseau, puis réessayez.", "err", "Réessayer");
+      }
+    };
+
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const answer = await fetch(session.realtime_url, {
+      method: "POST",
+      headers: { "Authorization": `Bearer ${session.client_secret.value}`, "Content-Type": "application/sdp" },
+      body: offer.sdp,
+    });
+    if (answer.status === 401) throw failure("ExpiredKey", "HTTP 401");
+    if (!answer.ok) throw failure("WebRtcRefused", `HTTP ${answer.status}`);
+    await pc.setRemoteDescription({ type: "answer", sdp: await answer.text() });
+  } catch (e) {
+    endConversation(explain(e), "err", "Réessayer");
+  }
+}
+
+// Closes the web session, whatever its state: the microphone and every sent track stopped, the
+// data channel and the peer connection closed, the level meter and its audio context gone, the
+// page back to its start (the start button enabled and focused, with `startLabel`). The call's
+// progress, if one was placed, keeps being followed.
+function stop(startLabel) {
+  if (pc) pc.getSenders().forEach((s) => s.track && s.track.stop());
+  if (channel) {
+    channel.onmessage = null;
+    channel.onopen = null;
+    channel.close();
+  }
+  if (pc) {
+    pc.onconnectionstatechange = null;
+    pc.ontrack = null;
+    pc.close();
+  }
+  if (micStream) micStream.getTracks().forEach((t) => t.stop());
+  if (levelTimer) { clearInterval(levelTimer); if (levelTimer.ctx) levelTimer.ctx.close(); }
+  $("voice").srcObject = null;
+  micStream = null;
+  levelTimer = null;
+  pc = null;
+  channel = null;
+  closeAfterReply = false;
+  lastReplyId = null;
+  $("agent-speaking").hidden = true;
+  $("visitor-speaking").hidden = true;
+  $("mic-level").value = 0;
+  showState();
+  const wasFocused = document.activeElement === $("stop");
+  $("start").textContent = startLabel || "Démarrer la conversation";
+  $("start").disabled = false;
+  $("stop").disabled = true;
+  // A keyboard user who pressed « Terminer » keeps the focus on a usable button.
+  if (wasFocused) $("start").focus();
+}
+
+// stop() and what the visitor reads about it.
+function endConversation(text, kind, startLabel) {
+  stop(startLabel);
+  setStatus(text, kind);
+}
+
+// The call's progress, from the control plane: asked every 1.5 s until the call has ended (the
+// capability and the call id prove it is this visitor's call). Each change is announced
+// (aria-live) and its stage kept in data-stage.
+let followed = null;
+function followCall(callId) {
+  const box = $("call-progress");
+  const session = capability;
+  followed = callId;
+  box.hidden = false;
+  box.dataset.stage = "placing";
+  box.textContent = "Nous composons votre numéro…";
+  let failures = 0;
+  const poll = async () => {
+    if (followed !== callId) return;
+    try {
+      const res = await fetch(`/api/calls/${encodeURIComponent(callId)}`, {
+        headers: { "Authorization": `Bearer ${session}` },
+        cache: "no-store",
+      });
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok) {
+        box.dataset.stage = "unknown";
+        box.textContent = res.status === 401
+          ? "Le suivi de l'appel a expiré : votre téléphone peut quand même sonner."
+          : "Le suivi de l'appel n'est pas disponible.";
+        return;
+      }
+      failures = 0;
+      if (box.dataset.stage !== body.stage || box.textContent !== body.message) {
+        box.dataset.stage = body.stage;
+        box.textContent = body.message;
+      }
+      if (body.ended) return;
+    } catch {
+      failures += 1;
+      if (failures >= 5) {
+        box.dataset.stage = "unknown";
+        box.textContent = "Le suivi de l'appel est interrompu (réseau). Votre téléphone peut quand même sonner.";
+        return;
+      }
+    }
+    setTimeout(poll, 1500);
+  };
+  poll();
+}
+
+// The typed form. The mask and the E.164 preview help the visitor; the control plane decides
+// (its refusals are shown next to the field they concern).
+function digitsOf(raw) {
+  const plus = raw.trim().startsWith("+");
+  let d = raw.replace(/\D/g, "");
+  if (!plus && d.startsWith("00")) return { plus: true, d: d.slice(2) };
+  return { plus, d };
+}
+
+function maskPhone(raw) {
+  const { plus, d } = digitsOf(raw);
+  if (plus) return "+" + (d.slice(0, 2) + " " + d.slice(2).replace(/(\d{2})(?=\d)/g, "$1 ")).trim();
+  return d.slice(0, 10).replace(/(\d{2})(?=\d)/g, "$1 ");
+}
+
+function e164Preview(raw) {
+  const { plus, d } = digitsOf(raw);
+  if (plus) return d.length >= 8 ? "+" + d : "";
+  return d.length === 10 && d.startsWith("0") ? "+33" + d.slice(1) : "";
+}
+
+$("phone").addEventListener("input", () => {
+  const el = $("phone");
+  el.value = maskPhone(el.value);
+  el.removeAttribute("aria-invalid");
+  const e164 = e164Preview(el.value);
+  $("phone-hint").textContent = e164 ? `Nous appellerons le ${e164}.` : "Un numéro français, ou l'indicatif du pays (+32…).";
+});
+
+const FIELD_OF = { first_name_invalid: "first-name", last_name_invalid: "last-name", consent_required: "consent" };
+
+function formSays(text, kind, field) {
+  $("form-result").textContent = text;
+  $("form-result").className = kind;
+  for (const id of ["first-name", "last-name", "phone", "consent"]) $(id).removeAttribute("aria-invalid");
+  if (field) { $(field).setAttribute("aria-invalid", "true"); $(field).focus(); }
+}
+
+async function postTool(name, body) {
+  const res = await fetch(`/api/tools/${name}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Authorization": `Bearer ${capability}` },
+    body: JSON.stringify(body),
+  });
+  return { ok: res.ok, body: await res.json().catch(() => ({})) };
+}
+
+$("lead-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("form-submit").disabled = true;
+  formSays("Envoi…", "");
+  try {
+    if (!capability) {
+      const res = await fetch("/api/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+      const session = await res.json();
+      if (!res.ok) throw new Error(session.message || `HTTP ${res.status}`);
+      capability = session.capability;
+    }
+    const lead = await postTool("save_lead", {
+      first_name: $("first-name").value, last_name: $("last-name").value,
+      phone: $("phone").value, consent: $("consent").checked,
+    });
+    if (!lead.ok) {
+      const code = lead.body.code || "";
+      formSays(lead.body.message || "Enregistrement refusé.", "err", code.startsWith("phone") ? "phone" : FIELD_OF[code]);
+      return;
+    }
+    const call = await postTool("trigger_call", { lead_id: lead.body.lead_id, summary: "Demande de rappel par le formulaire du site." });
+    if (!call.ok) {
+      const code = call.body.code || "";
+      formSays(call.body.message || "Appel refusé.", "err", code.startsWith("phone") ? "phone" : undefined);
+      return;
+    }
+    formSays(`C'est noté : Claire vous appelle au ${lead.body.phone_e164}.`, "ok");
+    if (call.body.call_id) followCall(call.body.call_id);
+  } catch (e) {
+    formSays("Le service ne répond pas. Vérifiez votre connexion, puis réessayez.", "err");
+  } finally {
+    $("form-submit").disabled = false;
+  }
+});
+
+$("start").addEventListener("click", start);
+$("stop").addEventListener("click", () => endConversation("Conversation terminée. Vous pouvez la reprendre quand vous voulez."));
