@@ -462,13 +462,13 @@ mod tests {
 
     #[test]
     fn evenings_move_to_the_next_morning_and_fridays_to_monday() {
-        // Monday 20:00 Paris  Tuesday 10:00.
+        // Monday 20:00 Paris -> Tuesday 10:00.
         assert_eq!(next_fr(datetime!(2026-12-07 19:00 UTC)), datetime!(2026-12-08 09:00 UTC));
-        // Friday 11 December 20:30  Monday 14 December 10:00.
+        // Friday 11 December 20:30 -> Monday 14 December 10:00.
         assert_eq!(next_fr(datetime!(2026-12-11 19:30 UTC)), datetime!(2026-12-14 09:00 UTC));
-        // Saturday noon  Monday 10:00.
+        // Saturday noon -> Monday 10:00.
         assert_eq!(next_fr(datetime!(2026-12-12 11:00 UTC)), datetime!(2026-12-14 09:00 UTC));
-        // Early morning  10:00 the same day.
+        // Early morning -> 10:00 the same day.
         assert_eq!(next_fr(datetime!(2026-12-08 06:00 UTC)), datetime!(2026-12-08 09:00 UTC));
     }
 
@@ -476,22 +476,22 @@ mod tests {
     fn public_holidays_are_skipped() {
         // Thursday 24 December 2026, 20:30 Paris: the 25th is Christmas, then a weekend.
         assert_eq!(next_fr(datetime!(2026-12-24 19:30 UTC)), datetime!(2026-12-28 09:00 UTC));
-        // Easter Monday 6 April 2026 (UTC+2)  Tuesday 7 April 10:00.
+        // Easter Monday 6 April 2026 (UTC+2) -> Tuesday 7 April 10:00.
         assert_eq!(next_fr(datetime!(2026-04-06 08:00 UTC)), datetime!(2026-04-07 08:00 UTC));
-        // Ascension Thursday 14 May 2026  Friday 15 May.
+        // Ascension Thursday 14 May 2026 -> Friday 15 May.
         assert_eq!(next_fr(datetime!(2026-05-13 18:30 UTC)), datetime!(2026-05-15 08:00 UTC));
-        // Friday 22 May 2026 evening: Whit Monday 25 May  Tuesday 26 May.
+        // Friday 22 May 2026 evening: Whit Monday 25 May -> Tuesday 26 May.
         assert_eq!(next_fr(datetime!(2026-05-22 18:30 UTC)), datetime!(2026-05-26 08:00 UTC));
-        // New Year's Day 2027 is a Friday  Monday 4 January.
+        // New Year's Day 2027 is a Friday -> Monday 4 January.
         assert_eq!(next_fr(datetime!(2026-12-31 19:30 UTC)), datetime!(2027-01-04 09:00 UTC));
     }
 
     #[test]
     fn daylight_saving_changes_keep_local_hours() {
-        // Spring forward on Sunday 29 March 2026: Friday 27th 20:00 (UTC+1)  Monday 30th
+        // Spring forward on Sunday 29 March 2026: Friday 27th 20:00 (UTC+1) -> Monday 30th
         // 10:00 local, which is now UTC+2.
         assert_eq!(next_fr(datetime!(2026-03-27 19:00 UTC)), datetime!(2026-03-30 08:00 UTC));
-        // Fall back on Sunday 25 October 2026: Friday 23rd evening (UTC+2)  Monday 26th 10:00
+        // Fall back on Sunday 25 October 2026: Friday 23rd evening (UTC+2) -> Monday 26th 10:00
         // local (UTC+1).
         assert_eq!(next_fr(datetime!(2026-10-23 18:00 UTC)), datetime!(2026-10-26 09:00 UTC));
         // A rule with a window inside the skipped hour opens at the first minute that exists.
