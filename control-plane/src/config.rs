@@ -9,6 +9,10 @@
 //! EU) make the API host `api.{edge}.{region}.twilio.com` ([`crate::twilio::TwilioRegion`]);
 //! with `TWILIO_API_BASE` also set (a simulator), requests go there and name the regional host
 //! in `Host`. The names and defaults of every variable are in README.md's table.
+//!
+//! Call retries: `CALL_RETRY_DELAYS` (`10m,2h`; unset = no retries), `CALLING_HOURS_<CC>` per
+//! country (format in [`crate::calling_hours::CallingHours::parse`]; France is built in),
+//! `CALLING_HOURS_DEFAULT` for the others, `CALL_RETRY_WORKER_SECS`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -125,6 +129,8 @@ pub struct Config {
     pub outbox_dir: PathBuf,
     /// Rate limits (`RATE_LIMIT_*`, defaults in [`Limits::default`]).
     pub limits: Limits,
+    /// Call retries (`CALL_RETRY_DELAYS`, `CALLING_HOURS_*`, `CALL_RETRY_WORKER_SECS`).
+    pub retry: crate::retry::RetryConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -357,6 +363,8 @@ impl Config {
             )),
         };
 
+        let retry = read_retry(&mut r, &call_policy);
+
         r.finish()?;
         Ok(Config {
             openai_api_key,
@@ -385,6 +393,7 @@ impl Config {
             call_policy,
             outbox_dir,
             limits,
+            retry,
         })
     }
 
@@ -392,6 +401,43 @@ impl Config {
     pub fn stream_url(&self, token: &str) -> String {
         format!("wss://{}/api/twilio/media-stream/{token}", self.twilio_stream_domain)
     }
+}
+
+/// `CALL_RETRY_DELAYS`, `CALL_RETRY_WORKER_SECS`, `CALLING_HOURS_DEFAULT` and
+/// `CALLING_HOURS_<CC>` for every country that may be called (the allow-list) or has a built-in
+/// rule.
+fn read_retry(r: &mut EnvReader<'_>, policy: &CallPolicy) -> crate::retry::RetryConfig {
+    use crate::calling_hours::{CallingHours, FRENCH_RULE_REGIONS, Holidays};
+    let mut cfg = crate::retry::RetryConfig::default();
+    if let Some(raw) = r.opt("CALL_RETRY_DELAYS") {
+        match crate::retry::parse_delays(&raw) {
+            Ok(d) => cfg.delays = d,
+            Err(e) => r.problem(format!("CALL_RETRY_DELAYS: {e}")),
+        }
+    }
+    cfg.worker_period = std::time::Duration::from_secs(r.number("CALL_RETRY_WORKER_SECS", 30u64, 1, 3600));
+    if let Some(raw) = r.opt("CALLING_HOURS_DEFAULT") {
+        match CallingHours::parse(&raw, Holidays::None) {
+            Ok(h) => cfg.hours.default = h,
+            Err(e) => r.problem(format!("CALLING_HOURS_DEFAULT: {e}")),
+        }
+    }
+    let mut regions: Vec<Id> = policy.allowed_regions.clone();
+    regions.extend(FRENCH_RULE_REGIONS.iter().filter_map(|c| c.parse::<Id>().ok()));
+    regions.sort_by_key(|id| id.as_ref().to_owned());
+    regions.dedup();
+    for id in regions {
+        let name = format!("CALLING_HOURS_{}", id.as_ref());
+        let Some(raw) = r.opt(&name) else { continue };
+        // French law's holidays stay closed whatever the windows say.
+        let holidays =
+            if FRENCH_RULE_REGIONS.contains(&id.as_ref()) { Holidays::France } else { Holidays::None };
+        match CallingHours::parse(&raw, holidays) {
+            Ok(h) => cfg.hours.set(id, h),
+            Err(e) => r.problem(format!("{name}: {e}")),
+        }
+    }
+    cfg
 }
 
 /// `host[:port]` of an http(s) URL.
@@ -522,5 +568,47 @@ mod tests {
         }
         assert!(!text.contains("short-secret-value"));
         assert!(!text.contains("0612345678"));
+    }
+
+    #[test]
+    fn retries_are_off_by_default_and_read_when_set() {
+        let c = load(&base()).unwrap();
+        assert!(c.retry.delays.is_empty());
+        assert_eq!(c.retry.worker_period, std::time::Duration::from_secs(30));
+        let mut m = base();
+        m.insert("CALL_RETRY_DELAYS", "10m, 2h");
+        m.insert("CALLING_HOURS_BE", "mon-fri 09:00-12:00,13:00-19:00; sat 10:00-12:00");
+        m.insert("CALLING_HOURS_DEFAULT", "mon-fri 11:00-18:00");
+        let c = load(&m).unwrap();
+        assert_eq!(c.retry.delays.len(), 2);
+        let be = c.retry.hours.for_region(Some(Id::BE));
+        assert_eq!(be.windows(5).len(), 1, "Saturday morning in Belgium");
+        assert_eq!(c.retry.hours.for_region(Some(Id::FR)), &crate::calling_hours::CallingHours::france());
+        assert_eq!(c.retry.hours.for_region(Some(Id::US)).windows(0)[0].start, 11 * 60);
+    }
+
+    #[test]
+    fn bad_retry_settings_get_one_message_each() {
+        let mut m = base();
+        m.insert("CALL_RETRY_DELAYS", "10m,2x");
+        m.insert("CALLING_HOURS_BE", "mon-fry 10:00-12:00");
+        m.insert("CALLING_HOURS_FR", "mon-fri 10:00");
+        m.insert("CALLING_HOURS_DEFAULT", "mon 18:00-09:00");
+        m.insert("CALL_RETRY_WORKER_SECS", "0");
+        let e = load(&m).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.0.len(), 5, "{text}");
+        for needle in [
+            "CALL_RETRY_DELAYS: \"2x\" is not a delay",
+            "CALLING_HOURS_BE: \"fry\" is not a day",
+            "CALLING_HOURS_FR: \"10:00\" is not a window",
+            "CALLING_HOURS_DEFAULT: window \"18:00-09:00\" ends before it starts",
+            "CALL_RETRY_WORKER_SECS must be a whole number from 1 to 3600",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        m.insert("CALL_RETRY_DELAYS", "10m,1h,2h,1d");
+        let text = load(&m).unwrap_err().to_string();
+        assert!(text.contains("CALL_RETRY_DELAYS: 4 delays given, at most 3"), "{text}");
     }
 }

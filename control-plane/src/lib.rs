@@ -7,14 +7,20 @@
 //! - sans-IO pieces, unit-tested without a server: [`phone`] (parsing and call guards),
 //!   [`twilio`]'s TwiML builder, [`capability`] (session capabilities), [`ratelimit`];
 //! - clients: [`openai`] (`client_secrets`), [`twilio`] (REST);
-//! - [`config`]: the environment, validated at start.
+//! - [`config`]: the environment, validated at start;
+//! - call retries: [`retry`] (scheduling, the worker), [`calling_hours`] (when a retry may ring,
+//!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`].
 
+pub mod calling_hours;
 pub mod capability;
+pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod openai;
 pub mod phone;
+pub mod placing;
 pub mod ratelimit;
+pub mod retry;
 pub mod routes;
 pub mod store;
 pub mod twilio;
@@ -45,6 +51,11 @@ pub async fn open_store(storage: &StorageConfig) -> Result<Store, StoreError> {
 
 /// Opens storage and outbox, migrates, and builds the application state.
 pub async fn build_app(config: Config) -> Result<SharedApp, String> {
+    build_app_with_clock(config, Arc::new(clock::SystemClock)).await
+}
+
+/// [`build_app`] with a given clock for scheduled work (tests move a [`clock::ManualClock`]).
+pub async fn build_app_with_clock(config: Config, clock: Arc<dyn clock::Clock>) -> Result<SharedApp, String> {
     let metrics = Arc::new(Metrics::default());
     let store = open_store(&config.storage).await.map_err(|e| e.to_string())?;
     match store.migrate().await {
@@ -57,7 +68,9 @@ pub async fn build_app(config: Config) -> Result<SharedApp, String> {
     }
     let storage =
         Storage::open(store, &config.outbox_dir, metrics.clone()).await.map_err(|e| e.to_string())?;
-    Ok(Arc::new(App::new(config, Arc::new(storage), metrics)?))
+    let mut app = App::new(config, Arc::new(storage), metrics)?;
+    app.clock = clock;
+    Ok(Arc::new(app))
 }
 
 /// Deletes transcripts older than `TRANSCRIPT_RETENTION_DAYS`.
@@ -76,9 +89,11 @@ pub async fn purge_transcripts(app: &App) -> Result<u64, StoreError> {
     Ok(n)
 }
 
-/// Starts the background work: outbox replay (every second) and the retention purge (hourly).
+/// Starts the background work: outbox replay (every second), the retry worker (every
+/// `CALL_RETRY_WORKER_SECS`) and the retention purge (hourly).
 pub fn spawn_background(app: &SharedApp) {
     tokio::spawn(app.storage.clone().run_replayer(Duration::from_secs(1)));
+    tokio::spawn(retry::run_worker(app.clone()));
     let a = app.clone();
     tokio::spawn(async move {
         loop {

@@ -5,6 +5,7 @@
 //! callway-control migrate         apply the schema to DATABASE_URL and exit
 //! callway-control purge           delete transcripts past TRANSCRIPT_RETENTION_DAYS and exit
 //! callway-control erase <phone>   erase everything held about a phone number and exit
+//! callway-control opt-out <phone> cancel the call retries waiting for a number and exit
 //! ```
 
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ usage:
   callway-control migrate          apply the schema to the configured database and exit
   callway-control purge            delete transcripts older than TRANSCRIPT_RETENTION_DAYS and exit
   callway-control erase <phone>    erase everything held about a phone number and exit
+  callway-control opt-out <phone>  cancel the call retries waiting for a number (the prospect
+                                   asked not to be called again) and exit
 
 Configuration comes from the environment (README.md, \"Configuration\"); every missing or bad
 value is reported at start, one line each.
@@ -79,21 +82,21 @@ async fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Some("erase") => {
-            let Some(raw) = args.get(1) else { return fail("usage: callway-control erase <phone number>") };
-            let phone = match callway_control::phone::parse_phone(raw, config.default_phone_region) {
+            let phone = match phone_arg(&args, "erase", &config) {
                 Ok(p) => p,
-                Err(e) => return fail(&format!("{}: not a valid phone number", e.code())),
+                Err(code) => return code,
             };
             match callway_control::build_app(config).await {
                 Ok(app) => match app.storage.store.erase_phone(&phone.e164).await {
                     Ok(r) => {
                         println!(
-                            "erased {}: {} lead(s), {} call(s), {} status event(s), {} call event(s)",
+                            "erased {}: {} lead(s), {} call(s), {} status event(s), {} call event(s), {} retr(y/ies)",
                             callway_control::phone::mask(&phone.e164),
                             r.leads,
                             r.calls,
                             r.call_status_events,
-                            r.call_events
+                            r.call_events,
+                            r.retries
                         );
                         ExitCode::SUCCESS
                     }
@@ -102,8 +105,48 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Some(other) => fail(&format!("unknown command {other:?} (serve, migrate, purge, erase <phone>)")),
+        Some("opt-out") => {
+            let phone = match phone_arg(&args, "opt-out", &config) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            match callway_control::build_app(config).await {
+                Ok(app) => match callway_control::retry::cancel_for_phone(
+                    &app,
+                    &phone.e164,
+                    "the prospect asked not to be called again",
+                )
+                .await
+                {
+                    Ok(n) => {
+                        println!(
+                            "{}: {n} scheduled retr(y/ies) cancelled",
+                            callway_control::phone::mask(&phone.e164)
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e.to_string()),
+                },
+                Err(e) => fail(&e),
+            }
+        }
+        Some(other) => fail(&format!(
+            "unknown command {other:?} (serve, migrate, purge, erase <phone>, opt-out <phone>)"
+        )),
     }
+}
+
+/// The `<phone>` argument of `command`, parsed with the default region.
+fn phone_arg(
+    args: &[String],
+    command: &str,
+    config: &Config,
+) -> Result<callway_control::phone::Phone, ExitCode> {
+    let Some(raw) = args.get(1) else {
+        return Err(fail(&format!("usage: callway-control {command} <phone number>")));
+    };
+    callway_control::phone::parse_phone(raw, config.default_phone_region)
+        .map_err(|e| fail(&format!("{}: not a valid phone number", e.code())))
 }
 
 fn fail(msg: &str) -> ExitCode {

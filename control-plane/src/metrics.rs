@@ -41,6 +41,12 @@ pub struct Metrics {
     pub outbox_pending: AtomicU64,
     /// Transcript lines purged by retention.
     pub transcripts_purged: AtomicU64,
+    /// Call retries scheduled.
+    pub retries_scheduled: AtomicU64,
+    /// Call retries placed by the worker.
+    pub retries_placed: AtomicU64,
+    /// Call retries cancelled.
+    pub retries_cancelled: AtomicU64,
 }
 
 impl Metrics {
@@ -51,7 +57,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64, &str); 17] = [
+        let rows: [(&str, &str, &AtomicU64, &str); 20] = [
             ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
             ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
             ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
@@ -94,6 +100,9 @@ impl Metrics {
                 &self.transcripts_purged,
                 "Transcript lines purged",
             ),
+            ("callway_retries_scheduled_total", "counter", &self.retries_scheduled, "Call retries scheduled"),
+            ("callway_retries_placed_total", "counter", &self.retries_placed, "Call retries placed"),
+            ("callway_retries_cancelled_total", "counter", &self.retries_cancelled, "Call retries cancelled"),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, value, help) in rows {

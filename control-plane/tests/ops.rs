@@ -85,7 +85,10 @@ async fn the_erase_command_says_what_it_removed_without_the_number() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.trim(), "erased +33******78: 1 lead(s), 0 call(s), 0 status event(s), 0 call event(s)");
+    assert_eq!(
+        stdout.trim(),
+        "erased +33******78: 1 lead(s), 0 call(s), 0 status event(s), 0 call event(s), 0 retr(y/ies)"
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("612345678"), "no number in the logs");
     assert!(store.get_lead(lead.id).await.unwrap().is_none());
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use callway_control::config::StorageConfig;
 use callway_control::store::{
-    EventsWrite, LeadCorrection, NewCall, NewLead, Redeem, StatusUpdate, Store, StoreError, Write,
+    EventsWrite, LeadCorrection, NewCall, NewLead, NewRetry, Redeem, StatusUpdate, Store, StoreError, Write,
 };
 use contract::internal_api::{CallEvent, Side, Speaker};
 use time::{Duration, OffsetDateTime};
@@ -54,6 +54,7 @@ fn call(lead_id: Uuid) -> NewCall {
         summary: "Veut une démo lundi.".into(),
         stream_nonce: Uuid::new_v4().simple().to_string(),
         token_expires_at: at + Duration::minutes(2),
+        attempt: 1,
         at,
     }
 }
@@ -264,6 +265,122 @@ async fn concurrent_status_updates_of_one_call_all_land(s: Store) {
     assert_eq!(s.get_call(c.id).await.unwrap().unwrap().status, "completed");
 }
 
+fn retry_after(lead_id: Uuid, call_id: Uuid, due_at: OffsetDateTime) -> NewRetry {
+    NewRetry {
+        id: Uuid::new_v4(),
+        lead_id,
+        after_call_id: call_id,
+        attempt: 2,
+        reason: "busy".into(),
+        requested_at: due_at - Duration::minutes(30),
+        due_at,
+        at: due_at - Duration::hours(1),
+    }
+}
+
+async fn a_retry_is_scheduled_once_claimed_once_and_erased(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = call(l.id);
+    s.create_call(&c).await.unwrap();
+    s.apply(&status(c.id, "busy", "twilio-call")).await.unwrap();
+    let due = time::macros::datetime!(2026-12-07 13:00 UTC);
+    let r = retry_after(l.id, c.id, due);
+    assert!(s.schedule_retry(&r).await.unwrap());
+    assert!(!s.schedule_retry(&retry_after(l.id, c.id, due)).await.unwrap(), "one retry per call");
+    assert_eq!(s.attempt_of_call(c.id).await.unwrap(), 1, "a call the prospect asked for is attempt 1");
+
+    assert!(
+        s.claim_due_retries(due - Duration::seconds(1), "w1", 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    let got = s.claim_due_retries(due, "w1", 10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, got[0].state.as_str(), got[0].attempt, got[0].due_at), (r.id, "placing", 2, due));
+    assert!(
+        s.claim_due_retries(due + Duration::hours(1), "w2", 10).await.unwrap().is_empty(),
+        "claimed once"
+    );
+
+    // Placed as a new call: that call is attempt 2.
+    s.apply(&status(c.id, "completed", "twilio-call")).await.unwrap();
+    let c2 = NewCall { attempt: 2, ..call(l.id) };
+    s.create_call(&c2).await.unwrap();
+    assert!(s.finish_retry(r.id, "placed", Some(c2.id), "placed", due).await.unwrap());
+    assert!(!s.finish_retry(r.id, "failed", None, "again", due).await.unwrap(), "only from placing");
+    assert_eq!(s.attempt_of_call(c2.id).await.unwrap(), 2);
+    let rows = s.retries_for_lead(l.id).await.unwrap();
+    assert_eq!((rows.len(), rows[0].state.as_str(), rows[0].call_id), (1, "placed", Some(c2.id)));
+
+    // A second retry, cancelled by the prospect's number; then erasure removes it.
+    let r3 = NewRetry { attempt: 3, ..retry_after(l.id, c2.id, due + Duration::days(1)) };
+    assert!(s.schedule_retry(&r3).await.unwrap());
+    let cancelled = s.cancel_retries(None, Some("+33612345678"), "opt-out", due).await.unwrap();
+    assert_eq!(cancelled.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r3.id]);
+    assert!(s.cancel_retries(Some(l.id), None, "again", due).await.unwrap().is_empty());
+    assert!(s.claim_due_retries(due + Duration::days(2), "w1", 10).await.unwrap().is_empty());
+
+    s.apply(&Write::RecordStatus(StatusUpdate {
+        call_id: c.id,
+        call_sid: None,
+        status: "retry-scheduled".into(),
+        source: "retry".into(),
+        detail: Some("attempt 2".into()),
+        at: OffsetDateTime::now_utc(),
+    }))
+    .await
+    .unwrap();
+    let timeline = s.lead_timeline(l.id).await.unwrap();
+    assert!(
+        timeline.iter().any(|e| e.status == "retry-scheduled" && e.source == "retry" && e.call_id == c.id)
+    );
+    assert!(timeline.iter().any(|e| e.status == "busy"), "{timeline:?}");
+
+    let erased = s.erase_phone("+33612345678").await.unwrap();
+    assert_eq!((erased.leads, erased.calls, erased.retries), (1, 2, 2));
+    assert!(s.retries_for_lead(l.id).await.unwrap().is_empty());
+}
+
+async fn racing_workers_claim_each_retry_exactly_once(s: Store) {
+    let due = time::macros::datetime!(2026-12-07 13:00 UTC);
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let l = lead(&format!("+336123456{i:02}"));
+        s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+        let c = call(l.id);
+        s.create_call(&c).await.unwrap();
+        let r = retry_after(l.id, c.id, due);
+        s.schedule_retry(&r).await.unwrap();
+        ids.push(r.id);
+    }
+    let s = Arc::new(s);
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = s.claim_due_retries(due, &format!("w{w}"), 3).await.expect("claim");
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|r| r.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(n, all.len(), "a retry went to two workers");
+    ids.sort();
+    assert_eq!(all, ids, "every due retry was claimed");
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_postgres {
@@ -288,4 +405,6 @@ both_backends!(
     event_batches_are_idempotent,
     purge_and_erase_remove_what_they_say,
     concurrent_status_updates_of_one_call_all_land,
+    a_retry_is_scheduled_once_claimed_once_and_erased,
+    racing_workers_claim_each_retry_exactly_once,
 );

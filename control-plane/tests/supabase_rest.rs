@@ -78,7 +78,7 @@ async fn upsert_lead_inserts_then_patches_on_duplicate() {
 async fn a_legacy_jwt_key_goes_in_both_headers() {
     let key = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
     let (s, rec) = store(key).await;
-    rec.script([Reply::new(200, r#"[{"version":1}]"#)]);
+    rec.script([Reply::new(200, r#"[{"version":2}]"#)]);
     s.migrate().await.unwrap();
     let r = &rec.take()[0];
     check_headers(r, key);
@@ -162,6 +162,7 @@ async fn create_call_conflict_and_atomic_redeem() {
         summary: "Démo".into(),
         stream_nonce: "00112233445566778899aabb".into(),
         token_expires_at: at,
+        attempt: 1,
         at,
     };
     rec.script([Reply::new(409, r#"{"code":"23505","details":"Key (lead_id)=(…) already exists.","hint":null,"message":"duplicate key value violates unique constraint \"calls_one_active_per_lead\""}"#)]);
@@ -196,4 +197,45 @@ async fn create_call_conflict_and_atomic_redeem() {
     assert_eq!(patch.json()["call_sid"], "CA0123456789abcdef0123456789abcdef");
     assert_eq!(reqs[2].method.as_str(), "PATCH");
     assert_eq!(reqs[3].method.as_str(), "GET", "an empty PATCH result is told apart: used vs unknown");
+}
+
+#[tokio::test]
+async fn retries_are_claimed_one_conditional_patch_each() {
+    let (s, rec) = store("sb_secret_x").await;
+    let (a, b) = ("7d3c2b1a-0000-4000-8000-00000000000a", "7d3c2b1a-0000-4000-8000-00000000000b");
+    let row = format!(
+        r#"[{{"id":"{a}","lead_id":"{}","after_call_id":"{b}","attempt":2,"reason":"busy","state":"placing","due_at":"2026-12-07T13:00:00+00:00","call_id":null,"detail":null}}]"#,
+        lead().id
+    );
+    rec.script([
+        Reply::new(200, format!(r#"[{{"id":"{a}"}},{{"id":"{b}"}}]"#)),
+        Reply::new(200, row),
+        // Another control plane took `b` between our read and our PATCH: nothing comes back.
+        Reply::new(200, "[]"),
+    ]);
+    let got = s.claim_due_retries(time::macros::datetime!(2026-12-07 13:00 UTC), "cp-1", 16).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id.to_string().as_str(), got[0].state.as_str(), got[0].attempt), (a, "placing", 2));
+    let reqs = rec.take();
+    assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("GET", "/rest/v1/call_retries"));
+    assert_eq!(
+        reqs[0].query_pairs(),
+        [
+            ("state".into(), "eq.scheduled".into()),
+            ("due_at".into(), "lte.2026-12-07T13:00:00Z".into()),
+            ("order".into(), "due_at.asc".into()),
+            ("limit".into(), "16".into()),
+            ("select".into(), "id".into()),
+        ]
+    );
+    for (r, id) in [(&reqs[1], a), (&reqs[2], b)] {
+        assert_eq!(r.method.as_str(), "PATCH");
+        let q = r.query_pairs();
+        assert_eq!(q[..2], [("id".into(), format!("eq.{id}")), ("state".into(), "eq.scheduled".into())]);
+        assert_eq!(r.header("prefer"), Some("return=representation"));
+        assert_eq!(
+            (r.json()["state"].as_str(), r.json()["claimed_by"].as_str()),
+            (Some("placing"), Some("cp-1"))
+        );
+    }
 }

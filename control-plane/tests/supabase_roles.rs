@@ -8,7 +8,8 @@ mod common;
 use callway_control::config::StorageConfig;
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-const TABLES: &[&str] = &["leads", "calls", "call_status_events", "call_events", "callway_migrations"];
+const TABLES: &[&str] =
+    &["leads", "calls", "call_status_events", "call_events", "call_retries", "callway_migrations"];
 
 async fn sqlstate(conn: &mut PgConnection, role: &str, sql: &str) -> Option<String> {
     let mut tx = conn.begin().await.unwrap();

@@ -84,6 +84,10 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// CSPRNG for nonces.
     pub rng: SystemRandom,
+    /// "Now" for scheduled work (retries); a [`crate::clock::ManualClock`] in tests.
+    pub clock: Arc<dyn crate::clock::Clock>,
+    /// This process, as recorded on the retries it claims (`host-pid-random`).
+    pub instance_id: String,
 }
 
 /// Shared state type of the router.
@@ -125,6 +129,13 @@ impl App {
             storage,
             metrics,
             rng: SystemRandom::new(),
+            clock: Arc::new(crate::clock::SystemClock),
+            instance_id: format!(
+                "{}-{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "cp".into()),
+                std::process::id(),
+                &Uuid::new_v4().simple().to_string()[..8]
+            ),
         })
     }
 
@@ -150,6 +161,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/internal/v1/calls/{call_id}/tools/{tool}", post(internal::tool))
         .route("/internal/v1/calls/{call_id}/events", post(internal::events))
         .route("/admin/erase", post(ops::erase))
+        .route("/admin/opt-out", post(ops::opt_out))
         .route("/admin/purge-transcripts", post(ops::purge))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -1,6 +1,8 @@
 //! Operations: liveness, readiness (database reachable), Prometheus metrics, and the
 //! personal-data routes an operator uses (`ADMIN_API_TOKEN`): erase everything held about a
-//! phone number, and purge transcripts past `TRANSCRIPT_RETENTION_DAYS` now.
+//! phone number (its scheduled retries included), record that a prospect wants no more calls
+//! (cancels the retries waiting for that number), and purge transcripts past
+//! `TRANSCRIPT_RETENTION_DAYS` now.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -63,23 +65,45 @@ fn admin(app: &SharedApp, body: &RawBody) -> Result<(), ApiFailure> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EraseRequest {
+struct PhoneRequest {
     phone: String,
 }
 
+/// An admin request about one number: checks the token, reads `{"phone": "…"}`, parses it.
+fn admin_phone(app: &SharedApp, body: &RawBody) -> Result<phone::Phone, ApiFailure> {
+    admin(app, body)?;
+    let req: PhoneRequest = body.json()?;
+    phone::parse_phone(&req.phone, app.config.default_phone_region)
+        .map_err(|e| ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), "not a valid phone number"))
+}
+
 /// `POST /admin/erase {"phone": "…"}`: removes the leads with this number, their calls, status
-/// timelines and transcripts; answers what it removed.
+/// timelines, transcripts and retries; answers what it removed.
 pub async fn erase(State(app): State<SharedApp>, body: RawBody) -> Response {
     let result = async {
-        admin(&app, &body)?;
-        let req: EraseRequest = body.json()?;
-        let p = phone::parse_phone(&req.phone, app.config.default_phone_region).map_err(|e| {
-            ApiFailure::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), "not a valid phone number")
-        })?;
+        let p = admin_phone(&app, &body)?;
         let removed = app.storage.store.erase_phone(&p.e164).await.map_err(ApiFailure::storage)?;
         tracing::info!(phone = %phone::mask(&p.e164), ?removed, "personal data erased");
         Ok::<_, ApiFailure>(
             axum::Json(json!({"phone": phone::mask(&p.e164), "removed": removed})).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /admin/opt-out {"phone": "…"}`: the prospect asked not to be called again; cancels
+/// every retry waiting for this number (each cancellation goes on the lead's timeline) and
+/// answers how many.
+pub async fn opt_out(State(app): State<SharedApp>, body: RawBody) -> Response {
+    let result = async {
+        let p = admin_phone(&app, &body)?;
+        let n = crate::retry::cancel_for_phone(&app, &p.e164, "the prospect asked not to be called again")
+            .await
+            .map_err(ApiFailure::storage)?;
+        tracing::info!(phone = %phone::mask(&p.e164), cancelled = n, "opt-out recorded");
+        Ok::<_, ApiFailure>(
+            axum::Json(json!({"phone": phone::mask(&p.e164), "retries_cancelled": n})).into_response(),
         )
     }
     .await;

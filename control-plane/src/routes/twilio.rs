@@ -1,7 +1,8 @@
 //! Twilio's status callbacks (`POST /twilio/status` for the call, `POST /twilio/stream-status`
 //! for the media stream). Each is verified against `x-twilio-signature` over the URL built from
 //! `PUBLIC_APP_URL` plus the path and query we gave Twilio, never from the request's `Host`
-//! (behind a proxy the two differ). Accepted events go to the call's status timeline.
+//! (behind a proxy the two differ). Accepted events go to the call's status timeline; a final
+//! `busy`, `no-answer` or `failed` then schedules the next attempt ([`crate::retry`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -107,7 +108,16 @@ pub async fn call_status(State(app): State<SharedApp>, body: RawBody) -> Respons
         detail: (!detail.is_empty()).then_some(detail),
         at: OffsetDateTime::now_utc(),
     };
-    record(&app, update).await
+    let answer = record(&app, update).await;
+    if answer.status() == StatusCode::NO_CONTENT
+        && let Some(reason) = crate::retry::RetryReason::from_call_status(status)
+    {
+        // Before answering: once Twilio has its 204, the outcome is ours to act on.
+        if let Err(e) = crate::retry::on_call_outcome(&app, call_id, reason).await {
+            tracing::error!(%call_id, error = %e, "retry not scheduled");
+        }
+    }
+    answer
 }
 
 /// `POST /twilio/stream-status?call_id=…`: `StreamEvent` → the call's timeline.

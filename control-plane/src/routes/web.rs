@@ -10,8 +10,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use contract::stream_token::StreamClaims;
-use ring::rand::SecureRandom as _;
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -22,9 +20,10 @@ use crate::capability::{CapabilityError, lead_id_for_session};
 use crate::metrics::Metrics;
 use crate::openai::OpenAiError;
 use crate::phone::{self, PhoneError};
+use crate::placing::{PlaceCall, PlaceError};
 use crate::ratelimit::RetryAfter;
-use crate::store::{Applied, NewCall, NewLead, StatusUpdate, StoreError, Write};
-use crate::twilio::{CreateCall, TwilioError, connect_stream_twiml};
+use crate::store::{Applied, NewLead, Write};
+use crate::twilio::TwilioError;
 
 /// The page (no inline script or style: see [`content_security_policy`]).
 pub const INDEX_HTML: &str = include_str!("../../static/index.html");
@@ -343,104 +342,39 @@ async fn trigger_call_inner(
         }
     }
 
-    let call_id = Uuid::new_v4();
-    let mut nonce = [0u8; 12];
-    app.rng.fill(&mut nonce).map_err(|_| {
-        ApiFailure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "rng_failed",
-            "system random number generator failed",
-        )
-    })?;
-    let expires_at = now_secs() + app.config.stream_token_ttl_secs;
-    let token = app.minter.mint(&StreamClaims {
-        call_id: *call_id.as_bytes(),
-        lead_id: *lead_id.as_bytes(),
-        expires_at,
-        nonce,
-    });
-    let at = OffsetDateTime::now_utc();
-    let call = NewCall {
-        id: call_id,
-        lead_id,
-        session_id: Some(session_id),
-        summary: summary.to_owned(),
-        stream_nonce: hex(&nonce),
-        token_expires_at: OffsetDateTime::from_unix_timestamp(expires_at as i64).unwrap_or(at),
-        at,
-    };
-    match app.storage.store.create_call(&call).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            return Err(refused(
-                app,
-                ApiFailure::new(
-                    StatusCode::CONFLICT,
-                    "call_already_active",
-                    "Un appel vers vous est déjà en cours : décrochez, votre téléphone sonne.",
-                ),
-            ));
-        }
-        Err(e) => return Err(ApiFailure::storage(e)),
-    }
-
-    let base = &app.config.public_app_url;
-    let twiml = connect_stream_twiml(
-        &app.config.stream_url(&token),
-        Some(&format!("{base}/twilio/stream-status?call_id={call_id}")),
-        &[("call_id", &call_id.to_string()), ("lead_id", &lead_id.to_string())],
+    // The prospect asked for this call: it supersedes any retry still waiting for the lead.
+    crate::retry::cancel_for_lead(app, lead_id, "superseded: the prospect asked for a new call").await;
+    let placed = crate::placing::place_call(
+        app,
+        &PlaceCall {
+            lead_id,
+            session_id: Some(session_id),
+            summary,
+            to_e164: &phone.e164,
+            detail: "Calls.create",
+            attempt: 1,
+        },
     )
-    .map_err(|e| {
-        tracing::error!(error = %e, "TwiML");
-        ApiFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "twiml_invalid", e.to_string())
-    })?;
-    let status_callback = format!("{base}/twilio/status?call_id={call_id}");
-    let created = app
-        .twilio
-        .create_call(&CreateCall {
-            to: &phone.e164,
-            from: &app.config.twilio_phone_number_from,
-            twiml: &twiml,
-            status_callback: &status_callback,
-            timeout_secs: 30,
-            time_limit_secs: app.config.twilio_call_time_limit_secs,
-        })
-        .await;
-    match created {
-        Ok(c) => {
-            Metrics::inc(&app.metrics.calls_placed);
-            tracing::info!(%call_id, %lead_id, call_sid = %c.sid, to = %phone::mask(&phone.e164), "call placed");
-            let update = StatusUpdate {
-                call_id,
-                call_sid: Some(c.sid.clone()),
-                status: c.status.clone(),
-                source: "twilio-call".into(),
-                detail: Some("Calls.create".into()),
-                at: OffsetDateTime::now_utc(),
-            };
-            if let Err(e) = app.storage.write(Write::RecordStatus(update)).await {
-                tracing::error!(%call_id, error = %e, "could not record the call sid");
-            }
-            Ok(axum::Json(json!({
-                "call_id": call_id,
-                "status": "calling",
-                "message": format!("Je vous appelle maintenant au {}. Votre téléphone va sonner dans quelques secondes.", phone::mask(&phone.e164)),
-            }))
-            .into_response())
-        }
-        Err(e) => {
-            let update = StatusUpdate {
-                call_id,
-                call_sid: None,
-                status: "failed".into(),
-                source: "control-plane".into(),
-                detail: Some(format!("{}: {e}", e.code())),
-                at: OffsetDateTime::now_utc(),
-            };
-            if let Err(se) = app.storage.write(Write::RecordStatus(update)).await {
-                tracing::error!(%call_id, error = %se, "could not record the failed call");
-            }
-            Err(twilio_failure(app, &e))
+    .await;
+    match placed {
+        Ok(p) => Ok(axum::Json(json!({
+            "call_id": p.call_id,
+            "status": "calling",
+            "message": format!("Je vous appelle maintenant au {}. Votre téléphone va sonner dans quelques secondes.", phone::mask(&phone.e164)),
+        }))
+        .into_response()),
+        Err(PlaceError::ActiveCall) => Err(refused(
+            app,
+            ApiFailure::new(
+                StatusCode::CONFLICT,
+                "call_already_active",
+                "Un appel vers vous est déjà en cours : décrochez, votre téléphone sonne.",
+            ),
+        )),
+        Err(PlaceError::Storage(e)) => Err(ApiFailure::storage(e)),
+        Err(PlaceError::Twilio { error, .. }) => Err(twilio_failure(app, &error)),
+        Err(PlaceError::Internal { code, message }) => {
+            Err(ApiFailure::new(StatusCode::INTERNAL_SERVER_ERROR, code, message))
         }
     }
 }

@@ -103,6 +103,9 @@ pub struct NewCall {
     pub stream_nonce: String,
     /// When the stream token expires.
     pub token_expires_at: OffsetDateTime,
+    /// Which attempt to reach the lead this is: 1 for the call the prospect asked for, 2 for
+    /// the first retry ([`crate::retry`]).
+    pub attempt: u32,
     /// Creation time.
     pub at: OffsetDateTime,
 }
@@ -126,6 +129,8 @@ pub struct CallRow {
     pub input_tokens: i64,
     /// Usage so far.
     pub output_tokens: i64,
+    /// Summary of the web conversation (a retry carries it to the next attempt).
+    pub summary: String,
 }
 
 /// One step of a call's status timeline.
@@ -195,6 +200,82 @@ pub struct Erased {
     pub call_status_events: u64,
     /// Call events (transcripts, usage, end).
     pub call_events: u64,
+    /// Scheduled, placed or cancelled retries.
+    #[serde(default)]
+    pub retries: u64,
+}
+
+/// Where a retry is in its life.
+pub mod retry_state {
+    /// Waiting for its due time.
+    pub const SCHEDULED: &str = "scheduled";
+    /// Claimed by one control plane's worker, being placed.
+    pub const PLACING: &str = "placing";
+    /// Handed to Twilio (`call_id` is the new call).
+    pub const PLACED: &str = "placed";
+    /// Cancelled (the lead asked, a new call superseded it, the number is no longer allowed).
+    pub const CANCELLED: &str = "cancelled";
+    /// Could not be placed (Twilio refused the new call).
+    pub const FAILED: &str = "failed";
+}
+
+/// A retry to schedule after a call that did not reach the prospect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRetry {
+    /// Retry id.
+    pub id: Uuid,
+    /// The lead to call again.
+    pub lead_id: Uuid,
+    /// The call whose outcome asked for this retry (one retry per call at most).
+    pub after_call_id: Uuid,
+    /// Which attempt this will be (the first call is attempt 1).
+    pub attempt: u32,
+    /// `busy`, `no-answer`, `failed`, `voicemail`.
+    pub reason: String,
+    /// When the delay alone would place it.
+    pub requested_at: OffsetDateTime,
+    /// When it may be placed (moved into the calling hours).
+    pub due_at: OffsetDateTime,
+    /// Creation time.
+    pub at: OffsetDateTime,
+}
+
+/// A stored retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryRow {
+    /// Retry id.
+    pub id: Uuid,
+    /// The lead.
+    pub lead_id: Uuid,
+    /// The call whose outcome asked for it.
+    pub after_call_id: Uuid,
+    /// Which attempt (2 = the first retry).
+    pub attempt: u32,
+    /// Why (`busy`, `no-answer`, `failed`, `voicemail`).
+    pub reason: String,
+    /// One of [`retry_state`].
+    pub state: String,
+    /// When it may be placed.
+    pub due_at: OffsetDateTime,
+    /// The call it placed.
+    pub call_id: Option<Uuid>,
+    /// Why it was cancelled or failed, or how it was placed.
+    pub detail: Option<String>,
+}
+
+/// One line of a lead's timeline: a status of one of its calls, a retry step included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// The call it belongs to (for a retry step: the call whose outcome asked for the retry).
+    pub call_id: Uuid,
+    /// `queued`, `busy`, `retry-scheduled`, `retry-placed`
+    pub status: String,
+    /// `twilio-call`, `twilio-stream`, `control-plane`, `retry`.
+    pub source: String,
+    /// Detail.
+    pub detail: Option<String>,
+    /// When.
+    pub at: OffsetDateTime,
 }
 
 /// A write that may be queued in the outbox when the database is down.
@@ -315,9 +396,75 @@ impl Store {
         each!(self, s => s.purge_transcripts(before).await)
     }
 
-    /// Deletes everything held about `phone_e164`.
+    /// Deletes everything held about `phone_e164`, its retries included.
     pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
         each!(self, s => s.erase_phone(phone_e164).await)
+    }
+
+    /// Stores a retry unless the call already has one; `true` if this one was stored.
+    pub async fn schedule_retry(&self, r: &NewRetry) -> Result<bool, StoreError> {
+        each!(self, s => s.schedule_retry(r).await)
+    }
+
+    /// Which attempt `call_id` was (1 = the call the prospect asked for); 1 for an unknown call.
+    pub async fn attempt_of_call(&self, call_id: Uuid) -> Result<u32, StoreError> {
+        each!(self, s => s.attempt_of_call(call_id).await)
+    }
+
+    /// Atomically moves up to `limit` retries due at `now` from `scheduled` to `placing` for
+    /// `worker` and returns them: two control planes never get the same one.
+    pub async fn claim_due_retries(
+        &self,
+        now: OffsetDateTime,
+        worker: &str,
+        limit: u32,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        each!(self, s => s.claim_due_retries(now, worker, limit).await)
+    }
+
+    /// Puts a claimed retry back to `scheduled` at `due_at`; `false` if it was not `placing`.
+    pub async fn reschedule_retry(
+        &self,
+        id: Uuid,
+        due_at: OffsetDateTime,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.reschedule_retry(id, due_at, detail, at).await)
+    }
+
+    /// Ends a claimed retry in `state` ([`retry_state`]); `false` if it was not `placing`.
+    pub async fn finish_retry(
+        &self,
+        id: Uuid,
+        state: &str,
+        call_id: Option<Uuid>,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.finish_retry(id, state, call_id, detail, at).await)
+    }
+
+    /// Cancels the scheduled retries of `lead_id` (or, with `phone_e164`, of every lead with
+    /// that number); returns those cancelled.
+    pub async fn cancel_retries(
+        &self,
+        lead_id: Option<Uuid>,
+        phone_e164: Option<&str>,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        each!(self, s => s.cancel_retries(lead_id, phone_e164, detail, at).await)
+    }
+
+    /// The retries of a lead, oldest first.
+    pub async fn retries_for_lead(&self, lead_id: Uuid) -> Result<Vec<RetryRow>, StoreError> {
+        each!(self, s => s.retries_for_lead(lead_id).await)
+    }
+
+    /// Every status of every call of a lead (retry steps included), in time order.
+    pub async fn lead_timeline(&self, lead_id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
+        each!(self, s => s.lead_timeline(lead_id).await)
     }
 }
 

@@ -13,7 +13,10 @@ use super::StoreError;
 use super::sql::{SqlPool, SqlStore, map_err};
 
 /// The migrations, in order.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_call_retries.sql")),
+];
 
 /// Arbitrary constant naming the advisory lock migrations take.
 pub const MIGRATION_LOCK_KEY: i64 = 0x0063_616c_6c77_6179;

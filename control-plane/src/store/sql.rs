@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{CallRow, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem, RedeemedCall};
-use super::{StatusUpdate, StoreError, event_kind, status_rank};
+use super::{NewRetry, RetryRow, StatusUpdate, StoreError, TimelineEntry, event_kind, status_rank};
 
 /// A pool of either kind.
 #[derive(Clone)]
@@ -34,6 +34,25 @@ macro_rules! on_pool {
             SqlPool::Pg($p) => $body,
             SqlPool::Sqlite($p) => $body,
         }
+    };
+}
+
+/// Reads a [`RetryRow`] from a row of either backend (a macro: the row types differ).
+macro_rules! retry_row {
+    ($r:expr) => {
+        (|| -> Result<RetryRow, sqlx::Error> {
+            Ok(RetryRow {
+                id: $r.try_get("id")?,
+                lead_id: $r.try_get("lead_id")?,
+                after_call_id: $r.try_get("after_call_id")?,
+                attempt: u32::try_from($r.try_get::<i32, _>("attempt")?).unwrap_or(0),
+                reason: $r.try_get("reason")?,
+                state: $r.try_get("state")?,
+                due_at: $r.try_get("due_at")?,
+                call_id: $r.try_get("call_id")?,
+                detail: $r.try_get("detail")?,
+            })
+        })()
     };
 }
 
@@ -178,18 +197,19 @@ impl SqlStore {
 
     /// Inserts a call in state `created`.
     pub async fn create_call(&self, c: &NewCall) -> Result<(), StoreError> {
-        const Q: &str = "INSERT INTO calls (id, lead_id, session_id, status, status_rank, summary, stream_nonce, token_expires_at, created_at, updated_at) \
-            VALUES ($1, $2, $3, 'created', 0, $4, $5, $6, $7, $8)";
+        const Q: &str = "INSERT INTO calls (id, lead_id, session_id, status, status_rank, summary, stream_nonce, token_expires_at, created_at, updated_at, attempt) \
+            VALUES ($1, $2, $3, 'created', 0, $4, $5, $6, $7, $8, $9)";
         let at = utc(c.at);
+        let attempt = i32::try_from(c.attempt).map_err(|_| StoreError::Other("attempt overflow".into()))?;
         on_pool!(&self.pool, p => sqlx::query(Q)
             .bind(c.id).bind(c.lead_id).bind(c.session_id).bind(&c.summary).bind(&c.stream_nonce)
-            .bind(utc(c.token_expires_at)).bind(at).bind(at)
+            .bind(utc(c.token_expires_at)).bind(at).bind(at).bind(attempt)
             .execute(p).await.map(|_| ()).map_err(map_err))
     }
 
     /// A call by id.
     pub async fn get_call(&self, id: Uuid) -> Result<Option<CallRow>, StoreError> {
-        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens FROM calls WHERE id = $1";
+        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens, summary FROM calls WHERE id = $1";
         on_pool!(&self.pool, p => {
             let row = sqlx::query(Q).bind(id).fetch_optional(p).await.map_err(map_err)?;
             row.map(|r| -> Result<CallRow, sqlx::Error> {
@@ -202,6 +222,7 @@ impl SqlStore {
                     end_reason: r.try_get("end_reason")?,
                     input_tokens: r.try_get("input_tokens")?,
                     output_tokens: r.try_get("output_tokens")?,
+                    summary: r.try_get("summary")?,
                 })
             }).transpose().map_err(map_err)
         })
@@ -329,6 +350,7 @@ impl SqlStore {
     /// Deletes the leads with this number and everything hanging off them, in one transaction.
     pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
         const LEADS: &str = "SELECT id FROM leads WHERE phone_e164 = $1";
+        const RETRIES: &str = "DELETE FROM call_retries WHERE lead_id = $1";
         const EVENTS: &str =
             "DELETE FROM call_events WHERE call_id IN (SELECT id FROM calls WHERE lead_id = $1)";
         const STATUS: &str =
@@ -341,6 +363,7 @@ impl SqlStore {
                 .iter().map(|r| r.try_get("id")).collect::<Result<_, _>>().map_err(map_err)?;
             let mut out = Erased::default();
             for id in ids {
+                out.retries += sqlx::query(RETRIES).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
                 out.call_events += sqlx::query(EVENTS).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
                 out.call_status_events += sqlx::query(STATUS).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
                 out.calls += sqlx::query(CALLS).bind(id).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
@@ -348,6 +371,132 @@ impl SqlStore {
             }
             tx.commit().await.map_err(map_err)?;
             Ok(out)
+        })
+    }
+
+    /// Inserts a retry; a second one for the same call is ignored (`false`).
+    pub async fn schedule_retry(&self, r: &NewRetry) -> Result<bool, StoreError> {
+        const Q: &str = "INSERT INTO call_retries (id, lead_id, after_call_id, attempt, reason, state, requested_at, due_at, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8, $8) ON CONFLICT (after_call_id) DO NOTHING";
+        let attempt = i32::try_from(r.attempt).map_err(|_| StoreError::Other("attempt overflow".into()))?;
+        on_pool!(&self.pool, p => sqlx::query(Q)
+            .bind(r.id).bind(r.lead_id).bind(r.after_call_id).bind(attempt).bind(&r.reason)
+            .bind(utc(r.requested_at)).bind(utc(r.due_at)).bind(utc(r.at))
+            .execute(p).await.map(|x| x.rows_affected() == 1).map_err(map_err))
+    }
+
+    /// The call's attempt number (stored with the call, so a callback racing the worker reads
+    /// it right); 1 for an unknown call.
+    pub async fn attempt_of_call(&self, call_id: Uuid) -> Result<u32, StoreError> {
+        const Q: &str = "SELECT attempt FROM calls WHERE id = $1";
+        on_pool!(&self.pool, p => {
+            let row = sqlx::query(Q).bind(call_id).fetch_optional(p).await.map_err(map_err)?;
+            match row {
+                Some(r) => Ok(u32::try_from(r.try_get::<i32, _>("attempt").map_err(map_err)?).unwrap_or(1)),
+                None => Ok(1),
+            }
+        })
+    }
+
+    /// `UPDATE … WHERE state = 'scheduled' AND due_at <= now … RETURNING`: on Postgres the rows
+    /// are picked `FOR UPDATE SKIP LOCKED` (a second worker takes other rows instead of waiting)
+    /// and the outer `state = 'scheduled'` is re-checked on the locked row, so one row goes to one
+    /// worker; SQLite has a single writer.
+    pub async fn claim_due_retries(
+        &self,
+        now: OffsetDateTime,
+        worker: &str,
+        limit: u32,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        const PG: &str = "UPDATE call_retries SET state = 'placing', claimed_by = $2, claimed_at = $1, updated_at = $1 \
+            WHERE id IN (SELECT id FROM call_retries WHERE state = 'scheduled' AND due_at <= $1 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+            AND state = 'scheduled' \
+            RETURNING id, lead_id, after_call_id, attempt, reason, state, due_at, call_id, detail";
+        const LITE: &str = "UPDATE call_retries SET state = 'placing', claimed_by = $2, claimed_at = $1, updated_at = $1 \
+            WHERE id IN (SELECT id FROM call_retries WHERE state = 'scheduled' AND due_at <= $1 ORDER BY due_at LIMIT $3) \
+            AND state = 'scheduled' \
+            RETURNING id, lead_id, after_call_id, attempt, reason, state, due_at, call_id, detail";
+        let q = if matches!(self.pool, SqlPool::Pg(_)) { PG } else { LITE };
+        let now = utc(now);
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(q).bind(now).bind(worker).bind(i64::from(limit))
+                .fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| retry_row!(r)).collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+    }
+
+    /// Back to `scheduled` at `due_at` (only from `placing`).
+    pub async fn reschedule_retry(
+        &self,
+        id: Uuid,
+        due_at: OffsetDateTime,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const Q: &str = "UPDATE call_retries SET state = 'scheduled', due_at = $2, detail = $3, claimed_by = NULL, claimed_at = NULL, updated_at = $4 \
+            WHERE id = $1 AND state = 'placing'";
+        on_pool!(&self.pool, p => sqlx::query(Q).bind(id).bind(utc(due_at)).bind(detail).bind(utc(at))
+            .execute(p).await.map(|x| x.rows_affected() == 1).map_err(map_err))
+    }
+
+    /// `placing` → `state`.
+    pub async fn finish_retry(
+        &self,
+        id: Uuid,
+        state: &str,
+        call_id: Option<Uuid>,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const Q: &str = "UPDATE call_retries SET state = $2, call_id = $3, detail = $4, updated_at = $5 \
+            WHERE id = $1 AND state = 'placing'";
+        on_pool!(&self.pool, p => sqlx::query(Q).bind(id).bind(state).bind(call_id).bind(detail).bind(utc(at))
+            .execute(p).await.map(|x| x.rows_affected() == 1).map_err(map_err))
+    }
+
+    /// `scheduled` → `cancelled` for a lead, or for every lead of a number.
+    pub async fn cancel_retries(
+        &self,
+        lead_id: Option<Uuid>,
+        phone_e164: Option<&str>,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        const Q: &str = "UPDATE call_retries SET state = 'cancelled', detail = $3, updated_at = $4 \
+            WHERE state = 'scheduled' AND (lead_id = $1 OR lead_id IN (SELECT id FROM leads WHERE phone_e164 = $2)) \
+            RETURNING id, lead_id, after_call_id, attempt, reason, state, due_at, call_id, detail";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(Q).bind(lead_id).bind(phone_e164).bind(detail).bind(utc(at))
+                .fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| retry_row!(r)).collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+    }
+
+    /// A lead's retries, oldest first.
+    pub async fn retries_for_lead(&self, lead_id: Uuid) -> Result<Vec<RetryRow>, StoreError> {
+        const Q: &str = "SELECT id, lead_id, after_call_id, attempt, reason, state, due_at, call_id, detail \
+            FROM call_retries WHERE lead_id = $1 ORDER BY attempt, created_at";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(Q).bind(lead_id).fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| retry_row!(r)).collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+    }
+
+    /// Every status of the lead's calls, in time order.
+    pub async fn lead_timeline(&self, lead_id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
+        const Q: &str = "SELECT e.call_id, e.status, e.source, e.detail, e.at FROM call_status_events e \
+            JOIN calls c ON c.id = e.call_id WHERE c.lead_id = $1 ORDER BY e.at, e.id";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(Q).bind(lead_id).fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| -> Result<TimelineEntry, sqlx::Error> {
+                Ok(TimelineEntry {
+                    call_id: r.try_get("call_id")?,
+                    status: r.try_get("status")?,
+                    source: r.try_get("source")?,
+                    detail: r.try_get("detail")?,
+                    at: r.try_get("at")?,
+                })
+            }).collect::<Result<Vec<_>, _>>().map_err(map_err)
         })
     }
 }

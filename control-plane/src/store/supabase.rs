@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::sql::{side_name, speaker_name};
 use super::{CallRow, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem, RedeemedCall};
-use super::{StatusUpdate, StoreError, event_kind, status_rank};
+use super::{NewRetry, RetryRow, StatusUpdate, StoreError, TimelineEntry, event_kind, status_rank};
 
 /// User-Agent sent to Supabase (not a browser's).
 pub const USER_AGENT: &str = concat!("callway-control/", env!("CARGO_PKG_VERSION"));
@@ -205,7 +205,7 @@ impl SupabaseStore {
         let row = json!({
             "id": c.id, "lead_id": c.lead_id, "session_id": c.session_id, "status": "created", "status_rank": 0,
             "summary": c.summary, "stream_nonce": c.stream_nonce, "token_expires_at": ts(c.token_expires_at),
-            "created_at": at, "updated_at": at,
+            "created_at": at, "updated_at": at, "attempt": c.attempt,
         });
         self.call(Method::POST, "calls", &[], Some("return=minimal"), Some(&row)).await.map(|_| ())
     }
@@ -219,7 +219,8 @@ impl SupabaseStore {
                     ("id", eq(id)),
                     (
                         "select",
-                        "id,lead_id,session_id,call_sid,status,end_reason,input_tokens,output_tokens".into(),
+                        "id,lead_id,session_id,call_sid,status,end_reason,input_tokens,output_tokens,summary"
+                            .into(),
                     ),
                 ],
             )
@@ -233,6 +234,7 @@ impl SupabaseStore {
             end_reason: r["end_reason"].as_str().map(str::to_owned),
             input_tokens: r["input_tokens"].as_i64().unwrap_or(0),
             output_tokens: r["output_tokens"].as_i64().unwrap_or(0),
+            summary: r["summary"].as_str().unwrap_or_default().to_owned(),
         }))
     }
 
@@ -412,6 +414,9 @@ impl SupabaseStore {
         if lead_ids.is_empty() {
             return Ok(out);
         }
+        out.retries = self
+            .count_deleted("call_retries", &[("lead_id", in_list(&lead_ids)), ("select", "id".into())])
+            .await?;
         let calls = self.rows("calls", &[("lead_id", in_list(&lead_ids)), ("select", "id".into())]).await?;
         let call_ids: Vec<Uuid> = calls.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
         if !call_ids.is_empty() {
@@ -431,6 +436,191 @@ impl SupabaseStore {
             self.count_deleted("leads", &[("id", in_list(&lead_ids)), ("select", "id".into())]).await?;
         Ok(out)
     }
+
+    /// `POST call_retries?on_conflict=after_call_id` ignoring duplicates: `true` if inserted.
+    pub async fn schedule_retry(&self, r: &NewRetry) -> Result<bool, StoreError> {
+        let at = ts(r.at);
+        let row = json!({
+            "id": r.id, "lead_id": r.lead_id, "after_call_id": r.after_call_id, "attempt": r.attempt,
+            "reason": r.reason, "state": "scheduled", "requested_at": ts(r.requested_at), "due_at": ts(r.due_at),
+            "created_at": at, "updated_at": at,
+        });
+        let text = self
+            .call(
+                Method::POST,
+                "call_retries",
+                &[("on_conflict", "after_call_id".into()), ("select", "id".into())],
+                Some("resolution=ignore-duplicates,return=representation"),
+                Some(&row),
+            )
+            .await?;
+        let rows: Vec<Value> = serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(!rows.is_empty())
+    }
+
+    /// The call's attempt number; 1 for an unknown call.
+    pub async fn attempt_of_call(&self, call_id: Uuid) -> Result<u32, StoreError> {
+        let rows = self.rows("calls", &[("id", eq(call_id)), ("select", "attempt".into())]).await?;
+        Ok(rows.first().and_then(|r| r["attempt"].as_u64()).and_then(|a| u32::try_from(a).ok()).unwrap_or(1))
+    }
+
+    /// Due ids, then one conditional `PATCH … state=eq.scheduled` each: PostgREST runs it as one
+    /// `UPDATE … WHERE … RETURNING`, so of two workers racing for a row one gets it.
+    pub async fn claim_due_retries(
+        &self,
+        now: OffsetDateTime,
+        worker: &str,
+        limit: u32,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        let now = ts(now);
+        let due = self
+            .rows(
+                "call_retries",
+                &[
+                    ("state", "eq.scheduled".into()),
+                    ("due_at", format!("lte.{now}")),
+                    ("order", "due_at.asc".into()),
+                    ("limit", limit.to_string()),
+                    ("select", "id".into()),
+                ],
+            )
+            .await?;
+        let mut out = Vec::new();
+        for id in due.iter().filter_map(|r| r["id"].as_str()) {
+            let patch =
+                json!({"state": "placing", "claimed_by": worker, "claimed_at": now, "updated_at": now});
+            out.extend(
+                self.patch_retries(&[("id", format!("eq.{id}")), ("state", "eq.scheduled".into())], &patch)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn patch_retries(
+        &self,
+        filter: &[(&str, String)],
+        patch: &Value,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        let mut query = filter.to_vec();
+        query.push(("select", RETRY_COLUMNS.into()));
+        let text = self
+            .call(Method::PATCH, "call_retries", &query, Some("return=representation"), Some(patch))
+            .await?;
+        let rows: Vec<Value> = serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(rows.iter().filter_map(retry_from_json).collect())
+    }
+
+    /// `placing` → `scheduled` at `due_at`.
+    pub async fn reschedule_retry(
+        &self,
+        id: Uuid,
+        due_at: OffsetDateTime,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let patch = json!({"state": "scheduled", "due_at": ts(due_at), "detail": detail, "claimed_by": null,
+                           "claimed_at": null, "updated_at": ts(at)});
+        let rows = self.patch_retries(&[("id", eq(id)), ("state", "eq.placing".into())], &patch).await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// `placing` → `state`.
+    pub async fn finish_retry(
+        &self,
+        id: Uuid,
+        state: &str,
+        call_id: Option<Uuid>,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let patch = json!({"state": state, "call_id": call_id, "detail": detail, "updated_at": ts(at)});
+        let rows = self.patch_retries(&[("id", eq(id)), ("state", "eq.placing".into())], &patch).await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// `scheduled` → `cancelled` for a lead or the leads of a number.
+    pub async fn cancel_retries(
+        &self,
+        lead_id: Option<Uuid>,
+        phone_e164: Option<&str>,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        let mut leads: Vec<Uuid> = lead_id.into_iter().collect();
+        if let Some(phone) = phone_e164 {
+            let rows = self.rows("leads", &[("phone_e164", eq(phone)), ("select", "id".into())]).await?;
+            leads.extend(rows.iter().filter_map(|r| r["id"].as_str()?.parse::<Uuid>().ok()));
+        }
+        if leads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let patch = json!({"state": "cancelled", "detail": detail, "updated_at": ts(at)});
+        self.patch_retries(&[("lead_id", in_list(&leads)), ("state", "eq.scheduled".into())], &patch).await
+    }
+
+    /// A lead's retries, oldest first.
+    pub async fn retries_for_lead(&self, lead_id: Uuid) -> Result<Vec<RetryRow>, StoreError> {
+        let rows = self
+            .rows(
+                "call_retries",
+                &[
+                    ("lead_id", eq(lead_id)),
+                    ("select", RETRY_COLUMNS.into()),
+                    ("order", "attempt.asc,created_at.asc".into()),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(retry_from_json).collect())
+    }
+
+    /// The statuses of the lead's calls, in time order.
+    pub async fn lead_timeline(&self, lead_id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
+        let calls = self.rows("calls", &[("lead_id", eq(lead_id)), ("select", "id".into())]).await?;
+        let ids: Vec<Uuid> = calls.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .rows(
+                "call_status_events",
+                &[
+                    ("call_id", in_list(&ids)),
+                    ("select", "call_id,status,source,detail,at".into()),
+                    ("order", "at.asc,id.asc".into()),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(TimelineEntry {
+                    call_id: r["call_id"].as_str()?.parse().ok()?,
+                    status: r["status"].as_str()?.to_owned(),
+                    source: r["source"].as_str()?.to_owned(),
+                    detail: r["detail"].as_str().map(str::to_owned),
+                    at: OffsetDateTime::parse(r["at"].as_str()?, &Rfc3339).ok()?,
+                })
+            })
+            .collect())
+    }
+}
+
+/// The columns of a [`RetryRow`].
+const RETRY_COLUMNS: &str = "id,lead_id,after_call_id,attempt,reason,state,due_at,call_id,detail";
+
+fn retry_from_json(r: &Value) -> Option<RetryRow> {
+    Some(RetryRow {
+        id: r["id"].as_str()?.parse().ok()?,
+        lead_id: r["lead_id"].as_str()?.parse().ok()?,
+        after_call_id: r["after_call_id"].as_str()?.parse().ok()?,
+        attempt: u32::try_from(r["attempt"].as_u64()?).ok()?,
+        reason: r["reason"].as_str()?.to_owned(),
+        state: r["state"].as_str()?.to_owned(),
+        due_at: OffsetDateTime::parse(r["due_at"].as_str()?, &Rfc3339).ok()?,
+        call_id: r["call_id"].as_str().and_then(|s| s.parse().ok()),
+        detail: r["detail"].as_str().map(str::to_owned),
+    })
 }
 
 /// Maps a PostgREST error answer (protocols.md D).

@@ -89,14 +89,23 @@ impl Running {
     }
 
     /// [`Running::start`] on a given address (when others must know it beforehand).
-    pub async fn start_at(mut env: HashMap<String, String>, addr: &str) -> Running {
+    pub async fn start_at(env: HashMap<String, String>, addr: &str) -> Running {
+        Self::start_with_clock(env, addr, Arc::new(callway_control::clock::SystemClock)).await
+    }
+
+    /// [`Running::start_at`] with the clock its scheduled work (retries) reads.
+    pub async fn start_with_clock(
+        mut env: HashMap<String, String>,
+        addr: &str,
+        clock: Arc<dyn callway_control::clock::Clock>,
+    ) -> Running {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let outbox = tempfile::tempdir().unwrap();
         env.entry("PUBLIC_APP_URL".into()).or_insert_with(|| base.clone());
         env.insert("OUTBOX_DIR".into(), outbox.path().display().to_string());
         let config = Config::from_lookup(&|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
-        let app = callway_control::build_app(config).await.unwrap();
+        let app = callway_control::build_app_with_clock(config, clock).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(callway_control::serve(app.clone(), listener, async move {
             let _ = rx.await;

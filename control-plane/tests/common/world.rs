@@ -2,6 +2,7 @@
 //! Twilio simulator placing real calls to the edge stand-in (TLS with a test CA, the gateway's
 //! own upgrade authorization and token redemption), and the OpenAI simulator.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use callway_sim_openai::{OpenAiSim, SimConfig};
@@ -21,6 +22,8 @@ pub struct World {
     pub edge: Edge,
     /// OpenAI's simulator.
     pub openai: callway_sim_openai::SimHandle,
+    /// The control plane's environment (to start another one on the same database).
+    pub env: std::collections::HashMap<String, String>,
 }
 
 /// Starts everything: the OpenAI simulator with `openai` (its key set to the tests' own),
@@ -29,6 +32,16 @@ pub async fn world_with(
     openai: SimConfig,
     extra: &[(&str, &str)],
     tune: impl FnOnce(&mut ApiConfig),
+) -> World {
+    world_with_clock(openai, extra, tune, Arc::new(callway_control::clock::SystemClock)).await
+}
+
+/// [`world_with`], the control plane reading `clock` for its scheduled work (retries).
+pub async fn world_with_clock(
+    openai: SimConfig,
+    extra: &[(&str, &str)],
+    tune: impl FnOnce(&mut ApiConfig),
+    clock: Arc<dyn callway_control::clock::Clock>,
 ) -> World {
     let pki = TestPki::new();
     let openai = OpenAiSim::spawn(SimConfig { api_key: "sk-test-key".into(), ..openai }).await.unwrap();
@@ -67,6 +80,6 @@ pub async fn world_with(
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }
-    let cp = Running::start_at(env, cp_base.trim_start_matches("http://")).await;
-    World { cp, twilio, edge, openai }
+    let cp = Running::start_with_clock(env.clone(), cp_base.trim_start_matches("http://"), clock).await;
+    World { cp, twilio, edge, openai, env }
 }

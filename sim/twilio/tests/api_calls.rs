@@ -200,6 +200,42 @@ async fn answered_call_streams_to_the_gateway_with_signed_callbacks() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn no_answer_after_shortens_the_ring_but_never_past_the_timeout() {
+    let app = Receiver::spawn().await;
+    let cfg = ApiConfig { no_answer_after: Some(Duration::from_secs(3)), ..base_config() };
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    h.set_outcome("+33600000002", Outcome::NoAnswer);
+    let (gw, _) = connection_counter().await;
+    let doc = twiml::connect_stream(&format!("ws://{gw}/s"), None, &[]);
+    let status_url = app.url("/status");
+    let mut sids = Vec::new();
+    for timeout in ["15", "2"] {
+        let form = with_events(
+            vec![("To", "+33600000002"), ("From", FROM), ("Twiml", &doc), ("Timeout", timeout)],
+            &status_url,
+        );
+        sids.push(create(&h, &form).await["sid"].as_str().unwrap().to_owned());
+    }
+    let short = within(600, h.wait_call_finished(&sids[0])).await;
+    let capped = within(600, h.wait_call_finished(&sids[1])).await;
+    for c in [&short, &capped] {
+        assert_eq!(statuses(c), vec![CallStatus::Queued, CallStatus::Ringing, CallStatus::NoAnswer]);
+    }
+    let rang = |c: &CallSnapshot| c.ended_at.unwrap() - c.created_at;
+    assert!(
+        rang(&short) >= Duration::from_secs(3) && rang(&short) < Duration::from_secs(15),
+        "{:?}",
+        rang(&short)
+    );
+    assert!(
+        rang(&capped) >= Duration::from_secs(2) && rang(&capped) < Duration::from_secs(3),
+        "{:?}",
+        rang(&capped)
+    );
+    assert_eq!(h.callbacks_for(&sids[0]).last().unwrap().param("CallStatus"), Some("no-answer"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn busy_no_answer_and_failed_numbers() {
     let app = Receiver::spawn().await;
     let h = TwilioApiSim::spawn(base_config()).await.unwrap();

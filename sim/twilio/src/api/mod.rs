@@ -143,6 +143,10 @@ pub struct ApiConfig {
     pub trial: bool,
     /// How long the callee's phone rings before the outcome.
     pub ring_delay: Duration,
+    /// How long a [`Outcome::NoAnswer`] phone rings before `no-answer` (at most the request's
+    /// `Timeout`; `None` = the whole `Timeout`, as Twilio does). Lets tests of unanswered calls
+    /// finish without waiting 30 s.
+    pub no_answer_after: Option<Duration>,
     /// Outcome per `To` number (others answer).
     pub outcomes: HashMap<String, Outcome>,
     /// Failures for the next create-call requests, in order.
@@ -175,6 +179,7 @@ impl Default for ApiConfig {
             verified_numbers: Vec::new(),
             trial: false,
             ring_delay: Duration::from_secs(1),
+            no_answer_after: None,
             outcomes: HashMap::new(),
             faults: Vec::new(),
             caller: CallerSettings::default(),

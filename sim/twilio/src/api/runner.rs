@@ -174,7 +174,10 @@ impl Call {
         let timeout = self.req.timeout;
         let (ring_for, result) = match outcome {
             Outcome::Answer if ring < timeout => (ring, CallStatus::InProgress),
-            Outcome::Answer | Outcome::NoAnswer => (timeout, CallStatus::NoAnswer),
+            Outcome::Answer => (timeout, CallStatus::NoAnswer),
+            Outcome::NoAnswer => {
+                (self.shared.cfg.no_answer_after.map_or(timeout, |d| d.min(timeout)), CallStatus::NoAnswer)
+            }
             Outcome::Busy => (ring.min(timeout), CallStatus::Busy),
             Outcome::Failed => (Duration::ZERO, CallStatus::Failed),
         };
