@@ -8,6 +8,7 @@
 //! - [`internal_api`]: the HMAC-authenticated JSON API the gateway calls on the control plane.
 //! - [`env`]: how both binaries read and validate their configuration.
 //! - [`realtime`]: the OpenAI Realtime model and turn detection, read the same way by both.
+//! - [`voice_api`]: which OpenAI voice API (Realtime or GPT-Live) and model both binaries use.
 //!
 //! Everything here is pure (no clock, no I/O): callers pass the current time in.
 #![forbid(unsafe_code)]
@@ -17,3 +18,4 @@ pub mod internal_api;
 pub mod realtime;
 pub mod stream_token;
 pub mod twilio_signature;
+pub mod voice_api;
