@@ -453,7 +453,10 @@ mod tests {
         m.insert("OPENAI_REALTIME_MODEL", "gpt-realtime-mini");
         let c = load(&m).unwrap();
         assert_eq!(c.openai_ws.url(), "ws://127.0.0.1:8081/v1/realtime?model=gpt-realtime-mini");
-        assert_eq!((c.openai_ws.host.as_str(), c.openai_ws.port, c.openai_ws.tls), ("127.0.0.1", 8081, false));
+        assert_eq!(
+            (c.openai_ws.host.as_str(), c.openai_ws.port, c.openai_ws.tls),
+            ("127.0.0.1", 8081, false)
+        );
         m.insert("OPENAI_BASE_URL", "https://eu.api.openai.com/v1/");
         let c = load(&m).unwrap();
         assert_eq!(c.openai_ws.url(), "wss://eu.api.openai.com/v1/realtime?model=gpt-realtime-mini");

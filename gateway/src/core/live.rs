@@ -406,10 +406,18 @@ pub fn parse_slow(json: &mut [u8]) -> Result<LiveEvent<'_>, OpenAiError> {
         kind @ ("session.input_transcript.delta" | "session.output_transcript.delta") => {
             let (delta, start_ms, end_ms) = if kind == "session.input_transcript.delta" {
                 const E: &str = "session.input_transcript.delta";
-                (need(raw.delta, E, "delta")?, need(raw.start_ms, E, "start_ms")?, need(raw.end_ms, E, "end_ms")?)
+                (
+                    need(raw.delta, E, "delta")?,
+                    need(raw.start_ms, E, "start_ms")?,
+                    need(raw.end_ms, E, "end_ms")?,
+                )
             } else {
                 const E: &str = "session.output_transcript.delta";
-                (need(raw.delta, E, "delta")?, need(raw.start_ms, E, "start_ms")?, need(raw.end_ms, E, "end_ms")?)
+                (
+                    need(raw.delta, E, "delta")?,
+                    need(raw.start_ms, E, "start_ms")?,
+                    need(raw.end_ms, E, "end_ms")?,
+                )
             };
             if kind == "session.input_transcript.delta" {
                 LiveEvent::InputTranscript { delta, start_ms, end_ms }
@@ -433,7 +441,9 @@ pub fn parse_slow(json: &mut [u8]) -> Result<LiveEvent<'_>, OpenAiError> {
         }
         "session.usage.updated" => {
             const E: &str = "session.usage.updated";
-            LiveEvent::UsageUpdated { seconds: need(need(raw.usage, E, "usage")?.seconds, E, "usage.seconds")? }
+            LiveEvent::UsageUpdated {
+                seconds: need(need(raw.usage, E, "usage")?.seconds, E, "usage.seconds")?,
+            }
         }
         "session.closed" => {
             const E: &str = "session.closed";
@@ -483,7 +493,11 @@ mod tests {
 
     #[test]
     fn session_start_carries_format_voice_history_and_delegated_tools() {
-        let tools = [ToolDef { name: "end_call", description: "Raccroche.", parameters_json: r#"{"type":"object"}"# }];
+        let tools = [ToolDef {
+            name: "end_call",
+            description: "Raccroche.",
+            parameters_json: r#"{"type":"object"}"#,
+        }];
         let history = [(HistoryRole::User, "Allô ?"), (HistoryRole::Assistant, "Bonjour \"Zoé\"")];
         let v = write(|w| {
             write_session_start(
@@ -528,7 +542,10 @@ mod tests {
     #[test]
     fn text_appends_always_name_the_delegation() {
         let v = write(|w| write_text(w, TextKind::Thinking, "L'appelant a tapé 5", None));
-        assert_eq!(v, serde_json::json!({"type": "session.thinking.append", "content": "L'appelant a tapé 5", "delegation_id": null}));
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "session.thinking.append", "content": "L'appelant a tapé 5", "delegation_id": null})
+        );
         let v = write(|w| write_text(w, TextKind::Commentary, "Salue.", Some("del_1")));
         assert_eq!(v["delegation_id"], "del_1");
     }
@@ -556,11 +573,18 @@ mod tests {
         let mut text = br#"{"type":"response.event","event_id":"e","delegation_id":"del_1","event":{"type":"response.output_item.done","output_index":0,"item":{"id":"fc_1","type":"function_call","call_id":"call_1","name":"end_call","arguments":"{\"reason\":\"completed\"}","status":"completed"},"sequence_number":7}}"#.to_vec();
         assert_eq!(
             parse_server_event(&mut text).unwrap(),
-            LiveEvent::FunctionCall { call_id: "call_1", name: "end_call", arguments: r#"{"reason":"completed"}"# }
+            LiveEvent::FunctionCall {
+                call_id: "call_1",
+                name: "end_call",
+                arguments: r#"{"reason":"completed"}"#
+            }
         );
         let mut text =
             br#"{"type":"response.event","event_id":"e","event":{"type":"response.output_text.delta","delta":"x"}}"#.to_vec();
-        assert_eq!(parse_server_event(&mut text).unwrap(), LiveEvent::Delegated { kind: "response.output_text.delta" });
+        assert_eq!(
+            parse_server_event(&mut text).unwrap(),
+            LiveEvent::Delegated { kind: "response.output_text.delta" }
+        );
     }
 
     #[test]
@@ -568,7 +592,10 @@ mod tests {
         let mut t = br#"{"type":"session.started","event_id":"e","session":{"id":"sess_1","expires_at":1,"model":"gpt-live-1.1"}}"#.to_vec();
         assert_eq!(parse_server_event(&mut t).unwrap(), LiveEvent::Started { session_id: "sess_1" });
         let mut t = br#"{"type":"session.closed","event_id":"e","reason":"expired","session":{"id":"s"},"usage":{"seconds":61.5}}"#.to_vec();
-        assert_eq!(parse_server_event(&mut t).unwrap(), LiveEvent::Closed { reason: ClosedReason::Expired, seconds: 61.5 });
+        assert_eq!(
+            parse_server_event(&mut t).unwrap(),
+            LiveEvent::Closed { reason: ClosedReason::Expired, seconds: 61.5 }
+        );
         let mut t = br#"{"type":"session.usage.updated","event_id":"e","usage":{"seconds":60}}"#.to_vec();
         assert_eq!(parse_server_event(&mut t).unwrap(), LiveEvent::UsageUpdated { seconds: 60.0 });
         let mut t = r#"{"type":"session.input_transcript.delta","event_id":"e","delta":" Zoé","start_ms":1200,"end_ms":1500}"#.as_bytes().to_vec();
@@ -578,9 +605,16 @@ mod tests {
         );
         let mut t = br#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"unknown_parameter","message":"m","param":"session.x","client_event_id":"evt_1"}}"#.to_vec();
         let LiveEvent::Error(e) = parse_server_event(&mut t).unwrap() else { panic!() };
-        assert_eq!((e.code, e.param, e.event_id), (Some("unknown_parameter"), Some("session.x"), Some("evt_1")));
-        let mut t = br#"{"type":"session.thinking.appended","event_id":"e","start_ms":1,"end_ms":1}"#.to_vec();
-        assert_eq!(parse_server_event(&mut t).unwrap(), LiveEvent::Other { kind: "session.thinking.appended" });
+        assert_eq!(
+            (e.code, e.param, e.event_id),
+            (Some("unknown_parameter"), Some("session.x"), Some("evt_1"))
+        );
+        let mut t =
+            br#"{"type":"session.thinking.appended","event_id":"e","start_ms":1,"end_ms":1}"#.to_vec();
+        assert_eq!(
+            parse_server_event(&mut t).unwrap(),
+            LiveEvent::Other { kind: "session.thinking.appended" }
+        );
         let mut t = br#"{"type":"session.closed"}"#.to_vec();
         assert!(matches!(parse_server_event(&mut t), Err(OpenAiError::MissingField { .. })));
     }

@@ -127,6 +127,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         metrics.workers_total.store(workers as u64, Ordering::Relaxed);
         let _ = metrics.io_shell.set(if uring { "uring" } else { "epoll" });
+        let _ = metrics.voice_engine.set((config.voice_api.as_str(), config.openai_model.clone()));
         let shared = Arc::new(Shared {
             call_config: config.call_config(),
             internal: Arc::new(InternalAuth::new(&config.internal_api_secret)),

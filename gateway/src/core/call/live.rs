@@ -144,7 +144,8 @@ impl Core {
             tools: &PHONE_TOOLS,
         };
         let Core { openai_out, openai_enc, stats, .. } = self;
-        if !openai_out.push(|out| openai_enc.frame_with(out, TEXT, |w| proto::write_session_start(w, &start))) {
+        if !openai_out.push(|out| openai_enc.frame_with(out, TEXT, |w| proto::write_session_start(w, &start)))
+        {
             stats.send_overflows += 1;
         }
         self.up = Upstream::Starting { since: now, sent: true };
@@ -250,10 +251,23 @@ impl Core {
             self.live.last_voiced = now;
         }
         let session = self.live.session_id.clone();
-        self.on_agent_audio(AudioDelta { response_id: &session, item_id: b"", output_index: 0, content_index: 0, delta });
+        self.on_agent_audio(AudioDelta {
+            response_id: &session,
+            item_id: b"",
+            output_index: 0,
+            content_index: 0,
+            delta,
+        });
     }
 
-    fn on_live_transcript(&mut self, speaker: Speaker, delta: &str, start_ms: u64, end_ms: u64, now: Instant) {
+    fn on_live_transcript(
+        &mut self,
+        speaker: Speaker,
+        delta: &str,
+        start_ms: u64,
+        end_ms: u64,
+        now: Instant,
+    ) {
         let gap = self.cfg.live_turn_gap_ms;
         let (mine, other) = match speaker {
             Speaker::Caller => (&self.live.caller, &self.live.agent),
@@ -358,7 +372,9 @@ impl Core {
     /// The call ends on our side: `session.close`, then wait (bounded) for `session.closed`.
     /// Returns false when there is no session to close (close at once).
     pub(super) fn begin_live_close(&mut self, reason: CloseReason, now: Instant) -> bool {
-        if !matches!(self.up, Upstream::Open | Upstream::Starting { sent: true, .. }) || self.openai_close_sent {
+        if !matches!(self.up, Upstream::Open | Upstream::Starting { sent: true, .. })
+            || self.openai_close_sent
+        {
             return false;
         }
         self.flush_live_turns(now);

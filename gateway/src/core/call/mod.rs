@@ -76,7 +76,8 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
 pub use self::config::{
-    CallConfig, DEFAULT_DELEGATION_MODEL, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD, TurnDetection as TurnTaking,
+    CallConfig, DEFAULT_DELEGATION_MODEL, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD,
+    TurnDetection as TurnTaking,
 };
 pub use self::event::{CallEvent, CallState, CallStats, CloseReason, Event, Peer, Side, Speaker};
 pub use self::ignored::{IGNORED_LABELS, IgnoredCounts};
@@ -85,9 +86,9 @@ pub use contract::voice_api::VoiceApi;
 
 use self::commit::{CommitAction, CommitPolicy};
 use self::ending::twilio_close_code;
-use self::live::{LiveState, write_caller_append};
 pub use self::held_audio::HOLD_SLOTS;
 use self::held_audio::HeldAudio;
+use self::live::{LiveState, write_caller_append};
 use self::media_clock::{MediaClock, Placement};
 use self::outbox::Outbox;
 use self::playback::{Accept, AgentHold, Id, Playback, id_from};
@@ -463,7 +464,9 @@ impl Call {
             }
         }
         loop {
-            if !matches!(self.core.up, Upstream::Open | Upstream::Starting { .. }) || self.openai_dec.peer_closed() {
+            if !matches!(self.core.up, Upstream::Open | Upstream::Starting { .. })
+                || self.openai_dec.peer_closed()
+            {
                 // Bytes of a connection we gave up on, or after its close frame.
                 buf.consume(buf.len());
                 return Handled::Done;
@@ -506,7 +509,10 @@ impl Call {
     pub fn upstream_closed(&mut self, now: Instant) {
         if matches!(
             self.core.up,
-            Upstream::Connecting { .. } | Upstream::Handshaking { .. } | Upstream::Starting { .. } | Upstream::Open
+            Upstream::Connecting { .. }
+                | Upstream::Handshaking { .. }
+                | Upstream::Starting { .. }
+                | Upstream::Open
         ) {
             self.core.upstream_lost(CloseReason::OpenAiClosed { code: None }, now);
         }

@@ -286,7 +286,11 @@ impl Core {
                     let output = self.cfg.live_end_call_output.clone();
                     self.live_tool_output(call_id, true, &output);
                 }
-                self.begin_ending(CloseReason::AgentEndedCall, Some((call_id.to_owned(), arguments.to_owned())), now)
+                self.begin_ending(
+                    CloseReason::AgentEndedCall,
+                    Some((call_id.to_owned(), arguments.to_owned())),
+                    now,
+                )
             }
             SAVE_LEAD => {
                 self.tools.push(PendingTool {
