@@ -560,6 +560,7 @@ async fn barge_in_case(env: &[(&'static str, &'static str)]) {
     }
     assert_eq!(report.audio_after_clear(), Duration::ZERO, "{}", report.summary());
     assert!(report.audio_played() < Duration::from_millis(4000), "{}", report.summary());
+    print_barge_in(&format!("realtime {env:?}"), report, 800);
     let s = &w.openai.sessions()[0];
     assert!(!s.received_of("conversation.item.truncate").is_empty(), "the greeting was not truncated");
     assert!(w.gateway().metrics().barge_ins.load(std::sync::atomic::Ordering::Relaxed) >= 1);
@@ -763,6 +764,31 @@ fn live_caller(turns: usize) -> CallerSettings {
     }
 }
 
+/// Prints (for benches/README.md, never asserted: the machine is shared) how long the agent's
+/// audio went on playing after the caller turned loud at `loud_ms` of the stream, and when the
+/// first agent audio played.
+fn print_barge_in(engine: &str, report: &callway_sim_twilio::caller::CallerReport, loud_ms: u64) {
+    let loud = loud_ms * 8;
+    // The last voiced sample of the run of audio playing when the caller turned loud (digital
+    // silence played after it does not count).
+    let stopped = report.heard_segments.iter().find(|s| s.start <= loud && s.end() > loud).map(|s| {
+        let played = &report.heard[s.offset..s.offset + s.len];
+        let last_voiced = played.iter().rposition(|&b| b != 0xFF).map_or(0, |i| i + 1);
+        s.start + last_voiced as u64
+    });
+    let first = report.first_agent_audio.map_or(-1.0, |d| d.as_secs_f64() * 1000.0);
+    match stopped {
+        Some(end) => eprintln!(
+            "measure: {engine}: first agent audio {first:.0} ms; barge-in: caller loud at {loud_ms} ms, agent voice played until {} ms: {} ms",
+            end / 8,
+            end.saturating_sub(loud) / 8
+        ),
+        None => eprintln!(
+            "measure: {engine}: first agent audio {first:.0} ms; barge-in: no agent audio playing at {loud_ms} ms"
+        ),
+    }
+}
+
 /// The Live session's record: started, no event refused by the client schema.
 fn live_record(s: &callway_sim_openai::SessionRecord) -> &callway_sim_openai::LiveRecord {
     let live = s.live.as_ref().expect("a GPT-Live session");
@@ -950,6 +976,7 @@ async fn on_gpt_live_the_model_stops_talking_when_the_caller_barges_in() {
     assert!(report.first_agent_audio.is_some(), "{}", report.summary());
     // The model cut its 4 s greeting short; the gateway had nothing to clear or truncate.
     assert!(report.audio_played() < Duration::from_millis(4000), "{}", report.summary());
+    print_barge_in("live", report, 1500);
     let s = &w.openai.sessions()[0];
     live_record(s);
     assert!(s.sent_of("error").is_empty(), "{:?}", s.sent_of("error"));

@@ -12,10 +12,10 @@
 //!   zero-allocation path as Realtime's append, the same gap fill).
 //! - **Agent audio**: `session.output_audio.delta` is a continuous real-time stream, silence
 //!   included. Each delta goes to Twilio unchanged with a mark (so the gateway knows what was
-//!   heard, for the goodbye); a delta of pure silence is held back when Twilio has nothing
-//!   left to play (it would play silence anyway), forwarded while agent audio is still
-//!   queued there (removing it would shorten the agent's pauses). [`CallConfig::live_forward_silence`]
-//!   forwards everything.
+//!   heard, for the goodbye); a delta of pure silence is forwarded while voiced audio is still
+//!   queued at Twilio (a short pause keeps its length) and held back once Twilio has played
+//!   all of it (it would play silence anyway; a pause longer than what Twilio held is
+//!   shortened by at most that). [`CallConfig::live_forward_silence`] forwards everything.
 //! - **Barge-in** is the model's: it stops talking by itself. The gateway neither clears
 //!   Twilio nor truncates; Twilio's buffer stays small because Live output comes at real-time
 //!   pace.
@@ -51,6 +51,9 @@ pub(super) struct LiveState {
     pub(super) session_id: Id,
     /// Last time agent audio that was not silence arrived.
     pub(super) last_voiced: Instant,
+    /// Where the last voiced chunk sent to Twilio ends on the playback timeline (ms): silence
+    /// is forwarded while Twilio has not played up to here.
+    voiced_end_ms: u32,
     /// The caller's and the agent's turn in progress.
     caller: TurnText,
     agent: TurnText,
@@ -69,6 +72,7 @@ impl LiveState {
         Self {
             session_id: Id::new(),
             last_voiced: now,
+            voiced_end_ms: 0,
             caller: TurnText::default(),
             agent: TurnText::default(),
             session_seconds: 0.0,
@@ -211,6 +215,7 @@ impl Core {
         }
         self.up = Upstream::Open;
         self.live.session_id = id_from(session_id.as_bytes());
+        self.live.voiced_end_ms = 0;
         self.live.previous_seconds += self.live.session_seconds;
         self.live.session_seconds = 0.0;
         if self.sessions == 0 {
