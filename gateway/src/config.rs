@@ -12,7 +12,7 @@
 //! | `OPENAI_REALTIME_MODEL` | Realtime: model in the URL and `session.update` (see `contract::realtime`) | `gpt-realtime-2.1` |
 //! | `OPENAI_LIVE_MODEL` | GPT-Live: model in `session.start` | `gpt-live-1.1` |
 //! | `LIVE_DELEGATION_MODEL` | GPT-Live: the Responses model running the phone tools | `gpt-5-mini` |
-//! | `LIVE_START_AT` | GPT-Live: `upgrade` (start the session with the OpenAI socket: first audio sooner, billed from then) or `start` (at Twilio's `start`) | `upgrade` |
+//! | `LIVE_START_AT` | GPT-Live: `upgrade` (`session.start` as soon as the OpenAI socket is up: measured ~80 ms sooner first audio) or `start` (at Twilio's `start`: billed a few ms less, one OpenAI round trip more before the greeting; `benches/README.md`) | `upgrade` |
 //! | `LIVE_FORWARD_SILENCE` | GPT-Live: also forward silent output chunks when Twilio has nothing queued | `false` |
 //! | `REALTIME_TURN_DETECTION` | `server_vad`, `semantic_vad` (OpenAI detects turns) or `none` (the gateway commits) | `server_vad` |
 //! | `REALTIME_VAD_EAGERNESS` | with `semantic_vad`: `low`, `medium`, `high`, `auto` | `auto` |
@@ -105,7 +105,8 @@ pub struct Config {
     pub openai_model: String,
     /// `LIVE_DELEGATION_MODEL`: the Responses model that runs the phone tools on GPT-Live.
     pub live_delegation_model: String,
-    /// `LIVE_START_AT`: `upgrade` (pre-warm) or `start` (at Twilio's `start`).
+    /// `LIVE_START_AT`: `upgrade` (with the socket, the default) or `start` (at Twilio's
+    /// `start`).
     pub live_start_at_upgrade: bool,
     /// `LIVE_FORWARD_SILENCE`.
     pub live_forward_silence: bool,
@@ -255,7 +256,7 @@ impl Config {
             Some("start") => false,
             Some(other) => {
                 r.problem(format!(
-                    "LIVE_START_AT must be upgrade (session.start as soon as the OpenAI socket is up: first audio sooner, billed from then) or start (at Twilio's start), got {other:?}"
+                    "LIVE_START_AT must be upgrade (session.start as soon as the OpenAI socket is up, the default) or start (at Twilio's start), got {other:?}"
                 ));
                 true
             }

@@ -764,29 +764,32 @@ fn live_caller(turns: usize) -> CallerSettings {
     }
 }
 
-/// Prints (for benches/README.md, never asserted: the machine is shared) how long the agent's
-/// audio went on playing after the caller turned loud at `loud_ms` of the stream, and when the
-/// first agent audio played.
+/// Prints (for benches/README.md, never asserted: the machine is shared) when the first voiced
+/// agent audio played (stream time, from `start`), and how long the agent's voice went on
+/// playing after the caller turned loud at `loud_ms`: until the first 200 ms of silence (or
+/// nothing) played after that moment. Digital silence played does not count as voice.
 fn print_barge_in(engine: &str, report: &callway_sim_twilio::caller::CallerReport, loud_ms: u64) {
-    let loud = loud_ms * 8;
-    // The last voiced sample of the run of audio playing when the caller turned loud (digital
-    // silence played after it does not count).
-    let stopped = report.heard_segments.iter().find(|s| s.start <= loud && s.end() > loud).map(|s| {
-        let played = &report.heard[s.offset..s.offset + s.len];
-        let last_voiced = played.iter().rposition(|&b| b != 0xFF).map_or(0, |i| i + 1);
-        s.start + last_voiced as u64
-    });
-    let first = report.first_agent_audio.map_or(-1.0, |d| d.as_secs_f64() * 1000.0);
-    match stopped {
-        Some(end) => eprintln!(
-            "measure: {engine}: first agent audio {first:.0} ms; barge-in: caller loud at {loud_ms} ms, agent voice played until {} ms: {} ms",
-            end / 8,
-            end.saturating_sub(loud) / 8
-        ),
-        None => eprintln!(
-            "measure: {engine}: first agent audio {first:.0} ms; barge-in: no agent audio playing at {loud_ms} ms"
-        ),
+    const QUIET: u64 = 200 * 8;
+    let track = report.heard_track();
+    let voiced = |i: usize| track.get(i).is_some_and(|&b| b != 0xFF);
+    let first = (0..track.len()).find(|&i| voiced(i)).map(|i| i / 8);
+    let loud = (loud_ms * 8) as usize;
+    let mut stopped = None;
+    let mut i = loud;
+    while i < track.len() {
+        if !voiced(i) && (i..(i + QUIET as usize).min(track.len())).all(|j| !voiced(j)) {
+            stopped = Some(i);
+            break;
+        }
+        i += 1;
     }
+    let stopped = stopped.unwrap_or(track.len().max(loud));
+    eprintln!(
+        "measure: {engine}: first voiced agent audio at {} ms; barge-in: caller loud at {loud_ms} ms, agent voice stopped at {} ms: {} ms",
+        first.map_or("none".to_owned(), |f| f.to_string()),
+        stopped / 8,
+        (stopped - loud) / 8
+    );
 }
 
 /// The Live session's record: started, no event refused by the client schema.
@@ -953,6 +956,18 @@ async fn on_gpt_live_a_dropped_session_is_resumed_with_the_conversation_as_histo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_gpt_live_the_model_stops_talking_when_the_caller_barges_in() {
+    // The default, then the two choices the gateway offers: the session started at Twilio's
+    // `start` rather than with the socket, and every silent chunk forwarded.
+    for env in [
+        &[("OPENAI_VOICE_API", "live")][..],
+        &[("OPENAI_VOICE_API", "live"), ("LIVE_START_AT", "start")],
+        &[("OPENAI_VOICE_API", "live"), ("LIVE_FORWARD_SILENCE", "true")],
+    ] {
+        live_barge_in_case(env).await;
+    }
+}
+
+async fn live_barge_in_case(env: &[(&'static str, &'static str)]) {
     let settings = CallerSettings {
         script: vec![
             Segment::Silence { ms: 1500 },
@@ -968,18 +983,25 @@ async fn on_gpt_live_the_model_stops_talking_when_the_caller_barges_in() {
         4000,
         "Bonjour Claire, ici Callway, je vous appelle au sujet de votre demande.",
     )]);
-    let mut w = world_with_env(Mode::Plain, settings, script, |_| {}, LIVE).await;
+    let mut w = world_with_env(Mode::Plain, settings, script, |_| {}, env).await;
     let call_id = w.trigger_call().await;
     let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
     let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
     let report = &done.caller_reports[0];
-    assert!(report.first_agent_audio.is_some(), "{}", report.summary());
+    assert!(report.first_agent_audio.is_some(), "{env:?}: {}", report.summary());
     // The model cut its 4 s greeting short; the gateway had nothing to clear or truncate.
-    assert!(report.audio_played() < Duration::from_millis(4000), "{}", report.summary());
-    print_barge_in("live", report, 1500);
+    assert!(report.audio_played() < Duration::from_millis(4000), "{env:?}: {}", report.summary());
+    assert!(report.clears.is_empty(), "{env:?}");
+    print_barge_in(&format!("live {:?}", &env[1..]), report, 1500);
     let s = &w.openai.sessions()[0];
     live_record(s);
     assert!(s.sent_of("error").is_empty(), "{:?}", s.sent_of("error"));
     assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    let held = w.gateway().metrics().live_silence_held_back.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "measure: live {:?}: silent chunks held back {held}, chunks sent to Twilio {}",
+        &env[1..],
+        report.marks.len()
+    );
     w.shutdown().await;
 }

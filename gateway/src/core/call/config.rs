@@ -85,9 +85,11 @@ pub struct CallConfig {
     pub delegation_model: String,
     /// GPT-Live: that model's instructions.
     pub delegation_instructions: String,
-    /// GPT-Live: send `session.start` as soon as the WebSocket is up (pre-warm: first audio
-    /// sooner, billing from the upgrade) rather than at Twilio's `start`
-    /// (`LIVE_START_AT=upgrade|start`).
+    /// GPT-Live: send `session.start` as soon as the WebSocket is up rather than at Twilio's
+    /// `start` (`LIVE_START_AT=upgrade|start`). On by default: measured ~80 ms sooner first
+    /// audio (the session's output clock is running when the greeting is asked for), for a
+    /// few ms more of billing and ~15 ms slower barge-in in the simulator
+    /// (`benches/README.md`).
     pub live_start_at_upgrade: bool,
     /// GPT-Live: forward the output's silent chunks even when Twilio has nothing to play
     /// (`LIVE_FORWARD_SILENCE`).
