@@ -12,7 +12,7 @@
 //! | `OPENAI_REALTIME_MODEL` | Realtime: model in the URL and `session.update` (see `contract::realtime`) | `gpt-realtime-2.1` |
 //! | `OPENAI_LIVE_MODEL` | GPT-Live: model in `session.start` | `gpt-live-1.1` |
 //! | `LIVE_DELEGATION_MODEL` | GPT-Live: the Responses model running the phone tools | `gpt-5-mini` |
-//! | `LIVE_START_AT` | GPT-Live: `upgrade` (`session.start` as soon as the OpenAI socket is up: measured ~80 ms sooner first audio) or `start` (at Twilio's `start`: billed a few ms less, one OpenAI round trip more before the greeting; `benches/README.md`) | `upgrade` |
+//! | `LIVE_START_AT` | GPT-Live: `start` (`session.start` at Twilio's `start`; the socket is opened at the upgrade either way) or `upgrade` (with the socket: measured slower barge-in, first audio no sooner; `benches/README.md`) | `start` |
 //! | `LIVE_FORWARD_SILENCE` | GPT-Live: also forward silent output chunks when Twilio has nothing queued | `false` |
 //! | `REALTIME_TURN_DETECTION` | `server_vad`, `semantic_vad` (OpenAI detects turns) or `none` (the gateway commits) | `server_vad` |
 //! | `REALTIME_VAD_EAGERNESS` | with `semantic_vad`: `low`, `medium`, `high`, `auto` | `auto` |
@@ -105,8 +105,8 @@ pub struct Config {
     pub openai_model: String,
     /// `LIVE_DELEGATION_MODEL`: the Responses model that runs the phone tools on GPT-Live.
     pub live_delegation_model: String,
-    /// `LIVE_START_AT`: `upgrade` (with the socket, the default) or `start` (at Twilio's
-    /// `start`).
+    /// `LIVE_START_AT`: `start` (at Twilio's `start`, the default) or `upgrade` (with the
+    /// socket).
     pub live_start_at_upgrade: bool,
     /// `LIVE_FORWARD_SILENCE`.
     pub live_forward_silence: bool,
@@ -252,13 +252,13 @@ impl Config {
         let live_delegation_model =
             r.opt("LIVE_DELEGATION_MODEL").unwrap_or_else(|| DEFAULT_DELEGATION_MODEL.to_owned());
         let live_start_at_upgrade = match r.opt("LIVE_START_AT").as_deref() {
-            None | Some("upgrade") => true,
-            Some("start") => false,
+            None | Some("start") => false,
+            Some("upgrade") => true,
             Some(other) => {
                 r.problem(format!(
-                    "LIVE_START_AT must be upgrade (session.start as soon as the OpenAI socket is up, the default) or start (at Twilio's start), got {other:?}"
+                    "LIVE_START_AT must be start (session.start at Twilio's start, the default) or upgrade (as soon as the OpenAI socket is up), got {other:?}"
                 ));
-                true
+                false
             }
         };
         let live_forward_silence = r.bool("LIVE_FORWARD_SILENCE", false);

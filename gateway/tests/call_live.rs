@@ -153,8 +153,8 @@ fn caller_frame(seq: u64) -> String {
 
 #[test]
 fn session_start_goes_first_and_nothing_else_before_session_started() {
-    let mut l = Live::new(|_| {});
-    assert_eq!(l.kinds(), ["session.start"], "pre-warm: the session starts with the socket");
+    let mut l = Live::new(|c| c.live_start_at_upgrade = true);
+    assert_eq!(l.kinds(), ["session.start"], "LIVE_START_AT=upgrade: the session starts with the socket");
     l.start_stream();
     for i in 0..5 {
         l.twilio(&caller_frame(i + 1));
@@ -175,8 +175,8 @@ fn session_start_goes_first_and_nothing_else_before_session_started() {
 }
 
 #[test]
-fn with_start_at_twilio_start_the_session_waits_for_the_stream() {
-    let mut l = Live::new(|c| c.live_start_at_upgrade = false);
+fn by_default_the_session_waits_for_twilios_start() {
+    let mut l = Live::new(|_| {});
     assert!(l.sent.is_empty(), "no session (no billing) before Twilio's start");
     l.start_stream();
     assert_eq!(l.kinds(), ["session.start"]);

@@ -956,11 +956,11 @@ async fn on_gpt_live_a_dropped_session_is_resumed_with_the_conversation_as_histo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_gpt_live_the_model_stops_talking_when_the_caller_barges_in() {
-    // The default, then the two choices the gateway offers: the session started at Twilio's
-    // `start` rather than with the socket, and every silent chunk forwarded.
+    // The default, then the two choices the gateway offers: the session started with the
+    // socket rather than at Twilio's `start`, and every silent chunk forwarded.
     for env in [
         &[("OPENAI_VOICE_API", "live")][..],
-        &[("OPENAI_VOICE_API", "live"), ("LIVE_START_AT", "start")],
+        &[("OPENAI_VOICE_API", "live"), ("LIVE_START_AT", "upgrade")],
         &[("OPENAI_VOICE_API", "live"), ("LIVE_FORWARD_SILENCE", "true")],
     ] {
         live_barge_in_case(env).await;

@@ -86,10 +86,10 @@ pub struct CallConfig {
     /// GPT-Live: that model's instructions.
     pub delegation_instructions: String,
     /// GPT-Live: send `session.start` as soon as the WebSocket is up rather than at Twilio's
-    /// `start` (`LIVE_START_AT=upgrade|start`). On by default: measured ~80 ms sooner first
-    /// audio (the session's output clock is running when the greeting is asked for), for a
-    /// few ms more of billing and ~15 ms slower barge-in in the simulator
-    /// (`benches/README.md`).
+    /// `start` (`LIVE_START_AT=upgrade|start`). Off by default: the connection is pre-warmed
+    /// either way, and a session started before the caller's audio flows runs its output
+    /// timeline ahead of it; measured over 6 runs: barge-in 70–108 ms against 47–56 ms, first
+    /// audio no sooner (`benches/README.md`), and billed from the upgrade.
     pub live_start_at_upgrade: bool,
     /// GPT-Live: forward the output's silent chunks even when Twilio has nothing to play
     /// (`LIVE_FORWARD_SILENCE`).
@@ -152,7 +152,7 @@ impl Default for CallConfig {
                 téléphonique : corriger les coordonnées du prospect (save_lead) et raccrocher (end_call) quand \
                 l'agent le décide. Réponds en une phrase courte, en français."
                 .into(),
-            live_start_at_upgrade: true,
+            live_start_at_upgrade: false,
             live_forward_silence: false,
             live_turn_gap_ms: 800,
             live_goodbye_quiet: Duration::from_millis(700),

@@ -2,11 +2,12 @@
 //! core. The Twilio side, the hold ring, the gap fill, tools bookkeeping, timers, the end
 //! report and the outboxes are shared; this file holds only what the Live protocol changes.
 //!
-//! - **Start**: the TLS + WebSocket connection opens at the upgrade (pre-warm) and
+//! - **Start**: the TLS + WebSocket connection opens at the upgrade (pre-warm);
 //!   `session.start` (instructions, the conversation so far as text `input` on a resumed
 //!   session, `audio/pcmu` 8000, the voice, Responses delegation with the phone tools) goes
-//!   with it, or at Twilio's `start` ([`CallConfig::live_start_at_upgrade`]; measured: the
-//!   default gives the sooner first audio). Nothing else goes out before `session.started`:
+//!   at Twilio's `start`, or with the socket ([`CallConfig::live_start_at_upgrade`]; measured
+//!   slower barge-in and no sooner first audio: a session started before the caller's audio
+//!   flows runs its output timeline ahead of it). Nothing else goes out before `session.started`:
 //!   the caller's audio waits in the hold ring meanwhile. The greeting is a
 //!   `session.commentary.append` once both the session and the stream have started.
 //! - **Caller audio**: `session.input_audio.append`, Twilio's base64 unchanged (the same
