@@ -49,7 +49,7 @@ use crate::state::{Shared, lock};
 const MAX_BODY: usize = 256 * 1024;
 
 /// Why a request was refused, as status and OpenAI error body.
-type Refused = (u16, Value);
+pub(crate) type Refused = (u16, Value);
 
 fn invalid(status: u16, e: ApiError) -> Refused {
     (status, e.to_body())
@@ -139,24 +139,7 @@ async fn accept(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<(String,
         return Err(invalid(status, e));
     }
 
-    let offer =
-        SdpOffer::from_sdp_string(&sdp).map_err(|e| bad_offer(&format!("it does not parse ({e})")))?;
-    check_offer(&sdp)?;
-    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .and_then(|s| s.set_nonblocking(true).map(|()| s))
-        .and_then(tokio::net::UdpSocket::from_std)
-        .map_err(|e| server_error(&format!("could not bind a UDP port on 127.0.0.1: {e}")))?;
-    let local = socket.local_addr().map_err(|e| server_error(&e.to_string()))?;
-    let now = std::time::Instant::now();
-    let mut rtc = Rtc::builder()
-        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-        .set_ice_lite(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(now);
-    let candidate = Candidate::host(local, "udp").map_err(|e| server_error(&e.to_string()))?;
-    rtc.add_local_candidate(candidate);
-    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| bad_offer(&e.to_string()))?;
+    let (rtc, socket, answer) = negotiate(&sdp)?;
 
     if let Auth::Ephemeral(key) = &auth
         && !lock(&shared.redeemed).insert(key.clone())
@@ -174,7 +157,33 @@ async fn accept(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<(String,
     let record = new_record(shared, &session.id, model, auth, false, Some(call_id.clone()));
     let ctx = crate::rtc::RtcCtx { shared: shared.clone(), record, cap, record_events, check_outgoing };
     tokio::spawn(crate::rtc::run(rtc, socket, session, ctx));
-    Ok((call_id, answer.to_sdp_string()))
+    Ok((call_id, answer))
+}
+
+/// Answers a browser's offer as the service does (shared by the Realtime and the GPT-Live
+/// WebRTC endpoints): parsed and checked ([`check_offer`]), negotiated by an ICE-lite str0m
+/// peer with Opus only and one host candidate on a loopback UDP port bound for the call.
+/// Returns the peer, its socket and the answer SDP; a refused offer is `400` `invalid_offer`.
+pub(crate) fn negotiate(sdp: &str) -> Result<(Rtc, tokio::net::UdpSocket, String), Refused> {
+    let offer = SdpOffer::from_sdp_string(&reachable_candidates(sdp))
+        .map_err(|e| bad_offer(&format!("it does not parse ({e})")))?;
+    check_offer(sdp)?;
+    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        .and_then(tokio::net::UdpSocket::from_std)
+        .map_err(|e| server_error(&format!("could not bind a UDP port on 127.0.0.1: {e}")))?;
+    let local = socket.local_addr().map_err(|e| server_error(&e.to_string()))?;
+    let now = std::time::Instant::now();
+    let mut rtc = Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(now);
+    let candidate = Candidate::host(local, "udp").map_err(|e| server_error(&e.to_string()))?;
+    rtc.add_local_candidate(candidate);
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| bad_offer(&e.to_string()))?;
+    Ok((rtc, socket, answer.to_sdp_string()))
 }
 
 /// The offer text and the form's `session`, from either body shape ([`parse_calls_body`]),
@@ -215,6 +224,23 @@ fn read_body(content_type: &str, body: &[u8]) -> Result<(String, Option<Value>),
             ),
         ),
     })
+}
+
+/// The offer without the candidates a server cannot reach: a browser that gathered its
+/// candidates before sending the offer (as OpenAI's GPT-Live guide says to) may hide its host
+/// addresses behind mDNS names (`….local`), which only its own network resolves; a server
+/// ignores those and learns the address from the browser's connectivity checks instead (the
+/// ICE-lite answerer's peer-reflexive candidate), as it does when the offer has none.
+fn reachable_candidates(sdp: &str) -> String {
+    let keep = |line: &str| {
+        let Some(c) = line.strip_prefix("a=candidate:") else { return true };
+        c.split(' ').nth(4).is_some_and(|addr| addr.parse::<std::net::IpAddr>().is_ok())
+    };
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n').filter(|l| keep(l.trim_end())) {
+        out.push_str(line);
+    }
+    out
 }
 
 /// What the service needs of an offer beyond parsing: audio (Opus) and the data channel.
@@ -286,6 +312,18 @@ mod tests {
         assert_eq!(e["error"]["message"], "multipart/form-data without a boundary.");
         let (sdp, session) = read_body("application/sdp", b"v=0").unwrap();
         assert_eq!((sdp.as_str(), session), ("v=0", None));
+    }
+
+    #[test]
+    fn mdns_candidates_are_left_out_and_others_kept() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=candidate:1 1 udp 2113937151 0f1e2d3c-aaaa-bbbb-cccc-0123456789ab.local 54321 typ host generation 0\r\n\
+            a=candidate:2 1 udp 2113937151 127.0.0.1 54322 typ host generation 0\r\n\
+            a=end-of-candidates\r\n";
+        let kept = reachable_candidates(sdp);
+        assert!(!kept.contains(".local"), "{kept}");
+        assert!(kept.contains("127.0.0.1 54322") && kept.contains("a=end-of-candidates\r\n"), "{kept}");
+        assert_eq!(reachable_candidates("v=0\r\n"), "v=0\r\n");
     }
 
     #[test]
