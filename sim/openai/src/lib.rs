@@ -40,8 +40,11 @@
 //! the service. Codes the public record does not show (a refused offer `invalid_offer`, a reused
 //! key, a wrong content type) are the simulator's choice.
 //!
-//! GPT-Live (`GET /v1/live/sessions`, a different protocol): the same scripted agent behind a
-//! second front end, in `live/` (what it does and does not do: [`live`]).
+//! GPT-Live (`GET /v1/live/sessions` over WebSocket, `POST /v1/live/sessions` with an SDP offer
+//! over WebRTC; a different protocol): the same scripted agent behind a second front end, in
+//! `live/` (what it does and does not do: [`live`]); its WebRTC form runs on the same WebRTC
+//! transport as `/v1/realtime/calls` (`rtc.rs`, generic over the protocol spoken on the data
+//! channel).
 //!
 //! Layout: `server.rs` (listener, handshake), `ws.rs` (a session's socket loop and faults),
 //! `calls.rs` (`POST /v1/realtime/calls`; its body read by `calls_body.rs`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
