@@ -29,15 +29,18 @@ pub struct GatewayProcess {
     _dir: tempfile::TempDir,
 }
 
-/// The newest modification time of the files under `dir`.
+/// The newest modification time of the Rust sources under `dir` (what the binary is built
+/// from: a note beside them does not make it stale).
 fn newest(dir: &Path) -> SystemTime {
     let mut t = SystemTime::UNIX_EPOCH;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         let m = if path.is_dir() {
             newest(&path)
-        } else {
+        } else if path.extension().is_some_and(|e| e == "rs") {
             entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+        } else {
+            continue;
         };
         t = t.max(m);
     }

@@ -35,7 +35,7 @@ use str0m::change::SdpOffer;
 use str0m::{Candidate, Rtc};
 
 use crate::api_error::ApiError;
-use crate::calls_body::{CallsBodyError, parse_calls_body};
+use crate::calls_body::{CallsBodyError, parse_calls_body, reachable_candidates};
 use crate::http::{Body, authenticate, error_body, json_response};
 use crate::ids::IdGen;
 use crate::record::Auth;
@@ -226,23 +226,6 @@ fn read_body(content_type: &str, body: &[u8]) -> Result<(String, Option<Value>),
     })
 }
 
-/// The offer without the candidates a server cannot reach: a browser that gathered its
-/// candidates before sending the offer (as OpenAI's GPT-Live guide says to) may hide its host
-/// addresses behind mDNS names (`….local`), which only its own network resolves; a server
-/// ignores those and learns the address from the browser's connectivity checks instead (the
-/// ICE-lite answerer's peer-reflexive candidate), as it does when the offer has none.
-fn reachable_candidates(sdp: &str) -> String {
-    let keep = |line: &str| {
-        let Some(c) = line.strip_prefix("a=candidate:") else { return true };
-        c.split(' ').nth(4).is_some_and(|addr| addr.parse::<std::net::IpAddr>().is_ok())
-    };
-    let mut out = String::with_capacity(sdp.len());
-    for line in sdp.split_inclusive('\n').filter(|l| keep(l.trim_end())) {
-        out.push_str(line);
-    }
-    out
-}
-
 /// What the service needs of an offer beyond parsing: audio (Opus) and the data channel.
 fn check_offer(sdp: &str) -> Result<(), Refused> {
     let has_audio = sdp.lines().any(|l| l.starts_with("m=audio"));
@@ -312,18 +295,6 @@ mod tests {
         assert_eq!(e["error"]["message"], "multipart/form-data without a boundary.");
         let (sdp, session) = read_body("application/sdp", b"v=0").unwrap();
         assert_eq!((sdp.as_str(), session), ("v=0", None));
-    }
-
-    #[test]
-    fn mdns_candidates_are_left_out_and_others_kept() {
-        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-            a=candidate:1 1 udp 2113937151 0f1e2d3c-aaaa-bbbb-cccc-0123456789ab.local 54321 typ host generation 0\r\n\
-            a=candidate:2 1 udp 2113937151 127.0.0.1 54322 typ host generation 0\r\n\
-            a=end-of-candidates\r\n";
-        let kept = reachable_candidates(sdp);
-        assert!(!kept.contains(".local"), "{kept}");
-        assert!(kept.contains("127.0.0.1 54322") && kept.contains("a=end-of-candidates\r\n"), "{kept}");
-        assert_eq!(reachable_candidates("v=0\r\n"), "v=0\r\n");
     }
 
     #[test]

@@ -47,7 +47,8 @@
 //! channel).
 //!
 //! Layout: `server.rs` (listener, handshake), `ws.rs` (a session's socket loop and faults),
-//! `calls.rs` (`POST /v1/realtime/calls`; its body read by `calls_body.rs`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
+//! `calls.rs` (`POST /v1/realtime/calls`; its body read by `calls_body.rs`; GPT-Live's
+//! `POST /v1/live/sessions` body by `live_body.rs`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
 //! `playout.rs` (the WebRTC output audio buffer),
 //! `session.rs` (a session's behaviour), `response.rs` (one response's event sequence),
 //! `vad.rs`, `conversation.rs`, `session_config.rs`, `rest.rs` (`client_secrets`),
@@ -58,6 +59,7 @@ pub mod calls_body;
 pub mod cli;
 pub mod faults;
 pub mod live;
+pub mod live_body;
 pub mod record;
 pub mod schema;
 pub mod script;

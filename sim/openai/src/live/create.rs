@@ -34,6 +34,7 @@ use super::webrtc::LiveRtc;
 use crate::api_error::ApiError;
 use crate::calls::{Refused, negotiate};
 use crate::http::{Body, authenticate, error_body, json_response};
+use crate::live_body::{LiveBodyError, parse_live_sessions_body};
 use crate::rtc::RtcCtx;
 use crate::server::new_record;
 use crate::state::{Shared, lock};
@@ -55,20 +56,15 @@ pub(crate) async fn create(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
     }
 }
 
-/// `{session, transport}` from the body, each member checked.
+/// `{session, transport}` from the body ([`parse_live_sessions_body`]), refusals in OpenAI's
+/// shape: the member at fault in `param`.
 fn read_body(content_type: &str, body: &[u8]) -> Result<(Value, String), Refused> {
-    if !content_type.starts_with("application/json") {
-        // Code and wording are the simulator's choice.
-        return Err(invalid(ApiError::invalid(
-            "unsupported_content_type",
-            format!(
-                "Unsupported content type '{content_type}': send application/json with 'session' and 'transport'."
-            ),
-            None,
-        )));
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return Err((
+    let e = match parse_live_sessions_body(content_type, body) {
+        Ok(b) => return Ok((b.session, b.sdp)),
+        Err(e) => e,
+    };
+    Err(match e {
+        LiveBodyError::NotJson => (
             400,
             error_body(
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
@@ -76,55 +72,39 @@ fn read_body(content_type: &str, body: &[u8]) -> Result<(Value, String), Refused
                 None,
                 None,
             ),
-        ));
-    };
-    let Some(obj) = v.as_object() else {
-        return Err(invalid(ApiError::invalid(
+        ),
+        LiveBodyError::NotAnObject => invalid(ApiError::invalid(
             "invalid_type",
             "Invalid body: expected an object with 'session' and 'transport'.",
             None,
-        )));
-    };
-    if let Some(k) = obj.keys().find(|k| !["session", "transport"].contains(&k.as_str())) {
-        return Err(invalid(ApiError::unknown_parameter(k.clone())));
-    }
-    let session =
-        obj.get("session").cloned().ok_or_else(|| invalid(ApiError::missing_parameter("session".into())))?;
-    let transport =
-        obj.get("transport").ok_or_else(|| invalid(ApiError::missing_parameter("transport".into())))?;
-    let Some(t) = transport.as_object() else {
-        return Err(invalid(ApiError::invalid(
+        )),
+        LiveBodyError::TransportNotAnObject => invalid(ApiError::invalid(
             "invalid_type",
             "Invalid type for 'transport': expected an object.",
             Some("transport".into()),
-        )));
-    };
-    if let Some(k) = t.keys().find(|k| !["type", "sdp"].contains(&k.as_str())) {
-        return Err(invalid(ApiError::unknown_parameter(format!("transport.{k}"))));
-    }
-    match t.get("type").and_then(Value::as_str) {
-        Some("webrtc") => {}
-        None => return Err(invalid(ApiError::missing_parameter("transport.type".into()))),
-        Some(other) => {
-            return Err(invalid(ApiError::invalid(
-                "invalid_value",
-                format!("Invalid value: '{other}'. Supported values are: 'webrtc'."),
-                Some("transport.type".into()),
-            )));
-        }
-    }
-    let sdp = match t.get("sdp") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        None => return Err(invalid(ApiError::missing_parameter("transport.sdp".into()))),
-        Some(_) => {
-            return Err(invalid(ApiError::invalid(
-                "invalid_value",
-                "Invalid 'transport.sdp': expected a non-empty SDP offer.",
-                Some("transport.sdp".into()),
-            )));
-        }
-    };
-    Ok((session, sdp))
+        )),
+        LiveBodyError::Unknown(param) => invalid(ApiError::unknown_parameter(param)),
+        LiveBodyError::Missing(param) => invalid(ApiError::missing_parameter(param.into())),
+        LiveBodyError::UnsupportedTransport(value) => invalid(ApiError::invalid(
+            "invalid_value",
+            format!("Invalid value: {value}. Supported values are: 'webrtc'."),
+            Some("transport.type".into()),
+        )),
+        LiveBodyError::InvalidSdp => invalid(ApiError::invalid(
+            "invalid_value",
+            "Invalid 'transport.sdp': expected a non-empty SDP offer.",
+            Some("transport.sdp".into()),
+        )),
+        // Unsupported content types, and any kind added later. Code and wording are the
+        // simulator's choice.
+        _ => invalid(ApiError::invalid(
+            "unsupported_content_type",
+            format!(
+                "Unsupported content type '{content_type}': send application/json with 'session' and 'transport'."
+            ),
+            None,
+        )),
+    })
 }
 
 /// Checks the `session` as the start of a session: the schema, then the service's own checks.
