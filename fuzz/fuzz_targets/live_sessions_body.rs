@@ -28,7 +28,10 @@ fn raw(u: &mut Unstructured<'_>) -> Result<()> {
         0 => "application/json".to_owned(),
         1 => "application/json; charset=utf-8".to_owned(),
         2 => "application/sdp".to_owned(),
-        _ => String::from_utf8_lossy(u.bytes(u.int_in_range(0..=40usize)?)?).into_owned(),
+        _ => {
+            let n = u.int_in_range(0..=40usize)?;
+            String::from_utf8_lossy(u.bytes(n)?).into_owned()
+        }
     };
     let body = u.bytes(u.len())?;
     if let Ok(b) = parse_live_sessions_body(&ct, body) {
