@@ -127,6 +127,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         metrics.workers_total.store(workers as u64, Ordering::Relaxed);
         let _ = metrics.io_shell.set(if uring { "uring" } else { "epoll" });
+        let _ = metrics.voice_engine.set((config.voice_api.as_str(), config.openai_model.clone()));
         let shared = Arc::new(Shared {
             call_config: config.call_config(),
             internal: Arc::new(InternalAuth::new(&config.internal_api_secret)),
@@ -142,7 +143,9 @@ impl Gateway {
             ops = %ops_addr,
             workers,
             tls = shared.acceptor.is_some(),
-            openai = %shared.config.realtime.url(),
+            openai = %shared.config.openai_ws.url(),
+            engine = %shared.config.voice_api,
+            model = %shared.config.openai_model,
             control_plane = %shared.config.control_plane_url,
             public_origin = %shared.config.public_origin(),
             io = if uring { "uring" } else { "epoll" },
