@@ -89,6 +89,9 @@ pub struct Config {
     /// `OPENAI_LIVE_MODEL`): which API the web visit speaks (the gateway reads the same
     /// switch for the phone call).
     pub voice_engine: contract::voice_api::VoiceEngine,
+    /// `LIVE_DELEGATION_MODEL` (default [`crate::openai::LIVE_DELEGATION_MODEL`], as the
+    /// gateway's): the Responses model the web visit's tools are delegated to on GPT-Live.
+    pub live_delegation_model: String,
     /// The Realtime model, for the Realtime path (ephemeral secrets, the page's WebRTC call):
     /// the engine's model with `OPENAI_VOICE_API=realtime`; with `live` the Realtime path is
     /// not used and this holds [`contract::realtime::DEFAULT_MODEL`].
@@ -184,6 +187,13 @@ impl Config {
             contract::voice_api::VoiceApi::Live => contract::realtime::DEFAULT_MODEL.to_owned(),
         };
         let realtime_turn_detection = contract::realtime::read_turn_detection(&mut r);
+        let live_delegation_model =
+            r.opt("LIVE_DELEGATION_MODEL").unwrap_or_else(|| crate::openai::LIVE_DELEGATION_MODEL.to_owned());
+        if !live_delegation_model.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            r.problem(format!(
+                "LIVE_DELEGATION_MODEL must be a model name (letters, digits, - _ .), got {live_delegation_model:?}"
+            ));
+        }
         let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
         let openai_voice = r.opt("OPENAI_VOICE").unwrap_or_else(|| "marin".into());
 
@@ -368,6 +378,7 @@ impl Config {
         Ok(Config {
             openai_api_key,
             voice_engine,
+            live_delegation_model,
             openai_realtime_model,
             realtime_turn_detection,
             openai_base_url,
@@ -501,6 +512,12 @@ mod tests {
         let c = load(&m).unwrap();
         assert_eq!((c.voice_engine.api, c.voice_engine.model.as_str()), (VoiceApi::Live, "gpt-live-1.1"));
         assert!(format!("{c:?}").contains("Live"));
+        assert_eq!(c.live_delegation_model, "gpt-5-mini");
+        m.insert("LIVE_DELEGATION_MODEL", "gpt-5.1");
+        assert_eq!(load(&m).unwrap().live_delegation_model, "gpt-5.1");
+        m.insert("LIVE_DELEGATION_MODEL", "gpt 5");
+        assert!(load(&m).unwrap_err().to_string().contains("LIVE_DELEGATION_MODEL must be a model name"));
+        m.remove("LIVE_DELEGATION_MODEL");
         m.insert("OPENAI_LIVE_MODEL", "gpt-realtime-2.1");
         let text = load(&m).unwrap_err().to_string();
         assert!(

@@ -112,7 +112,8 @@ pub fn web_session(model: &str, voice: &str, turn_detection: TurnDetection) -> V
     })
 }
 
-/// The Responses model a GPT-Live web session delegates its tools to.
+/// The Responses model a GPT-Live web session delegates its tools to when
+/// `LIVE_DELEGATION_MODEL` is unset (the gateway's default for the phone tools too).
 pub const LIVE_DELEGATION_MODEL: &str = "gpt-5-mini";
 
 /// What the Responses model is told: run the two tools for Claire.
@@ -134,8 +135,9 @@ pub fn live_page_server_events() -> Value {
     ])
 }
 
-/// The web agent's GPT-Live session, as `POST /v1/live/sessions` takes it for a WebRTC call.
-pub fn live_web_session(model: &str, voice: &str) -> Value {
+/// The web agent's GPT-Live session, as `POST /v1/live/sessions` takes it for a WebRTC call:
+/// `model` speaks with `voice`, `delegation_model` (Responses) runs the tools.
+pub fn live_web_session(model: &str, voice: &str, delegation_model: &str) -> Value {
     let tool = |name: &str, description: &str, parameters: Value| json!({"type": "function", "name": name, "description": description, "parameters": parameters, "strict": true});
     json!({
         "model": model,
@@ -144,7 +146,7 @@ pub fn live_web_session(model: &str, voice: &str) -> Value {
         "delegation": {
             "type": "responses",
             "responses": {
-                "model": LIVE_DELEGATION_MODEL,
+                "model": delegation_model,
                 "instructions": LIVE_DELEGATION_INSTRUCTIONS,
                 "tools": [
                     tool("save_lead",
@@ -165,8 +167,8 @@ pub fn live_web_session(model: &str, voice: &str) -> Value {
 }
 
 /// Body of `POST /v1/live/sessions` for a browser's offer.
-pub fn live_call_request(model: &str, voice: &str, offer_sdp: &str) -> Value {
-    json!({"session": live_web_session(model, voice), "transport": {"type": "webrtc", "sdp": offer_sdp}})
+pub fn live_call_request(model: &str, voice: &str, delegation_model: &str, offer_sdp: &str) -> Value {
+    json!({"session": live_web_session(model, voice, delegation_model), "transport": {"type": "webrtc", "sdp": offer_sdp}})
 }
 
 /// A GPT-Live WebRTC session created for the page.
@@ -278,9 +280,10 @@ impl OpenAiClient {
         &self,
         model: &str,
         voice: &str,
+        delegation_model: &str,
         offer_sdp: &str,
     ) -> Result<LiveCall, OpenAiError> {
-        let body = live_call_request(model, voice, offer_sdp);
+        let body = live_call_request(model, voice, delegation_model, offer_sdp);
         let v = self.post_json("/v1/live/sessions", &body, "/v1/live/sessions").await?;
         match (v["session"]["id"].as_str(), v["transport"]["sdp"].as_str()) {
             (Some(id), Some(sdp)) => Ok(LiveCall { session_id: id.to_owned(), answer_sdp: sdp.to_owned() }),
@@ -385,7 +388,8 @@ mod tests {
         )
         .unwrap();
         let v = jsonschema::validator_for(&schema).unwrap();
-        let session = live_web_session(contract::voice_api::LIVE_DEFAULT_MODEL, "marin");
+        let session =
+            live_web_session(contract::voice_api::LIVE_DEFAULT_MODEL, "marin", LIVE_DELEGATION_MODEL);
         let event = json!({"type": "session.start", "session": session});
         let errors: Vec<String> = v.iter_errors(&event).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{errors:#?}");
@@ -408,7 +412,8 @@ mod tests {
             let errors: Vec<String> = v.iter_errors(event).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{kind}: {errors:#?}");
         }
-        let body = live_call_request("gpt-live-1", "marin", "v=0");
+        let body = live_call_request("gpt-live-1", "marin", "gpt-5.1", "v=0");
+        assert_eq!(body["session"]["delegation"]["responses"]["model"], "gpt-5.1");
         assert_eq!(body["transport"], json!({"type": "webrtc", "sdp": "v=0"}));
     }
 

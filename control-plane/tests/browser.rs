@@ -104,8 +104,8 @@ async fn a_visitor_talks_to_claire_in_chromium_and_is_called_back_on_gpt_live() 
 }
 
 /// The visit on `engine`: the same page, the same UX, the same checks; then what the OpenAI
-/// simulator saw of the web session, in the engine's own protocol. The callback's gateway
-/// runs the Realtime engine in both (the phone call on GPT-Live is the gateway's own suite).
+/// simulator saw of the web session, in the engine's own protocol. The callback runs on the
+/// same engine: the gateway reads the same `OPENAI_VOICE_API`.
 async fn talk_and_call_back(engine: Engine) {
     // A hang guard, not a timing assertion: the flow takes about 20 s.
     let _watchdog = common::browser::Watchdog::new("the browser test", 300);
@@ -281,11 +281,14 @@ async fn talk_and_call_back(engine: Engine) {
     assert_eq!(stages.as_array().and_then(|s| s.last()), Some(&serde_json::json!("ended")), "{stages}");
     let csp = browser.csp_violations().await;
     assert!(csp.is_empty(), "Content-Security-Policy violations: {csp:?}");
-    // The phone call's session at the OpenAI simulator: opened by the gateway over WebSocket,
-    // with the phone agent's instructions built from the redeemed lead and summary.
+    // The phone call's session at the OpenAI simulator: opened by the gateway over WebSocket on
+    // the same engine, with the phone agent's instructions built from the redeemed lead and
+    // summary (in session.update on Realtime, session.start on GPT-Live).
     let phone = w.openai.sessions().into_iter().find(|s| s.call_id.is_none()).expect("the gateway's session");
+    assert_eq!(phone.live.is_some(), engine == Engine::Live, "{phone:?}");
+    let configured = if engine == Engine::Live { "session.start" } else { "session.update" };
     let instructions: String = phone
-        .received_of("session.update")
+        .received_of(configured)
         .iter()
         .filter_map(|e| e["session"]["instructions"].as_str().map(str::to_owned))
         .collect();

@@ -229,7 +229,8 @@ async fn live_offer_inner(app: &SharedApp, body: &RawBody) -> Result<Response, A
         return Err(limited("connexions vocales", r, app));
     }
     let engine = &app.config.voice_engine;
-    match app.openai.create_live_call(&engine.model, &app.config.openai_voice, offer).await {
+    let delegation = &app.config.live_delegation_model;
+    match app.openai.create_live_call(&engine.model, &app.config.openai_voice, delegation, offer).await {
         Ok(call) => {
             tracing::info!(%session_id, live_session = %call.session_id, model = %engine.model, "GPT-Live web session created");
             let mut res = (StatusCode::CREATED, call.answer_sdp).into_response();

@@ -78,9 +78,9 @@ pub fn binary() -> PathBuf {
 impl GatewayProcess {
     /// Starts the gateway on 127.0.0.1 (a port of its choosing) with `pki`'s certificate,
     /// redeeming at `control_plane` (base URL) and relaying to the OpenAI simulator at
-    /// `openai_base` with `openai_key`, on the Realtime engine (the gateway's default), one
-    /// worker (CI has two cores). `secrets`: (Twilio auth token, stream-token secret, internal
-    /// API secret). Returns once it says it is serving (its stderr's `serving` line, which also
+    /// `openai_base` with `openai_key`, one worker (CI has two cores), with `extra` environment
+    /// (`OPENAI_VOICE_API=live` for the GPT-Live engine; Realtime without it). `secrets`:
+    /// (Twilio auth token, stream-token secret, internal API secret). Returns once it says it is serving (its stderr's `serving` line, which also
     /// names the ops address it bound).
     pub fn start(
         pki: &TestPki,
@@ -88,6 +88,7 @@ impl GatewayProcess {
         openai_base: &str,
         openai_key: &str,
         secrets: (&str, &str, &str),
+        extra: &[(&str, &str)],
     ) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pki.write_server_files(dir.path());
@@ -113,6 +114,7 @@ impl GatewayProcess {
             .env("GATEWAY_TLS_CERT", &cert)
             .env("GATEWAY_TLS_KEY", &key)
             .env("RUST_LOG", "info")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -76,8 +76,9 @@ pub async fn world_with_clock(
 }
 
 /// [`world_with`] with the real `callway-gateway` binary in place of the edge stand-in: the
-/// callback is relayed to the OpenAI simulator (the gateway on the Realtime engine) and back
-/// to the Twilio simulator's callee.
+/// callback is relayed to the OpenAI simulator and back to the Twilio simulator's callee. The
+/// gateway gets the engine settings of `extra` (`OPENAI_VOICE_API`, …) as the control plane
+/// does.
 pub async fn world_through_gateway(
     openai: SimConfig,
     extra: &[(&str, &str)],
@@ -125,6 +126,14 @@ async fn build(
             &openai.base_url(),
             "sk-test-key",
             (super::AUTH_TOKEN, super::STREAM_TOKEN_SECRET, super::INTERNAL_API_SECRET),
+            // The engine switch is the same for both binaries.
+            &extra
+                .iter()
+                .copied()
+                .filter(|(k, _)| {
+                    ["OPENAI_VOICE_API", "OPENAI_LIVE_MODEL", "LIVE_DELEGATION_MODEL"].contains(k)
+                })
+                .collect::<Vec<_>>(),
         ))
     } else {
         Relay::Edge(
