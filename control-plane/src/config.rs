@@ -58,6 +58,10 @@ pub struct Limits {
     pub calls_per_number: Quota,
     /// `trigger_call` per client IP.
     pub calls_per_ip: Quota,
+    /// `GET /api/calls/{call_id}` (the page's progress polling) per client IP.
+    pub progress_per_ip: Quota,
+    /// GPT-Live WebRTC sessions started (`POST /api/session/webrtc`) per web session.
+    pub offers_per_session: Quota,
 }
 
 impl Default for Limits {
@@ -68,6 +72,10 @@ impl Default for Limits {
             calls_per_session: Quota::per_hour(2),
             calls_per_number: Quota::per_day(3),
             calls_per_ip: Quota::per_hour(5),
+            // The page asks every 1.5 s (40 a minute): room for three tabs behind one address.
+            progress_per_ip: Quota::per_minute(120),
+            // Each is a session OpenAI bills: a retry or two after a network loss.
+            offers_per_session: Quota::per_hour(3),
         }
     }
 }
@@ -77,7 +85,16 @@ impl Default for Limits {
 pub struct Config {
     /// `OPENAI_API_KEY`.
     pub openai_api_key: String,
-    /// `OPENAI_REALTIME_MODEL` (default [`contract::realtime::DEFAULT_MODEL`]).
+    /// `OPENAI_VOICE_API` and the model of that engine (`OPENAI_REALTIME_MODEL` or
+    /// `OPENAI_LIVE_MODEL`): which API the web visit speaks (the gateway reads the same
+    /// switch for the phone call).
+    pub voice_engine: contract::voice_api::VoiceEngine,
+    /// `LIVE_DELEGATION_MODEL` (default [`crate::openai::LIVE_DELEGATION_MODEL`], as the
+    /// gateway's): the Responses model the web visit's tools are delegated to on GPT-Live.
+    pub live_delegation_model: String,
+    /// The Realtime model, for the Realtime path (ephemeral secrets, the page's WebRTC call):
+    /// the engine's model with `OPENAI_VOICE_API=realtime`; with `live` the Realtime path is
+    /// not used and this holds [`contract::realtime::DEFAULT_MODEL`].
     pub openai_realtime_model: String,
     /// `REALTIME_TURN_DETECTION` (+ `REALTIME_VAD_EAGERNESS`) for the web session.
     pub realtime_turn_detection: contract::realtime::TurnDetection,
@@ -137,6 +154,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Secrets are left out on purpose.
         f.debug_struct("Config")
+            .field("voice_engine", &self.voice_engine)
             .field("openai_realtime_model", &self.openai_realtime_model)
             .field("realtime_turn_detection", &self.realtime_turn_detection)
             .field("openai_base_url", &self.openai_base_url)
@@ -163,8 +181,19 @@ impl Config {
 
         let openai_api_key =
             r.required("OPENAI_API_KEY", "the server-side OpenAI key (never sent to browsers)");
-        let openai_realtime_model = contract::realtime::read_model(&mut r);
+        let voice_engine = contract::voice_api::read_engine(&mut r);
+        let openai_realtime_model = match voice_engine.api {
+            contract::voice_api::VoiceApi::Realtime => voice_engine.model.clone(),
+            contract::voice_api::VoiceApi::Live => contract::realtime::DEFAULT_MODEL.to_owned(),
+        };
         let realtime_turn_detection = contract::realtime::read_turn_detection(&mut r);
+        let live_delegation_model =
+            r.opt("LIVE_DELEGATION_MODEL").unwrap_or_else(|| crate::openai::LIVE_DELEGATION_MODEL.to_owned());
+        if !live_delegation_model.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            r.problem(format!(
+                "LIVE_DELEGATION_MODEL must be a model name (letters, digits, - _ .), got {live_delegation_model:?}"
+            ));
+        }
         let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
         let openai_voice = r.opt("OPENAI_VOICE").unwrap_or_else(|| "marin".into());
 
@@ -330,37 +359,17 @@ impl Config {
         };
         let outbox_dir = PathBuf::from(r.opt("OUTBOX_DIR").unwrap_or_else(|| "callway-outbox".into()));
         let d = Limits::default();
+        // Each limit keeps its window; the environment sets how many fit in it.
+        let mut quota =
+            |name: &str, q: Quota, max: u32| Quota { limit: r.number(name, q.limit, 1, max), ..q };
         let limits = Limits {
-            sessions_per_ip: Quota::per_hour(r.number(
-                "RATE_LIMIT_SESSIONS_PER_IP_PER_HOUR",
-                d.sessions_per_ip.limit,
-                1,
-                100_000,
-            )),
-            saves_per_session: Quota::per_hour(r.number(
-                "RATE_LIMIT_SAVES_PER_SESSION_PER_HOUR",
-                d.saves_per_session.limit,
-                1,
-                1_000,
-            )),
-            calls_per_session: Quota::per_hour(r.number(
-                "RATE_LIMIT_CALLS_PER_SESSION_PER_HOUR",
-                d.calls_per_session.limit,
-                1,
-                100,
-            )),
-            calls_per_number: Quota::per_day(r.number(
-                "RATE_LIMIT_CALLS_PER_NUMBER_PER_DAY",
-                d.calls_per_number.limit,
-                1,
-                100,
-            )),
-            calls_per_ip: Quota::per_hour(r.number(
-                "RATE_LIMIT_CALLS_PER_IP_PER_HOUR",
-                d.calls_per_ip.limit,
-                1,
-                10_000,
-            )),
+            sessions_per_ip: quota("RATE_LIMIT_SESSIONS_PER_IP_PER_HOUR", d.sessions_per_ip, 100_000),
+            saves_per_session: quota("RATE_LIMIT_SAVES_PER_SESSION_PER_HOUR", d.saves_per_session, 1_000),
+            calls_per_session: quota("RATE_LIMIT_CALLS_PER_SESSION_PER_HOUR", d.calls_per_session, 100),
+            calls_per_number: quota("RATE_LIMIT_CALLS_PER_NUMBER_PER_DAY", d.calls_per_number, 100),
+            calls_per_ip: quota("RATE_LIMIT_CALLS_PER_IP_PER_HOUR", d.calls_per_ip, 10_000),
+            progress_per_ip: quota("RATE_LIMIT_PROGRESS_PER_IP_PER_MINUTE", d.progress_per_ip, 100_000),
+            offers_per_session: quota("RATE_LIMIT_WEBRTC_PER_SESSION_PER_HOUR", d.offers_per_session, 100),
         };
 
         let retry = read_retry(&mut r, &call_policy);
@@ -368,6 +377,8 @@ impl Config {
         r.finish()?;
         Ok(Config {
             openai_api_key,
+            voice_engine,
+            live_delegation_model,
             openai_realtime_model,
             realtime_turn_detection,
             openai_base_url,
@@ -479,6 +490,59 @@ mod tests {
         assert!(!c.twilio_require_verified_numbers);
         assert_eq!(c.transcript_retention_days, 30);
         assert!(!format!("{c:?}").contains("sk-test"));
+    }
+
+    #[test]
+    fn the_voice_engine_is_read_with_its_model() {
+        use contract::voice_api::VoiceApi;
+        let c = load(&base()).unwrap();
+        assert_eq!(
+            (c.voice_engine.api, c.voice_engine.model.as_str()),
+            (VoiceApi::Realtime, "gpt-realtime-2.1")
+        );
+        assert_eq!(c.openai_realtime_model, "gpt-realtime-2.1");
+        let mut m = base();
+        m.insert("OPENAI_REALTIME_MODEL", "gpt-realtime-2.1-mini");
+        let c = load(&m).unwrap();
+        assert_eq!(
+            (c.voice_engine.model.as_str(), c.openai_realtime_model.as_str()),
+            ("gpt-realtime-2.1-mini", "gpt-realtime-2.1-mini")
+        );
+        m.insert("OPENAI_VOICE_API", "live");
+        let c = load(&m).unwrap();
+        assert_eq!((c.voice_engine.api, c.voice_engine.model.as_str()), (VoiceApi::Live, "gpt-live-1.1"));
+        assert!(format!("{c:?}").contains("Live"));
+        assert_eq!(c.live_delegation_model, "gpt-5-mini");
+        m.insert("LIVE_DELEGATION_MODEL", "gpt-5.1");
+        assert_eq!(load(&m).unwrap().live_delegation_model, "gpt-5.1");
+        m.insert("LIVE_DELEGATION_MODEL", "gpt 5");
+        assert!(load(&m).unwrap_err().to_string().contains("LIVE_DELEGATION_MODEL must be a model name"));
+        m.remove("LIVE_DELEGATION_MODEL");
+        m.insert("OPENAI_LIVE_MODEL", "gpt-realtime-2.1");
+        let text = load(&m).unwrap_err().to_string();
+        assert!(
+            text.contains("OPENAI_LIVE_MODEL=gpt-realtime-2.1") && text.contains("OPENAI_VOICE_API=live"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rate_limits_keep_their_window_and_take_their_count_from_the_environment() {
+        let c = load(&base()).unwrap();
+        assert_eq!(c.limits.progress_per_ip, Quota::per_minute(120));
+        assert_eq!(c.limits.offers_per_session, Quota::per_hour(3));
+        let mut m = base();
+        m.insert("RATE_LIMIT_PROGRESS_PER_IP_PER_MINUTE", "3");
+        m.insert("RATE_LIMIT_CALLS_PER_NUMBER_PER_DAY", "5");
+        let c = load(&m).unwrap();
+        assert_eq!(c.limits.progress_per_ip, Quota::per_minute(3));
+        assert_eq!(c.limits.calls_per_number, Quota::per_day(5));
+        m.insert("RATE_LIMIT_WEBRTC_PER_SESSION_PER_HOUR", "0");
+        let text = load(&m).unwrap_err().to_string();
+        assert!(
+            text.contains("RATE_LIMIT_WEBRTC_PER_SESSION_PER_HOUR must be a whole number from 1 to 100"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -169,6 +169,8 @@ async fn serve(config: Config) -> ExitCode {
         Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
     };
     tracing::info!(%addr, storage = app.storage.store.kind(), "control plane listening");
+    let engine = &app.config.voice_engine;
+    tracing::info!(engine = %engine.api, model = %engine.model, "OpenAI voice engine for the web visit (OPENAI_VOICE_API)");
     match (&app.config.twilio_region, &app.config.twilio_api_host_header) {
         (Some(r), None) => {
             tracing::info!(api = %app.config.twilio_api_base, region = %r.region, edge = %r.edge, "Twilio API (regional)")

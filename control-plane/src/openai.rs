@@ -1,6 +1,36 @@
-//! OpenAI: the web agent's Realtime session (instructions, voice, tools as strict JSON
-//! Schemas) and the `POST /v1/realtime/client_secrets` call that turns it into the browser's
-//! ephemeral `ek_…` secret (protocols.md C7). The long-lived key never leaves this process.
+//! OpenAI: the web agent's session on either voice engine, and the calls that start it for
+//! the browser. The long-lived key never leaves this process.
+//!
+//! - Realtime (protocols.md C7): the session (instructions, voice, tools as strict JSON
+//!   Schemas) goes to `POST /v1/realtime/client_secrets`, which turns it into the browser's
+//!   ephemeral `ek_` secret; the page posts its SDP offer to `/v1/realtime/calls` with it.
+//! - GPT-Live (protocols.md G): there are no ephemeral keys. The page posts its offer to the
+//!   control plane under its session capability; [`OpenAiClient::create_live_call`] posts
+//!   `{session, transport:{type:"webrtc", sdp}}` to `/v1/live/sessions` with the server key
+//!   and hands back `transport.sdp`. The session ([`live_web_session`]) fixes the model, the
+//!   instructions, the voice (no `audio.format`: WebRTC negotiates Opus), Responses
+//!   delegation carrying `save_lead` and `trigger_call`, and what the untrusted page may do on
+//!   its data channel ([`LIVE_PAGE_CLIENT_EVENTS`], [`live_page_server_events`]).
+//!
+//! # Who runs the tools on GPT-Live
+//! The page forwards the delegated function calls to `/api/tools/*` under its session
+//! capability, as it does on Realtime, rather than the control plane attaching a sideband
+//! WebSocket (`/v1/live/sessions/{id}/attach`). The authority stays on the server either way:
+//! the tool routes check the capability, the arguments, consent, the number and the call
+//! policy, the rate limits, and bind the lead to the session, whoever relays the call; a page
+//! that lies to the model about a result only misleads its own conversation. A sideband would
+//! add a long-lived socket per visit to a control plane that is otherwise stateless (any
+//! instance answers any request), pin each visit to the instance holding its socket, and
+//! still need a second channel to tell the page that the call was placed (to close the visit
+//! and follow the call). OpenAI's server-controls guide names this pattern ("the browser can
+//! forward function-call events from its data channel to an authenticated backend").
+//!
+//! The data channel is narrowed to what the page needs: it may send the greeting
+//! (`session.commentary.append`, the way the phone call greets too), the tool results
+//! (`response.item.create`, `response.create`) and `session.close`; it sees
+//! `session.started`, `session.closed`, `error`, the two transcripts and, of the Responses
+//! stream, only `response.output_item.done` (where a function call arrives). It cannot change
+//! the instructions or the delegation, append policy or silent context, or mute the input.
 
 use contract::realtime::TurnDetection;
 use serde::Deserialize;
@@ -82,6 +112,74 @@ pub fn web_session(model: &str, voice: &str, turn_detection: TurnDetection) -> V
     })
 }
 
+/// The Responses model a GPT-Live web session delegates its tools to when
+/// `LIVE_DELEGATION_MODEL` is unset (the gateway's default for the phone tools too).
+pub const LIVE_DELEGATION_MODEL: &str = "gpt-5-mini";
+
+/// What the Responses model is told: run the two tools for Claire.
+const LIVE_DELEGATION_INSTRUCTIONS: &str = "Tu exécutes les outils de Claire, conseillère de Callway, pendant sa conversation vocale avec un visiteur du site. save_lead enregistre le prénom, le nom et le numéro du visiteur, seulement avec son accord explicite (consent à true). trigger_call lance l'appel téléphonique vers le visiteur enregistré, avec le lead_id rendu par save_lead et un résumé de la conversation. Si un outil renvoie une erreur, rends son message tel quel pour que Claire le dise au visiteur.";
+
+/// Client events the page may send on a GPT-Live data channel.
+pub const LIVE_PAGE_CLIENT_EVENTS: [&str; 4] =
+    ["session.commentary.append", "response.item.create", "response.create", "session.close"];
+
+/// Server events the page may see on a GPT-Live data channel (`ServerEventSelector`s).
+pub fn live_page_server_events() -> Value {
+    json!([
+        {"type": "session.started"},
+        {"type": "session.closed"},
+        {"type": "error"},
+        {"type": "session.input_transcript.delta"},
+        {"type": "session.output_transcript.delta"},
+        {"type": "response.event", "response_event": "response.output_item.done"}
+    ])
+}
+
+/// The web agent's GPT-Live session, as `POST /v1/live/sessions` takes it for a WebRTC call:
+/// `model` speaks with `voice`, `delegation_model` (Responses) runs the tools.
+pub fn live_web_session(model: &str, voice: &str, delegation_model: &str) -> Value {
+    let tool = |name: &str, description: &str, parameters: Value| json!({"type": "function", "name": name, "description": description, "parameters": parameters, "strict": true});
+    json!({
+        "model": model,
+        "instructions": WEB_AGENT_PROMPT,
+        "audio": {"output": {"voice": voice}},
+        "delegation": {
+            "type": "responses",
+            "responses": {
+                "model": delegation_model,
+                "instructions": LIVE_DELEGATION_INSTRUCTIONS,
+                "tools": [
+                    tool("save_lead",
+                        "Enregistre le prénom, le nom et le numéro du visiteur, avec son accord, avant de le rappeler.",
+                        save_lead_schema()),
+                    tool("trigger_call",
+                        "Lance l'appel téléphonique vers le visiteur enregistré par save_lead, avec le résumé de la conversation.",
+                        trigger_call_schema())
+                ],
+                "tool_choice": "auto"
+            }
+        },
+        "client": {"data_channel": {
+            "allowed_client_events": LIVE_PAGE_CLIENT_EVENTS,
+            "allowed_server_events": live_page_server_events()
+        }}
+    })
+}
+
+/// Body of `POST /v1/live/sessions` for a browser's offer.
+pub fn live_call_request(model: &str, voice: &str, delegation_model: &str, offer_sdp: &str) -> Value {
+    json!({"session": live_web_session(model, voice, delegation_model), "transport": {"type": "webrtc", "sdp": offer_sdp}})
+}
+
+/// A GPT-Live WebRTC session created for the page.
+#[derive(Debug, Clone)]
+pub struct LiveCall {
+    /// The session id (for logs; a sideband would attach with it).
+    pub session_id: String,
+    /// The SDP answer for the page.
+    pub answer_sdp: String,
+}
+
 /// Body of `POST /v1/realtime/client_secrets`.
 pub fn client_secret_request(model: &str, voice: &str, turn_detection: TurnDetection) -> Value {
     json!({
@@ -117,6 +215,14 @@ pub enum OpenAiError {
     /// Unreachable, 5xx, or an answer we cannot read.
     #[error("OpenAI is unavailable: {0}")]
     Unavailable(String),
+    /// GPT-Live refused the page's SDP offer (`invalid_offer` and the like): the browser's side.
+    #[error("OpenAI refused the browser's SDP offer (HTTP {status}): {message}")]
+    OfferRefused {
+        /// HTTP status.
+        status: u16,
+        /// OpenAI's `error.message`.
+        message: String,
+    },
     /// Another 4xx (an invalid session: a bug here).
     #[error("OpenAI rejected the session (HTTP {status}): {message}")]
     Rejected {
@@ -141,18 +247,14 @@ impl OpenAiClient {
         Self { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key: api_key.to_owned() }
     }
 
-    /// `POST /v1/realtime/client_secrets` for the web agent's session.
-    pub async fn create_client_secret(
-        &self,
-        model: &str,
-        voice: &str,
-        turn_detection: TurnDetection,
-    ) -> Result<ClientSecret, OpenAiError> {
+    /// POSTs `body` to `path` with the server key: the 2xx answer's JSON, or why not
+    /// (`what` names the endpoint in the operator's message).
+    async fn post_json(&self, path: &str, body: &Value, what: &str) -> Result<Value, OpenAiError> {
         let res = self
             .http
-            .post(format!("{}/v1/realtime/client_secrets", self.base_url))
+            .post(format!("{}{path}", self.base_url))
             .bearer_auth(&self.api_key)
-            .json(&client_secret_request(model, voice, turn_detection))
+            .json(body)
             .send()
             .await
             .map_err(|e| {
@@ -164,20 +266,61 @@ impl OpenAiClient {
             })?;
         let status = res.status().as_u16();
         let text = res.text().await.map_err(|_| OpenAiError::Unavailable("unreadable answer".into()))?;
-        match status {
-            200..=299 => serde_json::from_str(&text)
-                .map_err(|e| OpenAiError::Unavailable(format!("unexpected client_secrets answer: {e}"))),
-            401 | 403 => Err(OpenAiError::Auth(status)),
-            429 => Err(OpenAiError::RateLimited),
-            500..=599 => Err(OpenAiError::Unavailable(format!("HTTP {status}"))),
-            _ => {
-                let message = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                Err(OpenAiError::Rejected { status, message })
-            }
+        if !(200..300).contains(&status) {
+            return Err(refusal(status, &text));
         }
+        serde_json::from_str(&text)
+            .map_err(|e| OpenAiError::Unavailable(format!("unexpected {what} answer: {e}")))
+    }
+
+    /// `POST /v1/live/sessions` for the web agent's session with the page's SDP offer: the
+    /// answer SDP, or why not (a refused offer apart from a refused session: the first is the
+    /// browser's doing, the second ours).
+    pub async fn create_live_call(
+        &self,
+        model: &str,
+        voice: &str,
+        delegation_model: &str,
+        offer_sdp: &str,
+    ) -> Result<LiveCall, OpenAiError> {
+        let body = live_call_request(model, voice, delegation_model, offer_sdp);
+        let v = self.post_json("/v1/live/sessions", &body, "/v1/live/sessions").await?;
+        match (v["session"]["id"].as_str(), v["transport"]["sdp"].as_str()) {
+            (Some(id), Some(sdp)) => Ok(LiveCall { session_id: id.to_owned(), answer_sdp: sdp.to_owned() }),
+            _ => Err(OpenAiError::Unavailable(
+                "the /v1/live/sessions answer has no session.id or transport.sdp".into(),
+            )),
+        }
+    }
+
+    /// `POST /v1/realtime/client_secrets` for the web agent's session.
+    pub async fn create_client_secret(
+        &self,
+        model: &str,
+        voice: &str,
+        turn_detection: TurnDetection,
+    ) -> Result<ClientSecret, OpenAiError> {
+        let body = client_secret_request(model, voice, turn_detection);
+        let v = self.post_json("/v1/realtime/client_secrets", &body, "client_secrets").await?;
+        serde_json::from_value(v)
+            .map_err(|e| OpenAiError::Unavailable(format!("unexpected client_secrets answer: {e}")))
+    }
+}
+
+/// A refusal from OpenAI's REST side, by status and `error` body.
+fn refusal(status: u16, text: &str) -> OpenAiError {
+    let error = serde_json::from_str::<Value>(text).ok().map(|v| v["error"].clone()).unwrap_or_default();
+    let message = error["message"].as_str().unwrap_or_default().to_owned();
+    match status {
+        401 | 403 => OpenAiError::Auth(status),
+        429 => OpenAiError::RateLimited,
+        500..=599 => OpenAiError::Unavailable(format!("HTTP {status}")),
+        _ if error["code"] == "invalid_offer"
+            || error["param"].as_str().is_some_and(|p| p.starts_with("transport")) =>
+        {
+            OpenAiError::OfferRefused { status, message }
+        }
+        _ => OpenAiError::Rejected { status, message },
     }
 }
 
@@ -232,6 +375,70 @@ mod tests {
         assert!(!v.is_valid(&bad));
         let body = client_secret_request("gpt-realtime-2.1", "marin", TurnDetection::ServerVad);
         assert_eq!(body["expires_after"]["seconds"], 600);
+    }
+
+    #[test]
+    fn the_live_session_validates_against_the_official_live_schema() {
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/schemas/openai-live-client-events.schema.json"
+            ))
+            .expect("../shared/schemas must be beside the checkout"),
+        )
+        .unwrap();
+        let v = jsonschema::validator_for(&schema).unwrap();
+        let session =
+            live_web_session(contract::voice_api::LIVE_DEFAULT_MODEL, "marin", LIVE_DELEGATION_MODEL);
+        let event = json!({"type": "session.start", "session": session});
+        let errors: Vec<String> = v.iter_errors(&event).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        // WebRTC negotiates the media format: none is sent.
+        assert!(session["audio"].get("format").is_none());
+        let tools = session["delegation"]["responses"]["tools"].as_array().unwrap();
+        let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["save_lead", "trigger_call"]);
+        let dc = &session["client"]["data_channel"];
+        assert_eq!(dc["allowed_client_events"].as_array().unwrap().len(), 4);
+        // Each client event the page may send, as app.js sends it, is one the schema knows.
+        let sent = [
+            json!({"type": "session.commentary.append", "content": "Salue le visiteur.", "delegation_id": null}),
+            json!({"type": "response.item.create", "item": {"type": "function_call_output", "call_id": "call_1", "output": "{}"}}),
+            json!({"type": "response.create"}),
+            json!({"type": "session.close"}),
+        ];
+        for (event, kind) in sent.iter().zip(LIVE_PAGE_CLIENT_EVENTS) {
+            assert_eq!(event["type"], kind);
+            let errors: Vec<String> = v.iter_errors(event).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{kind}: {errors:#?}");
+        }
+        let body = live_call_request("gpt-live-1", "marin", "gpt-5.1", "v=0");
+        assert_eq!(body["session"]["delegation"]["responses"]["model"], "gpt-5.1");
+        assert_eq!(body["transport"], json!({"type": "webrtc", "sdp": "v=0"}));
+    }
+
+    #[test]
+    fn refusals_tell_the_offer_from_the_session() {
+        let body = |code: &str, param: &str| {
+            format!(
+                r#"{{"error":{{"message":"m","type":"invalid_request_error","param":"{param}","code":"{code}"}}}}"#
+            )
+        };
+        assert!(matches!(
+            refusal(400, &body("invalid_offer", "")),
+            OpenAiError::OfferRefused { status: 400, .. }
+        ));
+        assert!(matches!(
+            refusal(400, &body("missing_required_parameter", "transport.sdp")),
+            OpenAiError::OfferRefused { .. }
+        ));
+        assert!(matches!(
+            refusal(400, &body("unknown_parameter", "session.temperature")),
+            OpenAiError::Rejected { .. }
+        ));
+        assert_eq!(refusal(401, ""), OpenAiError::Auth(401));
+        assert_eq!(refusal(429, ""), OpenAiError::RateLimited);
+        assert!(matches!(refusal(503, ""), OpenAiError::Unavailable(_)));
     }
 
     #[test]

@@ -1,16 +1,26 @@
 "use strict";
-// The web agent: WebRTC straight to OpenAI Realtime with an ephemeral secret from /api/session.
-// The model's tool calls (save_lead, trigger_call) arrive on the "oai-events" data channel; the
-// page forwards them to the control plane with the session capability and hands the answer
-// back to the model (function_call_output, then response.create). Once trigger_call has
-// placed the call, the page lets Claire finish her last reply, closes the web session and
-// follows the call's progress (GET /api/calls/{id}, with the session capability).
+// The web agent over WebRTC, on whichever engine /api/session names:
+// - Realtime: the page posts its SDP offer to OpenAI's /v1/realtime/calls with the ephemeral
+//   secret /api/session gave; the events are the Realtime GA ones.
+// - GPT-Live: there are no ephemeral keys: the page posts its offer to the control plane
+//   (/api/session/webrtc) under its session capability, and the control plane creates the
+//   session with the server key. The session starts with that request: the page waits for
+//   session.started on the channel, then asks Claire to greet (session.commentary.append).
+//   The data channel only carries what the page needs (the control plane restricts it).
+// The model's tool calls (save_lead, trigger_call) arrive on the "oai-events" data channel
+// (Realtime: function-call events; Live: a function_call item in the delegated Responses
+// stream); the page forwards them to the control plane with the session capability and hands
+// the answer back to the model (function_call_output, then response.create). Once
+// trigger_call has placed the call, the page lets Claire finish her last reply, closes the web
+// session and follows the call's progress (GET /api/calls/{id}, with the session capability).
 //
 // Served as a file, never inline: the page's Content-Security-Policy allows scripts from its
 // own origin only.
 const $ = (id) => document.getElementById(id);
 const TOOLS = new Set(["save_lead", "trigger_call"]);
 let pc = null, channel = null, capability = null;
+// "realtime" or "live", as /api/session says.
+let engine = "realtime";
 // Set once trigger_call succeeded: the session closes when Claire's last reply has played.
 let closeAfterReply = false;
 // The reply asked for after trigger_call's result (its id once created), and the responses
@@ -42,6 +52,12 @@ function send(event) {
   if (channel && channel.readyState === "open") channel.send(JSON.stringify(event));
 }
 
+// The conversation is on: the visitor can end it.
+function ready() {
+  setStatus("En conversation avec Claire", "ok");
+  $("stop").disabled = false;
+}
+
 async function runTool(name, callId, args) {
   let output;
   try {
@@ -64,13 +80,21 @@ async function runTool(name, callId, args) {
   } catch (e) {
     output = JSON.stringify({ code: "network_error", message: "Le service ne répond pas, réessayez dans un instant." });
   }
-  send({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output } });
+  const result = { type: "function_call_output", call_id: callId, output };
+  if (engine === "live") {
+    // Into the delegated Responses backend, which then words the reply Claire says.
+    if (closeAfterReply) { live.finalAskedAt = performance.now(); live.finalHeard = false; }
+    send({ type: "response.item.create", item: result });
+  } else {
+    send({ type: "conversation.item.create", item: result });
+  }
   send({ type: "response.create" });
 }
 
 function onServerEvent(raw) {
   let ev;
   try { ev = JSON.parse(raw); } catch { return; }
+  if (engine === "live") { onLiveEvent(ev); return; }
   switch (ev.type) {
     case "response.output_audio_transcript.done": {
       voiced.add(ev.response_id);
@@ -128,6 +152,110 @@ function onServerEvent(raw) {
       setStatus(`Erreur de l'assistant : ${ev.error && ev.error.message || "inconnue"}`, "err");
       break;
   }
+}
+
+// GPT-Live: what the page keeps of the conversation. The model speaks and listens at once and
+// says nothing of who is talking, so the indicators come from the audio itself (the
+// microphone's level, Claire's voice on the track) and from the transcript's pace.
+const GREETING = "Le visiteur vient d'ouvrir la conversation : salue-le, présente-toi et demande-lui ce qui l'amène.";
+const live = { agentLine: null, userLine: null, lastAgent: 0, agentLevel: 0, pendingCut: null,
+  finalAskedAt: 0, finalHeard: false, timer: null, ctx: null };
+
+function onLiveEvent(ev) {
+  switch (ev.type) {
+    case "session.started":
+      ready();
+      send({ type: "session.commentary.append", content: GREETING, delegation_id: null });
+      break;
+    case "session.output_transcript.delta":
+      live.lastAgent = performance.now();
+      live.userLine = null;
+      if (closeAfterReply) live.finalHeard = true;
+      if (live.agentLine) live.agentLine.textContent += ev.delta;
+      else live.agentLine = say("agent", ev.delta);
+      break;
+    case "session.input_transcript.delta":
+      live.agentLine = null;
+      if (live.userLine) live.userLine.textContent += ev.delta;
+      else live.userLine = say("user", ev.delta);
+      break;
+    case "response.event": {
+      // The delegated Responses stream: only finished items reach the page (a function call
+      // to run, the rest is Claire's to say).
+      const item = (ev.event && ev.event.type === "response.output_item.done" && ev.event.item) || {};
+      if (item.type === "function_call" && TOOLS.has(item.name)) runTool(item.name, item.call_id, item.arguments);
+      break;
+    }
+    case "session.closed":
+      if (ev.reason !== "close_requested") {
+        endConversation(ev.reason === "expired"
+          ? "La conversation a atteint sa durée maximale. Vous pouvez la reprendre."
+          : "La conversation a été interrompue. Réessayez.", "err", "Réessayer");
+      }
+      break;
+    case "error":
+      setStatus(`Erreur de l'assistant : ${ev.error && ev.error.message || "inconnue"}`, "err");
+      break;
+  }
+}
+
+// Claire's voice level, from the received track.
+function hearVoice(stream) {
+  try {
+    live.ctx = new AudioContext();
+    const analyser = live.ctx.createAnalyser();
+    analyser.fftSize = 1024;
+    live.ctx.createMediaStreamSource(stream).connect(analyser);
+    const buf = new Float32Array(analyser.fftSize);
+    live.analyser = () => {
+      analyser.getFloatTimeDomainData(buf);
+      let sum = 0;
+      for (const x of buf) sum += x * x;
+      return Math.sqrt(sum / buf.length);
+    };
+  } catch { /* the transcript's pace alone says when Claire speaks */ }
+}
+
+// Ten times a second: who is speaking, a barge-in (the visitor spoke while Claire was
+// speaking, and she stopped: the model yields by itself), and the end of Claire's last reply
+// after trigger_call (her voice quiet for over a second), which closes the web session.
+function watchLive() {
+  live.timer = setInterval(() => {
+    const now = performance.now();
+    live.agentLevel = live.analyser ? live.analyser() : 0;
+    const agent = live.agentLevel > 0.02 || now - live.lastAgent < 600;
+    const visitor = $("mic-level").value > 0.15;
+    $("agent-speaking").hidden = !agent;
+    $("visitor-speaking").hidden = !visitor;
+    if (visitor && agent && live.agentLine && !live.agentLine.classList.contains("cut") && !live.pendingCut) {
+      live.pendingCut = { line: live.agentLine, at: now };
+    }
+    if (live.pendingCut && !agent) {
+      live.pendingCut.line.classList.add("cut");
+      live.pendingCut.line.title = "Claire a été interrompue : elle n'a pas tout dit.";
+      say("system", "Claire s'est interrompue pour vous écouter.");
+      live.agentLine = null;
+      live.pendingCut = null;
+    } else if (live.pendingCut && now - live.pendingCut.at > 2000) {
+      live.pendingCut = null; // she went on: not an interruption
+    }
+    if (closeAfterReply && live.finalAskedAt) {
+      const said = live.finalHeard && !agent && now - live.lastAgent > 1200;
+      if (said || now - live.finalAskedAt > 20000) {
+        endConversation("Conversation terminée : Claire vous appelle, votre téléphone va sonner.", "ok");
+      }
+    }
+  }, 100);
+}
+
+// Candidates gathered (bounded): GPT-Live takes the offer with them, as OpenAI's guide says.
+function gathered(peer) {
+  if (peer.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (peer.iceGatheringState === "complete") resolve(); };
+    peer.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 2000);
+  });
 }
 
 // The voice constraints we ask for; a browser that refuses one of them gets the plain
@@ -214,21 +342,27 @@ async function start() {
     const session = await res.json();
     if (!res.ok) throw new Error(session.message || `HTTP ${res.status}`);
     capability = session.capability;
+    engine = session.engine === "live" ? "live" : "realtime";
 
     const mic = await openMicrophone();
     watchLevel(mic);
     pc = new RTCPeerConnection();
     $("live").hidden = false;
     showState();
-    pc.ontrack = (e) => { $("voice").srcObject = e.streams[0]; };
+    pc.ontrack = (e) => {
+      $("voice").srcObject = e.streams[0];
+      if (engine === "live") hearVoice(e.streams[0]);
+    };
     mic.getTracks().forEach((t) => pc.addTrack(t, mic));
     channel = pc.createDataChannel("oai-events");
     channel.onmessage = (e) => onServerEvent(e.data);
     channel.onopen = () => {
-      setStatus("En conversation avec Claire", "ok");
-      $("stop").disabled = false;
+      // GPT-Live: the session started with the offer; Claire is asked to greet on session.started.
+      if (engine === "live") return;
+      ready();
       send({ type: "response.create" }); // Claire speaks first
     };
+    if (engine === "live") watchLive();
     pc.onconnectionstatechange = () => {
       showState();
       if (pc && ["failed", "disconnected"].includes(pc.connectionState)) {
@@ -238,10 +372,14 @@ async function start() {
 
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    const answer = await fetch(session.realtime_url, {
+    // Realtime: to OpenAI with the ephemeral secret; GPT-Live: to the control plane with the
+    // session capability (the server key stays there).
+    if (engine === "live") await gathered(pc);
+    const bearer = engine === "live" ? capability : session.client_secret.value;
+    const answer = await fetch(session.webrtc_url, {
       method: "POST",
-      headers: { "Authorization": `Bearer ${session.client_secret.value}`, "Content-Type": "application/sdp" },
-      body: offer.sdp,
+      headers: { "Authorization": `Bearer ${bearer}`, "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp,
     });
     if (answer.status === 401) throw failure("ExpiredKey", "HTTP 401");
     if (!answer.ok) throw failure("WebRtcRefused", `HTTP ${answer.status}`);
@@ -256,7 +394,13 @@ async function start() {
 // page back to its start (the start button enabled and focused, with `startLabel`). The call's
 // progress, if one was placed, keeps being followed.
 function stop(startLabel) {
+  // GPT-Live bills by the second: say goodbye so the session ends now, not when it notices.
+  if (engine === "live") send({ type: "session.close" });
   if (pc) pc.getSenders().forEach((s) => s.track && s.track.stop());
+  if (live.timer) { clearInterval(live.timer); live.timer = null; }
+  if (live.ctx) { live.ctx.close(); live.ctx = null; }
+  Object.assign(live, { agentLine: null, userLine: null, lastAgent: 0, agentLevel: 0, pendingCut: null,
+    finalAskedAt: 0, finalHeard: false, analyser: null });
   if (channel) {
     channel.onmessage = null;
     channel.onopen = null;
@@ -295,8 +439,8 @@ function endConversation(text, kind, startLabel) {
 }
 
 // The call's progress, from the control plane: asked every 1.5 s until the call has ended (the
-// capability and the call id prove it is this visitor's call). Each change is announced
-// (aria-live) and its stage kept in data-stage.
+// capability and the call id prove it is this visitor's call; a 429 waits its Retry-After).
+// Each change is announced (aria-live) and its stage kept in data-stage.
 let followed = null;
 function followCall(callId) {
   const box = $("call-progress");
@@ -314,6 +458,12 @@ function followCall(callId) {
         cache: "no-store",
       });
       const body = await res.json().catch(() => ({}));
+      if (res.status === 429) {
+        // Asked too often (another tab follows a call too): ask again when the server says.
+        const wait = Number(res.headers.get("Retry-After")) || 5;
+        setTimeout(poll, Math.min(wait, 60) * 1000);
+        return;
+      }
       if (!res.ok) {
         box.dataset.stage = "unknown";
         box.textContent = res.status === 401

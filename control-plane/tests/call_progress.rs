@@ -140,3 +140,29 @@ async fn only_the_session_that_placed_the_call_sees_it() {
     let (_, stranger) = w.app.capability();
     assert_eq!(progress(&w, &call_id, Some(&stranger)).await.status, 404);
 }
+
+#[tokio::test]
+async fn polling_is_limited_per_client_with_retry_after() {
+    let w = web_with(&[("RATE_LIMIT_PROGRESS_PER_IP_PER_MINUTE", "3")]).await;
+    let (cap, call_id) = placed(&w).await;
+    for _ in 0..3 {
+        assert_eq!(seen(&progress(&w, &call_id, Some(&cap)).await).0, "placing");
+    }
+    // The fourth in the minute: 429 with the wait in whole seconds (a slot frees every 20 s).
+    let r = progress(&w, &call_id, Some(&cap)).await;
+    assert_eq!((r.status, r.code()), (429, "rate_limited"), "{}", r.text);
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&wait), "Retry-After: {wait}");
+    assert!(r.json["message"].as_str().unwrap().contains(&format!("{wait} secondes")), "{}", r.text);
+    assert!(!r.text.contains("queued"), "nothing about the call: {}", r.text);
+    // Checked before the capability: a flood without one is refused as cheaply.
+    assert_eq!(progress(&w, &call_id, None).await.status, 429);
+
+    // Another client (another source address) is not held back by the first one.
+    let other =
+        reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let res = other.get(w.app.url(&format!("/api/calls/{call_id}"))).bearer_auth(&cap).send().await.unwrap();
+    assert_eq!(seen(&common::Answer::of_response(res).await).0, "placing");
+    let metrics = w.app.http.get(w.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "callway_rate_limited_total 2"), "{metrics}");
+}

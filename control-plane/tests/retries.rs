@@ -190,7 +190,7 @@ async fn a_scheduled_retry_survives_a_restart() {
     .await;
     let (lead, sid) = lead_and_call(&w, "06 12 34 56 78").await;
     within(w.twilio.wait_call_finished(&sid)).await;
-    let World { cp, twilio, env, edge: _edge, openai: _openai } = w;
+    let World { cp, twilio, env, relay: _relay, openai: _openai } = w;
     assert_eq!(retries(&cp.app.storage.store, lead).await[0].due_at, datetime!(2026-12-07 09:10 UTC));
     drop(cp);
 

@@ -52,10 +52,10 @@ async fn a_triggered_call_is_placed_streamed_to_the_edge_and_tracked_to_completi
     assert!(done.errors.is_empty(), "{:?}", done.errors);
     let report = &done.caller_reports[0];
     assert!(report.handshake_failure.is_none(), "{report:?}");
-    assert!(report.url.starts_with(&format!("wss://{}/api/twilio/media-stream/v1.", w.edge.domain)));
+    assert!(report.url.starts_with(&format!("wss://{}/api/twilio/media-stream/v1.", w.edge().domain)));
 
     // The edge saw a signed upgrade, a valid token, and redeemed it once.
-    let seen = w.edge.seen.lock().unwrap().clone();
+    let seen = w.edge().seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].authorized, Some(Ok(call_id.clone())));
     let (status, ctx) = seen[0].redeemed.clone().unwrap();
@@ -159,7 +159,7 @@ async fn a_busy_line_is_recorded_and_frees_the_lead() {
     let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
     let done = within(w.twilio.wait_call_finished(&sid)).await;
     assert_eq!(done.status, CallStatus::Busy);
-    assert!(w.edge.seen.lock().unwrap().is_empty(), "no stream for an unanswered call");
+    assert!(w.edge().seen.lock().unwrap().is_empty(), "no stream for an unanswered call");
     let row = w.cp.app.storage.store.get_call(call_id).await.unwrap().unwrap();
     assert_eq!(row.status, "busy");
 }

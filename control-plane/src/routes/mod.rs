@@ -1,8 +1,8 @@
 //! HTTP routes of the control plane and what they share: the application state, the JSON error
 //! answer, the body extractor (size-limited, JSON-checked, raw bytes kept for signatures).
 //!
-//! - [`web`]: the page (`/`, `/static/app.{js,css}`), `/api/session`, `/api/tools/{save_lead,trigger_call}`,
-//!   `/api/calls/{call_id}` (browser side);
+//! - [`web`]: the page (`/`, `/static/app.{js,css}`), `/api/session`, `/api/session/webrtc`
+//!   (GPT-Live), `/api/tools/{save_lead,trigger_call}`, `/api/calls/{call_id}` (browser side);
 //! - [`twilio`]: signed status callbacks (call and stream);
 //! - [`internal`]: the HMAC-authenticated API the gateway calls;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, admin erasure and purge.
@@ -56,6 +56,10 @@ pub struct Limiters {
     pub calls_per_number: RateLimiter<String>,
     /// `trigger_call` per IP.
     pub calls_per_ip: RateLimiter<std::net::IpAddr>,
+    /// `GET /api/calls/{call_id}` per IP.
+    pub progress_per_ip: RateLimiter<std::net::IpAddr>,
+    /// `POST /api/session/webrtc` (GPT-Live sessions started) per web session.
+    pub offers_per_session: RateLimiter<Uuid>,
 }
 
 /// Everything a handler needs.
@@ -124,6 +128,8 @@ impl App {
                 calls_per_session: RateLimiter::new(l.calls_per_session),
                 calls_per_number: RateLimiter::new(l.calls_per_number),
                 calls_per_ip: RateLimiter::new(l.calls_per_ip),
+                progress_per_ip: RateLimiter::new(l.progress_per_ip),
+                offers_per_session: RateLimiter::new(l.offers_per_session),
             }),
             config,
             storage,
@@ -152,6 +158,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/static/app.js", get(web::app_js))
         .route("/static/app.css", get(web::app_css))
         .route("/api/session", post(web::create_session))
+        .route(web::LIVE_OFFER_PATH, post(web::live_offer))
         .route("/api/tools/save_lead", post(web::save_lead))
         .route("/api/tools/trigger_call", post(web::trigger_call))
         .route("/api/calls/{call_id}", get(web::call_progress))

@@ -1,6 +1,8 @@
-//! The browser side: the page, `/api/session` (ephemeral Realtime secret + session capability),
-//! the two web tools the model calls through the page, `save_lead` and `trigger_call`, and the
-//! progress of the call `trigger_call` placed (`GET /api/calls/{call_id}`).
+//! The browser side: the page, `/api/session` (a session capability, plus an ephemeral secret
+//! on the Realtime engine), `/api/session/webrtc` (the page's SDP offer on the GPT-Live engine,
+//! which has no ephemeral keys), the two web tools the model calls through the page,
+//! `save_lead` and `trigger_call`, and the progress of the call `trigger_call` placed (`GET
+//! /api/calls/{call_id}`, rate-limited per client).
 //!
 //! Tool failures the prospect can fix (a wrong number, no consent) are 422 with a French
 //! `message` the page hands to the model as the tool output, so the agent says it back.
@@ -24,6 +26,7 @@ use crate::placing::{PlaceCall, PlaceError};
 use crate::ratelimit::RetryAfter;
 use crate::store::{Applied, NewLead, Write};
 use crate::twilio::TwilioError;
+use contract::voice_api::VoiceApi;
 
 /// The page (no inline script or style: see [`content_security_policy`]).
 pub const INDEX_HTML: &str = include_str!("../../static/index.html");
@@ -65,13 +68,23 @@ fn page_headers(res: &mut Response, content_type: &'static str) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
+/// The page's policy for the configured engine: on Realtime the page posts its offer to the
+/// OpenAI origin itself; on GPT-Live it posts it to this origin only
+/// ([`content_security_policy`] with no OpenAI origin).
+pub fn page_policy(config: &crate::config::Config) -> String {
+    match config.voice_engine.api {
+        VoiceApi::Realtime => content_security_policy(&config.openai_base_url),
+        VoiceApi::Live => content_security_policy(""),
+    }
+}
+
 /// `GET /`: the page, with its Content-Security-Policy and a Permissions-Policy that lets only
 /// this origin ask for the microphone.
 pub async fn index(State(app): State<SharedApp>) -> Response {
     use axum::http::{HeaderName, HeaderValue, header};
     let mut res = Html(INDEX_HTML).into_response();
     page_headers(&mut res, "text/html; charset=utf-8");
-    let csp = content_security_policy(&app.config.openai_base_url);
+    let csp = page_policy(&app.config);
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -108,8 +121,11 @@ fn limited(what: &str, r: RetryAfter, app: &SharedApp) -> ApiFailure {
     .retry_after(r.secs())
 }
 
-/// `POST /api/session`: an ephemeral OpenAI secret for the web agent, and a capability for the
-/// tool routes. Rate-limited per IP.
+/// `POST /api/session`: a capability for the tool routes and, on the Realtime engine, an
+/// ephemeral OpenAI secret for the page's WebRTC call; the answer names the engine and where
+/// the page posts its SDP offer (`webrtc_url`): OpenAI's `/v1/realtime/calls` with the secret
+/// on Realtime, this service's `/api/session/webrtc` with the capability on GPT-Live (no
+/// ephemeral keys there). Rate-limited per IP.
 pub async fn create_session(
     State(app): State<SharedApp>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -117,6 +133,21 @@ pub async fn create_session(
     let ip = client_ip(&peer);
     if let Err(r) = app.limiters().sessions_per_ip.check(ip, now_ms()) {
         return limited("sessions", r, &app).into_response();
+    }
+    if app.config.voice_engine.api == VoiceApi::Live {
+        let session_id = Uuid::new_v4();
+        let expires_at = now_secs() + SESSION_TTL_SECS;
+        let capability = app.capabilities.mint(session_id, expires_at);
+        Metrics::inc(&app.metrics.sessions_created);
+        tracing::info!(%session_id, engine = "live", "web session created");
+        return axum::Json(json!({
+            "engine": "live",
+            "capability": capability,
+            "capability_expires_at": expires_at,
+            "webrtc_url": LIVE_OFFER_PATH,
+            "model": app.config.voice_engine.model,
+        }))
+        .into_response();
     }
     let secret = match app
         .openai
@@ -128,35 +159,116 @@ pub async fn create_session(
         .await
     {
         Ok(s) => s,
-        Err(e) => {
-            Metrics::inc(&app.metrics.openai_errors);
-            tracing::error!(error = %e, "client_secrets failed");
-            let (status, code) = match e {
-                OpenAiError::RateLimited => (StatusCode::SERVICE_UNAVAILABLE, "openai_rate_limited"),
-                OpenAiError::Auth(_) => (StatusCode::BAD_GATEWAY, "openai_auth_failed"),
-                _ => (StatusCode::BAD_GATEWAY, "openai_unavailable"),
-            };
-            return ApiFailure::new(
-                status,
-                code,
-                "L'assistant vocal est momentanément indisponible, réessayez dans un instant.",
-            )
-            .into_response();
-        }
+        Err(e) => return openai_failure(&app, &e, "client_secrets failed").into_response(),
     };
     let session_id = Uuid::new_v4();
     let expires_at = now_secs() + SESSION_TTL_SECS;
     let capability = app.capabilities.mint(session_id, expires_at);
     Metrics::inc(&app.metrics.sessions_created);
-    tracing::info!(%session_id, "web session created");
+    tracing::info!(%session_id, engine = "realtime", "web session created");
+    let calls = format!("{}/v1/realtime/calls", app.config.openai_base_url);
     axum::Json(json!({
+        "engine": "realtime",
         "client_secret": {"value": secret.value, "expires_at": secret.expires_at},
         "capability": capability,
         "capability_expires_at": expires_at,
-        "realtime_url": format!("{}/v1/realtime/calls", app.config.openai_base_url),
+        "realtime_url": calls,
+        "webrtc_url": calls,
         "model": app.config.openai_realtime_model,
     }))
     .into_response()
+}
+
+/// Where the page posts its SDP offer on the GPT-Live engine.
+pub const LIVE_OFFER_PATH: &str = "/api/session/webrtc";
+
+/// Largest SDP offer taken (Chromium's, with every candidate gathered, is a few KiB).
+pub const MAX_OFFER_BYTES: usize = 12 * 1024;
+
+/// `POST /api/session/webrtc` (GPT-Live engine): the page's SDP offer (`application/sdp`,
+/// under its session capability) becomes a GPT-Live WebRTC session created with the server
+/// key ([`crate::openai::OpenAiClient::create_live_call`]); the answer is `201` with the SDP
+/// answer (`application/sdp`), as `/v1/realtime/calls` answers on Realtime, so the page has one
+/// code path. Limited per web session (`RATE_LIMIT_WEBRTC_PER_SESSION_PER_HOUR`, 3 by default:
+/// each session OpenAI starts is billed). An offer OpenAI refuses is the browser's `400`
+/// `webrtc_refused`; OpenAI refusing our key or session is `502`, as for `/api/session`.
+pub async fn live_offer(State(app): State<SharedApp>, body: RawBody) -> Response {
+    match live_offer_inner(&app, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn live_offer_inner(app: &SharedApp, body: &RawBody) -> Result<Response, ApiFailure> {
+    if app.config.voice_engine.api != VoiceApi::Live {
+        return Err(ApiFailure::new(
+            StatusCode::CONFLICT,
+            "wrong_engine",
+            "This service runs the web visit on OpenAI Realtime (OPENAI_VOICE_API=realtime): post the offer to the webrtc_url /api/session gave.",
+        ));
+    }
+    let session_id = session_of(app, body)?;
+    let ct = body.header("content-type").unwrap_or_default();
+    if !ct.starts_with("application/sdp") {
+        return Err(ApiFailure::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the SDP offer as application/sdp",
+        ));
+    }
+    // Passed on byte for byte: SDP lines end with CRLF, the last one included.
+    let offer = std::str::from_utf8(&body.bytes).unwrap_or_default();
+    if !offer.starts_with("v=0") || offer.len() > MAX_OFFER_BYTES {
+        return Err(ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_offer",
+            format!("the body must be an SDP offer (starting with v=0, at most {MAX_OFFER_BYTES} bytes)"),
+        ));
+    }
+    if let Err(r) = app.limiters().offers_per_session.check(session_id, now_ms()) {
+        return Err(limited("connexions vocales", r, app));
+    }
+    let engine = &app.config.voice_engine;
+    let delegation = &app.config.live_delegation_model;
+    match app.openai.create_live_call(&engine.model, &app.config.openai_voice, delegation, offer).await {
+        Ok(call) => {
+            tracing::info!(%session_id, live_session = %call.session_id, model = %engine.model, "GPT-Live web session created");
+            let mut res = (StatusCode::CREATED, call.answer_sdp).into_response();
+            let h = res.headers_mut();
+            h.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/sdp"),
+            );
+            h.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            Ok(res)
+        }
+        Err(OpenAiError::OfferRefused { status, message }) => {
+            tracing::warn!(%session_id, status, %message, "GPT-Live refused the page's SDP offer");
+            Err(ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                "webrtc_refused",
+                format!("OpenAI refuse la connexion proposée par votre navigateur ({message})."),
+            ))
+        }
+        Err(e) => Err(openai_failure(app, &e, "/v1/live/sessions failed")),
+    }
+}
+
+/// OpenAI failing us (key, quota, availability, a session it refuses), as an answer: the
+/// visitor reads that the assistant is unavailable, the operator reads why in the logs.
+fn openai_failure(app: &SharedApp, e: &OpenAiError, what: &'static str) -> ApiFailure {
+    Metrics::inc(&app.metrics.openai_errors);
+    tracing::error!(error = %e, "{what}");
+    let (status, code) = match e {
+        OpenAiError::RateLimited => (StatusCode::SERVICE_UNAVAILABLE, "openai_rate_limited"),
+        OpenAiError::Auth(_) => (StatusCode::BAD_GATEWAY, "openai_auth_failed"),
+        _ => (StatusCode::BAD_GATEWAY, "openai_unavailable"),
+    };
+    ApiFailure::new(
+        status,
+        code,
+        "L'assistant vocal est momentanément indisponible, réessayez dans un instant.",
+    )
 }
 
 /// The session id behind `Authorization: Bearer cap1.…`.
@@ -458,18 +570,32 @@ pub fn progress_message(status: &str) -> &'static str {
 /// tool routes) and the call id `trigger_call` returned to it; another session's call and an
 /// unknown id get the same `404`, so ids cannot be probed. The answer never holds the number:
 /// `{"call_id", "stage": "placing"|"ringing"|"answered"|"ended", "status", "ended", "message"}`.
+///
+/// Polled by the page, so limited per client address (`RATE_LIMIT_PROGRESS_PER_IP_PER_MINUTE`,
+/// 120 by default: three tabs polling every 1.5 s) before anything else is looked at, a
+/// capability or the database: over the limit the answer is `429` `rate_limited` with
+/// `Retry-After` (whole seconds), and the page waits that long before asking again.
 pub async fn call_progress(
     State(app): State<SharedApp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     axum::extract::Path(call_id): axum::extract::Path<String>,
     body: RawBody,
 ) -> Response {
-    match call_progress_inner(&app, &call_id, &body).await {
+    match call_progress_inner(&app, peer, &call_id, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn call_progress_inner(app: &SharedApp, call_id: &str, body: &RawBody) -> Result<Response, ApiFailure> {
+async fn call_progress_inner(
+    app: &SharedApp,
+    peer: SocketAddr,
+    call_id: &str,
+    body: &RawBody,
+) -> Result<Response, ApiFailure> {
+    if let Err(r) = app.limiters().progress_per_ip.check(client_ip(&peer), now_ms()) {
+        return Err(limited("suivi de l'appel", r, app));
+    }
     let session_id = session_of(app, body)?;
     let not_found = || {
         ApiFailure::new(

@@ -36,6 +36,15 @@ impl TestPki {
         TestPki { ca_pem: ca.pem(), cert_pem: leaf.pem(), key_pem: leaf_key.serialize_pem() }
     }
 
+    /// Writes the leaf's certificate and key as PEM files in `dir` (for a server that reads
+    /// them, the gateway binary): (certificate path, key path).
+    pub fn write_server_files(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.cert_pem).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        (cert, key)
+    }
+
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         use rustls_pki_types::pem::PemObject as _;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod edge;
+pub mod gateway;
 pub mod pg;
 pub mod recorder;
 pub mod web;

@@ -1,6 +1,8 @@
-//! The whole system but the real gateway: the control plane on a fresh PostgreSQL database, the
-//! Twilio simulator placing real calls to the edge stand-in (TLS with a test CA, the gateway's
-//! own upgrade authorization and token redemption), and the OpenAI simulator.
+//! The whole system: the control plane on a fresh PostgreSQL database, the Twilio simulator
+//! placing real calls over TLS with a test CA, and the OpenAI simulator. What answers Twilio's
+//! stream is either the edge stand-in (the gateway's own upgrade authorization and token
+//! redemption, no relay: [`world_with`]) or the real `callway-gateway` binary, which relays
+//! the call to the OpenAI simulator ([`world_through_gateway`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use callway_sim_twilio::api::{ApiConfig, ApiHandle, CallerSettings, TwilioApiSim
 use callway_sim_twilio::caller::{EndPolicy, Pacing, Segment};
 
 use super::edge::{Edge, TestPki};
+use super::gateway::GatewayProcess;
 use super::{Db, Running};
 
 /// The control plane, the Twilio simulator, the edge stand-in and the OpenAI simulator.
@@ -18,12 +21,38 @@ pub struct World {
     pub cp: Running,
     /// Twilio's simulator.
     pub twilio: ApiHandle,
-    /// The edge stand-in (the gateway's upgrade authorization).
-    pub edge: Edge,
+    /// What Twilio's streams reach.
+    pub relay: Relay,
     /// OpenAI's simulator.
     pub openai: callway_sim_openai::SimHandle,
     /// The control plane's environment (to start another one on the same database).
     pub env: std::collections::HashMap<String, String>,
+}
+
+/// What answers the Twilio simulator's streams.
+pub enum Relay {
+    /// The edge stand-in: authorizes, redeems, records, relays nothing.
+    Edge(Edge),
+    /// The real gateway binary.
+    Gateway(GatewayProcess),
+}
+
+impl World {
+    /// The edge stand-in (panics on a world with the real gateway).
+    pub fn edge(&self) -> &Edge {
+        match &self.relay {
+            Relay::Edge(e) => e,
+            Relay::Gateway(_) => panic!("this world runs the real gateway, not the edge stand-in"),
+        }
+    }
+
+    /// The real gateway (panics on a world with the edge stand-in).
+    pub fn gateway(&self) -> &GatewayProcess {
+        match &self.relay {
+            Relay::Gateway(g) => g,
+            Relay::Edge(_) => panic!("this world runs the edge stand-in, not the gateway"),
+        }
+    }
 }
 
 /// Starts everything: the OpenAI simulator with `openai` (its key set to the tests' own),
@@ -42,6 +71,28 @@ pub async fn world_with_clock(
     extra: &[(&str, &str)],
     tune: impl FnOnce(&mut ApiConfig),
     clock: Arc<dyn callway_control::clock::Clock>,
+) -> World {
+    build(openai, extra, tune, clock, false).await
+}
+
+/// [`world_with`] with the real `callway-gateway` binary in place of the edge stand-in: the
+/// callback is relayed to the OpenAI simulator and back to the Twilio simulator's callee. The
+/// gateway gets the engine settings of `extra` (`OPENAI_VOICE_API`, …) as the control plane
+/// does.
+pub async fn world_through_gateway(
+    openai: SimConfig,
+    extra: &[(&str, &str)],
+    tune: impl FnOnce(&mut ApiConfig),
+) -> World {
+    build(openai, extra, tune, Arc::new(callway_control::clock::SystemClock), true).await
+}
+
+async fn build(
+    openai: SimConfig,
+    extra: &[(&str, &str)],
+    tune: impl FnOnce(&mut ApiConfig),
+    clock: Arc<dyn callway_control::clock::Clock>,
+    real_gateway: bool,
 ) -> World {
     let pki = TestPki::new();
     let openai = OpenAiSim::spawn(SimConfig { api_key: "sk-test-key".into(), ..openai }).await.unwrap();
@@ -68,18 +119,42 @@ pub async fn world_with_clock(
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let cp_base = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let edge = Edge::start(
-        &pki,
-        cp_base.clone(),
-        super::AUTH_TOKEN,
-        super::STREAM_TOKEN_SECRET,
-        super::INTERNAL_API_SECRET,
-    )
-    .await;
-    env.insert("TWILIO_STREAM_DOMAIN".into(), edge.domain.clone());
+    let relay = if real_gateway {
+        Relay::Gateway(GatewayProcess::start(
+            &pki,
+            &cp_base,
+            &openai.base_url(),
+            "sk-test-key",
+            (super::AUTH_TOKEN, super::STREAM_TOKEN_SECRET, super::INTERNAL_API_SECRET),
+            // The engine switch is the same for both binaries.
+            &extra
+                .iter()
+                .copied()
+                .filter(|(k, _)| {
+                    ["OPENAI_VOICE_API", "OPENAI_LIVE_MODEL", "LIVE_DELEGATION_MODEL"].contains(k)
+                })
+                .collect::<Vec<_>>(),
+        ))
+    } else {
+        Relay::Edge(
+            Edge::start(
+                &pki,
+                cp_base.clone(),
+                super::AUTH_TOKEN,
+                super::STREAM_TOKEN_SECRET,
+                super::INTERNAL_API_SECRET,
+            )
+            .await,
+        )
+    };
+    let domain = match &relay {
+        Relay::Edge(e) => e.domain.clone(),
+        Relay::Gateway(g) => g.domain.clone(),
+    };
+    env.insert("TWILIO_STREAM_DOMAIN".into(), domain);
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }
     let cp = Running::start_with_clock(env.clone(), cp_base.trim_start_matches("http://"), clock).await;
-    World { cp, twilio, edge, openai, env }
+    World { cp, twilio, relay, openai, env }
 }

@@ -35,7 +35,7 @@ use str0m::change::SdpOffer;
 use str0m::{Candidate, Rtc};
 
 use crate::api_error::ApiError;
-use crate::calls_body::{CallsBodyError, parse_calls_body};
+use crate::calls_body::{CallsBodyError, parse_calls_body, reachable_candidates};
 use crate::http::{Body, authenticate, error_body, json_response};
 use crate::ids::IdGen;
 use crate::record::Auth;
@@ -49,7 +49,7 @@ use crate::state::{Shared, lock};
 const MAX_BODY: usize = 256 * 1024;
 
 /// Why a request was refused, as status and OpenAI error body.
-type Refused = (u16, Value);
+pub(crate) type Refused = (u16, Value);
 
 fn invalid(status: u16, e: ApiError) -> Refused {
     (status, e.to_body())
@@ -139,24 +139,7 @@ async fn accept(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<(String,
         return Err(invalid(status, e));
     }
 
-    let offer =
-        SdpOffer::from_sdp_string(&sdp).map_err(|e| bad_offer(&format!("it does not parse ({e})")))?;
-    check_offer(&sdp)?;
-    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .and_then(|s| s.set_nonblocking(true).map(|()| s))
-        .and_then(tokio::net::UdpSocket::from_std)
-        .map_err(|e| server_error(&format!("could not bind a UDP port on 127.0.0.1: {e}")))?;
-    let local = socket.local_addr().map_err(|e| server_error(&e.to_string()))?;
-    let now = std::time::Instant::now();
-    let mut rtc = Rtc::builder()
-        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-        .set_ice_lite(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(now);
-    let candidate = Candidate::host(local, "udp").map_err(|e| server_error(&e.to_string()))?;
-    rtc.add_local_candidate(candidate);
-    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| bad_offer(&e.to_string()))?;
+    let (rtc, socket, answer) = negotiate(&sdp)?;
 
     if let Auth::Ephemeral(key) = &auth
         && !lock(&shared.redeemed).insert(key.clone())
@@ -174,7 +157,33 @@ async fn accept(req: Request<Incoming>, shared: &Arc<Shared>) -> Result<(String,
     let record = new_record(shared, &session.id, model, auth, false, Some(call_id.clone()));
     let ctx = crate::rtc::RtcCtx { shared: shared.clone(), record, cap, record_events, check_outgoing };
     tokio::spawn(crate::rtc::run(rtc, socket, session, ctx));
-    Ok((call_id, answer.to_sdp_string()))
+    Ok((call_id, answer))
+}
+
+/// Answers a browser's offer as the service does (shared by the Realtime and the GPT-Live
+/// WebRTC endpoints): parsed and checked ([`check_offer`]), negotiated by an ICE-lite str0m
+/// peer with Opus only and one host candidate on a loopback UDP port bound for the call.
+/// Returns the peer, its socket and the answer SDP; a refused offer is `400` `invalid_offer`.
+pub(crate) fn negotiate(sdp: &str) -> Result<(Rtc, tokio::net::UdpSocket, String), Refused> {
+    let offer = SdpOffer::from_sdp_string(&reachable_candidates(sdp))
+        .map_err(|e| bad_offer(&format!("it does not parse ({e})")))?;
+    check_offer(sdp)?;
+    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        .and_then(tokio::net::UdpSocket::from_std)
+        .map_err(|e| server_error(&format!("could not bind a UDP port on 127.0.0.1: {e}")))?;
+    let local = socket.local_addr().map_err(|e| server_error(&e.to_string()))?;
+    let now = std::time::Instant::now();
+    let mut rtc = Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(now);
+    let candidate = Candidate::host(local, "udp").map_err(|e| server_error(&e.to_string()))?;
+    rtc.add_local_candidate(candidate);
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| bad_offer(&e.to_string()))?;
+    Ok((rtc, socket, answer.to_sdp_string()))
 }
 
 /// The offer text and the form's `session`, from either body shape ([`parse_calls_body`]),

@@ -130,9 +130,39 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
 }
 
+/// The offer without the candidates a server cannot reach (pure, fuzzed with the GPT-Live
+/// body: `fuzz/fuzz_targets/live_sessions_body.rs`): a browser that gathered its
+/// candidates before sending the offer (as OpenAI's GPT-Live guide says to) may hide its host
+/// addresses behind mDNS names (`….local`), which only its own network resolves; a server
+/// ignores those and learns the address from the browser's connectivity checks instead (the
+/// ICE-lite answerer's peer-reflexive candidate), as it does when the offer has none.
+pub fn reachable_candidates(sdp: &str) -> String {
+    let keep = |line: &str| {
+        let Some(c) = line.strip_prefix("a=candidate:") else { return true };
+        c.split(' ').nth(4).is_some_and(|addr| addr.parse::<std::net::IpAddr>().is_ok())
+    };
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n').filter(|l| keep(l.trim_end())) {
+        out.push_str(line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mdns_candidates_are_left_out_and_others_kept() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=candidate:1 1 udp 2113937151 0f1e2d3c-aaaa-bbbb-cccc-0123456789ab.local 54321 typ host generation 0\r\n\
+            a=candidate:2 1 udp 2113937151 127.0.0.1 54322 typ host generation 0\r\n\
+            a=end-of-candidates\r\n";
+        let kept = reachable_candidates(sdp);
+        assert!(!kept.contains(".local"), "{kept}");
+        assert!(kept.contains("127.0.0.1 54322") && kept.contains("a=end-of-candidates\r\n"), "{kept}");
+        assert_eq!(reachable_candidates("v=0\r\n"), "v=0\r\n");
+    }
 
     const FORM: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"sdp\"\r\n\r\nv=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n\r\n--XyZ\r\nContent-Disposition: form-data; name=\"session\"\r\nContent-Type: application/json\r\n\r\n{\"type\":\"realtime\"}\r\n--XyZ--\r\n";
 

@@ -40,11 +40,15 @@
 //! the service. Codes the public record does not show (a refused offer `invalid_offer`, a reused
 //! key, a wrong content type) are the simulator's choice.
 //!
-//! GPT-Live (`GET /v1/live/sessions`, a different protocol): the same scripted agent behind a
-//! second front end, in `live/` (what it does and does not do: [`live`]).
+//! GPT-Live (`GET /v1/live/sessions` over WebSocket, `POST /v1/live/sessions` with an SDP offer
+//! over WebRTC; a different protocol): the same scripted agent behind a second front end, in
+//! `live/` (what it does and does not do: [`live`]); its WebRTC form runs on the same WebRTC
+//! transport as `/v1/realtime/calls` (`rtc.rs`, generic over the protocol spoken on the data
+//! channel).
 //!
 //! Layout: `server.rs` (listener, handshake), `ws.rs` (a session's socket loop and faults),
-//! `calls.rs` (`POST /v1/realtime/calls`; its body read by `calls_body.rs`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
+//! `calls.rs` (`POST /v1/realtime/calls`; its body read by `calls_body.rs`; GPT-Live's
+//! `POST /v1/live/sessions` body by `live_body.rs`), `rtc.rs` (a WebRTC session's loop: str0m and Opus),
 //! `playout.rs` (the WebRTC output audio buffer),
 //! `session.rs` (a session's behaviour), `response.rs` (one response's event sequence),
 //! `vad.rs`, `conversation.rs`, `session_config.rs`, `rest.rs` (`client_secrets`),
@@ -55,6 +59,7 @@ pub mod calls_body;
 pub mod cli;
 pub mod faults;
 pub mod live;
+pub mod live_body;
 pub mod record;
 pub mod schema;
 pub mod script;

@@ -1,17 +1,20 @@
 //! The WebRTC side of a session: the thin shell around str0m (sans-IO ICE-lite, DTLS-SRTP,
-//! SCTP) and the [`Session`].
+//! SCTP) and an [`RtcAgent`], the protocol spoken on the data channel: the Realtime GA
+//! [`Session`] (`POST /v1/realtime/calls`) or a GPT-Live session (`POST /v1/live/sessions`,
+//! `crate::live::webrtc`). One transport, two protocols, each agent's behaviour its own code.
 //!
-//! One task per call owns the loopback UDP socket, the `Rtc`, the Opus codec and the session:
+//! One task per call owns the loopback UDP socket, the `Rtc`, the Opus codec and the agent:
 //! datagrams and str0m's timers go into the `Rtc`; text on the `oai-events` data channel goes
-//! to [`Session::on_text`] and the session's events go back on it as text; the caller's Opus
-//! frames are decoded and handed to [`Session::on_input_samples`] (turn detection runs on their
-//! energy); every 20 ms the session's output audio buffer gives a frame (or silence), Opus
-//! encoded and sent on the audio track with a 48 kHz RTP clock.
+//! to [`RtcAgent::on_text`] and the agent's events go back on it as text; the caller's Opus
+//! frames are decoded and handed to [`RtcAgent::on_input_samples`] (turn detection runs on
+//! their energy); every 20 ms the agent gives a frame of its voice (or silence), Opus encoded
+//! and sent on the audio track with a 48 kHz RTP clock.
 //!
-//! `session.created` is sent when the data channel opens, as the service does. The session
-//! ends when the channel closes, ICE disconnects, the peer stays silent (no datagram) for
-//! [`IDLE_LIMIT`], the session cap is reached (`session_expired`), or the simulator shuts down.
-//! Faults (`Fault`) apply to WebSocket sessions only.
+//! The agent's first event goes out when the data channel opens (`session.created` on
+//! Realtime, `session.started` on Live), as the service does. The session ends when the
+//! channel closes, ICE disconnects, the peer stays silent (no datagram) for [`IDLE_LIMIT`],
+//! the session cap is reached, or the simulator shuts down. Faults (`Fault`) apply to
+//! WebSocket sessions only.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,104 @@ use crate::session::Session;
 use crate::state::{Shared, shutdown_signalled};
 use crate::ws::{Batch, render};
 
+/// The protocol a WebRTC session speaks on its data channel, and its voice. Audio is mono at
+/// [`RATE`] both ways (the shell converts from and to Opus at 48 kHz RTP time).
+pub(crate) trait RtcAgent: Send + 'static {
+    /// The data channel opened: the session's first event is due.
+    fn on_open(&mut self, now: Instant);
+    /// A text message on the channel; returns its event type for the record (`"?"` if none).
+    fn on_text(&mut self, text: &str, now: Instant) -> String;
+    /// A binary message on the channel (the API speaks text only).
+    fn on_binary(&mut self);
+    /// The sample rate [`RtcAgent::on_input_samples`] expects.
+    fn input_rate(&self) -> u32;
+    /// Decoded caller audio at [`RtcAgent::input_rate`].
+    fn on_input_samples(&mut self, samples: &[i16], now: Instant);
+    /// The next 20 ms of the agent's voice at [`RATE`], `None` for silence.
+    fn pull_output_frame(&mut self) -> Option<Vec<i16>>;
+    /// The events queued for the channel as wire text, in order: each checked against the
+    /// server schema when `check` is set (violations kept in `batch`), recorded at `at` when
+    /// given.
+    fn take_outgoing(&mut self, check: bool, at: Option<Duration>, batch: &mut Batch) -> Vec<String>;
+    /// When [`RtcAgent::on_timer`] has work.
+    fn next_due(&self) -> Option<Instant>;
+    /// Does the work due at `now`.
+    fn on_timer(&mut self, now: Instant);
+    /// The session cap (`cap`) is reached at `now`: queues what the protocol says then (the
+    /// shell sends it and disconnects).
+    fn expire(&mut self, now: Instant, cap: Duration);
+    /// Whether the session has said goodbye (GPT-Live's `session.closed` after
+    /// `session.close`): the shell then gives the peer [`CLOSE_GRACE`] to read it and hang up
+    /// before it disconnects.
+    fn closing(&self) -> bool {
+        false
+    }
+    /// The connection is over without the protocol's own goodbye (peer gone, shutdown).
+    fn lost(&mut self, _now: Instant) {}
+    /// Moves `batch` and the agent's counters into the session record (with `end` if set).
+    fn write_record(
+        &mut self,
+        shared: &Shared,
+        record: &Mutex<SessionRecord>,
+        batch: &mut Batch,
+        end: Option<SessionEnd>,
+    );
+}
+
+/// The Realtime GA session over WebRTC: `session.created` when the channel opens, the output
+/// audio buffer's frames on the track.
+impl RtcAgent for Session {
+    fn on_open(&mut self, _now: Instant) {
+        self.on_connect();
+    }
+
+    fn on_text(&mut self, text: &str, now: Instant) -> String {
+        Session::on_text(self, text, now)
+    }
+
+    fn on_binary(&mut self) {
+        Session::on_binary(self);
+    }
+
+    fn input_rate(&self) -> u32 {
+        Session::input_rate(self)
+    }
+
+    fn on_input_samples(&mut self, samples: &[i16], now: Instant) {
+        Session::on_input_samples(self, samples, now);
+    }
+
+    fn pull_output_frame(&mut self) -> Option<Vec<i16>> {
+        Session::pull_output_frame(self)
+    }
+
+    fn take_outgoing(&mut self, check: bool, at: Option<Duration>, batch: &mut Batch) -> Vec<String> {
+        std::mem::take(&mut self.out).into_iter().map(|out| render(self, out, check, at, batch).1).collect()
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        Session::next_due(self)
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        Session::on_timer(self, now);
+    }
+
+    fn expire(&mut self, _now: Instant, cap: Duration) {
+        Session::expire(self, cap);
+    }
+
+    fn write_record(
+        &mut self,
+        shared: &Shared,
+        record: &Mutex<SessionRecord>,
+        batch: &mut Batch,
+        end: Option<SessionEnd>,
+    ) {
+        batch.write(shared, record, self, false, end);
+    }
+}
+
 /// The data channel the Realtime API speaks on.
 pub(crate) const CHANNEL_LABEL: &str = "oai-events";
 
@@ -41,6 +142,9 @@ pub(crate) const IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// One audio frame.
 const FRAME: Duration = Duration::from_millis(20);
+
+/// How long a session that said goodbye waits for the peer to hang up before disconnecting.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Samples of the longest Opus packet (120 ms) at [`RATE`].
 const MAX_PACKET_SAMPLES: usize = RATE as usize * 120 / 1000;
@@ -102,10 +206,10 @@ fn to_input_rate(samples: Vec<i16>, rate: u32) -> Vec<i16> {
         .collect()
 }
 
-struct Driver {
+struct Driver<A> {
     rtc: Rtc,
     socket: UdpSocket,
-    session: Session,
+    session: A,
     ctx: RtcCtx,
     opus: Opus,
     started: Instant,
@@ -118,7 +222,7 @@ struct Driver {
     batch: Batch,
 }
 
-impl Driver {
+impl<A: RtcAgent> Driver<A> {
     fn at(&self) -> Duration {
         self.started.elapsed()
     }
@@ -148,7 +252,7 @@ impl Driver {
             Event::MediaAdded(m) if m.kind == MediaKind::Audio => self.audio = Some(m.mid),
             Event::ChannelOpen(id, label) if label == CHANNEL_LABEL => {
                 self.channel = Some(id);
-                self.session.on_connect();
+                self.session.on_open(Instant::now());
             }
             Event::ChannelData(d) if Some(d.id) == self.channel => {
                 let now = Instant::now();
@@ -187,11 +291,9 @@ impl Driver {
     /// cannot take now waits for the next turn.
     fn flush_events(&mut self) {
         let Some(id) = self.channel else { return };
-        for out in std::mem::take(&mut self.session.out) {
-            let at = self.ctx.record_events.then(|| self.at());
-            let (_, text) = render(&mut self.session, out, self.ctx.check_outgoing, at, &mut self.batch);
-            self.pending.push_back(text);
-        }
+        let at = self.ctx.record_events.then(|| self.at());
+        let texts = self.session.take_outgoing(self.ctx.check_outgoing, at, &mut self.batch);
+        self.pending.extend(texts);
         while let Some(text) = self.pending.front() {
             let Some(mut channel) = self.rtc.channel(id) else { return };
             match channel.write(false, text.as_bytes()) {
@@ -226,18 +328,23 @@ impl Driver {
         let mut ticker = tokio::time::interval(FRAME);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut buf = vec![0u8; 2048];
+        let mut closed_at: Option<Instant> = None;
         loop {
             let rtc_due = match self.drive().await {
                 Ok(t) => t,
                 Err(end) => return end,
             };
             self.flush_events();
-            self.batch.write(&self.ctx.shared, &self.ctx.record, &self.session, false, None);
+            self.session.write_record(&self.ctx.shared, &self.ctx.record, &mut self.batch, None);
             if !self.rtc.is_alive() {
                 return SessionEnd::ClientGone("the WebRTC connection closed".into());
             }
+            if self.session.closing() && closed_at.is_none() {
+                closed_at = Some(Instant::now() + CLOSE_GRACE);
+            }
             let session_due = self.session.next_due().unwrap_or(cap_at);
             let idle_at = self.last_heard + IDLE_LIMIT;
+            let idle_at = closed_at.map_or(idle_at, |c| c.min(idle_at));
             let input = tokio::select! {
                 biased;
                 () = shutdown_signalled(&mut shutdown) => {
@@ -271,11 +378,15 @@ impl Driver {
                 () = tokio::time::sleep_until(session_due.min(cap_at).min(idle_at)) => {
                     let now = Instant::now();
                     if cap_at <= now {
-                        self.session.expire(self.ctx.cap);
+                        self.session.expire(now, self.ctx.cap);
                         self.flush_events();
                         let _ = self.drive().await;
                         self.rtc.disconnect();
                         return SessionEnd::ServerClosed { code: 1001, reason: "session_expired".into() };
+                    }
+                    if closed_at.is_some_and(|c| c <= now) {
+                        self.rtc.disconnect();
+                        return SessionEnd::ServerClosed { code: 1000, reason: "close_requested".into() };
                     }
                     if idle_at <= now {
                         return SessionEnd::ClientGone(format!("no datagram from the peer for {} s", IDLE_LIMIT.as_secs()));
@@ -294,7 +405,7 @@ impl Driver {
 }
 
 /// Runs a WebRTC session until it ends.
-pub(crate) async fn run(rtc: Rtc, socket: UdpSocket, session: Session, ctx: RtcCtx) {
+pub(crate) async fn run<A: RtcAgent>(rtc: Rtc, socket: UdpSocket, session: A, ctx: RtcCtx) {
     let shared = ctx.shared.clone();
     let record = ctx.record.clone();
     shared.session_started();
@@ -316,7 +427,8 @@ pub(crate) async fn run(rtc: Rtc, socket: UdpSocket, session: Session, ctx: RtcC
                 batch: Batch::default(),
             };
             let end = driver.run().await;
-            driver.batch.write(&driver.ctx.shared, &driver.ctx.record, &driver.session, false, None);
+            driver.session.lost(Instant::now());
+            driver.session.write_record(&driver.ctx.shared, &driver.ctx.record, &mut driver.batch, None);
             end
         }
         Err(e) => {

@@ -1,9 +1,10 @@
-//! The listener: one port, HTTP/1.1, four routes. `GET /v1/realtime` with a WebSocket upgrade
+//! The listener: one port, HTTP/1.1, five routes. `GET /v1/realtime` with a WebSocket upgrade
 //! starts a Realtime session (authentication, handshake faults, the beta header, the model
 //! parameter checked first); `POST /v1/realtime/client_secrets` is the REST endpoint
 //! (`rest.rs`); `POST /v1/realtime/calls` starts a WebRTC session (`calls.rs`); `GET
-//! /v1/live/sessions` with a WebSocket upgrade starts a GPT-Live session (`live/`). Anything else
-//! gets OpenAI's 404 body.
+//! /v1/live/sessions` with a WebSocket upgrade starts a GPT-Live session (`live/`), and `POST
+//! /v1/live/sessions` a GPT-Live session over WebRTC (`live/create.rs`). Anything else gets
+//! OpenAI's 404 body.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
         (Method::POST, "/v1/realtime/calls") => crate::calls::create(req, shared).await,
         (Method::OPTIONS, "/v1/realtime/calls") => crate::calls::preflight(),
         (Method::GET, "/v1/live/sessions") => crate::live::handshake(req, &shared),
+        (Method::POST, "/v1/live/sessions") => crate::live::create(req, shared).await,
         (m, p) => not_found(m.as_str(), p),
     })
 }

@@ -11,6 +11,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -64,9 +66,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 let text = to_wire(&v);
                 (kind, text, Some(v))
             }
-            LiveOut::Audio(b64) => {
+            LiveOut::Audio(bytes) => {
                 self.batch.deltas += 1;
-                ("session.output_audio.delta".to_owned(), audio_delta(&b64), None)
+                ("session.output_audio.delta".to_owned(), audio_delta(&B64.encode(bytes)), None)
             }
         };
         if self.ctx.check_outgoing {

@@ -1,5 +1,7 @@
 //! GPT-Live (`protocols.md` G) as a second front end of the simulator: `GET /v1/live/sessions`
-//! upgraded to a WebSocket, the same scripted agent as the Realtime endpoint (replies, tool
+//! upgraded to a WebSocket, or `POST /v1/live/sessions` with a browser's SDP offer (WebRTC:
+//! `create.rs`, `webrtc.rs`, over the Realtime WebRTC transport of `crate::rtc`), the same
+//! scripted agent as the Realtime endpoint (replies, tool
 //! calls on a user turn, the caller's transcripts, the energy detector, the conversation store)
 //! behind another protocol. Models `gpt-live-1`, `gpt-live-1.1` (any `gpt-live-*`); a Realtime
 //! model is refused with `invalid_model`, as a Live model is on `/v1/realtime`.
@@ -51,9 +53,16 @@
 //! - every server event checked against the vendored Live server schema before it is sent
 //!   ([`crate::SessionRecord::schema_violations`] stays empty).
 //!
+//! - WebRTC: `POST /v1/live/sessions` `{session, transport:{type:"webrtc", sdp}}` with the
+//!   project key answers `{session:{id}, transport:{type:"webrtc", sdp}}`; the session starts
+//!   with the request, `session.started` goes out when the data channel opens, audio is on the
+//!   Opus track both ways, and `session.client.data_channel` restricts what the page may send
+//!   and see (details in `create.rs` and `webrtc.rs`);
+//!
 //! Does not (and why):
-//! - WebRTC (`POST /v1/live/sessions` with an SDP offer), the sideband `/attach` socket, SIP
-//!   and its `transport.*` events, `info`: not needed by the phone path; issue 17 section 4;
+//! - the sideband `/attach` socket, SIP and its `transport.*` events, `info`, the WebRTC
+//!   standby rate of `gpt-live-1.1`: Callway's page forwards tool calls itself (see the
+//!   control plane's `openai` module) and the phone path is a WebSocket;
 //! - `decisions` delegation and `decision.*` events, `triggers` beyond echoing them, audio
 //!   fixtures (`session.output_audio.fixture.play`): answered with `error`
 //!   `unsupported_by_simulator`, Callway does not use them;
@@ -70,15 +79,20 @@
 //! ids, and the acknowledgements' `start_ms` = `end_ms` = the timeline position on receipt.
 //!
 //! Layout: `mod.rs` (the handshake), `driver.rs` (the socket loop, faults, the record),
+//! `create.rs` (`POST /v1/live/sessions`, WebRTC), `webrtc.rs` (the session on a WebRTC call),
 //! `session.rs` (the behaviour), `config.rs` (`session.start`/`session.update`, formats),
 //! `responses.rs` (the delegated Responses stream), `schema.rs` (the vendored schemas).
 
 pub mod schema;
 
 mod config;
+mod create;
 mod driver;
 mod responses;
 mod session;
+mod webrtc;
+
+pub(crate) use create::create;
 
 use std::sync::Arc;
 

@@ -69,8 +69,9 @@ pub(crate) struct LiveSettings {
 pub(crate) enum LiveOut {
     /// A server event without `event_id`.
     Event(Value),
-    /// A `session.output_audio.delta` (base64 audio; no id, no timestamps).
-    Audio(String),
+    /// One chunk of the output stream, in the session's format: a `session.output_audio.delta`
+    /// (base64, no id, no timestamps) on a WebSocket, the audio track on WebRTC.
+    Audio(Vec<u8>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +306,7 @@ impl LiveSession {
             // Whole chunks always: a reply that ends mid-chunk is padded to the byte.
             audio.extend_from_slice(&self.format.silence(missing.div_ceil(bpm))[..missing]);
         }
-        self.out.push(LiveOut::Audio(B64.encode(&audio)));
+        self.out.push(LiveOut::Audio(audio));
         if let Some((delta, ms)) = said {
             self.emit(json!({"type": "session.output_transcript.delta", "delta": delta,
                 "start_ms": pos_ms, "end_ms": pos_ms + ms.max(1)}));
@@ -453,6 +454,28 @@ impl LiveSession {
         self.closed_reason = Some("connection_lost".to_owned());
     }
 
+    /// WebRTC: the media format is the negotiated one (Opus), not a session setting: the
+    /// resolved session reports no `audio.format`.
+    pub(crate) fn format_negotiated(&mut self) {
+        if let Some(audio) = self.resource.get_mut("audio") {
+            audio["format"] = Value::Null;
+        }
+    }
+
+    /// Answers a client event the session may not take from this client (a WebRTC page
+    /// outside its `client.data_channel.allowed_client_events`). Code and wording are the
+    /// simulator's choice.
+    pub(crate) fn refuse_not_allowed(&mut self, kind: &str, client_event_id: Option<&str>) {
+        self.error(
+            ApiError::invalid(
+                "client_event_not_allowed",
+                format!("'{kind}' is not allowed on this data channel (session.client.data_channel.allowed_client_events)."),
+                Some("type".into()),
+            ),
+            client_event_id,
+        );
+    }
+
     /// The `ErrorAfter` fault: a transient `server_error`.
     pub(crate) fn server_error(&mut self) {
         self.error(
@@ -554,7 +577,10 @@ impl LiveSession {
         kind
     }
 
-    fn start(&mut self, session: &Value, eid: Option<&str>, now: Instant) {
+    /// Starts the session with `session` (a `session.start`'s, or a WebRTC creation request's,
+    /// already schema-checked): `session.started` is due after the `SlowStart` delay. A
+    /// refused configuration is an `error` event answering `eid`.
+    pub(crate) fn start(&mut self, session: &Value, eid: Option<&str>, now: Instant) {
         let StartConfig { format, delegation, mut resource, .. } = match config::check_start(session) {
             Ok(c) => c,
             Err(e) => return self.error(e, eid),
@@ -595,6 +621,14 @@ impl LiveSession {
         };
         self.appends += 1;
         self.appended_bytes += bytes.len() as u64;
+        let samples = self.format.decode(&bytes);
+        self.hear(samples, now);
+    }
+
+    /// The caller's audio as samples at the format's rate (decoded from an append, or from
+    /// the WebRTC audio track): the stream resumes if it was waiting for audio, and the energy
+    /// detector hears it.
+    pub(crate) fn hear(&mut self, mut samples: Vec<i16>, now: Instant) {
         if let Phase::Started { at, stream } = self.phase
             && self.out_pos_ms > self.input_ms() + INPUT_LEAD_MS
         {
@@ -604,7 +638,6 @@ impl LiveSession {
                 self.phase = Phase::Started { at, stream: now - Duration::from_millis(self.out_pos_ms) };
             }
         }
-        let mut samples = self.format.decode(&bytes);
         if self.muted {
             samples.fill(0);
         }
@@ -775,8 +808,8 @@ mod tests {
         while let Some(due) = s.next_due().filter(|d| *d <= from + until) {
             s.on_timer(due);
             for out in s.out.drain(..) {
-                if let LiveOut::Audio(b64) = out {
-                    chunks.push(B64.decode(b64).unwrap());
+                if let LiveOut::Audio(bytes) = out {
+                    chunks.push(bytes);
                 }
             }
         }
