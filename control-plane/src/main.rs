@@ -12,19 +12,6 @@ use std::process::ExitCode;
 
 use callway_control::config::Config;
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
-    if json {
-        tracing_subscriber::fmt().with_env_filter(filter).json().init();
-    } else {
-        // Colours only on a terminal: a file, a pipe or journald gets plain text.
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).init();
-    }
-}
-
 const USAGE: &str = "\
 callway-control: the Callway control plane (web session, leads, outbound calls, callbacks,
 internal API for the gateway).
@@ -48,7 +35,15 @@ async fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    init_logs();
+    // The rules every Callway binary shares: stderr, colours only on a terminal without
+    // NO_COLOR, LOG_FORMAT=json, numbers and tokens masked in every line.
+    match callway_logs::Format::from_env() {
+        Ok(format) => callway_logs::init("info,sqlx=warn", format),
+        Err(e) => {
+            eprintln!("callway-control: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

@@ -189,7 +189,7 @@ async fn create_call_conflict_and_atomic_redeem() {
             ("id".into(), format!("eq.{}", call.id)),
             ("stream_nonce".into(), "eq.00112233445566778899aabb".into()),
             ("token_redeemed_at".into(), "is.null".into()),
-            ("select".into(), "lead_id,summary".into()),
+            ("select".into(), "lead_id,summary,call_sid".into()),
         ],
         "one conditional UPDATE … RETURNING: atomic single use"
     );

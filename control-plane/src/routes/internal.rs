@@ -81,7 +81,9 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
     match outcome {
         Redeem::Redeemed(c) if c.lead_id.as_bytes() == &claims.lead_id => {
             Metrics::inc(&app.metrics.tokens_redeemed);
-            tracing::info!(%call_id, lead_id = %c.lead_id, call_sid = req.call_sid.as_deref().unwrap_or(""), "stream token redeemed");
+            // The CallSid recorded when the call was placed (the gateway may not know it yet).
+            let call_sid = c.call_sid.as_deref().or(req.call_sid.as_deref()).unwrap_or("");
+            tracing::info!(%call_id, lead_id = %c.lead_id, call_sid, "stream token redeemed");
             Ok(CallContext {
                 call_id: call_id.to_string(),
                 lead_id: c.lead_id.to_string(),

@@ -176,6 +176,8 @@ pub struct RedeemedCall {
     pub first_name: String,
     /// Web conversation summary.
     pub summary: String,
+    /// Twilio `CallSid`: the one recorded when the call was placed, else the gateway's.
+    pub call_sid: Option<String>,
 }
 
 /// Outcome of a redemption.

@@ -273,7 +273,7 @@ impl SqlStore {
         at: OffsetDateTime,
     ) -> Result<Redeem, StoreError> {
         const UPDATE: &str = "UPDATE calls SET token_redeemed_at = $3, call_sid = COALESCE(call_sid, $4), updated_at = $5 \
-            WHERE id = $1 AND stream_nonce = $2 AND token_redeemed_at IS NULL RETURNING lead_id, summary";
+            WHERE id = $1 AND stream_nonce = $2 AND token_redeemed_at IS NULL RETURNING lead_id, summary, call_sid";
         const LEAD: &str = "SELECT first_name FROM leads WHERE id = $1";
         const EXISTS: &str = "SELECT 1 AS one FROM calls WHERE id = $1 AND stream_nonce = $2";
         let at = utc(at);
@@ -284,9 +284,10 @@ impl SqlStore {
                 Some(r) => {
                     let lead_id: Uuid = r.try_get("lead_id").map_err(map_err)?;
                     let summary: String = r.try_get("summary").map_err(map_err)?;
+                    let call_sid: Option<String> = r.try_get("call_sid").map_err(map_err)?;
                     let lead = sqlx::query(LEAD).bind(lead_id).fetch_one(p).await.map_err(map_err)?;
                     let first_name: String = lead.try_get("first_name").map_err(map_err)?;
-                    Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary }))
+                    Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary, call_sid }))
                 }
                 None => {
                     let exists = sqlx::query(EXISTS).bind(call_id).bind(nonce).fetch_optional(p).await.map_err(map_err)?;

@@ -302,7 +302,7 @@ impl SupabaseStore {
                     ("id", eq(call_id)),
                     ("stream_nonce", eq(nonce)),
                     ("token_redeemed_at", "is.null".into()),
-                    ("select", "lead_id,summary".into()),
+                    ("select", "lead_id,summary,call_sid".into()),
                 ],
                 Some("return=representation"),
                 Some(&patch),
@@ -313,11 +313,12 @@ impl SupabaseStore {
             Some(r) => {
                 let lead_id: Uuid = r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
                 let summary = r["summary"].as_str().unwrap_or_default().to_owned();
+                let call_sid = r["call_sid"].as_str().map(str::to_owned);
                 let lead =
                     self.rows("leads", &[("id", eq(lead_id)), ("select", "first_name".into())]).await?;
                 let first_name =
                     lead.first().and_then(|l| l["first_name"].as_str()).unwrap_or_default().to_owned();
-                Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary }))
+                Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary, call_sid }))
             }
             None => {
                 let exists = self
