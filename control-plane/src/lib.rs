@@ -9,10 +9,13 @@
 //! - clients: [`openai`] (`client_secrets`), [`twilio`] (REST);
 //! - [`config`]: the environment, validated at start;
 //! - call retries: [`retry`] (scheduling, the worker), [`calling_hours`] (when a retry may ring,
-//!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`].
+//!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`];
+//! - what operators read: [`record`] (leads and calls from any store: timeline, dialogue,
+//!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`).
 
 pub mod calling_hours;
 pub mod capability;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod metrics;
@@ -20,6 +23,7 @@ pub mod openai;
 pub mod phone;
 pub mod placing;
 pub mod ratelimit;
+pub mod record;
 pub mod retry;
 pub mod routes;
 pub mod store;

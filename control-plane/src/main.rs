@@ -6,6 +6,7 @@
 //! callway-control purge           delete transcripts past TRANSCRIPT_RETENTION_DAYS and exit
 //! callway-control erase <phone>   erase everything held about a phone number and exit
 //! callway-control opt-out <phone> cancel the call retries waiting for a number and exit
+//! callway-control leads | lead <id> | call <id>   the record of leads and calls (--json, --reveal)
 //! ```
 
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ usage:
   callway-control erase <phone>    erase everything held about a phone number and exit
   callway-control opt-out <phone>  cancel the call retries waiting for a number (the prospect
                                    asked not to be called again) and exit
-
+{records}
 Configuration comes from the environment (README.md, \"Configuration\"); every missing or bad
 value is reported at start, one line each.
 ";
@@ -32,7 +33,7 @@ value is reported at start, one line each.
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(args.first().map(String::as_str), Some("-h" | "--help" | "help")) {
-        print!("{USAGE}");
+        print!("{}", USAGE.replace("{records}", callway_control::cli::records::USAGE));
         return ExitCode::SUCCESS;
     }
     // The rules every Callway binary shares: stderr, colours only on a terminal without
@@ -125,8 +126,12 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Some("leads" | "lead" | "call") => match callway_control::cli::records::parse(&args) {
+            Ok(req) => callway_control::cli::records::run(&req, &config).await,
+            Err(e) => fail(&e),
+        },
         Some(other) => fail(&format!(
-            "unknown command {other:?} (serve, migrate, purge, erase <phone>, opt-out <phone>)"
+            "unknown command {other:?} (serve, migrate, purge, erase <phone>, opt-out <phone>, leads, lead <id>, call <id>)"
         )),
     }
 }

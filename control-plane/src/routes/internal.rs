@@ -182,6 +182,7 @@ async fn run_tool(
         let args: PhoneSaveLeadArgs = match serde_json::from_str(&req.arguments) {
             Ok(a) => a,
             Err(e) => {
+                record_tool(app, call, "save_lead", "refused: arguments_invalid".into()).await;
                 return Ok(tool_answer(
                     false,
                     json!({"error": "arguments_invalid", "message": e.to_string()}),
@@ -209,10 +210,25 @@ async fn run_tool(
             Ok(())
         })();
         if let Err(f) = checked {
+            record_tool(app, call, "save_lead", format!("refused: {}", f.error.code)).await;
             return Ok(tool_answer(false, json!({"error": f.error.code, "message": f.error.message})));
         }
+        let changed: Vec<&str> = [
+            ("first name", correction.first_name.is_some()),
+            ("last name", correction.last_name.is_some()),
+            ("number", correction.phone_e164.is_some()),
+        ]
+        .iter()
+        .filter_map(|(what, set)| set.then_some(*what))
+        .collect();
         let phone_e164 = correction.phone_e164.clone();
         let applied = app.storage.write(Write::CorrectLead(correction)).await.map_err(ApiFailure::storage)?;
+        let outcome = if changed.is_empty() {
+            "ok: nothing to change".into()
+        } else {
+            format!("ok: {} corrected", changed.join(", "))
+        };
+        record_tool(app, call, "save_lead", outcome).await;
         tracing::info!(
             ?applied,
             phone = phone_e164.as_deref().map(phone::mask).unwrap_or_default(),
@@ -254,6 +270,22 @@ async fn run_tool(
                 json!({"error": e.code(), "message": "hang-up failed; the call continues"}),
             ))
         }
+    }
+}
+
+/// Writes a phone tool call and its result on the call's timeline (source `phone-tool`), for
+/// the operator's record. Never the values themselves: which fields changed, or the refusal.
+async fn record_tool(app: &SharedApp, call: &CallRow, tool: &str, outcome: String) {
+    let update = StatusUpdate {
+        call_id: call.id,
+        call_sid: call.call_sid.clone(),
+        status: tool.to_owned(),
+        source: "phone-tool".into(),
+        detail: Some(outcome),
+        at: OffsetDateTime::now_utc(),
+    };
+    if let Err(e) = app.storage.write(Write::RecordStatus(update)).await {
+        tracing::error!(error = %e, tool, "could not record the tool call on the timeline");
     }
 }
 

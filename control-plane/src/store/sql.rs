@@ -31,11 +31,12 @@ pub struct SqlStore {
 macro_rules! on_pool {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
-            SqlPool::Pg($p) => $body,
-            SqlPool::Sqlite($p) => $body,
+            $crate::store::sql::SqlPool::Pg($p) => $body,
+            $crate::store::sql::SqlPool::Sqlite($p) => $body,
         }
     };
 }
+pub(crate) use on_pool;
 
 /// Reads a [`RetryRow`] from a row of either backend (a macro: the row types differ).
 macro_rules! retry_row {

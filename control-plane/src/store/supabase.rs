@@ -102,7 +102,8 @@ impl SupabaseStore {
         Err(classify(status, &text))
     }
 
-    async fn rows(&self, table: &str, query: &[(&str, String)]) -> Result<Vec<Value>, StoreError> {
+    /// A `GET` of `table` with `query`, its rows as JSON (also for [`crate::record::supabase`]).
+    pub(crate) async fn rows(&self, table: &str, query: &[(&str, String)]) -> Result<Vec<Value>, StoreError> {
         let text = self.call(Method::GET, table, query, None, None).await?;
         serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("unreadable PostgREST rows: {e}")))
     }
