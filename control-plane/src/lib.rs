@@ -11,8 +11,10 @@
 //! - call retries: [`retry`] (scheduling, the worker), [`calling_hours`] (when a retry may ring,
 //!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`];
 //! - what operators read: [`record`] (leads and calls from any store: timeline, dialogue,
-//!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`).
+//!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`) and by [`admin`]
+//!   (the read-only operator page, `/admin`).
 
+pub mod admin;
 pub mod calling_hours;
 pub mod capability;
 pub mod cli;

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod edge;
 pub mod pg;
 pub mod recorder;
+pub mod records;
 pub mod web;
 pub mod world;
 
