@@ -56,7 +56,7 @@ def main():
     call = post("/api/tools/trigger_call", {"lead_id": saved["lead_id"], "summary": SUMMARY}, session["capability"])
     call_id = call["call_id"]
     print(f"   call {call_id}: {call['message']}")
-    print(f"4. The call's record as it grows (callway-control call {call_id} --json):")
+    print(f"4. The call's record as it grows (scripts/demo control call {call_id} --json):")
     seen, over_at, deadline = set(), None, time.time() + FOLLOW_SECS
     while time.time() < deadline:
         r = record(control, call_id)
@@ -75,9 +75,9 @@ def main():
         time.sleep(0.5)
     else:
         print(f"   (still going after {FOLLOW_SECS} s: run the command below again later)")
-    print(f"\n5. The whole record (callway-control call {call_id}):\n", flush=True)
+    print(f"\n5. The whole record (scripts/demo control call {call_id}):\n", flush=True)
     subprocess.run([control, "call", call_id])
-    print(f"More: callway-control leads | lead {saved['lead_id']} (--json, --reveal),")
+    print(f"More: scripts/demo control leads | lead {saved['lead_id']} | call {call_id} (--json, --reveal),")
     print(f"      the operator page {BASE}/admin#call={call_id}")
 
 
