@@ -2,8 +2,9 @@
 //! starts a Realtime session (authentication, handshake faults, the beta header, the model
 //! parameter checked first); `POST /v1/realtime/client_secrets` is the REST endpoint
 //! (`rest.rs`); `POST /v1/realtime/calls` starts a WebRTC session (`calls.rs`); `GET
-//! /v1/live/sessions` with a WebSocket upgrade starts a GPT-Live session (`live/`). Anything else
-//! gets OpenAI's 404 body.
+//! /v1/live/sessions` with a WebSocket upgrade starts a GPT-Live session (`live/`); `POST
+//! /v1/responses` answers the Responses API (`responses_api.rs`). Anything else gets OpenAI's
+//! 404 body.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -68,6 +69,7 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<B
         (Method::GET, "/v1/realtime") => handshake(req, &shared),
         (Method::POST, "/v1/realtime/client_secrets") => crate::rest::client_secrets(req, shared).await,
         (Method::POST, "/v1/realtime/calls") => crate::calls::create(req, shared).await,
+        (Method::POST, "/v1/responses") => crate::responses_api::create(req, shared).await,
         (Method::OPTIONS, "/v1/realtime/calls") => crate::calls::preflight(),
         (Method::GET, "/v1/live/sessions") => crate::live::handshake(req, &shared),
         (m, p) => not_found(m.as_str(), p),
