@@ -12,7 +12,8 @@
 //!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`];
 //! - what operators read: [`record`] (leads and calls from any store: timeline, dialogue,
 //!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`) and by [`admin`]
-//!   (the read-only operator page, `/admin`).
+//!   (the read-only operator page, `/admin`); [`summary`] (the end-of-call summary, through
+//!   `SUMMARY_MODEL`).
 
 pub mod admin;
 pub mod calling_hours;
@@ -29,6 +30,7 @@ pub mod record;
 pub mod retry;
 pub mod routes;
 pub mod store;
+pub mod summary;
 pub mod twilio;
 
 use std::sync::Arc;

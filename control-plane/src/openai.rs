@@ -148,11 +148,36 @@ impl OpenAiClient {
         voice: &str,
         turn_detection: TurnDetection,
     ) -> Result<ClientSecret, OpenAiError> {
+        let text = self
+            .post("/v1/realtime/client_secrets", &client_secret_request(model, voice, turn_detection))
+            .await?;
+        serde_json::from_str(&text)
+            .map_err(|e| OpenAiError::Unavailable(format!("unexpected client_secrets answer: {e}")))
+    }
+
+    /// `POST /v1/responses`: `instructions` and `input` to the text `model`, not stored at
+    /// OpenAI (`store: false`); the text of the answer's `output_text` parts.
+    pub async fn respond(&self, model: &str, instructions: &str, input: &str) -> Result<String, OpenAiError> {
+        let body = json!({
+            "model": model,
+            "instructions": instructions,
+            "input": input,
+            "store": false,
+            "max_output_tokens": 600,
+        });
+        let text = self.post("/v1/responses", &body).await?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| OpenAiError::Unavailable(format!("unexpected responses answer: {e}")))?;
+        output_text(&v).ok_or_else(|| OpenAiError::Unavailable("a response without output_text".into()))
+    }
+
+    /// `POST {base}{path}` with `body` and the server key; the body of a 2xx answer.
+    async fn post(&self, path: &str, body: &Value) -> Result<String, OpenAiError> {
         let res = self
             .http
-            .post(format!("{}/v1/realtime/client_secrets", self.base_url))
+            .post(format!("{}{path}", self.base_url))
             .bearer_auth(&self.api_key)
-            .json(&client_secret_request(model, voice, turn_detection))
+            .json(body)
             .send()
             .await
             .map_err(|e| {
@@ -162,21 +187,39 @@ impl OpenAiClient {
                     "connection failed".into()
                 })
             })?;
-        let status = res.status().as_u16();
-        let text = res.text().await.map_err(|_| OpenAiError::Unavailable("unreadable answer".into()))?;
-        match status {
-            200..=299 => serde_json::from_str(&text)
-                .map_err(|e| OpenAiError::Unavailable(format!("unexpected client_secrets answer: {e}"))),
-            401 | 403 => Err(OpenAiError::Auth(status)),
-            429 => Err(OpenAiError::RateLimited),
-            500..=599 => Err(OpenAiError::Unavailable(format!("HTTP {status}"))),
-            _ => {
-                let message = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                Err(OpenAiError::Rejected { status, message })
-            }
+        answer(res).await
+    }
+}
+
+/// The text of a Responses API `response`: its `message` items' `output_text` parts, joined.
+pub fn output_text(response: &Value) -> Option<String> {
+    let parts: Vec<&str> = response["output"]
+        .as_array()?
+        .iter()
+        .filter(|item| item["type"] == "message")
+        .flat_map(|item| item["content"].as_array().into_iter().flatten())
+        .filter(|part| part["type"] == "output_text")
+        .filter_map(|part| part["text"].as_str())
+        .collect();
+    let text = parts.join("\n").trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The body of a 2xx answer, or the error its status says.
+async fn answer(res: reqwest::Response) -> Result<String, OpenAiError> {
+    let status = res.status().as_u16();
+    let text = res.text().await.map_err(|_| OpenAiError::Unavailable("unreadable answer".into()))?;
+    match status {
+        200..=299 => Ok(text),
+        401 | 403 => Err(OpenAiError::Auth(status)),
+        429 => Err(OpenAiError::RateLimited),
+        500..=599 => Err(OpenAiError::Unavailable(format!("HTTP {status}"))),
+        _ => {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Err(OpenAiError::Rejected { status, message })
         }
     }
 }

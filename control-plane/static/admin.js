@@ -74,7 +74,8 @@ async function renderLead(id) {
     calls.append(
       el("li", { class: "card call-card" },
         el("a", { href: "#call=" + c.id }, "Appel du " + when(c.created_at)),
-        el("span", { class: "meta" }, "tentative " + c.attempt + " · " + outcome(c))),
+        el("span", { class: "meta" }, "tentative " + c.attempt + " · " + outcome(c)),
+        c.outcome_summary ? el("p", { class: "outcome" }, c.outcome_summary) : null),
     );
   }
   if (r.calls.length === 0) calls.append(el("li", { class: "card" }, "Aucun appel."));
@@ -150,8 +151,10 @@ async function renderCall(id) {
     ...timeline(r.timeline, d.total_ms),
     el("h3", {}, "Conversation"),
     dialogue,
-    el("h3", {}, "Résumé"),
-    el("p", { class: "call-summary" }, r.summary.web || "—"),
+    el("h3", {}, "Résumé de l'appel"),
+    el("p", { class: "call-summary outcome" }, r.summary.call || "Pas encore de résumé (écrit à la fin de l'appel quand SUMMARY_MODEL est défini)."),
+    el("h3", {}, "Résumé de la visite web"),
+    el("p", { class: "web-summary" }, r.summary.web || "—"),
     el("h3", {}, "Consommation"),
     el("p", { class: "usage" }, u.input_tokens + " jetons en entrée · " + u.output_tokens + " en sortie · " + u.responses + " réponse(s)"),
   );

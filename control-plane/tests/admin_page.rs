@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::records::{NUMBER, seed};
+use common::records::{NUMBER, OUTCOME, seed};
 use common::{ADMIN_TOKEN, Db, Running, env_for};
 
 async fn running() -> (Running, common::records::Seeded) {
@@ -162,8 +162,10 @@ async fn an_operator_reads_a_call_on_a_phone_sized_screen() {
         .eval("return [...document.querySelectorAll('#call .dialogue .text')].map(s => s.textContent)")
         .await;
     assert_eq!(said, serde_json::json!(["Veut une démo lundi.", "Bonjour Camille, ici Léa.", "Bonjour !"]));
-    let summary = b.eval("return document.querySelector('#call .call-summary').textContent").await;
+    let summary = b.eval("return document.querySelector('#call .web-summary').textContent").await;
     assert_eq!(summary, "Veut une démo lundi.");
+    let outcome = b.eval("return document.querySelector('#call .call-summary').textContent").await;
+    assert_eq!(outcome, OUTCOME, "the end-of-call summary");
     let width = b.eval("return [document.documentElement.scrollWidth, window.innerWidth]").await;
     assert!(width[0].as_i64() <= width[1].as_i64(), "nothing wider than a phone's screen: {width}");
     b.screenshot("call").await;

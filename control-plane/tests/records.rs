@@ -8,7 +8,7 @@ use callway_control::config::StorageConfig;
 use callway_control::record::{self, Numbers};
 use callway_control::store::Store;
 use common::recorder::{Recorder, Reply};
-use common::records::{CALL_SID, NUMBER, seed};
+use common::records::{CALL_SID, NUMBER, OUTCOME, seed};
 use contract::internal_api::{CallEvent, Side};
 use uuid::Uuid;
 
@@ -64,6 +64,8 @@ async fn reads_tell_the_whole_story(s: Store) {
     assert_eq!(call.durations.talk_ms, Some(9_800));
     assert_eq!(call.durations.total_ms, 13_000);
     assert_eq!((call.usage.input_tokens, call.usage.output_tokens, call.usage.responses), (150, 90, 1));
+    assert_eq!(call.summary.call.as_deref(), Some(OUTCOME), "the end-of-call summary");
+    assert_eq!(lead.calls[0].outcome_summary.as_deref(), Some(OUTCOME), "shown on the lead");
     assert!(record::read::call(&s, Uuid::new_v4(), Numbers::Masked).await.unwrap().is_none());
     let _ = seeded.fresh;
 }
@@ -143,6 +145,7 @@ async fn the_commands_print_leads_and_calls_from_postgres() {
         "[phone 0.3 s] Agent: Bonjour Camille, ici Léa.",
         "web conversation: Veut une démo lundi.",
         "150 input tokens",
+        "Prochaine étape : lundi 10 h.",
     ] {
         assert!(out.contains(part), "{part:?} missing in\n{out}");
     }

@@ -78,7 +78,7 @@ async fn upsert_lead_inserts_then_patches_on_duplicate() {
 async fn a_legacy_jwt_key_goes_in_both_headers() {
     let key = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
     let (s, rec) = store(key).await;
-    rec.script([Reply::new(200, r#"[{"version":2}]"#)]);
+    rec.script([Reply::new(200, r#"[{"version":3}]"#)]);
     s.migrate().await.unwrap();
     let r = &rec.take()[0];
     check_headers(r, key);

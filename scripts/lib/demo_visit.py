@@ -21,7 +21,8 @@ FINAL = {"completed", "busy", "failed", "no-answer", "canceled"}
 SUMMARY = "Visiteuse du site, veut être rappelée pour une démonstration de Callway."
 # Seconds to follow the call before handing over to the commands it prints.
 FOLLOW_SECS = 120
-# Seconds to wait, once Twilio says the call is over, for the gateway's end-of-call events.
+# Seconds to wait, once Twilio says the call is over, for the gateway's end-of-call events and
+# the end-of-call summary.
 END_GRACE_SECS = 5
 
 
@@ -70,7 +71,10 @@ def main():
             ended = any(t["kind"] == "end" for t in r["timeline"])
             if status in FINAL and over_at is None:
                 over_at = time.time()
-            if over_at is not None and (ended or status != "completed" or time.time() - over_at > END_GRACE_SECS):
+            summarised = r["summary"]["call"] is not None
+            if over_at is not None and (
+                (ended and summarised) or status != "completed" or time.time() - over_at > END_GRACE_SECS
+            ):
                 break
         time.sleep(0.5)
     else:

@@ -46,7 +46,7 @@ done
 echo "scripts/tests/demo.sh: ok    the banner after every service's start-up line"
 
 scripts/demo visit >"$out/visit.log" 2>&1 || { cat "$out/visit.log" >&2; fail "scripts/demo visit failed"; }
-for step in 'save_lead' 'trigger_call' ' completed ' 'caller_hung_up' 'Timeline (UTC)' 'Dialogue' 'Agent: Bonjour' 'Camille Durand'; do
+for step in 'save_lead' 'trigger_call' ' completed ' 'caller_hung_up' 'Timeline (UTC)' 'Dialogue' '] Agent: ' 'Camille Durand' '  the call:' 'tour(s) de parole'; do
     grep -q -- "$step" "$out/visit.log" || { cat "$out/visit.log" >&2; fail "scripts/demo visit did not show \"$step\""; }
 done
 echo "scripts/tests/demo.sh: ok    scripts/demo visit: session, save_lead, trigger_call, the call followed to its end"

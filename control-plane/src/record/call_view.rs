@@ -82,6 +82,8 @@ pub struct CallRows {
     pub call: CallFacts,
     /// The web conversation's summary the call was placed with.
     pub web_summary: String,
+    /// The end-of-call summary, once written ([`crate::summary`]).
+    pub outcome_summary: Option<String>,
     /// Usage totals stored on the call.
     pub input_tokens: i64,
     /// Usage totals stored on the call.
@@ -173,6 +175,9 @@ pub struct CallRecord {
 pub struct Summaries {
     /// The web conversation, as the web agent summarised it when it asked for the call.
     pub web: String,
+    /// The call itself, as `SUMMARY_MODEL` summarised it once it ended (`None` before, or
+    /// when summaries are off).
+    pub call: Option<String>,
 }
 
 fn side_name(s: Side) -> &'static str {
@@ -192,7 +197,16 @@ fn kind_of(source: &str, status: &str) -> &'static str {
 impl CallRecord {
     /// Builds the record from a backend's rows, numbers shown per `numbers`.
     pub fn build(rows: CallRows, numbers: Numbers) -> CallRecord {
-        let CallRows { call, web_summary, input_tokens, output_tokens, mut lead, statuses, events } = rows;
+        let CallRows {
+            call,
+            web_summary,
+            outcome_summary,
+            input_tokens,
+            output_tokens,
+            mut lead,
+            statuses,
+            events,
+        } = rows;
         lead.phone = numbers.show(&lead.phone);
         let start = call.created_at;
         let mut timeline = vec![TimelineItem {
@@ -296,7 +310,7 @@ impl CallRecord {
             lead,
             timeline,
             dialogue,
-            summary: Summaries { web: web_summary },
+            summary: Summaries { web: web_summary, call: outcome_summary },
             durations: Durations { ringing_ms, talk_ms, total_ms },
             usage,
         }
@@ -338,6 +352,7 @@ mod tests {
                 token_redeemed_at: Some(at(3)),
             },
             web_summary: "Veut une démo lundi.".into(),
+            outcome_summary: None,
             input_tokens: 120,
             output_tokens: 80,
             lead: LeadName {

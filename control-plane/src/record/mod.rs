@@ -57,6 +57,8 @@ pub struct CallBrief {
     pub end_reason: Option<String>,
     /// Milliseconds of stream, once ended.
     pub duration_ms: Option<i64>,
+    /// The end-of-call summary (`SUMMARY_MODEL`), once written.
+    pub outcome_summary: Option<String>,
     /// When it was asked for.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -13,7 +13,7 @@ use crate::store::sql::{SqlStore, map_err, on_pool};
 /// Reads a [`CallBrief`] from the named columns of a row, `None` when the id is NULL (a lead
 /// without calls); a macro, since the row types differ between backends.
 macro_rules! call_brief {
-    ($r:expr, $id:literal, $status:literal, $attempt:literal, $reason:literal, $duration:literal, $at:literal) => {
+    ($r:expr, $id:literal, $status:literal, $attempt:literal, $reason:literal, $duration:literal, $summary:literal, $at:literal) => {
         (|| -> Result<Option<CallBrief>, sqlx::Error> {
             let Some(id) = $r.try_get::<Option<Uuid>, _>($id)? else { return Ok(None) };
             Ok(Some(CallBrief {
@@ -22,6 +22,7 @@ macro_rules! call_brief {
                 attempt: u32::try_from($r.try_get::<i32, _>($attempt)?).unwrap_or(1),
                 end_reason: $r.try_get($reason)?,
                 duration_ms: $r.try_get($duration)?,
+                outcome_summary: $r.try_get($summary)?,
                 created_at: $r.try_get($at)?,
             }))
         })()
@@ -33,14 +34,14 @@ pub async fn leads(s: &SqlStore, limit: u32) -> Result<Vec<LeadListItem>, StoreE
     const Q: &str = "SELECT l.id, l.first_name, l.last_name, l.phone_e164, l.source, l.consent_at, l.created_at, \
         (SELECT COUNT(*) FROM calls n WHERE n.lead_id = l.id) AS calls, \
         c.id AS call_id, c.status AS call_status, c.attempt AS call_attempt, c.end_reason AS call_end_reason, \
-        c.duration_ms AS call_duration_ms, c.created_at AS call_created_at \
+        c.duration_ms AS call_duration_ms, c.outcome_summary AS call_outcome_summary, c.created_at AS call_created_at \
         FROM leads l LEFT JOIN calls c ON c.id = \
         (SELECT c2.id FROM calls c2 WHERE c2.lead_id = l.id ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) \
         ORDER BY l.created_at DESC, l.id LIMIT $1";
     on_pool!(&s.pool, p => {
         let rows = sqlx::query(Q).bind(i64::from(limit)).fetch_all(p).await.map_err(map_err)?;
         rows.iter().map(|r| -> Result<LeadListItem, sqlx::Error> {
-            let last_call = call_brief!(r, "call_id", "call_status", "call_attempt", "call_end_reason", "call_duration_ms", "call_created_at")?;
+            let last_call = call_brief!(r, "call_id", "call_status", "call_attempt", "call_end_reason", "call_duration_ms", "call_outcome_summary", "call_created_at")?;
             Ok(LeadListItem {
                 id: r.try_get("id")?,
                 first_name: r.try_get("first_name")?,
@@ -60,7 +61,7 @@ pub async fn leads(s: &SqlStore, limit: u32) -> Result<Vec<LeadListItem>, StoreE
 pub async fn lead(s: &SqlStore, id: Uuid) -> Result<Option<(LeadDetail, Vec<CallBrief>)>, StoreError> {
     const LEAD: &str = "SELECT id, session_id, first_name, last_name, phone_e164, source, consent_at, consent_text, created_at, updated_at \
         FROM leads WHERE id = $1";
-    const CALLS: &str = "SELECT id, status, attempt, end_reason, duration_ms, created_at FROM calls \
+    const CALLS: &str = "SELECT id, status, attempt, end_reason, duration_ms, outcome_summary, created_at FROM calls \
         WHERE lead_id = $1 ORDER BY created_at DESC, id DESC";
     on_pool!(&s.pool, p => {
         let Some(r) = sqlx::query(LEAD).bind(id).fetch_optional(p).await.map_err(map_err)? else {
@@ -82,7 +83,7 @@ pub async fn lead(s: &SqlStore, id: Uuid) -> Result<Option<(LeadDetail, Vec<Call
         })().map_err(map_err)?;
         let rows = sqlx::query(CALLS).bind(id).fetch_all(p).await.map_err(map_err)?;
         let calls = rows.iter()
-            .map(|r| call_brief!(r, "id", "status", "attempt", "end_reason", "duration_ms", "created_at"))
+            .map(|r| call_brief!(r, "id", "status", "attempt", "end_reason", "duration_ms", "outcome_summary", "created_at"))
             .filter_map(Result::transpose)
             .collect::<Result<Vec<_>, _>>().map_err(map_err)?;
         Ok(Some((lead, calls)))
@@ -92,7 +93,7 @@ pub async fn lead(s: &SqlStore, id: Uuid) -> Result<Option<(LeadDetail, Vec<Call
 /// A call's rows: the call, its lead, its status timeline and its events.
 pub async fn call(s: &SqlStore, id: Uuid) -> Result<Option<CallRows>, StoreError> {
     const CALL: &str = "SELECT c.id, c.lead_id, c.session_id, c.call_sid, c.status, c.attempt, c.summary, c.end_reason, \
-        c.end_side, c.duration_ms, c.input_tokens, c.output_tokens, c.created_at, c.token_redeemed_at, \
+        c.end_side, c.duration_ms, c.input_tokens, c.output_tokens, c.created_at, c.token_redeemed_at, c.outcome_summary, \
         l.first_name, l.last_name, l.phone_e164 \
         FROM calls c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1";
     const STATUSES: &str =
@@ -119,6 +120,7 @@ pub async fn call(s: &SqlStore, id: Uuid) -> Result<Option<CallRows>, StoreError
                     token_redeemed_at: r.try_get("token_redeemed_at")?,
                 },
                 web_summary: r.try_get("summary")?,
+                outcome_summary: r.try_get("outcome_summary")?,
                 input_tokens: r.try_get("input_tokens")?,
                 output_tokens: r.try_get("output_tokens")?,
                 lead: LeadName {

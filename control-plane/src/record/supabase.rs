@@ -11,7 +11,7 @@ use super::{CallBrief, LeadDetail, LeadListItem};
 use crate::store::StoreError;
 use crate::store::supabase::SupabaseStore;
 
-const CALL_BRIEF: &str = "id,lead_id,status,attempt,end_reason,duration_ms,created_at";
+const CALL_BRIEF: &str = "id,lead_id,status,attempt,end_reason,duration_ms,outcome_summary,created_at";
 
 fn eq(v: impl std::fmt::Display) -> String {
     format!("eq.{v}")
@@ -40,6 +40,7 @@ fn call_brief(r: &Value) -> Option<CallBrief> {
         attempt: r["attempt"].as_u64().and_then(|a| u32::try_from(a).ok()).unwrap_or(1),
         end_reason: text(r, "end_reason"),
         duration_ms: r["duration_ms"].as_i64(),
+        outcome_summary: text(r, "outcome_summary"),
         created_at: at(r, "created_at")?,
     })
 }
@@ -161,6 +162,7 @@ pub async fn call(s: &SupabaseStore, id: Uuid) -> Result<Option<CallRows>, Store
                 token_redeemed_at: at(c, "token_redeemed_at"),
             },
             web_summary: text(c, "summary")?,
+            outcome_summary: text(c, "outcome_summary"),
             input_tokens: c["input_tokens"].as_i64().unwrap_or(0),
             output_tokens: c["output_tokens"].as_i64().unwrap_or(0),
             lead: LeadName {

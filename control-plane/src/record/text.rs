@@ -83,6 +83,11 @@ pub fn lead(r: &LeadRecord) -> String {
     }
     for c in &r.calls {
         let _ = writeln!(out, "  {}  {}  attempt {}  {}", c.id, when(c.created_at), c.attempt, outcome(c));
+        if let Some(s) = &c.outcome_summary {
+            for line in s.lines() {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
     }
     if !r.retries.is_empty() {
         let _ = writeln!(out, "\nRetries");
@@ -150,6 +155,20 @@ pub fn call(r: &CallRecord) -> String {
         let _ = writeln!(out, "  [{}{at}] {who}: {}", l.part, l.text);
     }
     let _ = writeln!(out, "\nSummary\n  web conversation: {}", r.summary.web);
+    match &r.summary.call {
+        Some(s) => {
+            let _ = writeln!(out, "  the call:");
+            for line in s.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  the call: (none yet: written once the call has ended, when SUMMARY_MODEL is set)"
+            );
+        }
+    }
     let u = &r.usage;
     let _ = writeln!(
         out,

@@ -84,12 +84,14 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
             // The CallSid recorded when the call was placed (the gateway may not know it yet).
             let call_sid = c.call_sid.as_deref().or(req.call_sid.as_deref()).unwrap_or("");
             tracing::info!(%call_id, lead_id = %c.lead_id, call_sid, "stream token redeemed");
+            // The web summary, and what the lead's previous call came to (SUMMARY_MODEL).
+            let summary = crate::summary::context_for_call(app, c.lead_id, call_id, &c.summary).await;
             Ok(CallContext {
                 call_id: call_id.to_string(),
                 lead_id: c.lead_id.to_string(),
-                instructions: phone_instructions(&c.first_name, &c.summary),
+                instructions: phone_instructions(&c.first_name, &summary),
                 first_name: c.first_name,
-                summary: c.summary,
+                summary,
                 language: "fr".into(),
                 voice: app.config.openai_voice.clone(),
             })
@@ -310,12 +312,17 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
             ));
         }
         let n = batch.events.len() as u64;
+        let ended = batch.events.iter().any(|e| matches!(e, contract::internal_api::CallEvent::Ended { .. }));
         let write =
             EventsWrite { call_id, seq: batch.seq, events: batch.events, at: OffsetDateTime::now_utc() };
         match app.storage.write(Write::AppendEvents(write)).await {
             Ok(_) => {
                 app.metrics.call_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(%call_id, events = n, "call events stored");
+                if ended && app.config.summary_model.is_some() {
+                    // On a task of its own: the gateway's batch is answered at once.
+                    tokio::spawn(crate::summary::after_call(app.clone(), call_id));
+                }
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
             Err(StoreError::NotFound(_)) => {

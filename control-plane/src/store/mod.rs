@@ -393,6 +393,17 @@ impl Store {
         each!(self, s => s.redeem(call_id, nonce, call_sid, at).await)
     }
 
+    /// Stores the end-of-call summary on a call ([`crate::summary`]); an unknown call is
+    /// [`StoreError::NotFound`].
+    pub async fn set_outcome_summary(
+        &self,
+        call_id: Uuid,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.set_outcome_summary(call_id, text, at).await)
+    }
+
     /// Deletes transcript lines older than `before`; returns how many.
     pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         each!(self, s => s.purge_transcripts(before).await)

@@ -342,6 +342,20 @@ impl SqlStore {
         })
     }
 
+    /// Stores the end-of-call summary on the call.
+    pub async fn set_outcome_summary(
+        &self,
+        call_id: Uuid,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        const Q: &str =
+            "UPDATE calls SET outcome_summary = $2, outcome_summary_at = $3, updated_at = $3 WHERE id = $1";
+        let n = on_pool!(&self.pool, p => sqlx::query(Q).bind(call_id).bind(text).bind(utc(at))
+            .execute(p).await.map(|r| r.rows_affected()).map_err(map_err))?;
+        if n == 0 { Err(StoreError::NotFound(format!("call {call_id}"))) } else { Ok(()) }
+    }
+
     /// Deletes transcript lines stored before `before`.
     pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         const Q: &str = "DELETE FROM call_events WHERE kind = 'transcript' AND created_at < $1";

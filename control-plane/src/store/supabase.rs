@@ -395,6 +395,27 @@ impl SupabaseStore {
         Ok(())
     }
 
+    /// `PATCH calls?id=eq.<id>` with the end-of-call summary.
+    pub async fn set_outcome_summary(
+        &self,
+        call_id: Uuid,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let at = ts(at);
+        let patch = json!({"outcome_summary": text, "outcome_summary_at": at, "updated_at": at});
+        let body = self
+            .call(
+                Method::PATCH,
+                "calls",
+                &[("id", eq(call_id)), ("select", "id".into())],
+                Some("return=representation"),
+                Some(&patch),
+            )
+            .await?;
+        if body.trim() == "[]" { Err(StoreError::NotFound(format!("call {call_id}"))) } else { Ok(()) }
+    }
+
     /// `DELETE call_events?kind=eq.transcript&created_at=lt.<ts>`.
     pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.count_deleted(

@@ -8,6 +8,8 @@ use uuid::Uuid;
 
 /// The called lead's number.
 pub const NUMBER: &str = "+33612345678";
+/// The end-of-call summary written on the seeded call.
+pub const OUTCOME: &str = "Objectif : démonstration.\nProchaine étape : lundi 10 h.";
 /// The call's Twilio SID.
 pub const CALL_SID: &str = "CA0123456789abcdef0123456789abcdef";
 
@@ -96,5 +98,6 @@ pub async fn seed(s: &Store) -> Seeded {
     }))
     .await
     .unwrap();
+    s.set_outcome_summary(call_id, OUTCOME, t0() + Duration::seconds(15)).await.unwrap();
     Seeded { called, fresh, call_id }
 }

@@ -4,8 +4,9 @@
 //! string `model` (400 `missing_required_parameter`; a Realtime, GPT-Live or unknown-family
 //! model is 404 `model_not_found`, as the service answers a model it does not serve on this
 //! endpoint), `input` a string or an array of `{role, content}` messages, and only the
-//! parameters listed in [`KNOWN`] (400 `unknown_parameter`). Faults injected with
-//! `--fault http-500` / `http-429` answer here too (the REST refusals of `faults.rs`).
+//! parameters listed in [`KNOWN`] (400 `unknown_parameter`). The REST refusals injected with
+//! `Fault::RefuseClientSecrets` (`--fault refuse-secrets:…`) answer here too, as on every REST
+//! endpoint of the simulator.
 //!
 //! The answer is a `response` object with one assistant `message` whose `output_text` is a
 //! deterministic summary of what it was given: the number of turns, the prospect's first and
