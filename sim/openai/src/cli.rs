@@ -122,7 +122,7 @@ pub async fn run(args: OpenAiArgs) -> anyhow::Result<()> {
     println!(
         "  WebSocket: {} (Authorization: Bearer {})",
         sim.ws_url(),
-        callway_logs::mask_secret(sim.api_key())
+        crate::http::mask(sim.api_key())
     );
     println!("  REST:      POST {}/v1/realtime/client_secrets", sim.base_url());
     println!("  GPT-Live:  {} (WebSocket, same key; the model goes in session.start)", sim.live_url());

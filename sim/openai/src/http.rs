@@ -72,7 +72,8 @@ pub(crate) fn presented_key(h: &HeaderMap) -> Option<String> {
         .find_map(|p| p.trim().strip_prefix("openai-insecure-api-key.").map(str::to_owned))
 }
 
-fn mask(key: &str) -> String {
+/// A key as OpenAI shows it in its errors (`sk-***…1234`), also for the banner.
+pub(crate) fn mask(key: &str) -> String {
     let n = key.chars().count();
     if n <= 8 {
         return "*".repeat(n);
