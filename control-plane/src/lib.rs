@@ -98,10 +98,14 @@ pub async fn purge_transcripts(app: &App) -> Result<u64, StoreError> {
 }
 
 /// Starts the background work: outbox replay (every second), the retry worker (every
-/// `CALL_RETRY_WORKER_SECS`) and the retention purge (hourly).
+/// `CALL_RETRY_WORKER_SECS`), the end-of-call summary sweep (with `SUMMARY_MODEL`, every five
+/// minutes) and the retention purge (hourly).
 pub fn spawn_background(app: &SharedApp) {
     tokio::spawn(app.storage.clone().run_replayer(Duration::from_secs(1)));
     tokio::spawn(retry::run_worker(app.clone()));
+    if app.config.summary_model.is_some() {
+        tokio::spawn(summary::run_sweeper(app.clone()));
+    }
     let a = app.clone();
     tokio::spawn(async move {
         loop {

@@ -3,7 +3,8 @@
 //! `SUMMARY_MODEL` through the OpenAI simulator's Responses API, retries once OpenAI answers
 //! 500, and stores the simulator's summary on the call, where the record, the CLI's JSON and
 //! the lead show it, and the next call to the lead starts from it; a call without a transcript
-//! gets none; an erasure removes it.
+//! gets none; an erasure removes it. A call left without one (summaries were off, or OpenAI
+//! stayed down) is caught up by the sweep, from what the database says.
 
 mod common;
 
@@ -93,4 +94,36 @@ async fn no_transcript_no_summary_and_off_without_summary_model() {
     let off = web_on_postgres_with_openai(&openai.base_url(), &[]).await;
     let (call_id, _, _) = placed_call(&off, "06 12 34 56 78").await;
     assert_eq!(summary::after_call(off.app.app.clone(), call_id.parse().unwrap()).await, Outcome::Off);
+}
+
+#[tokio::test]
+async fn the_sweep_catches_up_calls_left_without_a_summary() {
+    let openai = sim().await;
+    // A control plane without SUMMARY_MODEL carries a call to its end: no summary.
+    let off = web_on_postgres_with_openai(&openai.base_url(), &[]).await;
+    let (call_id, _, _) = placed_call(&off, "06 12 34 56 78").await;
+    let call: Uuid = call_id.parse().unwrap();
+    let batch = json!({"seq": 0, "events": [
+        {"kind": "transcript", "speaker": "agent", "text": "Bonjour Camille.", "at_ms": 300},
+        {"kind": "transcript", "speaker": "caller", "text": "Rappelez-moi demain.", "at_ms": 2100},
+        {"kind": "ended", "side": "twilio", "reason": "caller_hung_up", "duration_ms": 4000}
+    ]});
+    assert_eq!(off.app.post_internal(&events_path(&call_id), &batch).await.status, 204);
+
+    // Another control plane on the same database, with SUMMARY_MODEL, sweeps.
+    let callway_control::config::StorageConfig::Postgres { url } = off.app.app.config.storage.clone() else {
+        panic!("the test runs on PostgreSQL")
+    };
+    let mut env = common::env_for(&common::Db::Url(url), &openai.base_url(), &off.twilio.base);
+    env.insert("SUMMARY_MODEL".into(), "gpt-5-mini".into());
+    let on = common::Running::start(env).await;
+    let now = time::OffsetDateTime::now_utc();
+    let fresh = summary::sweep(&on.app, now).await;
+    assert_eq!(fresh.found, 0, "a call that just ended is left to its own task");
+    let later = now + time::Duration::minutes(3);
+    assert_eq!(summary::sweep(&on.app, later).await, summary::SweepReport { found: 1, stored: 1 });
+    let rec = record::read::call(&on.app.storage.store, call, Numbers::Masked).await.unwrap().unwrap();
+    let text = rec.summary.call.clone().expect("summarised by the sweep");
+    assert!(text.contains("« Rappelez-moi demain. »"), "{text}");
+    assert_eq!(summary::sweep(&on.app, later).await.found, 0, "summarised once");
 }

@@ -393,6 +393,17 @@ impl Store {
         each!(self, s => s.redeem(call_id, nonce, call_sid, at).await)
     }
 
+    /// Calls that ended between `since` and `until` with a phone transcript but no end-of-call
+    /// summary yet (oldest first, at most `limit`): what [`crate::summary::sweep`] catches up on.
+    pub async fn calls_awaiting_summary(
+        &self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        each!(self, s => s.calls_awaiting_summary(since, until, limit).await)
+    }
+
     /// Stores the end-of-call summary on a call ([`crate::summary`]); an unknown call is
     /// [`StoreError::NotFound`].
     pub async fn set_outcome_summary(

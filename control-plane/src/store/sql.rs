@@ -342,6 +342,24 @@ impl SqlStore {
         })
     }
 
+    /// Ended calls (updated in `[since, until]`) with a transcript and no summary.
+    pub async fn calls_awaiting_summary(
+        &self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        const Q: &str = "SELECT c.id FROM calls c WHERE c.outcome_summary IS NULL AND c.end_reason IS NOT NULL \
+            AND c.updated_at >= $1 AND c.updated_at <= $2 \
+            AND EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = c.id AND e.kind = 'transcript') \
+            ORDER BY c.updated_at LIMIT $3";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(Q).bind(utc(since)).bind(utc(until)).bind(i64::from(limit))
+                .fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| r.try_get::<Uuid, _>("id")).collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+    }
+
     /// Stores the end-of-call summary on the call.
     pub async fn set_outcome_summary(
         &self,

@@ -395,6 +395,33 @@ impl SupabaseStore {
         Ok(())
     }
 
+    /// Ended calls (updated in `[since, until]`) with a transcript and no summary: the calls
+    /// embedding their transcript lines (`call_events!inner`), so calls without one drop out.
+    pub async fn calls_awaiting_summary(
+        &self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self
+            .rows(
+                "calls",
+                &[
+                    ("select", "id,call_events!inner(kind)".into()),
+                    ("outcome_summary", "is.null".into()),
+                    ("end_reason", "not.is.null".into()),
+                    // Values with PostgREST's reserved characters (`:`) are quoted in a logic tree.
+                    ("and", format!("(updated_at.gte.\"{}\",updated_at.lte.\"{}\")", ts(since), ts(until))),
+                    ("call_events.kind", "eq.transcript".into()),
+                    ("call_events.limit", "1".into()),
+                    ("order", "updated_at.asc".into()),
+                    ("limit", limit.to_string()),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect())
+    }
+
     /// `PATCH calls?id=eq.<id>` with the end-of-call summary.
     pub async fn set_outcome_summary(
         &self,

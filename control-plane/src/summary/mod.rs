@@ -4,7 +4,10 @@
 //! agreed next step), stored on the call (`calls.outcome_summary`) and shown with it.
 //!
 //! The next call to the same lead starts from it ([`context_for_call`], at token redemption).
-//! It never blocks the call's end: the gateway's last event batch is answered first, the
+//! A summary that failed, or was pending when the process stopped, is caught up by [`sweep`]:
+//! the database says which ended calls have a transcript but no summary (durable across
+//! restarts and shared by every control plane), and every [`SWEEP_EVERY`] each control plane
+//! summarises those it finds. It never blocks the call's end: the gateway's last event batch is answered first, the
 //! summary is asked for on a task of its own ([`after_call`]), retried with backoff when OpenAI
 //! is unavailable or rate-limited. It is erased with the call (an erasure removes the row).
 //!
@@ -21,6 +24,16 @@ use uuid::Uuid;
 use crate::openai::OpenAiError;
 use crate::record::{self, Numbers};
 use crate::routes::SharedApp;
+
+/// How often each control plane looks for ended calls still without a summary.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
+/// A call is left to its own task for this long after it was last updated (its retries take
+/// 72 s) before a sweep takes it over.
+pub const SWEEP_AFTER: Duration = Duration::from_secs(120);
+/// How far back a sweep looks.
+pub const SWEEP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Calls summarised per sweep at most.
+pub const SWEEP_LIMIT: u32 = 20;
 
 /// Delays before each new attempt when OpenAI is unavailable or rate-limited.
 pub const RETRY_DELAYS: [Duration; 3] =
@@ -96,5 +109,48 @@ pub async fn after_call(app: SharedApp, call_id: Uuid) -> Outcome {
             tracing::error!(%call_id, error = %e, "end-of-call summary not stored");
             Outcome::Failed(e.to_string())
         }
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Calls found without a summary.
+    pub found: usize,
+    /// Summaries stored.
+    pub stored: usize,
+}
+
+/// Summarises the calls that ended in the last [`SWEEP_WINDOW`] (and at least [`SWEEP_AFTER`]
+/// before `now`) with a transcript but no summary.
+pub async fn sweep(app: &SharedApp, now: OffsetDateTime) -> SweepReport {
+    if app.config.summary_model.is_none() {
+        return SweepReport::default();
+    }
+    let (since, until) = (now - SWEEP_WINDOW, now - SWEEP_AFTER);
+    let ids = match app.storage.store.calls_awaiting_summary(since, until, SWEEP_LIMIT).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "summary sweep: calls without a summary unreadable; next sweep will retry");
+            return SweepReport::default();
+        }
+    };
+    let mut report = SweepReport { found: ids.len(), stored: 0 };
+    for id in ids {
+        if let Outcome::Stored(_) = after_call(app.clone(), id).await {
+            report.stored += 1;
+        }
+    }
+    if report.found > 0 {
+        tracing::info!(found = report.found, stored = report.stored, "summary sweep");
+    }
+    report
+}
+
+/// Sweeps every [`SWEEP_EVERY`], forever (spawned by [`crate::spawn_background`]).
+pub async fn run_sweeper(app: SharedApp) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        sweep(&app, OffsetDateTime::now_utc()).await;
     }
 }
