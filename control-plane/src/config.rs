@@ -138,6 +138,9 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// `ADMIN_API_TOKEN`: admin routes are off when unset.
     pub admin_api_token: Option<String>,
+    /// `SUMMARY_MODEL`: the text model that summarises each phone call once it has ended
+    /// (OpenAI's Responses API); off when unset.
+    pub summary_model: Option<String>,
     /// `DEFAULT_PHONE_REGION` (default `FR`).
     pub default_phone_region: Id,
     /// `ALLOWED_CALL_COUNTRIES` (default: the EU member states).
@@ -335,6 +338,14 @@ impl Config {
                 t.len()
             ));
         }
+        let summary_model = r.opt("SUMMARY_MODEL");
+        if let Some(m) = &summary_model
+            && (m.contains("realtime") || m.starts_with("gpt-live") || m.contains(char::is_whitespace))
+        {
+            r.problem(format!(
+                "SUMMARY_MODEL must be a text model of the Responses API (gpt-5-mini, for one), got {m:?}: realtime and GPT-Live models do not serve /v1/responses"
+            ));
+        }
         let call_policy = match r.opt("ALLOWED_CALL_COUNTRIES") {
             None => CallPolicy::eu(),
             Some(list) => {
@@ -400,6 +411,7 @@ impl Config {
             transcript_retention_days,
             listen_addr,
             admin_api_token,
+            summary_model,
             default_phone_region,
             call_policy,
             outbox_dir,

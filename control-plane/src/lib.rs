@@ -9,10 +9,16 @@
 //! - clients: [`openai`] (`client_secrets`), [`twilio`] (REST);
 //! - [`config`]: the environment, validated at start;
 //! - call retries: [`retry`] (scheduling, the worker), [`calling_hours`] (when a retry may ring,
-//!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`].
+//!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`];
+//! - what operators read: [`record`] (leads and calls from any store: timeline, dialogue,
+//!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`) and by [`admin`]
+//!   (the read-only operator page, `/admin`); [`summary`] (the end-of-call summary, through
+//!   `SUMMARY_MODEL`).
 
+pub mod admin;
 pub mod calling_hours;
 pub mod capability;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod metrics;
@@ -20,9 +26,11 @@ pub mod openai;
 pub mod phone;
 pub mod placing;
 pub mod ratelimit;
+pub mod record;
 pub mod retry;
 pub mod routes;
 pub mod store;
+pub mod summary;
 pub mod twilio;
 
 use std::sync::Arc;
@@ -90,10 +98,14 @@ pub async fn purge_transcripts(app: &App) -> Result<u64, StoreError> {
 }
 
 /// Starts the background work: outbox replay (every second), the retry worker (every
-/// `CALL_RETRY_WORKER_SECS`) and the retention purge (hourly).
+/// `CALL_RETRY_WORKER_SECS`), the end-of-call summary sweep (with `SUMMARY_MODEL`, every five
+/// minutes) and the retention purge (hourly).
 pub fn spawn_background(app: &SharedApp) {
     tokio::spawn(app.storage.clone().run_replayer(Duration::from_secs(1)));
     tokio::spawn(retry::run_worker(app.clone()));
+    if app.config.summary_model.is_some() {
+        tokio::spawn(summary::run_sweeper(app.clone()));
+    }
     let a = app.clone();
     tokio::spawn(async move {
         loop {

@@ -6,24 +6,12 @@
 //! callway-control purge           delete transcripts past TRANSCRIPT_RETENTION_DAYS and exit
 //! callway-control erase <phone>   erase everything held about a phone number and exit
 //! callway-control opt-out <phone> cancel the call retries waiting for a number and exit
+//! callway-control leads | lead <id> | call <id>   the record of leads and calls (--json, --reveal)
 //! ```
 
 use std::process::ExitCode;
 
 use callway_control::config::Config;
-
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
-    if json {
-        tracing_subscriber::fmt().with_env_filter(filter).json().init();
-    } else {
-        // Colours only on a terminal: a file, a pipe or journald gets plain text.
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).init();
-    }
-}
 
 const USAGE: &str = "\
 callway-control: the Callway control plane (web session, leads, outbound calls, callbacks,
@@ -36,7 +24,7 @@ usage:
   callway-control erase <phone>    erase everything held about a phone number and exit
   callway-control opt-out <phone>  cancel the call retries waiting for a number (the prospect
                                    asked not to be called again) and exit
-
+{records}
 Configuration comes from the environment (README.md, \"Configuration\"); every missing or bad
 value is reported at start, one line each.
 ";
@@ -45,10 +33,18 @@ value is reported at start, one line each.
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(args.first().map(String::as_str), Some("-h" | "--help" | "help")) {
-        print!("{USAGE}");
+        print!("{}", USAGE.replace("{records}", callway_control::cli::records::USAGE));
         return ExitCode::SUCCESS;
     }
-    init_logs();
+    // The rules every Callway binary shares: stderr, colours only on a terminal without
+    // NO_COLOR, LOG_FORMAT=json, numbers and tokens masked in every line.
+    match callway_logs::Format::from_env() {
+        Ok(format) => callway_logs::init("info,sqlx=warn", format),
+        Err(e) => {
+            eprintln!("callway-control: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -130,8 +126,12 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Some("leads" | "lead" | "call") => match callway_control::cli::records::parse(&args) {
+            Ok(req) => callway_control::cli::records::run(&req, &config).await,
+            Err(e) => fail(&e),
+        },
         Some(other) => fail(&format!(
-            "unknown command {other:?} (serve, migrate, purge, erase <phone>, opt-out <phone>)"
+            "unknown command {other:?} (serve, migrate, purge, erase <phone>, opt-out <phone>, leads, lead <id>, call <id>)"
         )),
     }
 }

@@ -305,6 +305,34 @@ impl OpenAiClient {
         serde_json::from_value(v)
             .map_err(|e| OpenAiError::Unavailable(format!("unexpected client_secrets answer: {e}")))
     }
+
+    /// `POST /v1/responses`: `instructions` and `input` to the text `model`, not stored at
+    /// OpenAI (`store: false`); the text of the answer's `output_text` parts.
+    pub async fn respond(&self, model: &str, instructions: &str, input: &str) -> Result<String, OpenAiError> {
+        let body = json!({
+            "model": model,
+            "instructions": instructions,
+            "input": input,
+            "store": false,
+            "max_output_tokens": 600,
+        });
+        let v = self.post_json("/v1/responses", &body, "responses").await?;
+        output_text(&v).ok_or_else(|| OpenAiError::Unavailable("a response without output_text".into()))
+    }
+}
+
+/// The text of a Responses API `response`: its `message` items' `output_text` parts, joined.
+pub fn output_text(response: &Value) -> Option<String> {
+    let parts: Vec<&str> = response["output"]
+        .as_array()?
+        .iter()
+        .filter(|item| item["type"] == "message")
+        .flat_map(|item| item["content"].as_array().into_iter().flatten())
+        .filter(|part| part["type"] == "output_text")
+        .filter_map(|part| part["text"].as_str())
+        .collect();
+    let text = parts.join("\n").trim().to_owned();
+    (!text.is_empty()).then_some(text)
 }
 
 /// A refusal from OpenAI's REST side, by status and `error` body.

@@ -131,34 +131,10 @@ impl CallPolicy {
     }
 }
 
-/// Masks a number for logs: country code and last two digits kept (`+33******78`).
+/// Masks a number for logs: country code and last two digits kept (`+33******78`); the same
+/// mask every Callway binary applies ([`callway_logs::mask_phone`]).
 pub fn mask(e164: &str) -> String {
-    let digits: Vec<char> = e164.chars().filter(|c| c.is_ascii_digit()).collect();
-    if digits.len() < 6 {
-        return "+***".into();
-    }
-    let cc = cc_len(&digits);
-    // A fixed run of stars: the mask hides the number's length too.
-    let mut out = String::with_capacity(cc + 9);
-    out.push('+');
-    out.extend(&digits[..cc]);
-    out.push_str("******");
-    out.extend(&digits[digits.len() - 2..]);
-    out
-}
-
-/// Length of the country calling code at the start of `digits` (1 to 3 digits), looked up in
-/// the metadata so `+33…` keeps `33` and `+1…` keeps `1`.
-fn cc_len(digits: &[char]) -> usize {
-    for len in 1..=3 {
-        let code: String = digits[..len].iter().collect();
-        if let Ok(code) = code.parse::<u16>()
-            && DATABASE.by_code(&code).is_some()
-        {
-            return len;
-        }
-    }
-    2
+    callway_logs::mask_phone(e164)
 }
 
 #[cfg(test)]

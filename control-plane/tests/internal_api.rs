@@ -166,6 +166,28 @@ async fn phone_tools_correct_the_lead_and_end_the_call_for_real() {
         )
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
+
+    // Each tool call and its result is on the call's record, without the values themselves.
+    let record = callway_control::record::read::call(
+        &w.app.app.storage.store,
+        call_id.parse().unwrap(),
+        callway_control::record::Numbers::Masked,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let tools: Vec<(&str, Option<&str>)> = record
+        .timeline
+        .iter()
+        .filter(|t| t.kind == "tool")
+        .map(|t| (t.what.as_str(), t.detail.as_deref()))
+        .collect();
+    assert_eq!(tools.len(), 3, "{tools:?}");
+    assert_eq!(tools[0], ("save_lead", Some("ok: last name, number corrected")));
+    assert_eq!(tools[1].0, "save_lead");
+    assert!(tools[1].1.unwrap().starts_with("refused: "), "{tools:?}");
+    assert_eq!(tools[2].0, "hangup-requested");
+    assert!(!format!("{tools:?}").contains("698765432"), "no number on the timeline");
 }
 
 #[tokio::test]

@@ -170,6 +170,20 @@ async fn token_redeemed_exactly_once_even_when_raced(s: Store) {
     assert_eq!(won[0].lead_id, l.id);
 }
 
+/// The CallSid Twilio gave when the call was placed comes back with the redemption, so the
+/// "stream token redeemed" line names the call even when the gateway does not know it yet.
+async fn redemption_names_the_call_sid_recorded_when_placed(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = call(l.id);
+    s.create_call(&c).await.unwrap();
+    s.apply(&status(c.id, "queued", "twilio-call")).await.unwrap();
+    match s.redeem(c.id, &c.stream_nonce, None, OffsetDateTime::now_utc()).await.unwrap() {
+        Redeem::Redeemed(r) => assert_eq!(r.call_sid.as_deref(), Some("CA0123456789abcdef0123456789abcdef")),
+        other => panic!("first redemption: {other:?}"),
+    }
+}
+
 async fn event_batches_are_idempotent(s: Store) {
     let l = lead("+33612345678");
     s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
@@ -402,6 +416,7 @@ both_backends!(
     one_active_call_per_lead,
     statuses_only_move_forward,
     token_redeemed_exactly_once_even_when_raced,
+    redemption_names_the_call_sid_recorded_when_placed,
     event_batches_are_idempotent,
     purge_and_erase_remove_what_they_say,
     concurrent_status_updates_of_one_call_all_land,

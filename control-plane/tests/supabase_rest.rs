@@ -78,7 +78,7 @@ async fn upsert_lead_inserts_then_patches_on_duplicate() {
 async fn a_legacy_jwt_key_goes_in_both_headers() {
     let key = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
     let (s, rec) = store(key).await;
-    rec.script([Reply::new(200, r#"[{"version":2}]"#)]);
+    rec.script([Reply::new(200, r#"[{"version":3}]"#)]);
     s.migrate().await.unwrap();
     let r = &rec.take()[0];
     check_headers(r, key);
@@ -189,7 +189,7 @@ async fn create_call_conflict_and_atomic_redeem() {
             ("id".into(), format!("eq.{}", call.id)),
             ("stream_nonce".into(), "eq.00112233445566778899aabb".into()),
             ("token_redeemed_at".into(), "is.null".into()),
-            ("select".into(), "lead_id,summary".into()),
+            ("select".into(), "lead_id,summary,call_sid".into()),
         ],
         "one conditional UPDATE … RETURNING: atomic single use"
     );
@@ -238,4 +238,33 @@ async fn retries_are_claimed_one_conditional_patch_each() {
             (Some("placing"), Some("cp-1"))
         );
     }
+}
+
+#[tokio::test]
+async fn calls_awaiting_a_summary_are_one_get_with_their_transcript_inner_joined() {
+    let (s, rec) = store("sb_secret_x").await;
+    let id = "7d3c2b1a-0000-4000-8000-00000000000a";
+    rec.script([Reply::new(200, format!(r#"[{{"id":"{id}","call_events":[{{"kind":"transcript"}}]}}]"#))]);
+    let since = OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap();
+    let until = since + time::Duration::hours(1);
+    let ids = s.calls_awaiting_summary(since, until, 20).await.unwrap();
+    assert_eq!(ids, [Uuid::parse_str(id).unwrap()]);
+    let r = &rec.take()[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/rest/v1/calls"));
+    assert_eq!(
+        r.query_pairs(),
+        [
+            ("select".into(), "id,call_events!inner(kind)".into()),
+            ("outcome_summary".into(), "is.null".into()),
+            ("end_reason".into(), "not.is.null".into()),
+            (
+                "and".into(),
+                r#"(updated_at.gte."2026-11-30T00:53:20Z",updated_at.lte."2026-11-30T01:53:20Z")"#.into()
+            ),
+            ("call_events.kind".into(), "eq.transcript".into()),
+            ("call_events.limit".into(), "1".into()),
+            ("order".into(), "updated_at.asc".into()),
+            ("limit".into(), "20".into()),
+        ]
+    );
 }

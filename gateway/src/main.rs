@@ -3,14 +3,14 @@
 //! ([`callway_gateway::io::Gateway`]), and on SIGTERM or Ctrl-C drains: stops accepting, lets
 //! calls finish for `GATEWAY_DRAIN_SECS`, then shuts the rest down.
 //!
-//! Logs go to stderr through `tracing` (`RUST_LOG` filters, default `info`); `LOG_FORMAT=json`
-//! gives one JSON object per line.
+//! Logs go to stderr through `tracing` with the rules every Callway binary shares
+//! (`callway_logs`: `RUST_LOG` filters, default `info`; `LOG_FORMAT=json` gives one JSON object
+//! per line; colours only on a terminal without `NO_COLOR`; numbers and tokens masked).
 
 use std::process::ExitCode;
 
 use callway_gateway::config::Config;
 use callway_gateway::io::Gateway;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let config = match Config::from_env() {
@@ -20,19 +20,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if config.log_json {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .json()
-            .with_current_span(true)
-            .init();
-    } else {
-        // Colours only on a terminal: a file, a pipe or journald gets plain text.
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
-    }
+    let format = if config.log_json { callway_logs::Format::Json } else { callway_logs::Format::Text };
+    callway_logs::init("info", format);
     if let Some(notice) = contract::realtime::shutdown_notice(&config.openai_model) {
         tracing::warn!("{notice}");
     }

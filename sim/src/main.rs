@@ -21,11 +21,9 @@ enum Role {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // The rules every Callway binary shares: stderr, colours only on a terminal without
+    // NO_COLOR, LOG_FORMAT=json, numbers and tokens masked in every line.
+    callway_logs::init("info", callway_logs::Format::from_env().map_err(anyhow::Error::msg)?);
     match Cli::parse().role {
         Role::Openai(a) => callway_sim::openai::cli::run(a).await,
         Role::TwilioCall(a) => callway_sim::twilio::cli::run_call(a).await,

@@ -81,13 +81,17 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
     match outcome {
         Redeem::Redeemed(c) if c.lead_id.as_bytes() == &claims.lead_id => {
             Metrics::inc(&app.metrics.tokens_redeemed);
-            tracing::info!(%call_id, lead_id = %c.lead_id, call_sid = req.call_sid.as_deref().unwrap_or(""), "stream token redeemed");
+            // The CallSid recorded when the call was placed (the gateway may not know it yet).
+            let call_sid = c.call_sid.as_deref().or(req.call_sid.as_deref()).unwrap_or("");
+            tracing::info!(%call_id, lead_id = %c.lead_id, call_sid, "stream token redeemed");
+            // The web summary, and what the lead's previous call came to (SUMMARY_MODEL).
+            let summary = crate::summary::context_for_call(app, c.lead_id, call_id, &c.summary).await;
             Ok(CallContext {
                 call_id: call_id.to_string(),
                 lead_id: c.lead_id.to_string(),
-                instructions: phone_instructions(&c.first_name, &c.summary),
+                instructions: phone_instructions(&c.first_name, &summary),
                 first_name: c.first_name,
-                summary: c.summary,
+                summary,
                 language: "fr".into(),
                 voice: app.config.openai_voice.clone(),
             })
@@ -180,6 +184,7 @@ async fn run_tool(
         let args: PhoneSaveLeadArgs = match serde_json::from_str(&req.arguments) {
             Ok(a) => a,
             Err(e) => {
+                record_tool(app, call, "save_lead", "refused: arguments_invalid".into()).await;
                 return Ok(tool_answer(
                     false,
                     json!({"error": "arguments_invalid", "message": e.to_string()}),
@@ -207,10 +212,25 @@ async fn run_tool(
             Ok(())
         })();
         if let Err(f) = checked {
+            record_tool(app, call, "save_lead", format!("refused: {}", f.error.code)).await;
             return Ok(tool_answer(false, json!({"error": f.error.code, "message": f.error.message})));
         }
+        let changed: Vec<&str> = [
+            ("first name", correction.first_name.is_some()),
+            ("last name", correction.last_name.is_some()),
+            ("number", correction.phone_e164.is_some()),
+        ]
+        .iter()
+        .filter_map(|(what, set)| set.then_some(*what))
+        .collect();
         let phone_e164 = correction.phone_e164.clone();
         let applied = app.storage.write(Write::CorrectLead(correction)).await.map_err(ApiFailure::storage)?;
+        let outcome = if changed.is_empty() {
+            "ok: nothing to change".into()
+        } else {
+            format!("ok: {} corrected", changed.join(", "))
+        };
+        record_tool(app, call, "save_lead", outcome).await;
         tracing::info!(
             ?applied,
             phone = phone_e164.as_deref().map(phone::mask).unwrap_or_default(),
@@ -255,6 +275,22 @@ async fn run_tool(
     }
 }
 
+/// Writes a phone tool call and its result on the call's timeline (source `phone-tool`), for
+/// the operator's record. Never the values themselves: which fields changed, or the refusal.
+async fn record_tool(app: &SharedApp, call: &CallRow, tool: &str, outcome: String) {
+    let update = StatusUpdate {
+        call_id: call.id,
+        call_sid: call.call_sid.clone(),
+        status: tool.to_owned(),
+        source: "phone-tool".into(),
+        detail: Some(outcome),
+        at: OffsetDateTime::now_utc(),
+    };
+    if let Err(e) = app.storage.write(Write::RecordStatus(update)).await {
+        tracing::error!(error = %e, tool, "could not record the tool call on the timeline");
+    }
+}
+
 /// `POST /internal/v1/calls/{call_id}/events`: `204` once stored (or queued).
 pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, body: RawBody) -> Response {
     let result = async {
@@ -276,12 +312,17 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
             ));
         }
         let n = batch.events.len() as u64;
+        let ended = batch.events.iter().any(|e| matches!(e, contract::internal_api::CallEvent::Ended { .. }));
         let write =
             EventsWrite { call_id, seq: batch.seq, events: batch.events, at: OffsetDateTime::now_utc() };
         match app.storage.write(Write::AppendEvents(write)).await {
             Ok(_) => {
                 app.metrics.call_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(%call_id, events = n, "call events stored");
+                if ended && app.config.summary_model.is_some() {
+                    // On a task of its own: the gateway's batch is answered at once.
+                    tokio::spawn(crate::summary::after_call(app.clone(), call_id));
+                }
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
             Err(StoreError::NotFound(_)) => {

@@ -173,6 +173,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(crate::admin::router())
         .fallback(|| async { ApiFailure::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(app)

@@ -176,6 +176,8 @@ pub struct RedeemedCall {
     pub first_name: String,
     /// Web conversation summary.
     pub summary: String,
+    /// Twilio `CallSid`: the one recorded when the call was placed, else the gateway's.
+    pub call_sid: Option<String>,
 }
 
 /// Outcome of a redemption.
@@ -389,6 +391,28 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<Redeem, StoreError> {
         each!(self, s => s.redeem(call_id, nonce, call_sid, at).await)
+    }
+
+    /// Calls that ended between `since` and `until` with a phone transcript but no end-of-call
+    /// summary yet (oldest first, at most `limit`): what [`crate::summary::sweep`] catches up on.
+    pub async fn calls_awaiting_summary(
+        &self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        each!(self, s => s.calls_awaiting_summary(since, until, limit).await)
+    }
+
+    /// Stores the end-of-call summary on a call ([`crate::summary`]); an unknown call is
+    /// [`StoreError::NotFound`].
+    pub async fn set_outcome_summary(
+        &self,
+        call_id: Uuid,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.set_outcome_summary(call_id, text, at).await)
     }
 
     /// Deletes transcript lines older than `before`; returns how many.

@@ -16,6 +16,7 @@ use super::sql::{SqlPool, SqlStore, map_err};
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_call_retries.sql")),
+    (3, include_str!("../../migrations/postgres/0003_call_outcome_summary.sql")),
 ];
 
 /// Arbitrary constant naming the advisory lock migrations take.

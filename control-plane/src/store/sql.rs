@@ -31,11 +31,12 @@ pub struct SqlStore {
 macro_rules! on_pool {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
-            SqlPool::Pg($p) => $body,
-            SqlPool::Sqlite($p) => $body,
+            $crate::store::sql::SqlPool::Pg($p) => $body,
+            $crate::store::sql::SqlPool::Sqlite($p) => $body,
         }
     };
 }
+pub(crate) use on_pool;
 
 /// Reads a [`RetryRow`] from a row of either backend (a macro: the row types differ).
 macro_rules! retry_row {
@@ -273,7 +274,7 @@ impl SqlStore {
         at: OffsetDateTime,
     ) -> Result<Redeem, StoreError> {
         const UPDATE: &str = "UPDATE calls SET token_redeemed_at = $3, call_sid = COALESCE(call_sid, $4), updated_at = $5 \
-            WHERE id = $1 AND stream_nonce = $2 AND token_redeemed_at IS NULL RETURNING lead_id, summary";
+            WHERE id = $1 AND stream_nonce = $2 AND token_redeemed_at IS NULL RETURNING lead_id, summary, call_sid";
         const LEAD: &str = "SELECT first_name FROM leads WHERE id = $1";
         const EXISTS: &str = "SELECT 1 AS one FROM calls WHERE id = $1 AND stream_nonce = $2";
         let at = utc(at);
@@ -284,9 +285,10 @@ impl SqlStore {
                 Some(r) => {
                     let lead_id: Uuid = r.try_get("lead_id").map_err(map_err)?;
                     let summary: String = r.try_get("summary").map_err(map_err)?;
+                    let call_sid: Option<String> = r.try_get("call_sid").map_err(map_err)?;
                     let lead = sqlx::query(LEAD).bind(lead_id).fetch_one(p).await.map_err(map_err)?;
                     let first_name: String = lead.try_get("first_name").map_err(map_err)?;
-                    Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary }))
+                    Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary, call_sid }))
                 }
                 None => {
                     let exists = sqlx::query(EXISTS).bind(call_id).bind(nonce).fetch_optional(p).await.map_err(map_err)?;
@@ -338,6 +340,38 @@ impl SqlStore {
             }
             tx.commit().await.map_err(map_err)
         })
+    }
+
+    /// Ended calls (updated in `[since, until]`) with a transcript and no summary.
+    pub async fn calls_awaiting_summary(
+        &self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        const Q: &str = "SELECT c.id FROM calls c WHERE c.outcome_summary IS NULL AND c.end_reason IS NOT NULL \
+            AND c.updated_at >= $1 AND c.updated_at <= $2 \
+            AND EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = c.id AND e.kind = 'transcript') \
+            ORDER BY c.updated_at LIMIT $3";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(Q).bind(utc(since)).bind(utc(until)).bind(i64::from(limit))
+                .fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| r.try_get::<Uuid, _>("id")).collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+    }
+
+    /// Stores the end-of-call summary on the call.
+    pub async fn set_outcome_summary(
+        &self,
+        call_id: Uuid,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        const Q: &str =
+            "UPDATE calls SET outcome_summary = $2, outcome_summary_at = $3, updated_at = $3 WHERE id = $1";
+        let n = on_pool!(&self.pool, p => sqlx::query(Q).bind(call_id).bind(text).bind(utc(at))
+            .execute(p).await.map(|r| r.rows_affected()).map_err(map_err))?;
+        if n == 0 { Err(StoreError::NotFound(format!("call {call_id}"))) } else { Ok(()) }
     }
 
     /// Deletes transcript lines stored before `before`.

@@ -102,7 +102,8 @@ impl SupabaseStore {
         Err(classify(status, &text))
     }
 
-    async fn rows(&self, table: &str, query: &[(&str, String)]) -> Result<Vec<Value>, StoreError> {
+    /// A `GET` of `table` with `query`, its rows as JSON (also for [`crate::record::supabase`]).
+    pub(crate) async fn rows(&self, table: &str, query: &[(&str, String)]) -> Result<Vec<Value>, StoreError> {
         let text = self.call(Method::GET, table, query, None, None).await?;
         serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("unreadable PostgREST rows: {e}")))
     }
@@ -302,7 +303,7 @@ impl SupabaseStore {
                     ("id", eq(call_id)),
                     ("stream_nonce", eq(nonce)),
                     ("token_redeemed_at", "is.null".into()),
-                    ("select", "lead_id,summary".into()),
+                    ("select", "lead_id,summary,call_sid".into()),
                 ],
                 Some("return=representation"),
                 Some(&patch),
@@ -313,11 +314,12 @@ impl SupabaseStore {
             Some(r) => {
                 let lead_id: Uuid = r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
                 let summary = r["summary"].as_str().unwrap_or_default().to_owned();
+                let call_sid = r["call_sid"].as_str().map(str::to_owned);
                 let lead =
                     self.rows("leads", &[("id", eq(lead_id)), ("select", "first_name".into())]).await?;
                 let first_name =
                     lead.first().and_then(|l| l["first_name"].as_str()).unwrap_or_default().to_owned();
-                Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary }))
+                Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary, call_sid }))
             }
             None => {
                 let exists = self
@@ -391,6 +393,54 @@ impl SupabaseStore {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Ended calls (updated in `[since, until]`) with a transcript and no summary: the calls
+    /// embedding their transcript lines (`call_events!inner`), so calls without one drop out.
+    pub async fn calls_awaiting_summary(
+        &self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self
+            .rows(
+                "calls",
+                &[
+                    ("select", "id,call_events!inner(kind)".into()),
+                    ("outcome_summary", "is.null".into()),
+                    ("end_reason", "not.is.null".into()),
+                    // Values with PostgREST's reserved characters (`:`) are quoted in a logic tree.
+                    ("and", format!("(updated_at.gte.\"{}\",updated_at.lte.\"{}\")", ts(since), ts(until))),
+                    ("call_events.kind", "eq.transcript".into()),
+                    ("call_events.limit", "1".into()),
+                    ("order", "updated_at.asc".into()),
+                    ("limit", limit.to_string()),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect())
+    }
+
+    /// `PATCH calls?id=eq.<id>` with the end-of-call summary.
+    pub async fn set_outcome_summary(
+        &self,
+        call_id: Uuid,
+        text: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let at = ts(at);
+        let patch = json!({"outcome_summary": text, "outcome_summary_at": at, "updated_at": at});
+        let body = self
+            .call(
+                Method::PATCH,
+                "calls",
+                &[("id", eq(call_id)), ("select", "id".into())],
+                Some("return=representation"),
+                Some(&patch),
+            )
+            .await?;
+        if body.trim() == "[]" { Err(StoreError::NotFound(format!("call {call_id}"))) } else { Ok(()) }
     }
 
     /// `DELETE call_events?kind=eq.transcript&created_at=lt.<ts>`.

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod gateway;
 pub mod pg;
 pub mod recorder;
+pub mod records;
 pub mod web;
 pub mod world;
 

@@ -38,6 +38,19 @@ pub async fn web_on_postgres() -> Web {
     Web { app: Running::start(env).await, openai, twilio, _dir: dir }
 }
 
+/// Starts one on a fresh PostgreSQL database whose OpenAI is `openai_base` (a simulator)
+/// rather than a recorder (`openai` then records nothing), with extra environment.
+pub async fn web_on_postgres_with_openai(openai_base: &str, extra: &[(&str, &str)]) -> Web {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::Url(super::pg::fresh_database().await);
+    let (openai, twilio) = (Recorder::start().await, Recorder::start().await);
+    let mut env = super::env_for(&db, openai_base, &twilio.base);
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    Web { app: Running::start(env).await, openai, twilio, _dir: dir }
+}
+
 /// Starts one.
 pub async fn web() -> Web {
     web_with(&[]).await

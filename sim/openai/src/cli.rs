@@ -119,7 +119,7 @@ pub async fn run(args: OpenAiArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     let sim = OpenAiSim::spawn(config).await.with_context(|| format!("binding {}", args.listen))?;
     println!("OpenAI Realtime simulator on {}", sim.base_url());
-    println!("  WebSocket: {} (Authorization: Bearer {})", sim.ws_url(), sim.api_key());
+    println!("  WebSocket: {} (Authorization: Bearer {})", sim.ws_url(), crate::http::mask(sim.api_key()));
     println!("  REST:      POST {}/v1/realtime/client_secrets", sim.base_url());
     println!("  GPT-Live:  {} (WebSocket, same key; the model goes in session.start)", sim.live_url());
     if args.echo {

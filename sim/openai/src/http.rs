@@ -14,9 +14,18 @@ use crate::state::{Shared, lock};
 /// Response body type.
 pub(crate) type Body = Full<Bytes>;
 
+/// The error code a refusal carried (OpenAI's `error.code`, else its `error.type`), kept on
+/// the response for the one log line [`crate::server`] writes per refused request.
+#[derive(Debug, Clone)]
+pub(crate) struct RefusalCode(pub String);
+
 /// A JSON response with a `x-request-id` like the service's.
 pub(crate) fn json_response(status: u16, body: &Value) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
+    let error = &body["error"];
+    if let Some(code) = error["code"].as_str().or_else(|| error["type"].as_str()) {
+        r.extensions_mut().insert(RefusalCode(code.to_owned()));
+    }
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/json"));
@@ -63,7 +72,8 @@ pub(crate) fn presented_key(h: &HeaderMap) -> Option<String> {
         .find_map(|p| p.trim().strip_prefix("openai-insecure-api-key.").map(str::to_owned))
 }
 
-fn mask(key: &str) -> String {
+/// A key as OpenAI shows it in its errors (`sk-***…1234`), also for the banner.
+pub(crate) fn mask(key: &str) -> String {
     let n = key.chars().count();
     if n <= 8 {
         return "*".repeat(n);

@@ -73,6 +73,7 @@ mod ids;
 mod models;
 mod playout;
 mod response;
+mod responses_api;
 mod rest;
 mod rtc;
 mod server;
@@ -95,6 +96,7 @@ pub use faults::{Fault, Refusal, StallMode};
 pub use record::{
     Auth, ClientSecretRequest, HandshakeRecord, LiveRecord, RecordedEvent, SessionEnd, SessionRecord,
 };
+pub use responses_api::summarise;
 pub use script::{AudioSource, Reply, Script, ToolCall};
 
 use state::{Shared, lock};

@@ -3,8 +3,8 @@
 //! parameter checked first); `POST /v1/realtime/client_secrets` is the REST endpoint
 //! (`rest.rs`); `POST /v1/realtime/calls` starts a WebRTC session (`calls.rs`); `GET
 //! /v1/live/sessions` with a WebSocket upgrade starts a GPT-Live session (`live/`), and `POST
-//! /v1/live/sessions` a GPT-Live session over WebRTC (`live/create.rs`). Anything else gets
-//! OpenAI's 404 body.
+//! /v1/live/sessions` a GPT-Live session over WebRTC (`live/create.rs`); `POST /v1/responses`
+//! answers the Responses API (`responses_api.rs`). Anything else gets OpenAI's 404 body.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::faults::SessionFaults;
-use crate::http::{Body, authenticate, error_body, header_list, json_response, not_found};
+use crate::http::{Body, RefusalCode, authenticate, error_body, header_list, json_response, not_found};
 use crate::record::{Auth, HandshakeRecord, SessionRecord};
 use crate::response::Pacing;
 use crate::session::{Session, Settings, Transport};
@@ -64,15 +64,24 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
 
 async fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
-    Ok(match (req.method().clone(), path.as_str()) {
+    let method = req.method().clone();
+    let response = match (method.clone(), path.as_str()) {
         (Method::GET, "/v1/realtime") => handshake(req, &shared),
         (Method::POST, "/v1/realtime/client_secrets") => crate::rest::client_secrets(req, shared).await,
         (Method::POST, "/v1/realtime/calls") => crate::calls::create(req, shared).await,
+        (Method::POST, "/v1/responses") => crate::responses_api::create(req, shared).await,
         (Method::OPTIONS, "/v1/realtime/calls") => crate::calls::preflight(),
         (Method::GET, "/v1/live/sessions") => crate::live::handshake(req, &shared),
         (Method::POST, "/v1/live/sessions") => crate::live::create(req, shared).await,
         (m, p) => not_found(m.as_str(), p),
-    })
+    };
+    // Each refused request is said once, so a misdirected client shows in the log.
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        let code = response.extensions().get::<RefusalCode>().map_or("none", |c| c.0.as_str());
+        tracing::info!(%method, %path, status = status.as_u16(), %code, "request refused");
+    }
+    Ok(response)
 }
 
 /// Adds the record of a session just accepted (either transport) and returns it.

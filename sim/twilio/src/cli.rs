@@ -220,9 +220,9 @@ pub async fn run_call(args: TwilioCallArgs) -> anyhow::Result<()> {
 
     let report = caller::run_call(cfg).await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", callway_logs::redact(&serde_json::to_string_pretty(&report)?));
     } else {
-        print!("{}", report.summary());
+        print!("{}", callway_logs::redact(&report.summary()));
     }
     if let Some(path) = &args.save_heard {
         std::fs::write(path, audio::wav_bytes(&report.heard_track()))
@@ -282,7 +282,7 @@ pub async fn run_api(args: TwilioApiArgs) -> anyhow::Result<()> {
     let handle = TwilioApiSim::spawn(cfg).await?;
     println!("Twilio REST simulator on {}", handle.base_url());
     println!("  account SID  {}", handle.account_sid());
-    println!("  auth token   {}", handle.auth_token());
+    println!("  auth token   {}", callway_logs::mask_secret(handle.auth_token()));
     println!("  create calls POST {}", handle.calls_url());
     println!(
         "  caller IDs   GET  {}/2010-04-01/Accounts/{}/OutgoingCallerIds.json",
@@ -313,27 +313,33 @@ async fn print_calls(handle: &ApiHandle) {
         for call in done {
             printed.insert(call.sid.clone());
             let timeline: Vec<&str> = call.timeline.iter().map(|s| s.status.as_str()).collect();
-            println!(
+            say(&format!(
                 "call {} {} -> {}: {} ({} s)",
                 call.sid,
                 call.from,
                 call.to,
                 timeline.join(" → "),
                 call.duration_secs.unwrap_or(0)
-            );
+            ));
             for e in &call.errors {
-                println!("  error {} {}", e.code, e.message);
+                say(&format!("  error {} {}", e.code, e.message));
             }
             for cb in handle.callbacks_for(&call.sid) {
                 let answer =
                     cb.http_status.map_or_else(|| cb.error.clone().unwrap_or_default(), |s| s.to_string());
-                println!("  {} {} {} -> {}", cb.event, cb.method, cb.url, answer);
+                say(&format!("  {} {} {} -> {}", cb.event, cb.method, cb.url, answer));
             }
             for r in &call.caller_reports {
                 for line in r.summary().lines() {
-                    println!("  | {line}");
+                    say(&format!("  | {line}"));
                 }
             }
         }
     }
+}
+
+/// Prints a line of a finished call's account with its numbers and stream token masked, as
+/// every Callway binary does (`callway_logs::redact`).
+fn say(line: &str) {
+    println!("{}", callway_logs::redact(line));
 }

@@ -41,6 +41,8 @@ pub const TRIAL_CALL_LIMIT: u32 = 13805;
 pub const INVALID_PARAMETER: u32 = 20001;
 /// Authenticate (wrong or missing credentials).
 pub const AUTHENTICATE: u32 = 20003;
+/// Method not allowed (a verb the resource does not take).
+pub const METHOD_NOT_ALLOWED: u32 = 20004;
 /// The requested resource was not found.
 pub const NOT_FOUND: u32 = 20404;
 /// Too Many Requests.

@@ -41,6 +41,11 @@ impl ApiError {
         e
     }
 
+    /// 405 20004: `method` is not one `path` takes.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(405, codes::METHOD_NOT_ALLOWED, format!("Method {method} is not allowed on {path}"))
+    }
+
     /// 404 20404 for `path`.
     pub fn not_found(path: &str) -> Self {
         Self::new(404, codes::NOT_FOUND, format!("The requested resource {path} was not found"))

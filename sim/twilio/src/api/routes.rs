@@ -31,6 +31,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/2010-04-01/Accounts/{account}/Calls/{call}", get(fetch_call).post(update_call))
         .route("/2010-04-01/Accounts/{account}/OutgoingCallerIds.json", get(list_caller_ids))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
 }
 
@@ -111,11 +112,18 @@ fn respond(
     headers: &HeaderMap,
     result: Result<(StatusCode, Value), ApiError>,
 ) -> Response {
+    let refused_code = result.as_ref().err().map(|e| e.code);
     let (status, body, response) = match result {
         Ok((status, body)) => (status.as_u16(), body.clone(), (status, axum::Json(body)).into_response()),
         Err(e) => (e.status, serde_json::to_value(&e).unwrap_or(Value::Null), e.into_response()),
     };
-    tracing::info!(%method, %path, status, host = host_of(headers).unwrap_or_default(), "api request");
+    let host = host_of(headers).unwrap_or_default();
+    match refused_code {
+        // A refusal is said once, with the Twilio error code it carried, so a misdirected
+        // client shows in the log.
+        Some(code) => tracing::info!(%method, %path, status, code, host, "request refused"),
+        None => tracing::info!(%method, %path, status, host, "api request"),
+    }
     let record = RecordedRequest {
         method: method.to_string(),
         path: path.to_owned(),
@@ -360,6 +368,18 @@ async fn list_caller_ids(
         ))
     })();
     respond(&shared, &method, uri.path(), query.clone(), &headers, result)
+}
+
+/// A known resource asked with a verb it does not take: Twilio's 405 (20004), recorded.
+async fn method_not_allowed(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path().to_owned();
+    let refusal = ApiError::method_not_allowed(method.as_str(), &path);
+    respond(&shared, &method, &path, Vec::new(), &headers, Err(refusal))
 }
 
 async fn not_found(

@@ -1,0 +1,47 @@
+//! The three reads an operator makes, on whichever backend is configured: the newest leads, one
+//! lead with its calls and retries, one call in full. Numbers are masked here unless
+//! [`Numbers::Revealed`] is asked for, so no caller can forget to.
+
+use uuid::Uuid;
+
+use super::{CallRecord, LeadListItem, LeadRecord, Numbers, RetryView};
+use crate::store::{Store, StoreError};
+
+/// Leads listed when no limit is given.
+pub const DEFAULT_LEADS: u32 = 50;
+/// Most leads one list returns.
+pub const MAX_LEADS: u32 = 1000;
+
+/// The newest `limit` leads (at most [`MAX_LEADS`]), with their latest call.
+pub async fn leads(store: &Store, limit: u32, numbers: Numbers) -> Result<Vec<LeadListItem>, StoreError> {
+    let limit = limit.clamp(1, MAX_LEADS);
+    let mut list = match store {
+        Store::Sql(s) => super::sql::leads(s, limit).await?,
+        Store::Supabase(s) => super::supabase::leads(s, limit).await?,
+    };
+    for l in &mut list {
+        l.phone = numbers.show(&l.phone);
+    }
+    Ok(list)
+}
+
+/// One lead, its calls (newest first) and its retries; `None` if there is no such lead.
+pub async fn lead(store: &Store, id: Uuid, numbers: Numbers) -> Result<Option<LeadRecord>, StoreError> {
+    let found = match store {
+        Store::Sql(s) => super::sql::lead(s, id).await?,
+        Store::Supabase(s) => super::supabase::lead(s, id).await?,
+    };
+    let Some((mut lead, calls)) = found else { return Ok(None) };
+    lead.phone = numbers.show(&lead.phone);
+    let retries = store.retries_for_lead(id).await?.into_iter().map(RetryView::from).collect();
+    Ok(Some(LeadRecord { lead, calls, retries }))
+}
+
+/// One call in full; `None` if there is no such call.
+pub async fn call(store: &Store, id: Uuid, numbers: Numbers) -> Result<Option<CallRecord>, StoreError> {
+    let rows = match store {
+        Store::Sql(s) => super::sql::call(s, id).await?,
+        Store::Supabase(s) => super::supabase::call(s, id).await?,
+    };
+    Ok(rows.map(|r| CallRecord::build(r, numbers)))
+}
