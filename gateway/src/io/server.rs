@@ -1,5 +1,6 @@
 //! Starting and stopping the gateway: the shared state built once (config, authorizer, TLS),
-//! one worker thread per listener, the ops thread, and the drain.
+//! one worker thread per listener, the ops thread, the signal thread (`SIGHUP` reloads the
+//! TLS certificate, [`Gateway::reload_tls`]), and the drain.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::control::ControlPlane;
+use super::reload::{self, ReloadError};
+use super::tls::{CertSummary, ReloadableCert};
 use super::{conn, listener, ops, tls, uring};
 use crate::config::{Config, IoShell};
 use crate::core::auth::UpgradeAuthorizer;
@@ -82,6 +85,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     draining: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    /// The served certificate, when the gateway terminates TLS.
+    cert: Option<Arc<ReloadableCert>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -102,8 +107,8 @@ impl Gateway {
             .map_err(|e| StartError::Config(e.to_string()))?;
         let authorizer =
             UpgradeAuthorizer::new(config.twilio_auth_token.as_bytes(), &config.public_origin(), verifier);
-        let acceptor = match &config.tls {
-            Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
+        let cert = match &config.tls {
+            Some(files) => Some(Arc::new(ReloadableCert::load(files).map_err(StartError::Tls)?)),
             None => {
                 tracing::info!(
                     "GATEWAY_TLS_CERT/GATEWAY_TLS_KEY unset: plain TCP on {} (a proxy in front must terminate TLS for wss://{})",
@@ -112,6 +117,10 @@ impl Gateway {
                 );
                 None
             }
+        };
+        let acceptor = match &cert {
+            Some(cert) => Some(tls::acceptor(cert.clone()).map_err(StartError::Tls)?),
+            None => None,
         };
         let connector = tls::connector(config.openai_ca_file.as_deref()).map_err(StartError::Tls)?;
         let workers = config.workers.max(1);
@@ -125,6 +134,9 @@ impl Gateway {
 
         let (uring, why) = choose_shell(config.io)?;
         let metrics = Arc::new(Metrics::default());
+        if let Some(cert) = &cert {
+            metrics.tls_certificate_loaded(&cert.summary().sha256);
+        }
         metrics.workers_total.store(workers as u64, Ordering::Relaxed);
         let _ = metrics.io_shell.set(if uring { "uring" } else { "epoll" });
         let shared = Arc::new(Shared {
@@ -142,6 +154,7 @@ impl Gateway {
             ops = %ops_addr,
             workers,
             tls = shared.acceptor.is_some(),
+            tls_cert_sha256 = cert.as_ref().map(|c| c.summary().sha256).unwrap_or_default(),
             openai = %shared.config.realtime.url(),
             control_plane = %shared.config.control_plane_url,
             public_origin = %shared.config.public_origin(),
@@ -166,7 +179,18 @@ impl Gateway {
             .spawn(move || ops::run(ops_listener, m, rx))
             .map_err(StartError::Runtime)?;
         threads.push(t);
-        Ok(Gateway { local_addr, ops_addr, metrics, draining, threads })
+        let t = reload::on_sighup(cert.clone(), metrics.clone(), draining.subscribe())
+            .map_err(StartError::Runtime)?;
+        threads.push(t);
+        Ok(Gateway { local_addr, ops_addr, metrics, draining, threads, cert })
+    }
+
+    /// Reads `GATEWAY_TLS_CERT` / `GATEWAY_TLS_KEY` again (what `SIGHUP` does): new handshakes
+    /// present the new certificate, calls already connected carry on with the session they
+    /// have. When a file cannot be used the old certificate stays and the error says which
+    /// file and what to do. Logged and counted (`callway_gateway_tls_reloads_total`) either way.
+    pub fn reload_tls(&self) -> Result<CertSummary, ReloadError> {
+        reload::reload(self.cert.as_deref(), &self.metrics)
     }
 
     /// Where Twilio connects (port 0 resolved).
