@@ -7,7 +7,9 @@
 //! - [`SIGNATURE_HEADER`]: `v1=<hex HMAC-SHA256(INTERNAL_API_SECRET, ts \n METHOD \n path \n body)>`.
 //!
 //! The receiver refuses a timestamp more than [`MAX_SKEW_SECS`] away from its clock and compares
-//! the tag in constant time. Replays inside the window are harmless for these routes: token
+//! the tag in constant time, against the current secret and, during a rotation, the previous
+//! one (`INTERNAL_API_SECRET_PREVIOUS`, [`InternalAuth::with_previous`]); signing always uses
+//! the current one. Replays inside the window are harmless for these routes: token
 //! redemption is single-use in the database and the other writes are idempotent by design.
 //!
 //! # Routes (all `POST`, JSON in and out)
@@ -40,6 +42,8 @@ pub fn events_path(call_id: &str) -> String {
 /// Signs internal requests (gateway side) and checks them (control plane side).
 pub struct InternalAuth {
     key: hmac::Key,
+    /// The secret before a rotation: accepted by [`InternalAuth::verify`], never signed with.
+    previous: Option<hmac::Key>,
 }
 
 /// Why an internal request was refused.
@@ -67,7 +71,16 @@ pub enum InternalAuthError {
 impl InternalAuth {
     /// Over the shared `INTERNAL_API_SECRET`.
     pub fn new(secret: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        Self::with_previous(secret, None)
+    }
+
+    /// Over `secret`, also accepting requests signed with `previous` (the value before a
+    /// rotation, `INTERNAL_API_SECRET_PREVIOUS`) while gateways are moved to the new one.
+    pub fn with_previous(secret: &[u8], previous: Option<&[u8]>) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            previous: previous.map(|p| hmac::Key::new(hmac::HMAC_SHA256, p)),
+        }
     }
 
     fn tag(&self, ts: u64, method: &str, path: &str, body: &[u8]) -> hmac::Tag {
@@ -127,7 +140,9 @@ impl InternalAuth {
         ctx_msg.extend_from_slice(path.as_bytes());
         ctx_msg.push(b'\n');
         ctx_msg.extend_from_slice(body);
-        hmac::verify(&self.key, &ctx_msg, &tag).map_err(|_| InternalAuthError::BadSignature)
+        let current = hmac::verify(&self.key, &ctx_msg, &tag).is_ok();
+        let previous = self.previous.as_ref().is_some_and(|k| hmac::verify(k, &ctx_msg, &tag).is_ok());
+        if current || previous { Ok(()) } else { Err(InternalAuthError::BadSignature) }
     }
 }
 
@@ -270,6 +285,36 @@ pub struct ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn during_a_rotation_the_previous_secret_is_accepted_and_never_signed_with() {
+        let (old, new) =
+            (&b"internal-secret-before-rotation!!"[..], &b"internal-secret-after-rotation!!!"[..]);
+        let gateway_old = InternalAuth::new(old);
+        let gateway_new = InternalAuth::new(new);
+        let control = InternalAuth::with_previous(new, Some(old));
+        for signer in [&gateway_old, &gateway_new] {
+            let sig = signer.sign(1_000, "POST", REDEEM_PATH, b"{}");
+            assert_eq!(control.verify("1000", &sig, "POST", REDEEM_PATH, b"{}", 1_000), Ok(()));
+        }
+        // The control plane signs (if it ever does) with the new secret only.
+        assert_eq!(
+            control.sign(1_000, "POST", REDEEM_PATH, b"{}"),
+            gateway_new.sign(1_000, "POST", REDEEM_PATH, b"{}")
+        );
+        // Once the window is over (no previous), the old secret is refused.
+        let sig = gateway_old.sign(1_000, "POST", REDEEM_PATH, b"{}");
+        assert_eq!(
+            InternalAuth::new(new).verify("1000", &sig, "POST", REDEEM_PATH, b"{}", 1_000),
+            Err(InternalAuthError::BadSignature)
+        );
+        let stranger =
+            InternalAuth::new(b"a-third-secret-never-configured!!").sign(1_000, "POST", REDEEM_PATH, b"{}");
+        assert_eq!(
+            control.verify("1000", &stranger, "POST", REDEEM_PATH, b"{}", 1_000),
+            Err(InternalAuthError::BadSignature)
+        );
+    }
 
     #[test]
     fn sign_verify_round_trip() {

@@ -115,6 +115,11 @@ pub struct Config {
     pub stream_token_ttl_secs: u64,
     /// `INTERNAL_API_SECRET`.
     pub internal_api_secret: Vec<u8>,
+    /// `STREAM_TOKEN_SECRET_PREVIOUS`: tokens it signed still redeem during a rotation.
+    pub stream_token_secret_previous: Option<Vec<u8>>,
+    /// `INTERNAL_API_SECRET_PREVIOUS`: gateways still signing with it are accepted during a
+    /// rotation.
+    pub internal_api_secret_previous: Option<Vec<u8>>,
     /// `TRANSCRIPT_RETENTION_DAYS` (default 30).
     pub transcript_retention_days: u32,
     /// `CONTROL_LISTEN_ADDR` (default `0.0.0.0:8080`).
@@ -295,6 +300,18 @@ impl Config {
         let stream_token_secret = r.secret("STREAM_TOKEN_SECRET", contract::stream_token::MIN_SECRET_LEN);
         let stream_token_ttl_secs = r.number("STREAM_TOKEN_TTL_SECS", 120u64, 10, 3600);
         let internal_api_secret = r.secret("INTERNAL_API_SECRET", 32);
+        let stream_token_secret_previous = r.previous_secret(
+            "STREAM_TOKEN_SECRET_PREVIOUS",
+            "STREAM_TOKEN_SECRET",
+            &stream_token_secret,
+            contract::stream_token::MIN_SECRET_LEN,
+        );
+        let internal_api_secret_previous = r.previous_secret(
+            "INTERNAL_API_SECRET_PREVIOUS",
+            "INTERNAL_API_SECRET",
+            &internal_api_secret,
+            32,
+        );
         let transcript_retention_days = r.number("TRANSCRIPT_RETENTION_DAYS", 30u32, 1, 3650);
         let listen_addr = r.addr("CONTROL_LISTEN_ADDR", "0.0.0.0:8080");
         let admin_api_token = r.opt("ADMIN_API_TOKEN");
@@ -386,6 +403,8 @@ impl Config {
             stream_token_secret,
             stream_token_ttl_secs,
             internal_api_secret,
+            stream_token_secret_previous,
+            internal_api_secret_previous,
             transcript_retention_days,
             listen_addr,
             admin_api_token,

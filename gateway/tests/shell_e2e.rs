@@ -204,7 +204,8 @@ async fn world_with_env(
         std::fs::write(&ca, &pki.ca_pem).unwrap();
         env.push(("OPENAI_CA_FILE", ca.display().to_string()));
     }
-    let config = Config::from_lookup(&|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+    // The last value of a name wins: `extra_env` overrides the defaults above.
+    let config = Config::from_lookup(&|k| env.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
     let gateway = Gateway::start(config).unwrap();
     // The shell asked for is the shell running (GATEWAY_IO=uring fails to start rather than
@@ -847,5 +848,38 @@ async fn sighup_swaps_the_certificate_for_new_handshakes_while_a_call_connected_
     assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
     let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
     assert!(done.caller_reports[0].handshake_failure.is_none(), "{}", done.caller_reports[0].summary());
+    w.shutdown().await;
+}
+
+/// Step 1 of the runbook's rotation of `STREAM_TOKEN_SECRET`: the gateway has the new secret
+/// and the previous one while the control plane still mints with the previous: calls go
+/// through; a token of a secret the gateway does not have is still refused before any OpenAI
+/// session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_stream_token_secret_rotation_tokens_of_the_previous_secret_still_open_calls() {
+    const NEW: &str = "rotated-stream-token-secret-0123456789abcdef";
+    let sample = callway_gateway::samples::ulaw_tone(600 * 8);
+    let env = [("STREAM_TOKEN_SECRET", NEW), ("STREAM_TOKEN_SECRET_PREVIOUS", STREAM_TOKEN_SECRET)];
+    let mut w = world_with_env(Mode::Plain, caller(&sample), greeting(), |_| {}, &env).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+    assert!(done.caller_reports[0].first_agent_audio.is_some(), "{}", done.caller_reports[0].summary());
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+
+    let stranger =
+        contract::stream_token::StreamTokenMinter::new(b"a-third-secret-nobody-configured-0123456789")
+            .unwrap()
+            .mint(&contract::stream_token::StreamClaims {
+                call_id: [1; 16],
+                lead_id: [2; 16],
+                expires_at: callway_control::routes::now_secs() + 60,
+                nonce: [3; 12],
+            });
+    let path = format!("/api/twilio/media-stream/{stranger}");
+    let (status, text) = raw_upgrade(w.gateway().local_addr(), &w.domain, &path, Some(AUTH_TOKEN)).await;
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(w.openai.sessions().len(), 1, "no OpenAI session for the refused token");
     w.shutdown().await;
 }

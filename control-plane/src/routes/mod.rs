@@ -114,9 +114,19 @@ impl App {
             .with_host_header(config.twilio_api_host_header.clone()),
             twilio_signer: TwilioSigner::new(config.twilio_auth_token.as_bytes()),
             minter: StreamTokenMinter::new(&config.stream_token_secret).map_err(|e| e.to_string())?,
-            verifier: StreamTokenVerifier::new(&[&config.stream_token_secret], 30)
-                .map_err(|e| e.to_string())?,
-            internal_auth: contract::internal_api::InternalAuth::new(&config.internal_api_secret),
+            // Tokens minted before a rotation still redeem (STREAM_TOKEN_SECRET_PREVIOUS).
+            verifier: StreamTokenVerifier::new(
+                &[Some(&config.stream_token_secret), config.stream_token_secret_previous.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
+                30,
+            )
+            .map_err(|e| e.to_string())?,
+            internal_auth: contract::internal_api::InternalAuth::with_previous(
+                &config.internal_api_secret,
+                config.internal_api_secret_previous.as_deref(),
+            ),
             capabilities: CapabilityKey::derive(&config.stream_token_secret),
             limits: Mutex::new(Limiters {
                 sessions_per_ip: RateLimiter::new(l.sessions_per_ip),

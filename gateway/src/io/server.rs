@@ -103,7 +103,12 @@ impl Gateway {
     /// Binds the listeners and the ops port, and starts the worker threads. Returns once every
     /// socket is bound (connections are accepted from then on).
     pub fn start(config: Config) -> Result<Gateway, StartError> {
-        let verifier = StreamTokenVerifier::new(&[&config.stream_token_secret], TOKEN_LEEWAY_SECS)
+        // The current secret and, during a rotation, the previous one.
+        let secrets: Vec<&[u8]> = std::iter::once(&config.stream_token_secret)
+            .chain(&config.stream_token_secret_previous)
+            .map(|s| &s[..])
+            .collect();
+        let verifier = StreamTokenVerifier::new(&secrets, TOKEN_LEEWAY_SECS)
             .map_err(|e| StartError::Config(e.to_string()))?;
         let authorizer =
             UpgradeAuthorizer::new(config.twilio_auth_token.as_bytes(), &config.public_origin(), verifier);
