@@ -47,6 +47,8 @@ pub struct Metrics {
     pub retries_placed: AtomicU64,
     /// Call retries cancelled.
     pub retries_cancelled: AtomicU64,
+    /// Retries found stuck in `placing` (their control plane stopped) and settled.
+    pub retries_recovered: AtomicU64,
 }
 
 impl Metrics {
@@ -57,7 +59,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64, &str); 20] = [
+        let rows: [(&str, &str, &AtomicU64, &str); 21] = [
             ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
             ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
             ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
@@ -103,6 +105,12 @@ impl Metrics {
             ("callway_retries_scheduled_total", "counter", &self.retries_scheduled, "Call retries scheduled"),
             ("callway_retries_placed_total", "counter", &self.retries_placed, "Call retries placed"),
             ("callway_retries_cancelled_total", "counter", &self.retries_cancelled, "Call retries cancelled"),
+            (
+                "callway_retries_recovered_total",
+                "counter",
+                &self.retries_recovered,
+                "Call retries found stuck in placing after a control-plane stop and settled (requeued, adopted or failed)",
+            ),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, value, help) in rows {
