@@ -16,6 +16,41 @@
 //! - [`REDEEM_PATH`]: [`RedeemRequest`] → [`CallContext`] (404/409/410 with an [`ApiError`]).
 //! - [`tool_path`]`(call_id, name)`: [`ToolRequest`] → [`ToolResponse`].
 //! - [`events_path`]`(call_id)`: [`CallEventsBatch`] → `204`.
+//! - [`amd_path`]`(call_id)`: [`AmdWait`] → [`AmdStatus`] (long poll, below).
+//!
+//! # Answering-machine detection: what the gateway must do
+//! When the control plane runs with `ANSWERING_MACHINE_DETECTION=on`, Twilio's asynchronous
+//! detection (`MachineDetection=DetectMessageEnd`, `AsyncAmd=true`) runs on every outbound call
+//! while the `<Connect><Stream>` is already connected: the stream opens as usual and the result
+//! reaches the control plane a few seconds later (a person after about 2–4 s of their first
+//! words; a machine only once its greeting has ended, 10 s or more; `unknown` at the detection
+//! timeout, 30 s). The control plane (`control-plane/src/amd.rs`) records the result on the
+//! call's timeline and, on a machine or a fax, updates the live call through Twilio's REST API
+//! (new TwiML `<Say>` + `<Hangup/>`, or `Status=completed`). The gateway:
+//! 1. **Learns whether detection runs**, right after redeeming the token: `POST`
+//!    [`amd_path`]`(call_id)` with [`AmdWait`] `{"wait_ms": N}`. The answer is [`AmdStatus`]:
+//!    `detection: false` → no detection on this call: greet as today. `detection: true` with
+//!    `answered_by` set → the result is already known. Otherwise the control plane holds the
+//!    request until the result arrives or `wait_ms` (at most [`AMD_MAX_WAIT_MS`]) has passed,
+//!    then answers with `answered_by: null`; ask again while holding.
+//! 2. **Holds the greeting while detection runs**: the OpenAI session is opened and configured
+//!    as usual (the pre-warm stays), caller audio is relayed (OpenAI's VAD and transcription may
+//!    run), but no `response.create` for the greeting is sent and the model's turn detection
+//!    must not create responses (`turn_detection.create_response: false` until released, or the
+//!    gateway's own turn taking holding its commit). A person usually says « Allô ? » and waits:
+//!    that speech is what lets Twilio decide `human`.
+//! 3. **Releases** on `answered_by` `human` or `unknown` (the conversation starts: greeting as
+//!    today, with what the caller already said in context), and also when the hold has lasted
+//!    the gateway's own limit (a few seconds, e.g. 4 s, so a person never waits long if the
+//!    callback is late: the conversation then starts and a late machine result still ends the
+//!    call through Twilio).
+//! 4. **Does nothing more** on `machine_*` or `fax`: it never greets; Twilio ends the stream
+//!    (`stop`, then the WebSocket closes) when the control plane updates the call, and the
+//!    gateway ends its call as on any `stop` (its end reason is the caller's hang-up; the
+//!    timeline says `amd-machine_end_beep`, `voicemail-left`).
+//!
+//! Nothing else changes: tokens, events and tools work as before; a call without detection
+//! costs one extra request that answers at once.
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
@@ -32,6 +67,34 @@ pub const REDEEM_PATH: &str = "/internal/v1/stream-tokens/redeem";
 /// Path of a phone-session tool (`save_lead`, `end_call`) for a call.
 pub fn tool_path(call_id: &str, tool: &str) -> String {
     format!("/internal/v1/calls/{call_id}/tools/{tool}")
+}
+
+/// Path where the gateway asks for a call's answering-machine detection result (long poll).
+pub fn amd_path(call_id: &str) -> String {
+    format!("/internal/v1/calls/{call_id}/amd")
+}
+
+/// The longest an [`amd_path`] request is held by the control plane.
+pub const AMD_MAX_WAIT_MS: u32 = 10_000;
+
+/// Body of [`amd_path`]: how long to wait for a result not known yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmdWait {
+    /// Milliseconds the control plane may hold the request (capped at [`AMD_MAX_WAIT_MS`]);
+    /// 0 answers at once.
+    pub wait_ms: u32,
+}
+
+/// Answer of [`amd_path`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmdStatus {
+    /// Whether answering-machine detection runs on this call (`ANSWERING_MACHINE_DETECTION`).
+    pub detection: bool,
+    /// Twilio's `AnsweredBy` once known: `human`, `unknown`, `machine_start`,
+    /// `machine_end_beep`, `machine_end_silence`, `machine_end_other` or `fax`.
+    pub answered_by: Option<String>,
 }
 
 /// Path where the gateway posts a call's events (transcripts, usage, end).

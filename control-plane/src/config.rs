@@ -136,6 +136,9 @@ pub struct Config {
     pub limits: Limits,
     /// Call retries (`CALL_RETRY_DELAYS`, `CALLING_HOURS_*`, `CALL_RETRY_WORKER_SECS`).
     pub retry: crate::retry::RetryConfig,
+    /// Answering-machine detection and voicemail (`ANSWERING_MACHINE_DETECTION`,
+    /// `VOICEMAIL_POLICY`, `VOICEMAIL_MESSAGE_FR`, `VOICEMAIL_MESSAGE_EN`).
+    pub amd: crate::amd::AmdConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -381,6 +384,7 @@ impl Config {
         };
 
         let retry = read_retry(&mut r, &call_policy);
+        let amd = crate::amd::read_config(&mut r);
 
         r.finish()?;
         Ok(Config {
@@ -413,6 +417,7 @@ impl Config {
             outbox_dir,
             limits,
             retry,
+            amd,
         })
     }
 

@@ -11,6 +11,7 @@
 //! - call retries: [`retry`] (scheduling, the worker), [`calling_hours`] (when a retry may ring,
 //!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`].
 
+pub mod amd;
 pub mod calling_hours;
 pub mod capability;
 pub mod clock;

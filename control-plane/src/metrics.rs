@@ -49,6 +49,10 @@ pub struct Metrics {
     pub retries_cancelled: AtomicU64,
     /// Retries found stuck in `placing` (their control plane stopped) and settled.
     pub retries_recovered: AtomicU64,
+    /// Answering-machine detection results received.
+    pub amd_results: AtomicU64,
+    /// Calls a machine answered that were given the voicemail policy (message left or hung up).
+    pub voicemails: AtomicU64,
 }
 
 impl Metrics {
@@ -59,7 +63,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64, &str); 21] = [
+        let rows: [(&str, &str, &AtomicU64, &str); 23] = [
             ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
             ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
             ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
@@ -110,6 +114,18 @@ impl Metrics {
                 "counter",
                 &self.retries_recovered,
                 "Call retries found stuck in placing after a control-plane stop and settled (requeued, adopted or failed)",
+            ),
+            (
+                "callway_amd_results_total",
+                "counter",
+                &self.amd_results,
+                "Answering-machine detection results received",
+            ),
+            (
+                "callway_voicemails_total",
+                "counter",
+                &self.voicemails,
+                "Calls answered by a machine handled by VOICEMAIL_POLICY (message left or hung up)",
             ),
         ];
         let mut out = String::with_capacity(4096);
