@@ -278,7 +278,8 @@ fn retry_after(lead_id: Uuid, call_id: Uuid, due_at: OffsetDateTime) -> NewRetry
     }
 }
 
-async fn a_retry_is_scheduled_once_claimed_once_and_erased(s: Store) {
+/// A lead whose first call was busy, and the retry scheduled after it (due 2026-12-07 13:00 UTC).
+async fn busy_call_with_retry(s: &Store) -> (NewLead, NewCall, NewRetry, OffsetDateTime) {
     let l = lead("+33612345678");
     s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
     let c = call(l.id);
@@ -287,6 +288,11 @@ async fn a_retry_is_scheduled_once_claimed_once_and_erased(s: Store) {
     let due = time::macros::datetime!(2026-12-07 13:00 UTC);
     let r = retry_after(l.id, c.id, due);
     assert!(s.schedule_retry(&r).await.unwrap());
+    (l, c, r, due)
+}
+
+async fn a_retry_is_scheduled_once_claimed_once_and_erased(s: Store) {
+    let (l, c, r, due) = busy_call_with_retry(&s).await;
     assert!(!s.schedule_retry(&retry_after(l.id, c.id, due)).await.unwrap(), "one retry per call");
     assert_eq!(s.attempt_of_call(c.id).await.unwrap(), 1, "a call the prospect asked for is attempt 1");
 
@@ -384,14 +390,7 @@ async fn racing_workers_claim_each_retry_exactly_once(s: Store) {
 /// A retry claimed and never finished is found once it has been `placing` long enough, and the
 /// call stored for its attempt is told apart from the calls other retries already point to.
 async fn stuck_retries_and_the_call_of_their_attempt_are_found(s: Store) {
-    let l = lead("+33612345678");
-    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
-    let c = call(l.id);
-    s.create_call(&c).await.unwrap();
-    s.apply(&status(c.id, "busy", "twilio-call")).await.unwrap();
-    let due = time::macros::datetime!(2026-12-07 13:00 UTC);
-    let r = retry_after(l.id, c.id, due);
-    assert!(s.schedule_retry(&r).await.unwrap());
+    let (l, c, r, due) = busy_call_with_retry(&s).await;
     assert!(
         s.stuck_retries(due + Duration::hours(1), 10).await.unwrap().is_empty(),
         "scheduled is not stuck"
