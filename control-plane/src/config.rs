@@ -139,6 +139,8 @@ pub struct Config {
     /// Answering-machine detection and voicemail (`ANSWERING_MACHINE_DETECTION`,
     /// `VOICEMAIL_POLICY`, `VOICEMAIL_MESSAGE_FR`, `VOICEMAIL_MESSAGE_EN`).
     pub amd: crate::amd::AmdConfig,
+    /// `PRICES_FILE`: the price table for each call's cost ([`crate::cost`]); unset = no cost.
+    pub prices: Option<crate::cost::PriceTable>,
 }
 
 impl std::fmt::Debug for Config {
@@ -385,6 +387,9 @@ impl Config {
 
         let retry = read_retry(&mut r, &call_policy);
         let amd = crate::amd::read_config(&mut r);
+        let prices = r.opt("PRICES_FILE").and_then(|p| {
+            crate::cost::PriceTable::load(std::path::Path::new(&p)).map_err(|e| r.problem(e)).ok()
+        });
 
         r.finish()?;
         Ok(Config {
@@ -418,6 +423,7 @@ impl Config {
             limits,
             retry,
             amd,
+            prices,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod calling_hours;
 pub mod capability;
 pub mod clock;
 pub mod config;
+pub mod cost;
 pub mod metrics;
 pub mod openai;
 pub mod phone;

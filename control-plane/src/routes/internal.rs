@@ -276,11 +276,25 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
             ));
         }
         let n = batch.events.len() as u64;
+        // Usage is counted once per event: a batch the gateway sends again is not new.
+        let fresh = match app.storage.store.get_call(call_id).await {
+            Ok(Some(call)) => call.end_reason.is_none(),
+            _ => false,
+        };
+        let usage: (u64, u64) = batch.events.iter().fold((0, 0), |(i, o), e| match e {
+            contract::internal_api::CallEvent::Usage { input_tokens, output_tokens, .. } => {
+                (i + input_tokens, o + output_tokens)
+            }
+            _ => (i, o),
+        });
         let write =
             EventsWrite { call_id, seq: batch.seq, events: batch.events, at: OffsetDateTime::now_utc() };
         match app.storage.write(Write::AppendEvents(write)).await {
             Ok(_) => {
                 app.metrics.call_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                if fresh {
+                    crate::cost::on_usage(&app, usage.0, usage.1);
+                }
                 tracing::debug!(%call_id, events = n, "call events stored");
                 Ok(StatusCode::NO_CONTENT.into_response())
             }

@@ -109,7 +109,14 @@ pub async fn call_status(State(app): State<SharedApp>, body: RawBody) -> Respons
         detail: (!detail.is_empty()).then_some(detail),
         at: OffsetDateTime::now_utc(),
     };
+    let billed = (status == "completed").then(|| get(&params, "CallDuration")?.parse::<u64>().ok()).flatten();
     let answer = record(&app, update).await;
+    if answer.status() == StatusCode::NO_CONTENT
+        && let Some(seconds) = billed
+        && let Err(e) = crate::cost::on_twilio_completed(&app, call_id, seconds).await
+    {
+        tracing::warn!(%call_id, error = %e, "call cost not counted");
+    }
     if answer.status() == StatusCode::NO_CONTENT
         && let Some(reason) = crate::retry::RetryReason::from_call_status(status)
     {
