@@ -196,7 +196,6 @@ pub async fn lead_cost(app: &App, lead_id: Uuid) -> Result<Option<(Vec<(Uuid, Co
     let entries = store.lead_timeline(lead_id).await?;
     let country = country_of(app, lead_id).await?;
     let mut ids: Vec<Uuid> = entries.iter().map(|e| e.call_id).collect();
-    ids.dedup();
     ids.sort_unstable();
     ids.dedup();
     let mut calls = Vec::new();

@@ -94,7 +94,7 @@ impl std::fmt::Debug for Gateway {
         f.debug_struct("Gateway")
             .field("local_addr", &self.local_addr)
             .field("ops_addr", &self.ops_addr)
-            .field("workers", &self.threads.len().saturating_sub(1))
+            .field("workers", &self.threads.len().saturating_sub(2)) // less the ops and signal threads
             .finish_non_exhaustive()
     }
 }
@@ -169,7 +169,12 @@ impl Gateway {
         );
 
         let (draining, _) = watch::channel(false);
-        let mut threads = Vec::with_capacity(workers + 1);
+        let mut threads = Vec::with_capacity(workers + 2);
+        // First, so that a failure here leaves no worker running behind the error.
+        threads.push(
+            reload::on_sighup(cert.clone(), metrics.clone(), draining.subscribe())
+                .map_err(StartError::Runtime)?,
+        );
         for (i, l) in listeners.into_iter().enumerate() {
             let (shared, rx) = (shared.clone(), draining.subscribe());
             let t = std::thread::Builder::new()
@@ -182,9 +187,6 @@ impl Gateway {
         let t = std::thread::Builder::new()
             .name("gw-ops".into())
             .spawn(move || ops::run(ops_listener, m, rx))
-            .map_err(StartError::Runtime)?;
-        threads.push(t);
-        let t = reload::on_sighup(cert.clone(), metrics.clone(), draining.subscribe())
             .map_err(StartError::Runtime)?;
         threads.push(t);
         Ok(Gateway { local_addr, ops_addr, metrics, draining, threads, cert })
