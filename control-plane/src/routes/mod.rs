@@ -127,7 +127,10 @@ impl App {
                 &config.internal_api_secret,
                 config.internal_api_secret_previous.as_deref(),
             ),
-            capabilities: CapabilityKey::derive(&config.stream_token_secret),
+            capabilities: CapabilityKey::derive_with_previous(
+                &config.stream_token_secret,
+                config.stream_token_secret_previous.as_deref(),
+            ),
             limits: Mutex::new(Limiters {
                 sessions_per_ip: RateLimiter::new(l.sessions_per_ip),
                 saves_per_session: RateLimiter::new(l.saves_per_session),
