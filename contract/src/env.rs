@@ -92,6 +92,31 @@ impl<'a> EnvReader<'a> {
         v.into_bytes()
     }
 
+    /// The previous value of the secret `current_name` during a rotation (`name`, e.g.
+    /// `STREAM_TOKEN_SECRET_PREVIOUS`): optional, at least `min` bytes, and not the current
+    /// value (that would be a rotation that rotates nothing). Verifiers accept both values;
+    /// signers use only the current one. Its value never appears in a message.
+    pub fn previous_secret(
+        &mut self,
+        name: &str,
+        current_name: &str,
+        current: &[u8],
+        min: usize,
+    ) -> Option<Vec<u8>> {
+        let v = self.opt(name)?;
+        if v.len() < min {
+            self.errors.push(format!(
+                "{name} is {} bytes, at least {min} are required: it must be the exact value {current_name} had before the rotation (or unset it once the rotation is over)",
+                v.len()
+            ));
+        } else if v.as_bytes() == current {
+            self.errors.push(format!(
+                "{name} is the same value as {current_name}: set {current_name} to the new secret and {name} to the old one, or unset {name}"
+            ));
+        }
+        Some(v.into_bytes())
+    }
+
     /// `1/0`, `true/false`, `yes/no`, `on/off`; `default` when unset.
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
         match self.opt(name).as_deref() {
@@ -179,5 +204,29 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
         assert!(!text.contains("short-secret-value"));
+    }
+
+    #[test]
+    fn a_previous_secret_is_optional_long_enough_and_not_the_current_one() {
+        let current = "0123456789abcdef0123456789abcdef-current";
+        let m: HashMap<&str, &str> = HashMap::from([
+            ("A_PREVIOUS", "0123456789abcdef0123456789abcdef-old"),
+            ("B_PREVIOUS", "short-old-value"),
+            ("C_PREVIOUS", current),
+        ]);
+        let get = |k: &str| m.get(k).map(|v| v.to_string());
+        let mut r = EnvReader::new(&get);
+        assert_eq!(r.previous_secret("UNSET_PREVIOUS", "UNSET", current.as_bytes(), 32), None);
+        assert_eq!(
+            r.previous_secret("A_PREVIOUS", "A", current.as_bytes(), 32).as_deref(),
+            Some(&b"0123456789abcdef0123456789abcdef-old"[..])
+        );
+        r.previous_secret("B_PREVIOUS", "B", current.as_bytes(), 32);
+        r.previous_secret("C_PREVIOUS", "C", current.as_bytes(), 32);
+        let text = r.finish().unwrap_err().to_string();
+        assert!(text.contains("B_PREVIOUS is 15 bytes, at least 32"), "{text}");
+        assert!(text.contains("C_PREVIOUS is the same value as C"), "{text}");
+        assert!(!text.contains("short-old-value") && !text.contains(current), "{text}");
+        assert!(!text.contains("A_PREVIOUS") && !text.contains("UNSET"), "{text}");
     }
 }

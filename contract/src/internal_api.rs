@@ -7,13 +7,50 @@
 //! - [`SIGNATURE_HEADER`]: `v1=<hex HMAC-SHA256(INTERNAL_API_SECRET, ts \n METHOD \n path \n body)>`.
 //!
 //! The receiver refuses a timestamp more than [`MAX_SKEW_SECS`] away from its clock and compares
-//! the tag in constant time. Replays inside the window are harmless for these routes: token
+//! the tag in constant time, against the current secret and, during a rotation, the previous
+//! one (`INTERNAL_API_SECRET_PREVIOUS`, [`InternalAuth::with_previous`]); signing always uses
+//! the current one. Replays inside the window are harmless for these routes: token
 //! redemption is single-use in the database and the other writes are idempotent by design.
 //!
 //! # Routes (all `POST`, JSON in and out)
 //! - [`REDEEM_PATH`]: [`RedeemRequest`] → [`CallContext`] (404/409/410 with an [`ApiError`]).
 //! - [`tool_path`]`(call_id, name)`: [`ToolRequest`] → [`ToolResponse`].
 //! - [`events_path`]`(call_id)`: [`CallEventsBatch`] → `204`.
+//! - [`amd_path`]`(call_id)`: [`AmdWait`] → [`AmdStatus`] (long poll, below).
+//!
+//! # Answering-machine detection: what the gateway must do
+//! When the control plane runs with `ANSWERING_MACHINE_DETECTION=on`, Twilio's asynchronous
+//! detection (`MachineDetection=DetectMessageEnd`, `AsyncAmd=true`) runs on every outbound call
+//! while the `<Connect><Stream>` is already connected: the stream opens as usual and the result
+//! reaches the control plane a few seconds later (a person after about 2–4 s of their first
+//! words; a machine only once its greeting has ended, 10 s or more; `unknown` at the detection
+//! timeout, 30 s). The control plane (`control-plane/src/amd.rs`) records the result on the
+//! call's timeline and, on a machine or a fax, updates the live call through Twilio's REST API
+//! (new TwiML `<Say>` + `<Hangup/>`, or `Status=completed`). The gateway:
+//! 1. **Learns whether detection runs**, right after redeeming the token: `POST`
+//!    [`amd_path`]`(call_id)` with [`AmdWait`] `{"wait_ms": N}`. The answer is [`AmdStatus`]:
+//!    `detection: false` → no detection on this call: greet as today. `detection: true` with
+//!    `answered_by` set → the result is already known. Otherwise the control plane holds the
+//!    request until the result arrives or `wait_ms` (at most [`AMD_MAX_WAIT_MS`]) has passed,
+//!    then answers with `answered_by: null`; ask again while holding.
+//! 2. **Holds the greeting while detection runs**: the OpenAI session is opened and configured
+//!    as usual (the pre-warm stays), caller audio is relayed (OpenAI's VAD and transcription may
+//!    run), but no `response.create` for the greeting is sent and the model's turn detection
+//!    must not create responses (`turn_detection.create_response: false` until released, or the
+//!    gateway's own turn taking holding its commit). A person usually says « Allô ? » and waits:
+//!    that speech is what lets Twilio decide `human`.
+//! 3. **Releases** on `answered_by` `human` or `unknown` (the conversation starts: greeting as
+//!    today, with what the caller already said in context), and also when the hold has lasted
+//!    the gateway's own limit (a few seconds, e.g. 4 s, so a person never waits long if the
+//!    callback is late: the conversation then starts and a late machine result still ends the
+//!    call through Twilio).
+//! 4. **Does nothing more** on `machine_*` or `fax`: it never greets; Twilio ends the stream
+//!    (`stop`, then the WebSocket closes) when the control plane updates the call, and the
+//!    gateway ends its call as on any `stop` (its end reason is the caller's hang-up; the
+//!    timeline says `amd-machine_end_beep`, `voicemail-left`).
+//!
+//! Nothing else changes: tokens, events and tools work as before; a call without detection
+//! costs one extra request that answers at once.
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
@@ -32,6 +69,34 @@ pub fn tool_path(call_id: &str, tool: &str) -> String {
     format!("/internal/v1/calls/{call_id}/tools/{tool}")
 }
 
+/// Path where the gateway asks for a call's answering-machine detection result (long poll).
+pub fn amd_path(call_id: &str) -> String {
+    format!("/internal/v1/calls/{call_id}/amd")
+}
+
+/// The longest an [`amd_path`] request is held by the control plane.
+pub const AMD_MAX_WAIT_MS: u32 = 10_000;
+
+/// Body of [`amd_path`]: how long to wait for a result not known yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmdWait {
+    /// Milliseconds the control plane may hold the request (capped at [`AMD_MAX_WAIT_MS`]);
+    /// 0 answers at once.
+    pub wait_ms: u32,
+}
+
+/// Answer of [`amd_path`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmdStatus {
+    /// Whether answering-machine detection runs on this call (`ANSWERING_MACHINE_DETECTION`).
+    pub detection: bool,
+    /// Twilio's `AnsweredBy` once known: `human`, `unknown`, `machine_start`,
+    /// `machine_end_beep`, `machine_end_silence`, `machine_end_other` or `fax`.
+    pub answered_by: Option<String>,
+}
+
 /// Path where the gateway posts a call's events (transcripts, usage, end).
 pub fn events_path(call_id: &str) -> String {
     format!("/internal/v1/calls/{call_id}/events")
@@ -40,6 +105,8 @@ pub fn events_path(call_id: &str) -> String {
 /// Signs internal requests (gateway side) and checks them (control plane side).
 pub struct InternalAuth {
     key: hmac::Key,
+    /// The secret before a rotation: accepted by [`InternalAuth::verify`], never signed with.
+    previous: Option<hmac::Key>,
 }
 
 /// Why an internal request was refused.
@@ -67,7 +134,16 @@ pub enum InternalAuthError {
 impl InternalAuth {
     /// Over the shared `INTERNAL_API_SECRET`.
     pub fn new(secret: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        Self::with_previous(secret, None)
+    }
+
+    /// Over `secret`, also accepting requests signed with `previous` (the value before a
+    /// rotation, `INTERNAL_API_SECRET_PREVIOUS`) while gateways are moved to the new one.
+    pub fn with_previous(secret: &[u8], previous: Option<&[u8]>) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            previous: previous.map(|p| hmac::Key::new(hmac::HMAC_SHA256, p)),
+        }
     }
 
     fn tag(&self, ts: u64, method: &str, path: &str, body: &[u8]) -> hmac::Tag {
@@ -127,7 +203,9 @@ impl InternalAuth {
         ctx_msg.extend_from_slice(path.as_bytes());
         ctx_msg.push(b'\n');
         ctx_msg.extend_from_slice(body);
-        hmac::verify(&self.key, &ctx_msg, &tag).map_err(|_| InternalAuthError::BadSignature)
+        let current = hmac::verify(&self.key, &ctx_msg, &tag).is_ok();
+        let previous = self.previous.as_ref().is_some_and(|k| hmac::verify(k, &ctx_msg, &tag).is_ok());
+        if current || previous { Ok(()) } else { Err(InternalAuthError::BadSignature) }
     }
 }
 
@@ -284,6 +362,36 @@ pub struct ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn during_a_rotation_the_previous_secret_is_accepted_and_never_signed_with() {
+        let (old, new) =
+            (&b"internal-secret-before-rotation!!"[..], &b"internal-secret-after-rotation!!!"[..]);
+        let gateway_old = InternalAuth::new(old);
+        let gateway_new = InternalAuth::new(new);
+        let control = InternalAuth::with_previous(new, Some(old));
+        for signer in [&gateway_old, &gateway_new] {
+            let sig = signer.sign(1_000, "POST", REDEEM_PATH, b"{}");
+            assert_eq!(control.verify("1000", &sig, "POST", REDEEM_PATH, b"{}", 1_000), Ok(()));
+        }
+        // The control plane signs (if it ever does) with the new secret only.
+        assert_eq!(
+            control.sign(1_000, "POST", REDEEM_PATH, b"{}"),
+            gateway_new.sign(1_000, "POST", REDEEM_PATH, b"{}")
+        );
+        // Once the window is over (no previous), the old secret is refused.
+        let sig = gateway_old.sign(1_000, "POST", REDEEM_PATH, b"{}");
+        assert_eq!(
+            InternalAuth::new(new).verify("1000", &sig, "POST", REDEEM_PATH, b"{}", 1_000),
+            Err(InternalAuthError::BadSignature)
+        );
+        let stranger =
+            InternalAuth::new(b"a-third-secret-never-configured!!").sign(1_000, "POST", REDEEM_PATH, b"{}");
+        assert_eq!(
+            control.verify("1000", &stranger, "POST", REDEEM_PATH, b"{}", 1_000),
+            Err(InternalAuthError::BadSignature)
+        );
+    }
 
     #[test]
     fn sign_verify_round_trip() {

@@ -23,6 +23,8 @@ const KEY_LABEL: &[u8] = b"callway/session-capability/v1";
 /// Mints and checks session capabilities.
 pub struct CapabilityKey {
     key: hmac::Key,
+    /// Derived from `STREAM_TOKEN_SECRET_PREVIOUS` during a rotation: accepted, never minted with.
+    previous: Option<hmac::Key>,
 }
 
 /// Why a capability was refused.
@@ -58,9 +60,18 @@ impl CapabilityError {
 impl CapabilityKey {
     /// Derives the capability key from the stream-token secret.
     pub fn derive(stream_token_secret: &[u8]) -> Self {
-        let root = hmac::Key::new(hmac::HMAC_SHA256, stream_token_secret);
-        let derived = hmac::sign(&root, KEY_LABEL);
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()) }
+        Self::derive_with_previous(stream_token_secret, None)
+    }
+
+    /// [`CapabilityKey::derive`], also accepting capabilities minted under `previous`
+    /// (`STREAM_TOKEN_SECRET_PREVIOUS`), so page sessions survive a rotation.
+    pub fn derive_with_previous(stream_token_secret: &[u8], previous: Option<&[u8]>) -> Self {
+        let key_of = |secret: &[u8]| {
+            let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
+            let derived = hmac::sign(&root, KEY_LABEL);
+            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+        };
+        Self { key: key_of(stream_token_secret), previous: previous.map(key_of) }
     }
 
     /// A capability for `session_id`, valid until `expires_at` (unix seconds).
@@ -83,7 +94,12 @@ impl CapabilityKey {
         let (payload_b64, tag_b64) = rest.split_once('.').ok_or(CapabilityError::Malformed)?;
         let signed = &cap[..PREFIX.len() + payload_b64.len()];
         let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| CapabilityError::Malformed)?;
-        hmac::verify(&self.key, signed.as_bytes(), &tag).map_err(|_| CapabilityError::Forged)?;
+        let current = hmac::verify(&self.key, signed.as_bytes(), &tag).is_ok();
+        let previous =
+            self.previous.as_ref().is_some_and(|k| hmac::verify(k, signed.as_bytes(), &tag).is_ok());
+        if !current && !previous {
+            return Err(CapabilityError::Forged);
+        }
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| CapabilityError::Malformed)?;
         if payload.len() != PAYLOAD_LEN {
             return Err(CapabilityError::Malformed);
@@ -151,5 +167,27 @@ mod tests {
         let s = Uuid::new_v4();
         assert_eq!(lead_id_for_session(s), lead_id_for_session(s));
         assert_ne!(lead_id_for_session(s), lead_id_for_session(Uuid::new_v4()));
+    }
+
+    #[test]
+    fn during_a_rotation_capabilities_of_the_previous_secret_still_open_the_session() {
+        let (old, new) = (
+            b"stream-token-secret-before-rotation!".as_slice(),
+            b"stream-token-secret-after-rotation!!".as_slice(),
+        );
+        let sid = Uuid::new_v4();
+        let before = CapabilityKey::derive(old).mint(sid, 1_000);
+        let rotating = CapabilityKey::derive_with_previous(new, Some(old));
+        assert_eq!(rotating.verify(&before, 10), Ok(sid));
+        assert_eq!(
+            rotating.mint(sid, 1_000),
+            CapabilityKey::derive(new).mint(sid, 1_000),
+            "minted with the new one"
+        );
+        assert_eq!(
+            CapabilityKey::derive(new).verify(&before, 10),
+            Err(CapabilityError::Forged),
+            "after the window"
+        );
     }
 }

@@ -132,6 +132,11 @@ pub struct Config {
     pub stream_token_ttl_secs: u64,
     /// `INTERNAL_API_SECRET`.
     pub internal_api_secret: Vec<u8>,
+    /// `STREAM_TOKEN_SECRET_PREVIOUS`: tokens it signed still redeem during a rotation.
+    pub stream_token_secret_previous: Option<Vec<u8>>,
+    /// `INTERNAL_API_SECRET_PREVIOUS`: gateways still signing with it are accepted during a
+    /// rotation.
+    pub internal_api_secret_previous: Option<Vec<u8>>,
     /// `TRANSCRIPT_RETENTION_DAYS` (default 30).
     pub transcript_retention_days: u32,
     /// `CONTROL_LISTEN_ADDR` (default `0.0.0.0:8080`).
@@ -151,6 +156,11 @@ pub struct Config {
     pub limits: Limits,
     /// Call retries (`CALL_RETRY_DELAYS`, `CALLING_HOURS_*`, `CALL_RETRY_WORKER_SECS`).
     pub retry: crate::retry::RetryConfig,
+    /// Answering-machine detection and voicemail (`ANSWERING_MACHINE_DETECTION`,
+    /// `VOICEMAIL_POLICY`, `VOICEMAIL_MESSAGE_FR`, `VOICEMAIL_MESSAGE_EN`).
+    pub amd: crate::amd::AmdConfig,
+    /// `PRICES_FILE`: the price table for each call's cost ([`crate::cost`]); unset = no cost.
+    pub prices: Option<crate::cost::PriceTable>,
 }
 
 impl std::fmt::Debug for Config {
@@ -327,6 +337,18 @@ impl Config {
         let stream_token_secret = r.secret("STREAM_TOKEN_SECRET", contract::stream_token::MIN_SECRET_LEN);
         let stream_token_ttl_secs = r.number("STREAM_TOKEN_TTL_SECS", 120u64, 10, 3600);
         let internal_api_secret = r.secret("INTERNAL_API_SECRET", 32);
+        let stream_token_secret_previous = r.previous_secret(
+            "STREAM_TOKEN_SECRET_PREVIOUS",
+            "STREAM_TOKEN_SECRET",
+            &stream_token_secret,
+            contract::stream_token::MIN_SECRET_LEN,
+        );
+        let internal_api_secret_previous = r.previous_secret(
+            "INTERNAL_API_SECRET_PREVIOUS",
+            "INTERNAL_API_SECRET",
+            &internal_api_secret,
+            32,
+        );
         let transcript_retention_days = r.number("TRANSCRIPT_RETENTION_DAYS", 30u32, 1, 3650);
         let listen_addr = r.addr("CONTROL_LISTEN_ADDR", "0.0.0.0:8080");
         let admin_api_token = r.opt("ADMIN_API_TOKEN");
@@ -384,6 +406,10 @@ impl Config {
         };
 
         let retry = read_retry(&mut r, &call_policy);
+        let amd = crate::amd::read_config(&mut r);
+        let prices = r.opt("PRICES_FILE").and_then(|p| {
+            crate::cost::PriceTable::load(std::path::Path::new(&p)).map_err(|e| r.problem(e)).ok()
+        });
 
         r.finish()?;
         Ok(Config {
@@ -408,6 +434,8 @@ impl Config {
             stream_token_secret,
             stream_token_ttl_secs,
             internal_api_secret,
+            stream_token_secret_previous,
+            internal_api_secret_previous,
             transcript_retention_days,
             listen_addr,
             admin_api_token,
@@ -417,6 +445,8 @@ impl Config {
             outbox_dir,
             limits,
             retry,
+            amd,
+            prices,
         })
     }
 

@@ -16,11 +16,13 @@
 //!   `SUMMARY_MODEL`).
 
 pub mod admin;
+pub mod amd;
 pub mod calling_hours;
 pub mod capability;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cost;
 pub mod metrics;
 pub mod openai;
 pub mod phone;

@@ -83,7 +83,7 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             match callway_control::build_app(config).await {
-                Ok(app) => match app.storage.store.erase_phone(&phone.e164).await {
+                Ok(app) => match app.storage.erase_phone(&phone.e164).await {
                     Ok(r) => {
                         println!(
                             "erased {}: {} lead(s), {} call(s), {} status event(s), {} call event(s), {} retr(y/ies)",

@@ -47,6 +47,22 @@ pub struct Metrics {
     pub retries_placed: AtomicU64,
     /// Call retries cancelled.
     pub retries_cancelled: AtomicU64,
+    /// Retries found stuck in `placing` (their control plane stopped) and settled.
+    pub retries_recovered: AtomicU64,
+    /// Answering-machine detection results received.
+    pub amd_results: AtomicU64,
+    /// Calls a machine answered that were given the voicemail policy (message left or hung up).
+    pub voicemails: AtomicU64,
+    /// Seconds Twilio billed (`CallDuration` of `completed` callbacks).
+    pub twilio_billed_seconds: AtomicU64,
+    /// OpenAI input tokens the gateways reported.
+    pub openai_input_tokens: AtomicU64,
+    /// OpenAI output tokens the gateways reported.
+    pub openai_output_tokens: AtomicU64,
+    /// Twilio's part of the calls' cost, millionths of `PRICES_FILE`'s currency.
+    pub cost_twilio_micros: AtomicU64,
+    /// OpenAI's part of the calls' cost, millionths of `PRICES_FILE`'s currency.
+    pub cost_openai_micros: AtomicU64,
 }
 
 impl Metrics {
@@ -55,9 +71,14 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64, &str); 20] = [
+        let rows: [(&str, &str, &AtomicU64, &str); 28] = [
             ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
             ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
             ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
@@ -103,6 +124,54 @@ impl Metrics {
             ("callway_retries_scheduled_total", "counter", &self.retries_scheduled, "Call retries scheduled"),
             ("callway_retries_placed_total", "counter", &self.retries_placed, "Call retries placed"),
             ("callway_retries_cancelled_total", "counter", &self.retries_cancelled, "Call retries cancelled"),
+            (
+                "callway_retries_recovered_total",
+                "counter",
+                &self.retries_recovered,
+                "Call retries found stuck in placing after a control-plane stop and settled (requeued, adopted or failed)",
+            ),
+            (
+                "callway_amd_results_total",
+                "counter",
+                &self.amd_results,
+                "Answering-machine detection results received",
+            ),
+            (
+                "callway_twilio_billed_seconds_total",
+                "counter",
+                &self.twilio_billed_seconds,
+                "Seconds Twilio billed (CallDuration of completed calls)",
+            ),
+            (
+                "callway_openai_input_tokens_total",
+                "counter",
+                &self.openai_input_tokens,
+                "OpenAI input tokens reported by the gateways",
+            ),
+            (
+                "callway_openai_output_tokens_total",
+                "counter",
+                &self.openai_output_tokens,
+                "OpenAI output tokens reported by the gateways",
+            ),
+            (
+                "callway_call_cost_twilio_micros_total",
+                "counter",
+                &self.cost_twilio_micros,
+                "Twilio's part of the calls' cost, millionths of PRICES_FILE's currency",
+            ),
+            (
+                "callway_call_cost_openai_micros_total",
+                "counter",
+                &self.cost_openai_micros,
+                "OpenAI's part of the calls' cost, millionths of PRICES_FILE's currency",
+            ),
+            (
+                "callway_voicemails_total",
+                "counter",
+                &self.voicemails,
+                "Calls answered by a machine handled by VOICEMAIL_POLICY (message left or hung up)",
+            ),
         ];
         let mut out = String::with_capacity(4096);
         for (name, kind, value, help) in rows {

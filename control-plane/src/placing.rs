@@ -111,6 +111,7 @@ pub async fn place_call(app: &App, req: &PlaceCall<'_>) -> Result<Placed, PlaceE
         PlaceError::Internal { code: "twiml_invalid", message: e.to_string() }
     })?;
     let status_callback = format!("{base}/twilio/status?call_id={call_id}");
+    let amd_callback = format!("{base}/twilio/amd?call_id={call_id}");
     let created = app
         .twilio
         .create_call(&CreateCall {
@@ -120,6 +121,7 @@ pub async fn place_call(app: &App, req: &PlaceCall<'_>) -> Result<Placed, PlaceE
             status_callback: &status_callback,
             timeout_secs: 30,
             time_limit_secs: app.config.twilio_call_time_limit_secs,
+            amd_callback: app.config.amd.enabled.then_some(amd_callback.as_str()),
         })
         .await;
     match created {

@@ -10,7 +10,11 @@
 //! - Claiming is atomic in the database (`UPDATE … WHERE state = 'scheduled' AND due_at <= now
 //!   … RETURNING`, `FOR UPDATE SKIP LOCKED` on Postgres): two control planes never place one
 //!   attempt twice. A retry is placed at most once: a worker that dies between claiming and
-//!   placing leaves it `placing` (never re-placed blindly, since Twilio may have the call).
+//!   placing leaves it `placing` (never re-placed blindly, since Twilio may have the call);
+//!   [`sweep_stuck`] settles it once it has been `placing` for [`STUCK_AFTER`]: put back in
+//!   the queue when no call was stored for it (Twilio was never asked), adopted as placed when
+//!   Twilio's call sid is known, failed with the reason when Twilio was asked and its answer
+//!   was lost (a second ring is worse than a missing one).
 //! - Cancelled when the lead asks ([`cancel_for_phone`]: `/admin/opt-out`,
 //!   `callway-control opt-out`), when the prospect asks for a new call from the page
 //!   ([`cancel_for_lead`]), and deleted with the lead on erasure.
@@ -45,6 +49,9 @@ pub const MIN_DELAY: Duration = Duration::from_secs(60);
 pub const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Retries claimed by one worker pass.
 pub const CLAIM_BATCH: u32 = 16;
+/// A retry `placing` for this long lost its worker: placing one is a database write and one
+/// Twilio request (with its own timeouts), far shorter than this.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10 * 60);
 /// Timeline source of every retry step.
 pub const SOURCE: &str = "retry";
 
@@ -354,13 +361,17 @@ pub struct RunReport {
     pub cancelled: u64,
     /// Twilio refused the call.
     pub failed: u64,
+    /// Found stuck in `placing` and settled ([`sweep_stuck`]).
+    pub recovered: u64,
 }
 
-/// One worker pass at `app.clock.now()`: claims the due retries and places each.
+/// One worker pass at `app.clock.now()`: settles the retries stuck in `placing`
+/// ([`sweep_stuck`]), then claims the due retries and places each.
 pub async fn run_due(app: &App) -> Result<RunReport, StoreError> {
     let now = whole_second(app.clock.now());
+    let recovered = sweep_stuck(app, now).await?;
     let claimed = app.storage.store.claim_due_retries(now, &app.instance_id, CLAIM_BATCH).await?;
-    let mut report = RunReport { claimed: claimed.len() as u64, ..RunReport::default() };
+    let mut report = RunReport { claimed: claimed.len() as u64, recovered, ..RunReport::default() };
     for r in claimed {
         if let Err(e) = place_retry(app, &r, now, &mut report).await {
             // The row stays `placing`: at most once, never a second ring by accident.
@@ -368,6 +379,87 @@ pub async fn run_due(app: &App) -> Result<RunReport, StoreError> {
         }
     }
     Ok(report)
+}
+
+/// Settles the retries claimed before `now - STUCK_AFTER` and still `placing` (the control
+/// plane that claimed them stopped before finishing); returns how many. Each is settled by
+/// what the database says reached Twilio:
+/// - no call stored for the attempt: Twilio was never asked, so the retry goes back to
+///   `scheduled`, due now (the worker still checks the calling hours before ringing);
+/// - a call with Twilio's call sid: Twilio has it, the retry is `placed` with that call;
+/// - a call without a sid: Twilio was asked and the answer was lost. It may ring or may not;
+///   placing again could ring twice, so the retry `failed` and the call is closed as `failed`
+///   (it would otherwise count as the lead's active call for ever), both saying why.
+///
+/// Two control planes sweeping at once settle each retry once (the updates only apply to a
+/// row still `placing`).
+pub async fn sweep_stuck(app: &App, now: OffsetDateTime) -> Result<u64, StoreError> {
+    let store = &app.storage.store;
+    let stuck_after = time::Duration::try_from(STUCK_AFTER).unwrap_or(time::Duration::minutes(10));
+    let mut settled = 0;
+    for r in store.stuck_retries(now - stuck_after, CLAIM_BATCH).await? {
+        let call = store.unlinked_call_of_attempt(r.lead_id, r.attempt).await?;
+        let mins = STUCK_AFTER.as_secs() / 60;
+        let done = match call {
+            None => {
+                let detail = format!(
+                    "attempt {}: requeued; its control plane stopped before placing it (placing for over {mins} min, no call stored)",
+                    r.attempt
+                );
+                let done = store.reschedule_retry(r.id, now, &detail, now).await?;
+                if done {
+                    timeline(app, r.after_call_id, "retry-requeued", detail).await;
+                }
+                done
+            }
+            Some(c) if c.call_sid.is_some() => {
+                let detail = format!(
+                    "placed as call {} (recovered: its control plane stopped after Twilio accepted it)",
+                    c.id
+                );
+                let done = store.finish_retry(r.id, retry_state::PLACED, Some(c.id), &detail, now).await?;
+                if done {
+                    timeline(
+                        app,
+                        r.after_call_id,
+                        "retry-placed",
+                        format!("attempt {}: {detail}", r.attempt),
+                    )
+                    .await;
+                }
+                done
+            }
+            Some(c) => {
+                let why = format!(
+                    "its control plane stopped while asking Twilio for call {}; not placed again so the prospect is never called twice (look the number up in Twilio's call log)",
+                    c.id
+                );
+                let done = store.finish_retry(r.id, retry_state::FAILED, Some(c.id), &why, now).await?;
+                if done {
+                    timeline(app, r.after_call_id, "retry-failed", format!("attempt {}: {why}", r.attempt))
+                        .await;
+                    let update = StatusUpdate {
+                        call_id: c.id,
+                        call_sid: None,
+                        status: "failed".into(),
+                        source: SOURCE.into(),
+                        detail: Some(why),
+                        at: OffsetDateTime::now_utc(),
+                    };
+                    if let Err(e) = app.storage.write(Write::RecordStatus(update)).await {
+                        tracing::error!(call_id = %c.id, error = %e, "could not close the call left without an answer");
+                    }
+                }
+                done
+            }
+        };
+        if done {
+            settled += 1;
+            Metrics::inc(&app.metrics.retries_recovered);
+            tracing::warn!(retry_id = %r.id, lead_id = %r.lead_id, attempt = r.attempt, "retry stuck in placing settled");
+        }
+    }
+    Ok(settled)
 }
 
 async fn finish(

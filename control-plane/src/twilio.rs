@@ -219,6 +219,9 @@ pub struct CreateCall<'a> {
     pub timeout_secs: u32,
     /// Longest call, seconds.
     pub time_limit_secs: u32,
+    /// `AsyncAmdStatusCallback`: asks for asynchronous answering-machine detection
+    /// (`MachineDetection=DetectMessageEnd`, `AsyncAmd=true`) reporting there.
+    pub amd_callback: Option<&'a str>,
 }
 
 /// Twilio's error body.
@@ -380,6 +383,15 @@ impl TwilioClient {
             ("Timeout", &timeout),
             ("TimeLimit", &limit),
         ];
+        let mut form = form;
+        if let Some(cb) = c.amd_callback {
+            form.extend([
+                ("MachineDetection", "DetectMessageEnd"),
+                ("AsyncAmd", "true"),
+                ("AsyncAmdStatusCallback", cb),
+                ("AsyncAmdStatusCallbackMethod", "POST"),
+            ]);
+        }
         let body = serde_urlencoded::to_string(&form).map_err(|e| TwilioError::Unavailable(e.to_string()))?;
         let url = self.account_url("Calls.json");
         let mut attempt = 0u32;
@@ -454,10 +466,21 @@ impl TwilioClient {
 
     /// Ends a call (`POST Calls/{sid}.json Status=completed`). Safe to repeat.
     pub async fn hang_up(&self, call_sid: &str) -> Result<(), TwilioError> {
+        self.update_call(call_sid, &[("Status", "completed")]).await
+    }
+
+    /// Replaces what a live call runs with `twiml` (`POST Calls/{sid}.json Twiml=…`): its media
+    /// stream gets `stop` and is closed, then the new document runs.
+    pub async fn redirect(&self, call_sid: &str, twiml: &str) -> Result<(), TwilioError> {
+        self.update_call(call_sid, &[("Twiml", twiml)]).await
+    }
+
+    /// `POST Calls/{sid}.json` with `form`; retries a 429, a 5xx and a failed connection twice.
+    async fn update_call(&self, call_sid: &str, form: &[(&str, &str)]) -> Result<(), TwilioError> {
         let url = self.account_url(&format!("Calls/{call_sid}.json"));
         let mut attempt = 0;
         loop {
-            let res = self.request(reqwest::Method::POST, &url).form(&[("Status", "completed")]).send().await;
+            let res = self.request(reqwest::Method::POST, &url).form(form).send().await;
             match res {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if (r.status().as_u16() == 429 || r.status().is_server_error()) && attempt < 2 => {}

@@ -63,6 +63,53 @@ async fn redemption_refuses_forged_expired_and_unknown_tokens() {
     assert_eq!((r.status, r.code()), (422, "invalid_body"));
 }
 
+/// The control plane during a rotation of both secrets (`deploy/README.md`, rotating
+/// secrets): gateways signing internal requests with the previous `INTERNAL_API_SECRET` or the
+/// new one are served, a third secret is not; stream tokens minted before the control plane
+/// moved to the new `STREAM_TOKEN_SECRET` still redeem, the new ones too.
+#[tokio::test]
+async fn during_a_rotation_the_previous_secrets_are_accepted_and_a_third_is_not() {
+    const NEW_TOKEN_SECRET: &str = "rotated-stream-token-secret-0123456789abcdef";
+    const NEW_INTERNAL_SECRET: &str = "rotated-internal-api-secret-0123456789abcdef";
+    let w = web_with(&[
+        ("STREAM_TOKEN_SECRET", NEW_TOKEN_SECRET),
+        ("STREAM_TOKEN_SECRET_PREVIOUS", common::STREAM_TOKEN_SECRET),
+        ("INTERNAL_API_SECRET", NEW_INTERNAL_SECRET),
+        ("INTERNAL_API_SECRET_PREVIOUS", common::INTERNAL_API_SECRET),
+    ])
+    .await;
+    // A token the control plane minted now (new secret), redeemed by a gateway still on the
+    // previous internal secret, then by one on the new secret (already redeemed: 409, so
+    // the signature passed).
+    let (call_id, _, token) = placed_call(&w, "06 12 34 56 78").await;
+    let body = json!({"token": token, "call_sid": "CA0123456789abcdef0123456789abcdef"});
+    let r = w.app.post_internal_signed(REDEEM_PATH, &body, common::INTERNAL_API_SECRET).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["call_id"].as_str(), Some(call_id.as_str()));
+    let r = w.app.post_internal_signed(REDEEM_PATH, &body, NEW_INTERNAL_SECRET).await;
+    assert_eq!((r.status, r.code()), (409, "token_already_redeemed"), "{}", r.text);
+    let r = w.app.post_internal_signed(REDEEM_PATH, &body, "a-third-internal-secret-0123456789abcdef").await;
+    assert_eq!(r.status, 401, "{}", r.text);
+
+    // Tokens of the previous stream-token secret pass the signature check (unknown call: 404);
+    // a third secret's do not (401).
+    let claims = contract::stream_token::StreamClaims {
+        call_id: *uuid::Uuid::new_v4().as_bytes(),
+        lead_id: *uuid::Uuid::new_v4().as_bytes(),
+        expires_at: callway_control::routes::now_secs() + 60,
+        nonce: [7; 12],
+    };
+    for (secret, want) in [
+        (common::STREAM_TOKEN_SECRET, (404, "token_unknown")),
+        (NEW_TOKEN_SECRET, (404, "token_unknown")),
+        ("a-third-stream-token-secret-0123456789abcdef", (401, "token_invalid")),
+    ] {
+        let minted = contract::stream_token::StreamTokenMinter::new(secret.as_bytes()).unwrap().mint(&claims);
+        let r = w.app.post_internal(REDEEM_PATH, &json!({"token": minted})).await;
+        assert_eq!((r.status, r.code()), want, "{secret}: {}", r.text);
+    }
+}
+
 #[tokio::test]
 async fn every_internal_route_requires_the_hmac() {
     let w = web().await;

@@ -102,3 +102,130 @@ async fn queued_writes_survive_a_restart_and_refused_ones_go_to_dead_letters() {
     let dead: Vec<_> = std::fs::read_dir(dir.path().join("dead")).unwrap().collect();
     assert_eq!(dead.len(), 1, "a write the database refuses for good is kept aside, not dropped");
 }
+
+/// Erasure reaches the outbox (issue 13, item 5): writes queued while PostgreSQL was down
+/// about an erased number — a lead saved only in the outbox, a correction, its call's status
+/// and transcript events — and a dead letter holding the number are removed before they can
+/// be replayed or kept on disk; another number's queued writes are untouched and replayed.
+#[tokio::test]
+async fn erasing_a_number_removes_its_queued_writes_and_dead_letters_from_the_outbox() {
+    use callway_control::store::{EventsWrite, LeadCorrection, NewCall};
+    use contract::internal_api::{CallEvent, Speaker};
+    let (erased, kept) = ("+33612345678", "+33698765432");
+    let lead_of = |id: Uuid, first: &str, phone: &str| {
+        Write::UpsertLead(NewLead {
+            id,
+            session_id: None,
+            first_name: first.into(),
+            last_name: "Martin".into(),
+            phone_e164: phone.into(),
+            source: "web".into(),
+            consent_text: "v1".into(),
+            at: OffsetDateTime::now_utc(),
+        })
+    };
+    let call_of = |lead_id: Uuid| NewCall {
+        id: Uuid::new_v4(),
+        lead_id,
+        session_id: None,
+        summary: "Veut une démo.".into(),
+        stream_nonce: Uuid::new_v4().simple().to_string(),
+        token_expires_at: OffsetDateTime::now_utc(),
+        attempt: 1,
+        at: OffsetDateTime::now_utc(),
+    };
+    let transcript = |call_id: Uuid, text: &str| {
+        Write::AppendEvents(EventsWrite {
+            call_id,
+            seq: 0,
+            events: vec![CallEvent::Transcript { speaker: Speaker::Caller, text: text.into(), at_ms: 1200 }],
+            at: OffsetDateTime::now_utc(),
+        })
+    };
+    let completed = |call_id: Uuid| {
+        Write::RecordStatus(StatusUpdate {
+            call_id,
+            call_sid: None,
+            status: "completed".into(),
+            source: "twilio-call".into(),
+            detail: None,
+            at: OffsetDateTime::now_utc(),
+        })
+    };
+
+    let pg = PgCluster::start();
+    let store = callway_control::open_store(&StorageConfig::Postgres { url: pg.url() }).await.unwrap();
+    store.migrate().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(store, dir.path(), Arc::new(Metrics::default())).await.unwrap();
+    let (a, k) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(storage.write(lead_of(a, "Claire", erased)).await.unwrap(), Applied::Now);
+    assert_eq!(storage.write(lead_of(k, "Karim", kept)).await.unwrap(), Applied::Now);
+    let (ca, ck) = (call_of(a), call_of(k));
+    storage.store.create_call(&ca).await.unwrap();
+    storage.store.create_call(&ck).await.unwrap();
+
+    // A dead letter holding the number: a save the database refuses for good (name too long).
+    pg.stop();
+    assert_eq!(
+        storage.write(lead_of(Uuid::new_v4(), &"C".repeat(81), erased)).await.unwrap(),
+        Applied::Queued
+    );
+    pg.resume();
+    assert_eq!(storage.replay().await.dead, 1);
+
+    // Down again: writes about both numbers queue up.
+    pg.stop();
+    let only_queued = Uuid::new_v4();
+    let queued = [
+        transcript(ca.id, "Oui, rappelez-moi au 06 12 34 56 78."),
+        completed(ca.id),
+        Write::CorrectLead(LeadCorrection {
+            lead_id: a,
+            first_name: Some("Claire-Marie".into()),
+            last_name: None,
+            phone_e164: None,
+            at: OffsetDateTime::now_utc(),
+        }),
+        lead_of(only_queued, "Claire", erased),
+        Write::CorrectLead(LeadCorrection {
+            lead_id: only_queued,
+            first_name: Some("Clara".into()),
+            last_name: None,
+            phone_e164: None,
+            at: OffsetDateTime::now_utc(),
+        }),
+        transcript(ck.id, "Plutôt jeudi."),
+        completed(ck.id),
+    ];
+    for w in queued {
+        assert_eq!(storage.write(w).await.unwrap(), Applied::Queued);
+    }
+    assert_eq!(storage.pending(), 7);
+    pg.resume();
+
+    let removed = storage.erase_phone(erased).await.unwrap();
+    assert_eq!((removed.leads, removed.calls, removed.outbox), (1, 1, 6), "{removed:?}");
+    assert_eq!(storage.pending(), 2, "the other number's writes stay queued");
+    let on_disk = |d: &std::path::Path| -> String {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let left = on_disk(dir.path()) + &on_disk(&dir.path().join("dead"));
+    for gone in [erased, "06 12 34 56 78", &a.to_string(), &ca.id.to_string(), &only_queued.to_string()] {
+        assert!(!left.contains(gone), "{gone} still in the outbox: {left}");
+    }
+    assert!(left.contains("Plutôt jeudi"), "{left}");
+
+    let report = storage.replay().await;
+    assert_eq!((report.replayed, report.dead, report.pending), (2, 0, 0));
+    for id in [a, only_queued] {
+        assert!(storage.store.get_lead(id).await.unwrap().is_none(), "nothing erased comes back");
+    }
+    assert!(storage.store.get_call(ca.id).await.unwrap().is_none());
+    assert_eq!(storage.store.get_call(ck.id).await.unwrap().unwrap().status, "completed");
+    assert_eq!(storage.store.get_lead(k).await.unwrap().unwrap().first_name, "Karim");
+}

@@ -303,3 +303,105 @@ async fn two_control_planes_never_place_one_attempt_twice() {
         assert_eq!(r.iter().filter(|r| r.state == "placed").count(), 1, "{r:?}");
     }
 }
+
+/// A control plane that stops between claiming retries and finishing them leaves them
+/// `placing`. Once they have been so for `retry::STUCK_AFTER`, the next worker pass settles
+/// each by what reached Twilio: no call stored → requeued and placed in the same pass; a call
+/// with Twilio's sid → adopted as placed, not rung again; a call stored whose Twilio answer was
+/// lost → failed with the reason, its call closed, not rung again (never twice).
+#[tokio::test]
+async fn retries_left_placing_by_a_stopped_control_plane_are_settled_by_what_reached_twilio() {
+    use callway_control::placing::{PlaceCall, place_call};
+    use callway_control::store::NewCall;
+    let clock = Arc::new(ManualClock::new(datetime!(2026-12-07 09:00 UTC)));
+    let (never_asked, accepted, answer_lost) = ("+33612345671", "+33612345672", "+33612345673");
+    let w = world(&clock, |c| {
+        for n in [never_asked, accepted, answer_lost] {
+            c.outcomes.insert(n.into(), Outcome::Busy);
+        }
+    })
+    .await;
+    let store = &w.cp.app.storage.store;
+    let mut leads = Vec::new();
+    for n in [never_asked, accepted, answer_lost] {
+        let (lead, sid) = lead_and_call(&w, n).await;
+        within(w.twilio.wait_call_finished(&sid)).await;
+        leads.push(lead);
+    }
+
+    // The control plane that is about to stop claims the three attempts due at 09:10.
+    clock.set(datetime!(2026-12-07 09:10 UTC));
+    let claimed = store.claim_due_retries(clock.now(), "stopped-instance", 16).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let of = |lead: Uuid| claimed.iter().find(|r| r.lead_id == lead).unwrap().clone();
+    // It got through to Twilio for the second lead (Twilio's sid stored)...
+    let previous = store.get_call(of(leads[1]).after_call_id).await.unwrap().unwrap();
+    let placed = place_call(
+        &w.cp.app,
+        &PlaceCall {
+            lead_id: leads[1],
+            session_id: previous.session_id,
+            summary: &previous.summary,
+            to_e164: accepted,
+            detail: "Calls.create (retry attempt 2 after busy)",
+            attempt: 2,
+        },
+    )
+    .await
+    .unwrap();
+    within(w.twilio.wait_call_finished(&placed.call_sid)).await;
+    // ...and stored the third lead's call but never heard Twilio's answer.
+    let lost_call = Uuid::new_v4();
+    let now = time::OffsetDateTime::now_utc();
+    store
+        .create_call(&NewCall {
+            id: lost_call,
+            lead_id: leads[2],
+            session_id: None,
+            summary: "Veut une démo de l'agent vocal.".into(),
+            stream_nonce: "00112233445566778899aabb".into(),
+            token_expires_at: now,
+            attempt: 2,
+            at: now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(w.twilio.calls().len(), 4);
+
+    // Not stuck yet: a worker leaves them alone.
+    clock.set(datetime!(2026-12-07 09:19:59 UTC));
+    let report = retry::run_due(&w.cp.app).await.unwrap();
+    assert_eq!((report.recovered, report.claimed), (0, 0), "{report:?}");
+
+    // Stuck: settled, and the requeued one placed in the same pass.
+    clock.set(datetime!(2026-12-07 09:20 UTC));
+    let report = retry::run_due(&w.cp.app).await.unwrap();
+    assert_eq!((report.recovered, report.claimed, report.placed), (3, 1, 1), "{report:?}");
+    let calls = within(w.twilio.wait_for_calls(5)).await;
+    within(w.twilio.wait_call_finished(&calls[4].sid)).await;
+    assert_eq!(calls[4].to, never_asked);
+    for (n, rang) in [(never_asked, 2), (accepted, 2), (answer_lost, 1)] {
+        assert_eq!(w.twilio.calls().iter().filter(|c| c.to == n).count(), rang, "{n}");
+    }
+
+    let first = retries(store, leads[0]).await;
+    assert_eq!(first[0].state, "placed", "{first:?}");
+    let t = timeline(store, leads[0]).await;
+    assert!(position(&t, "retry-requeued") < position(&t, "retry-placed"), "{t:?}");
+
+    let second = retries(store, leads[1]).await;
+    assert_eq!((second[0].state.as_str(), second[0].call_id), ("placed", Some(placed.call_id)), "{second:?}");
+    assert!(second[0].detail.as_deref().unwrap().contains("recovered"), "{second:?}");
+
+    let third = retries(store, leads[2]).await;
+    assert_eq!((third[0].state.as_str(), third[0].call_id), ("failed", Some(lost_call)), "{third:?}");
+    assert!(third[0].detail.as_deref().unwrap().contains("never called twice"), "{third:?}");
+    assert_eq!(store.get_call(lost_call).await.unwrap().unwrap().status, "failed");
+    assert!(timeline(store, leads[2]).await.contains(&"retry-failed".to_owned()));
+
+    // Settled once: the next pass finds nothing stuck.
+    clock.set(datetime!(2026-12-07 09:40 UTC));
+    assert_eq!(retry::run_due(&w.cp.app).await.unwrap().recovered, 0);
+    let text = w.cp.http.get(w.cp.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("callway_retries_recovered_total 3"), "{text}");
+}

@@ -292,7 +292,8 @@ fn retry_after(lead_id: Uuid, call_id: Uuid, due_at: OffsetDateTime) -> NewRetry
     }
 }
 
-async fn a_retry_is_scheduled_once_claimed_once_and_erased(s: Store) {
+/// A lead whose first call was busy, and the retry scheduled after it (due 2026-12-07 13:00 UTC).
+async fn busy_call_with_retry(s: &Store) -> (NewLead, NewCall, NewRetry, OffsetDateTime) {
     let l = lead("+33612345678");
     s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
     let c = call(l.id);
@@ -301,6 +302,11 @@ async fn a_retry_is_scheduled_once_claimed_once_and_erased(s: Store) {
     let due = time::macros::datetime!(2026-12-07 13:00 UTC);
     let r = retry_after(l.id, c.id, due);
     assert!(s.schedule_retry(&r).await.unwrap());
+    (l, c, r, due)
+}
+
+async fn a_retry_is_scheduled_once_claimed_once_and_erased(s: Store) {
+    let (l, c, r, due) = busy_call_with_retry(&s).await;
     assert!(!s.schedule_retry(&retry_after(l.id, c.id, due)).await.unwrap(), "one retry per call");
     assert_eq!(s.attempt_of_call(c.id).await.unwrap(), 1, "a call the prospect asked for is attempt 1");
 
@@ -395,6 +401,31 @@ async fn racing_workers_claim_each_retry_exactly_once(s: Store) {
     assert_eq!(all, ids, "every due retry was claimed");
 }
 
+/// A retry claimed and never finished is found once it has been `placing` long enough, and the
+/// call stored for its attempt is told apart from the calls other retries already point to.
+async fn stuck_retries_and_the_call_of_their_attempt_are_found(s: Store) {
+    let (l, c, r, due) = busy_call_with_retry(&s).await;
+    assert!(
+        s.stuck_retries(due + Duration::hours(1), 10).await.unwrap().is_empty(),
+        "scheduled is not stuck"
+    );
+    assert_eq!(s.claim_due_retries(due, "w1", 10).await.unwrap().len(), 1);
+    assert!(s.stuck_retries(due - Duration::seconds(1), 10).await.unwrap().is_empty(), "claimed after that");
+    let stuck = s.stuck_retries(due, 10).await.unwrap();
+    assert_eq!(stuck.iter().map(|r| (r.id, r.state.as_str())).collect::<Vec<_>>(), vec![(r.id, "placing")]);
+
+    // No call of attempt 2 yet; then one, which is unlinked until the retry names it.
+    assert_eq!(s.unlinked_call_of_attempt(l.id, 2).await.unwrap(), None);
+    s.apply(&status(c.id, "completed", "twilio-call")).await.unwrap();
+    let c2 = NewCall { attempt: 2, ..call(l.id) };
+    s.create_call(&c2).await.unwrap();
+    assert_eq!(s.unlinked_call_of_attempt(l.id, 2).await.unwrap().map(|c| c.id), Some(c2.id));
+    assert_eq!(s.unlinked_call_of_attempt(l.id, 3).await.unwrap(), None);
+    assert!(s.finish_retry(r.id, "placed", Some(c2.id), "placed", due).await.unwrap());
+    assert_eq!(s.unlinked_call_of_attempt(l.id, 2).await.unwrap(), None, "now linked");
+    assert!(s.stuck_retries(due + Duration::hours(1), 10).await.unwrap().is_empty(), "settled");
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_postgres {
@@ -422,4 +453,5 @@ both_backends!(
     concurrent_status_updates_of_one_call_all_land,
     a_retry_is_scheduled_once_claimed_once_and_erased,
     racing_workers_claim_each_retry_exactly_once,
+    stuck_retries_and_the_call_of_their_attempt_are_found,
 );

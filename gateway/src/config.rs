@@ -23,6 +23,7 @@
 //! | `TWILIO_STREAM_DOMAIN` | public `host[:port]` Twilio dials; signatures are over `wss://{it}{path}` | required |
 //! | `STREAM_TOKEN_SECRET` | verifies stream tokens (same as the control plane) | required |
 //! | `INTERNAL_API_SECRET` | signs internal API calls (same as the control plane) | required |
+//! | `STREAM_TOKEN_SECRET_PREVIOUS` | during a rotation, stream tokens signed with it are accepted too | unset |
 //! | `CONTROL_PLANE_URL` | base URL of the control plane's internal API | required |
 //! | `GATEWAY_LISTEN_ADDR` | where Twilio connects | `0.0.0.0:8443` |
 //! | `GATEWAY_OPS_ADDR` | `/healthz`, `/readyz`, `/metrics` | `127.0.0.1:9090` |
@@ -124,6 +125,8 @@ pub struct Config {
     pub stream_token_secret: Vec<u8>,
     /// `INTERNAL_API_SECRET`.
     pub internal_api_secret: Vec<u8>,
+    /// `STREAM_TOKEN_SECRET_PREVIOUS`: also accepted while the secret is rotated.
+    pub stream_token_secret_previous: Option<Vec<u8>>,
     /// `CONTROL_PLANE_URL`, without trailing `/`.
     pub control_plane_url: String,
     /// `GATEWAY_LISTEN_ADDR`.
@@ -290,6 +293,12 @@ impl Config {
         };
         let stream_token_secret = r.secret("STREAM_TOKEN_SECRET", contract::stream_token::MIN_SECRET_LEN);
         let internal_api_secret = r.secret("INTERNAL_API_SECRET", 32);
+        let stream_token_secret_previous = r.previous_secret(
+            "STREAM_TOKEN_SECRET_PREVIOUS",
+            "STREAM_TOKEN_SECRET",
+            &stream_token_secret,
+            contract::stream_token::MIN_SECRET_LEN,
+        );
         let control_plane_url = r.url(
             "CONTROL_PLANE_URL",
             None,
@@ -352,6 +361,7 @@ impl Config {
             twilio_stream_domain,
             stream_token_secret,
             internal_api_secret,
+            stream_token_secret_previous,
             control_plane_url,
             listen_addr,
             ops_addr,

@@ -54,6 +54,12 @@ pub struct Metrics {
     pub live_silence_held_back: AtomicU64,
     /// GPT-Live: billed session seconds of ended calls, in milliseconds.
     pub live_session_ms: AtomicU64,
+    /// TLS certificate reloads that swapped a new certificate in (`SIGHUP`).
+    pub tls_reloads: AtomicU64,
+    /// TLS certificate reloads refused (a file unusable: the previous certificate stays).
+    pub tls_reload_failures: AtomicU64,
+    /// SHA-256 of the leaf certificate served now, hex (empty without TLS).
+    tls_cert_sha256: Mutex<String>,
     /// Events received and not acted on, by `IGNORED_LABELS` entry.
     ignored: IgnoredTotals,
     calls_ended: Mutex<BTreeMap<&'static str, u64>>,
@@ -139,6 +145,16 @@ impl Metrics {
             .iter()
             .position(|l| *l == (peer, kind))
             .map_or(0, |i| self.ignored.0[i].load(Ordering::Relaxed))
+    }
+
+    /// The certificate served from now on (its leaf's SHA-256, hex).
+    pub fn tls_certificate_loaded(&self, sha256: &str) {
+        sha256.clone_into(&mut lock(&self.tls_cert_sha256));
+    }
+
+    /// The leaf SHA-256 of the certificate served now (empty without TLS).
+    pub fn tls_certificate(&self) -> String {
+        lock(&self.tls_cert_sha256).clone()
     }
 
     /// Whether `/readyz` should answer 200.
@@ -256,6 +272,24 @@ impl Metrics {
             g(&self.frames_to_openai),
             g(&self.frames_to_twilio)
         );
+        let _ = writeln!(
+            s,
+            "# HELP callway_gateway_tls_reloads_total TLS certificate reloads (SIGHUP), by result (error: the previous certificate is still served).\n\
+             # TYPE callway_gateway_tls_reloads_total counter\n\
+             callway_gateway_tls_reloads_total{{result=\"ok\"}} {}\n\
+             callway_gateway_tls_reloads_total{{result=\"error\"}} {}",
+            g(&self.tls_reloads),
+            g(&self.tls_reload_failures)
+        );
+        let sha = self.tls_certificate();
+        if !sha.is_empty() {
+            let _ = writeln!(
+                s,
+                "# HELP callway_gateway_tls_certificate_info The certificate new handshakes present (leaf SHA-256).\n\
+                 # TYPE callway_gateway_tls_certificate_info gauge\n\
+                 callway_gateway_tls_certificate_info{{sha256=\"{sha}\"}} 1"
+            );
+        }
         let _ = writeln!(
             s,
             "# HELP callway_gateway_calls_total Calls ended, by reason.\n# TYPE callway_gateway_calls_total counter"

@@ -313,11 +313,25 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
         }
         let n = batch.events.len() as u64;
         let ended = batch.events.iter().any(|e| matches!(e, contract::internal_api::CallEvent::Ended { .. }));
+        // Usage is counted once per event: a batch the gateway sends again is not new.
+        let fresh = match app.storage.store.get_call(call_id).await {
+            Ok(Some(call)) => call.end_reason.is_none(),
+            _ => false,
+        };
+        let usage: (u64, u64) = batch.events.iter().fold((0, 0), |(i, o), e| match e {
+            contract::internal_api::CallEvent::Usage { input_tokens, output_tokens, .. } => {
+                (i + input_tokens, o + output_tokens)
+            }
+            _ => (i, o),
+        });
         let write =
             EventsWrite { call_id, seq: batch.seq, events: batch.events, at: OffsetDateTime::now_utc() };
         match app.storage.write(Write::AppendEvents(write)).await {
             Ok(_) => {
                 app.metrics.call_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                if fresh {
+                    crate::cost::on_usage(&app, usage.0, usage.1);
+                }
                 tracing::debug!(%call_id, events = n, "call events stored");
                 if ended && app.config.summary_model.is_some() {
                     // On a task of its own: the gateway's batch is answered at once.
@@ -333,4 +347,41 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// How often a held [`amd`] request looks at the call's timeline.
+const AMD_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `POST /internal/v1/calls/{call_id}/amd` ([`contract::internal_api::amd_path`], a long poll):
+/// whether answering-machine detection runs on the call and, once Twilio has said, who
+/// answered. Read from the call's timeline, so the answer is right whichever control plane
+/// took Twilio's callback; held up to `wait_ms` while the result is not known.
+pub async fn amd(State(app): State<SharedApp>, Path(call_id): Path<String>, body: RawBody) -> Response {
+    use contract::internal_api::{AMD_MAX_WAIT_MS, AmdStatus, AmdWait};
+    let result = async {
+        authenticate(&app, &body)?;
+        let call_id = call_id_param(&call_id)?;
+        let wait: AmdWait = parse_json(&body.bytes)?;
+        if app.storage.store.get_call(call_id).await.map_err(ApiFailure::storage)?.is_none() {
+            return Err(ApiFailure::new(StatusCode::NOT_FOUND, "call_unknown", "no call with this id"));
+        }
+        if !app.config.amd.enabled {
+            return Ok(AmdStatus { detection: false, answered_by: None });
+        }
+        let wait = std::time::Duration::from_millis(u64::from(wait.wait_ms.min(AMD_MAX_WAIT_MS)));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let answered_by = crate::amd::result_of(&app, call_id).await.map_err(ApiFailure::storage)?;
+            let now = tokio::time::Instant::now();
+            if answered_by.is_some() || now >= deadline {
+                return Ok(AmdStatus { detection: true, answered_by });
+            }
+            tokio::time::sleep(AMD_POLL.min(deadline - now)).await;
+        }
+    }
+    .await;
+    match result {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(e) => e.into_response(),
+    }
 }

@@ -118,10 +118,23 @@ impl App {
             .with_host_header(config.twilio_api_host_header.clone()),
             twilio_signer: TwilioSigner::new(config.twilio_auth_token.as_bytes()),
             minter: StreamTokenMinter::new(&config.stream_token_secret).map_err(|e| e.to_string())?,
-            verifier: StreamTokenVerifier::new(&[&config.stream_token_secret], 30)
-                .map_err(|e| e.to_string())?,
-            internal_auth: contract::internal_api::InternalAuth::new(&config.internal_api_secret),
-            capabilities: CapabilityKey::derive(&config.stream_token_secret),
+            // Tokens minted before a rotation still redeem (STREAM_TOKEN_SECRET_PREVIOUS).
+            verifier: StreamTokenVerifier::new(
+                &[Some(&config.stream_token_secret), config.stream_token_secret_previous.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
+                30,
+            )
+            .map_err(|e| e.to_string())?,
+            internal_auth: contract::internal_api::InternalAuth::with_previous(
+                &config.internal_api_secret,
+                config.internal_api_secret_previous.as_deref(),
+            ),
+            capabilities: CapabilityKey::derive_with_previous(
+                &config.stream_token_secret,
+                config.stream_token_secret_previous.as_deref(),
+            ),
             limits: Mutex::new(Limiters {
                 sessions_per_ip: RateLimiter::new(l.sessions_per_ip),
                 saves_per_session: RateLimiter::new(l.saves_per_session),
@@ -164,8 +177,10 @@ pub fn router(app: SharedApp) -> Router {
         .route("/api/calls/{call_id}", get(web::call_progress))
         .route("/twilio/status", post(twilio::call_status))
         .route("/twilio/stream-status", post(twilio::stream_status))
+        .route("/twilio/amd", post(twilio::amd_status))
         .route(contract::internal_api::REDEEM_PATH, post(internal::redeem))
         .route("/internal/v1/calls/{call_id}/tools/{tool}", post(internal::tool))
+        .route("/internal/v1/calls/{call_id}/amd", post(internal::amd))
         .route("/internal/v1/calls/{call_id}/events", post(internal::events))
         .route("/admin/erase", post(ops::erase))
         .route("/admin/opt-out", post(ops::opt_out))

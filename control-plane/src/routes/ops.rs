@@ -82,7 +82,7 @@ fn admin_phone(app: &SharedApp, body: &RawBody) -> Result<phone::Phone, ApiFailu
 pub async fn erase(State(app): State<SharedApp>, body: RawBody) -> Response {
     let result = async {
         let p = admin_phone(&app, &body)?;
-        let removed = app.storage.store.erase_phone(&p.e164).await.map_err(ApiFailure::storage)?;
+        let removed = app.storage.erase_phone(&p.e164).await.map_err(ApiFailure::storage)?;
         tracing::info!(phone = %phone::mask(&p.e164), ?removed, "personal data erased");
         Ok::<_, ApiFailure>(
             axum::Json(json!({"phone": phone::mask(&p.e164), "removed": removed})).into_response(),

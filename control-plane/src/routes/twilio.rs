@@ -3,6 +3,7 @@
 //! `PUBLIC_APP_URL` plus the path and query we gave Twilio, never from the request's `Host`
 //! (behind a proxy the two differ). Accepted events go to the call's status timeline; a final
 //! `busy`, `no-answer` or `failed` then schedules the next attempt ([`crate::retry`]).
+//! `POST /twilio/amd` takes the answering-machine detection result ([`crate::amd`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -108,7 +109,14 @@ pub async fn call_status(State(app): State<SharedApp>, body: RawBody) -> Respons
         detail: (!detail.is_empty()).then_some(detail),
         at: OffsetDateTime::now_utc(),
     };
+    let billed = (status == "completed").then(|| get(&params, "CallDuration")?.parse::<u64>().ok()).flatten();
     let answer = record(&app, update).await;
+    if answer.status() == StatusCode::NO_CONTENT
+        && let Some(seconds) = billed
+        && let Err(e) = crate::cost::on_twilio_completed(&app, call_id, seconds).await
+    {
+        tracing::warn!(%call_id, error = %e, "call cost not counted");
+    }
     if answer.status() == StatusCode::NO_CONTENT
         && let Some(reason) = crate::retry::RetryReason::from_call_status(status)
     {
@@ -140,4 +148,46 @@ pub async fn stream_status(State(app): State<SharedApp>, body: RawBody) -> Respo
         at: OffsetDateTime::now_utc(),
     };
     record(&app, update).await
+}
+
+/// `POST /twilio/amd?call_id=…`: `AnsweredBy` of the asynchronous answering-machine detection
+/// → the call's timeline, then the voicemail policy ([`crate::amd::on_result`]).
+pub async fn amd_status(State(app): State<SharedApp>, body: RawBody) -> Response {
+    let (call_id, params) =
+        match call_id_of(&body.path_and_query).and_then(|id| Ok((id, verified_form(&app, &body)?))) {
+            Ok(v) => v,
+            Err(e) => return e.into_response(),
+        };
+    let (Some(answered_by), Some(call_sid)) = (get(&params, "AnsweredBy"), get(&params, "CallSid")) else {
+        return ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "answered_by_missing",
+            "AnsweredBy or CallSid is missing",
+        )
+        .into_response();
+    };
+    if crate::amd::verdict(answered_by).is_none() {
+        return ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "answered_by_invalid",
+            format!("AnsweredBy {answered_by:?} is not a value Twilio sends"),
+        )
+        .into_response();
+    }
+    match crate::amd::on_result(
+        &app,
+        call_id,
+        call_sid,
+        answered_by,
+        get(&params, "MachineDetectionDuration"),
+    )
+    .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(StoreError::NotFound(_)) => {
+            ApiFailure::new(StatusCode::NOT_FOUND, "call_unknown", "no call with this call_id")
+                .into_response()
+        }
+        Err(e) => ApiFailure::storage(e).into_response(),
+    }
 }

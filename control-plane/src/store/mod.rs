@@ -205,6 +205,9 @@ pub struct Erased {
     /// Scheduled, placed or cancelled retries.
     #[serde(default)]
     pub retries: u64,
+    /// Outbox entries (writes waiting for the database, dead letters) about the number.
+    #[serde(default)]
+    pub outbox: u64,
 }
 
 /// Where a retry is in its life.
@@ -420,7 +423,14 @@ impl Store {
         each!(self, s => s.purge_transcripts(before).await)
     }
 
-    /// Deletes everything held about `phone_e164`, its retries included.
+    /// The ids of the leads with `phone_e164` and of their calls (what an erasure looks for
+    /// in the outbox, [`Storage::erase_phone`]).
+    pub async fn ids_for_phone(&self, phone_e164: &str) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+        each!(self, s => s.ids_for_phone(phone_e164).await)
+    }
+
+    /// Deletes everything held about `phone_e164` in the database, its retries included; the
+    /// outbox is [`Storage::erase_phone`]'s part.
     pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
         each!(self, s => s.erase_phone(phone_e164).await)
     }
@@ -444,6 +454,26 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RetryRow>, StoreError> {
         each!(self, s => s.claim_due_retries(now, worker, limit).await)
+    }
+
+    /// Retries still `placing` that were claimed at or before `claimed_before`: their worker
+    /// died between claiming and placing ([`crate::retry::sweep_stuck`]).
+    pub async fn stuck_retries(
+        &self,
+        claimed_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        each!(self, s => s.stuck_retries(claimed_before, limit).await)
+    }
+
+    /// The lead's call of attempt `attempt` that no retry points to (what a worker that died
+    /// while placing that attempt may have stored), newest first.
+    pub async fn unlinked_call_of_attempt(
+        &self,
+        lead_id: Uuid,
+        attempt: u32,
+    ) -> Result<Option<CallRow>, StoreError> {
+        each!(self, s => s.unlinked_call_of_attempt(lead_id, attempt).await)
     }
 
     /// Puts a claimed retry back to `scheduled` at `due_at`; `false` if it was not `placing`.

@@ -8,6 +8,10 @@
 //! first and stops at the first one that still cannot reach the database. A write the database
 //! refuses for good (a missing parent row…) is moved to `OUTBOX_DIR/dead/` and counted, never
 //! dropped silently.
+//!
+//! Erasure ([`Storage::erase_phone`]) reaches the outbox too: a queued write about an erased
+//! number (its lead, a correction, its calls' statuses and transcript events) would otherwise
+//! bring the data back on replay, and a dead letter would keep it on disk.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 
-use super::{Store, StoreError, Write};
+use super::{Erased, Store, StoreError, Write};
 use crate::metrics::Metrics;
 
 /// Where a write went.
@@ -185,6 +189,59 @@ impl Storage {
             tracing::info!(replayed = report.replayed, pending = report.pending, "outbox replayed");
         }
         report
+    }
+
+    /// Erases everything held about `phone_e164`: the outbox entries that mention the number,
+    /// one of its leads or one of their calls (pending writes and dead letters, matched on
+    /// their stored bytes, so an entry that no longer parses is caught too), then the database
+    /// rows ([`Store::erase_phone`]). Replay waits meanwhile, so nothing erased comes back. Leads
+    /// that exist only in the outbox (saved while the database was down) are found by their
+    /// number and their later writes go with them.
+    pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
+        let mut q = self.queue.lock().await;
+        let (leads, calls) = self.store.ids_for_phone(phone_e164).await?;
+        let mut needles: Vec<String> = std::iter::once(phone_e164.to_owned())
+            .chain(leads.iter().chain(&calls).map(uuid::Uuid::to_string))
+            .collect();
+
+        // Every entry, oldest first: pending ones by sequence, then dead letters.
+        let mut entries: Vec<(Option<u64>, PathBuf)> =
+            q.pending.iter().map(|&seq| (Some(seq), self.path(seq))).collect();
+        let dead_dir = self.dir.join("dead");
+        let mut rd = tokio::fs::read_dir(&dead_dir).await.map_err(|e| io_err("read", &dead_dir, e))?;
+        while let Some(entry) = rd.next_entry().await.map_err(|e| io_err("read", &dead_dir, e))? {
+            if entry.file_name().to_string_lossy().ends_with(".json") {
+                entries.push((None, entry.path()));
+            }
+        }
+        let mut contents = Vec::with_capacity(entries.len());
+        for (seq, path) in entries {
+            let bytes = tokio::fs::read(&path).await.map_err(|e| io_err("read", &path, e))?;
+            // A lead saved only here: its id marks its later writes.
+            if let Ok(Write::UpsertLead(l)) = serde_json::from_slice::<Write>(&bytes)
+                && l.phone_e164 == phone_e164
+            {
+                needles.push(l.id.to_string());
+            }
+            contents.push((seq, path, bytes));
+        }
+        let mut removed = 0;
+        for (seq, path, bytes) in contents {
+            let text = String::from_utf8_lossy(&bytes);
+            if !needles.iter().any(|n| text.contains(n.as_str())) {
+                continue;
+            }
+            tokio::fs::remove_file(&path).await.map_err(|e| io_err("delete", &path, e))?;
+            if let Some(seq) = seq {
+                q.pending.retain(|&s| s != seq);
+            }
+            removed += 1;
+        }
+        self.pending.store(q.pending.len() as u64, Ordering::Relaxed);
+        self.metrics.outbox_pending.store(q.pending.len() as u64, Ordering::Relaxed);
+        let mut erased = self.store.erase_phone(phone_e164).await?;
+        erased.outbox = removed;
+        Ok(erased)
     }
 
     /// Replays forever, every `period`, backing off while the database stays down.

@@ -39,6 +39,24 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 /// Reads a [`RetryRow`] from a row of either backend (a macro: the row types differ).
+macro_rules! call_row {
+    ($r:expr) => {
+        (|| -> Result<CallRow, sqlx::Error> {
+            Ok(CallRow {
+                id: $r.try_get("id")?,
+                lead_id: $r.try_get("lead_id")?,
+                session_id: $r.try_get("session_id")?,
+                call_sid: $r.try_get("call_sid")?,
+                status: $r.try_get("status")?,
+                end_reason: $r.try_get("end_reason")?,
+                input_tokens: $r.try_get("input_tokens")?,
+                output_tokens: $r.try_get("output_tokens")?,
+                summary: $r.try_get("summary")?,
+            })
+        })()
+    };
+}
+
 macro_rules! retry_row {
     ($r:expr) => {
         (|| -> Result<RetryRow, sqlx::Error> {
@@ -213,19 +231,24 @@ impl SqlStore {
         const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens, summary FROM calls WHERE id = $1";
         on_pool!(&self.pool, p => {
             let row = sqlx::query(Q).bind(id).fetch_optional(p).await.map_err(map_err)?;
-            row.map(|r| -> Result<CallRow, sqlx::Error> {
-                Ok(CallRow {
-                    id: r.try_get("id")?,
-                    lead_id: r.try_get("lead_id")?,
-                    session_id: r.try_get("session_id")?,
-                    call_sid: r.try_get("call_sid")?,
-                    status: r.try_get("status")?,
-                    end_reason: r.try_get("end_reason")?,
-                    input_tokens: r.try_get("input_tokens")?,
-                    output_tokens: r.try_get("output_tokens")?,
-                    summary: r.try_get("summary")?,
-                })
-            }).transpose().map_err(map_err)
+            row.map(|r| call_row!(r)).transpose().map_err(map_err)
+        })
+    }
+
+    /// The lead's call of attempt `attempt` that no retry points to yet (what a worker that
+    /// died while placing that attempt left), newest first.
+    pub async fn unlinked_call_of_attempt(
+        &self,
+        lead_id: Uuid,
+        attempt: u32,
+    ) -> Result<Option<CallRow>, StoreError> {
+        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens, summary FROM calls \
+            WHERE lead_id = $1 AND attempt = $2 AND id NOT IN (SELECT call_id FROM call_retries WHERE call_id IS NOT NULL) \
+            ORDER BY created_at DESC LIMIT 1";
+        let attempt = i32::try_from(attempt).map_err(|_| StoreError::Other("attempt overflow".into()))?;
+        on_pool!(&self.pool, p => {
+            let row = sqlx::query(Q).bind(lead_id).bind(attempt).fetch_optional(p).await.map_err(map_err)?;
+            row.map(|r| call_row!(r)).transpose().map_err(map_err)
         })
     }
 
@@ -381,6 +404,23 @@ impl SqlStore {
             .map(|r| r.rows_affected()).map_err(map_err))
     }
 
+    /// The ids of the leads with this number and of their calls.
+    pub async fn ids_for_phone(&self, phone_e164: &str) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+        const LEADS: &str = "SELECT id FROM leads WHERE phone_e164 = $1";
+        const CALLS: &str =
+            "SELECT c.id FROM calls c JOIN leads l ON l.id = c.lead_id WHERE l.phone_e164 = $1";
+        on_pool!(&self.pool, p => {
+            let mut out = (Vec::new(), Vec::new());
+            for (q, ids) in [(LEADS, &mut out.0), (CALLS, &mut out.1)] {
+                let rows = sqlx::query(q).bind(phone_e164).fetch_all(p).await.map_err(map_err)?;
+                for r in rows {
+                    ids.push(r.try_get("id").map_err(map_err)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Deletes the leads with this number and everything hanging off them, in one transaction.
     pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
         const LEADS: &str = "SELECT id FROM leads WHERE phone_e164 = $1";
@@ -454,6 +494,21 @@ impl SqlStore {
         let now = utc(now);
         on_pool!(&self.pool, p => {
             let rows = sqlx::query(q).bind(now).bind(worker).bind(i64::from(limit))
+                .fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| retry_row!(r)).collect::<Result<Vec<_>, _>>().map_err(map_err)
+        })
+    }
+
+    /// Retries left `placing` since before `claimed_before` (their worker died), oldest first.
+    pub async fn stuck_retries(
+        &self,
+        claimed_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        const Q: &str = "SELECT id, lead_id, after_call_id, attempt, reason, state, due_at, call_id, detail \
+            FROM call_retries WHERE state = 'placing' AND claimed_at <= $1 ORDER BY claimed_at LIMIT $2";
+        on_pool!(&self.pool, p => {
+            let rows = sqlx::query(Q).bind(utc(claimed_before)).bind(i64::from(limit))
                 .fetch_all(p).await.map_err(map_err)?;
             rows.iter().map(|r| retry_row!(r)).collect::<Result<Vec<_>, _>>().map_err(map_err)
         })

@@ -213,30 +213,36 @@ impl SupabaseStore {
 
     /// A call by id.
     pub async fn get_call(&self, id: Uuid) -> Result<Option<CallRow>, StoreError> {
-        let rows = self
+        let rows = self.rows("calls", &[("id", eq(id)), ("select", CALL_COLUMNS.into())]).await?;
+        Ok(rows.first().and_then(call_from_json))
+    }
+
+    /// The lead's call of attempt `attempt` that no retry points to yet, newest first.
+    pub async fn unlinked_call_of_attempt(
+        &self,
+        lead_id: Uuid,
+        attempt: u32,
+    ) -> Result<Option<CallRow>, StoreError> {
+        let calls = self
             .rows(
                 "calls",
                 &[
-                    ("id", eq(id)),
-                    (
-                        "select",
-                        "id,lead_id,session_id,call_sid,status,end_reason,input_tokens,output_tokens,summary"
-                            .into(),
-                    ),
+                    ("lead_id", eq(lead_id)),
+                    ("attempt", eq(attempt)),
+                    ("select", CALL_COLUMNS.into()),
+                    ("order", "created_at.desc".into()),
                 ],
             )
             .await?;
-        Ok(rows.first().map(|r| CallRow {
-            id,
-            lead_id: r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
-            session_id: r["session_id"].as_str().and_then(|s| s.parse().ok()),
-            call_sid: r["call_sid"].as_str().map(str::to_owned),
-            status: r["status"].as_str().unwrap_or_default().to_owned(),
-            end_reason: r["end_reason"].as_str().map(str::to_owned),
-            input_tokens: r["input_tokens"].as_i64().unwrap_or(0),
-            output_tokens: r["output_tokens"].as_i64().unwrap_or(0),
-            summary: r["summary"].as_str().unwrap_or_default().to_owned(),
-        }))
+        let calls: Vec<CallRow> = calls.iter().filter_map(call_from_json).collect();
+        if calls.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<Uuid> = calls.iter().map(|c| c.id).collect();
+        let linked =
+            self.rows("call_retries", &[("call_id", in_list(&ids)), ("select", "call_id".into())]).await?;
+        let linked: Vec<Uuid> = linked.iter().filter_map(|r| r["call_id"].as_str()?.parse().ok()).collect();
+        Ok(calls.into_iter().find(|c| !linked.contains(&c.id)))
     }
 
     /// Statuses, oldest first.
@@ -456,6 +462,18 @@ impl SupabaseStore {
         .await
     }
 
+    /// The ids of the leads with this number and of their calls.
+    pub async fn ids_for_phone(&self, phone_e164: &str) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+        let leads = self.rows("leads", &[("phone_e164", eq(phone_e164)), ("select", "id".into())]).await?;
+        let lead_ids: Vec<Uuid> = leads.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
+        if lead_ids.is_empty() {
+            return Ok((lead_ids, Vec::new()));
+        }
+        let calls = self.rows("calls", &[("lead_id", in_list(&lead_ids)), ("select", "id".into())]).await?;
+        let call_ids = calls.iter().filter_map(|r| r["id"].as_str()?.parse().ok()).collect();
+        Ok((lead_ids, call_ids))
+    }
+
     /// Children first, each delete idempotent, so a retry after a partial failure completes it.
     pub async fn erase_phone(&self, phone_e164: &str) -> Result<Erased, StoreError> {
         let leads = self.rows("leads", &[("phone_e164", eq(phone_e164)), ("select", "id".into())]).await?;
@@ -609,6 +627,27 @@ impl SupabaseStore {
         self.patch_retries(&[("lead_id", in_list(&leads)), ("state", "eq.scheduled".into())], &patch).await
     }
 
+    /// Retries left `placing` since before `claimed_before`, oldest first.
+    pub async fn stuck_retries(
+        &self,
+        claimed_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        let rows = self
+            .rows(
+                "call_retries",
+                &[
+                    ("state", "eq.placing".into()),
+                    ("claimed_at", format!("lte.{}", ts(claimed_before))),
+                    ("select", RETRY_COLUMNS.into()),
+                    ("order", "claimed_at.asc".into()),
+                    ("limit", limit.to_string()),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(retry_from_json).collect())
+    }
+
     /// A lead's retries, oldest first.
     pub async fn retries_for_lead(&self, lead_id: Uuid) -> Result<Vec<RetryRow>, StoreError> {
         let rows = self
@@ -657,6 +696,23 @@ impl SupabaseStore {
 }
 
 /// The columns of a [`RetryRow`].
+const CALL_COLUMNS: &str =
+    "id,lead_id,session_id,call_sid,status,end_reason,input_tokens,output_tokens,summary";
+
+fn call_from_json(r: &Value) -> Option<CallRow> {
+    Some(CallRow {
+        id: r["id"].as_str()?.parse().ok()?,
+        lead_id: r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default(),
+        session_id: r["session_id"].as_str().and_then(|s| s.parse().ok()),
+        call_sid: r["call_sid"].as_str().map(str::to_owned),
+        status: r["status"].as_str().unwrap_or_default().to_owned(),
+        end_reason: r["end_reason"].as_str().map(str::to_owned),
+        input_tokens: r["input_tokens"].as_i64().unwrap_or(0),
+        output_tokens: r["output_tokens"].as_i64().unwrap_or(0),
+        summary: r["summary"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
 const RETRY_COLUMNS: &str = "id,lead_id,after_call_id,attempt,reason,state,due_at,call_id,detail";
 
 fn retry_from_json(r: &Value) -> Option<RetryRow> {

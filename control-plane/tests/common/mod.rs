@@ -153,9 +153,14 @@ impl Running {
 
     /// POSTs to an internal route, signed as the gateway signs.
     pub async fn post_internal(&self, path: &str, body: &serde_json::Value) -> Answer {
+        self.post_internal_signed(path, body, INTERNAL_API_SECRET).await
+    }
+
+    /// POSTs to an internal route signed with `secret` (a gateway of another configuration).
+    pub async fn post_internal_signed(&self, path: &str, body: &serde_json::Value, secret: &str) -> Answer {
         let bytes = serde_json::to_vec(body).unwrap();
         let ts = callway_control::routes::now_secs();
-        let auth = contract::internal_api::InternalAuth::new(INTERNAL_API_SECRET.as_bytes());
+        let auth = contract::internal_api::InternalAuth::new(secret.as_bytes());
         let sig = auth.sign(ts, "POST", path, &bytes);
         let res = self
             .http

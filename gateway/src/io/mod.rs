@@ -29,6 +29,9 @@
 //!   OpenAI connections are still opened on the tokio thread and handed over. No operation is
 //!   ever abandoned (the tokio-uring trap of `shared/rust-notes.md`): each ends by its
 //!   completion, and a socket is retired with `shutdown`.
+//! - SIGHUP (`reload.rs`, [`Gateway::reload_tls`]): the certificate and key files are read
+//!   again; new handshakes present the new certificate, connected calls keep their sessions,
+//!   an unusable file leaves the old one in place (logged, `callway_gateway_tls_reloads_total`).
 //! - SIGTERM / Ctrl-C ([`Gateway::drain`]): listeners close at once (`/readyz` goes 503),
 //!   calls may finish for `GATEWAY_DRAIN_SECS`, then each remaining call gets
 //!   `Call::shutdown` (close 1001 to both sides) and its events are flushed.
@@ -40,6 +43,7 @@ mod driver;
 mod listener;
 mod memory;
 mod ops;
+mod reload;
 mod server;
 mod stream;
 mod tls;
@@ -47,7 +51,9 @@ mod upstream;
 mod uring;
 
 pub use memory::release_free_memory;
+pub use reload::ReloadError;
 pub use server::{Gateway, StartError};
+pub use tls::CertSummary;
 
 /// A socket the shell reads and writes: plain TCP or TLS over it.
 pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}

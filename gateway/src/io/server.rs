@@ -1,5 +1,6 @@
 //! Starting and stopping the gateway: the shared state built once (config, authorizer, TLS),
-//! one worker thread per listener, the ops thread, and the drain.
+//! one worker thread per listener, the ops thread, the signal thread (`SIGHUP` reloads the
+//! TLS certificate, [`Gateway::reload_tls`]), and the drain.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::control::ControlPlane;
+use super::reload::{self, ReloadError};
+use super::tls::{CertSummary, ReloadableCert};
 use super::{conn, listener, ops, tls, uring};
 use crate::config::{Config, IoShell};
 use crate::core::auth::UpgradeAuthorizer;
@@ -82,6 +85,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     draining: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    /// The served certificate, when the gateway terminates TLS.
+    cert: Option<Arc<ReloadableCert>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -89,7 +94,7 @@ impl std::fmt::Debug for Gateway {
         f.debug_struct("Gateway")
             .field("local_addr", &self.local_addr)
             .field("ops_addr", &self.ops_addr)
-            .field("workers", &self.threads.len().saturating_sub(1))
+            .field("workers", &self.threads.len().saturating_sub(2)) // less the ops and signal threads
             .finish_non_exhaustive()
     }
 }
@@ -98,12 +103,17 @@ impl Gateway {
     /// Binds the listeners and the ops port, and starts the worker threads. Returns once every
     /// socket is bound (connections are accepted from then on).
     pub fn start(config: Config) -> Result<Gateway, StartError> {
-        let verifier = StreamTokenVerifier::new(&[&config.stream_token_secret], TOKEN_LEEWAY_SECS)
+        // The current secret and, during a rotation, the previous one.
+        let secrets: Vec<&[u8]> = std::iter::once(&config.stream_token_secret)
+            .chain(&config.stream_token_secret_previous)
+            .map(|s| &s[..])
+            .collect();
+        let verifier = StreamTokenVerifier::new(&secrets, TOKEN_LEEWAY_SECS)
             .map_err(|e| StartError::Config(e.to_string()))?;
         let authorizer =
             UpgradeAuthorizer::new(config.twilio_auth_token.as_bytes(), &config.public_origin(), verifier);
-        let acceptor = match &config.tls {
-            Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
+        let cert = match &config.tls {
+            Some(files) => Some(Arc::new(ReloadableCert::load(files).map_err(StartError::Tls)?)),
             None => {
                 tracing::info!(
                     "GATEWAY_TLS_CERT/GATEWAY_TLS_KEY unset: plain TCP on {} (a proxy in front must terminate TLS for wss://{})",
@@ -112,6 +122,10 @@ impl Gateway {
                 );
                 None
             }
+        };
+        let acceptor = match &cert {
+            Some(cert) => Some(tls::acceptor(cert.clone()).map_err(StartError::Tls)?),
+            None => None,
         };
         let connector = tls::connector(config.openai_ca_file.as_deref()).map_err(StartError::Tls)?;
         let workers = config.workers.max(1);
@@ -125,6 +139,9 @@ impl Gateway {
 
         let (uring, why) = choose_shell(config.io)?;
         let metrics = Arc::new(Metrics::default());
+        if let Some(cert) = &cert {
+            metrics.tls_certificate_loaded(&cert.summary().sha256);
+        }
         metrics.workers_total.store(workers as u64, Ordering::Relaxed);
         let _ = metrics.io_shell.set(if uring { "uring" } else { "epoll" });
         let _ = metrics.voice_engine.set((config.voice_api.as_str(), config.openai_model.clone()));
@@ -143,6 +160,7 @@ impl Gateway {
             ops = %ops_addr,
             workers,
             tls = shared.acceptor.is_some(),
+            tls_cert_sha256 = cert.as_ref().map(|c| c.summary().sha256).unwrap_or_default(),
             openai = %shared.config.openai_ws.url(),
             engine = %shared.config.voice_api,
             model = %shared.config.openai_model,
@@ -154,7 +172,12 @@ impl Gateway {
         );
 
         let (draining, _) = watch::channel(false);
-        let mut threads = Vec::with_capacity(workers + 1);
+        let mut threads = Vec::with_capacity(workers + 2);
+        // First, so that a failure here leaves no worker running behind the error.
+        threads.push(
+            reload::on_sighup(cert.clone(), metrics.clone(), draining.subscribe())
+                .map_err(StartError::Runtime)?,
+        );
         for (i, l) in listeners.into_iter().enumerate() {
             let (shared, rx) = (shared.clone(), draining.subscribe());
             let t = std::thread::Builder::new()
@@ -169,7 +192,15 @@ impl Gateway {
             .spawn(move || ops::run(ops_listener, m, rx))
             .map_err(StartError::Runtime)?;
         threads.push(t);
-        Ok(Gateway { local_addr, ops_addr, metrics, draining, threads })
+        Ok(Gateway { local_addr, ops_addr, metrics, draining, threads, cert })
+    }
+
+    /// Reads `GATEWAY_TLS_CERT` / `GATEWAY_TLS_KEY` again (what `SIGHUP` does): new handshakes
+    /// present the new certificate, calls already connected carry on with the session they
+    /// have. When a file cannot be used the old certificate stays and the error says which
+    /// file and what to do. Logged and counted (`callway_gateway_tls_reloads_total`) either way.
+    pub fn reload_tls(&self) -> Result<CertSummary, ReloadError> {
+        reload::reload(self.cert.as_deref(), &self.metrics)
     }
 
     /// Where Twilio connects (port 0 resolved).

@@ -20,6 +20,8 @@ pub enum CallbackKind {
     StreamStatus,
     /// Fetching TwiML from the call's `Url` (or a `<Redirect>`/`action`).
     TwimlFetch,
+    /// `AsyncAmdStatusCallback`: the answering-machine detection result.
+    AmdStatus,
 }
 
 /// One request the simulator made, and how it went.

@@ -74,6 +74,8 @@ pub const STATUS_CALLBACK_INVALID: u32 = 21609;
 pub const NOT_E164: u32 = 13224;
 /// `Twiml` parameter longer than 4000 characters.
 pub const TWIML_TOO_LONG: u32 = 32018;
+/// A call update with new TwiML for a call that is over ("Call is not in-progress. Cannot redirect.").
+pub const CALL_NOT_IN_PROGRESS: u32 = 21220;
 
 /// Twilio's title for a code, for messages and reports.
 pub fn title(code: u32) -> &'static str {

@@ -35,6 +35,8 @@ pub enum Verb {
     Say {
         /// The text.
         text: String,
+        /// `language` (`fr-FR`, `en-US`…), if given.
+        language: Option<String>,
     },
     /// `<Reject/>`: ends the call without answering.
     Reject {
@@ -210,7 +212,9 @@ pub fn parse(xml: &str) -> Result<Twiml, TwimlError> {
                     }
                 },
             },
-            "Say" => Verb::Say { text: v.text.trim().to_owned() },
+            "Say" => {
+                Verb::Say { text: v.text.trim().to_owned(), language: v.attr("language").map(str::to_owned) }
+            }
             "Reject" => Verb::Reject { reason: v.attr("reason").map(str::to_owned) },
             "Redirect" => {
                 Verb::Redirect { url: v.text.trim().to_owned(), method: v.attr("method").map(str::to_owned) }

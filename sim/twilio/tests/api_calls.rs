@@ -511,3 +511,67 @@ async fn trial_calls_stop_at_ten_minutes() {
     assert_eq!(media, 30_000, "ten minutes of 20 ms frames");
     assert!(call.duration_secs.unwrap() >= 600);
 }
+
+/// Asynchronous answering-machine detection and a live call update, as the control plane uses
+/// them for voicemail: the stream starts at once; `AsyncAmdStatusCallback` comes, signed, when
+/// the machine's greeting ends (11 s after the answer by default for a beep); new TwiML sent
+/// then stops the stream (`stop`, close) and runs: `<Say>` recorded with its language, then
+/// `<Hangup/>`. A finished call cannot be given new TwiML (21220); bad XML is refused (12100).
+#[tokio::test(start_paused = true)]
+async fn async_amd_reports_a_machine_and_new_twiml_replaces_the_stream() {
+    use callway_sim_twilio::api::amd::{AmdScript, AnsweredBy};
+    let app = Receiver::spawn().await;
+    let mut cfg = base_config();
+    cfg.caller.script = vec![Segment::Silence { ms: 3_600_000 }];
+    cfg.caller.end = EndPolicy::ServerCloses;
+    cfg.amd.insert("+33612345678".into(), AmdScript::new(AnsweredBy::MachineEndBeep));
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let (stream_url, gateway) = serve_once("/s", move |mut peer| async move {
+        let _ = peer.until_event("start").await;
+        let (stop, _) = peer.until_event("stop").await;
+        stop
+    })
+    .await;
+    let doc = twiml::connect_stream(&stream_url, None, &[]);
+    let amd_url = app.url("/amd");
+    let form = [
+        ("To", "+33612345678"),
+        ("From", FROM),
+        ("Twiml", doc.as_str()),
+        ("MachineDetection", "DetectMessageEnd"),
+        ("AsyncAmd", "true"),
+        ("AsyncAmdStatusCallback", amd_url.as_str()),
+    ];
+    let sid = create(&h, &form).await["sid"].as_str().unwrap().to_owned();
+    let cb = within(600, async {
+        loop {
+            if let Some(c) = h.callbacks_for(&sid).into_iter().find(|c| c.kind == CallbackKind::AmdStatus) {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(cb.param("AnsweredBy"), Some("machine_end_beep"));
+    assert_eq!(cb.param("MachineDetectionDuration"), Some("11000"));
+    assert!(verify(h.auth_token(), &cb), "signed like every callback");
+    let answered = h.call(&sid).unwrap().answered_at.unwrap();
+    assert!(cb.sent_at >= answered + Duration::from_secs(11), "after the greeting's end");
+
+    let bad = update(&h, &sid, &[("Twiml", "<Response><Say>")]).await;
+    assert_eq!((bad.0, bad.1["code"].as_u64()), (400, Some(12100)));
+    let message = r#"<Response><Say language="fr-FR">Bonjour Claire, nous vous rappellerons.</Say><Hangup/></Response>"#;
+    let (status, _) = update(&h, &sid, &[("Twiml", message)]).await;
+    assert_eq!(status, 200);
+    let stop = gateway.await.unwrap();
+    assert_eq!(stop["stop"]["callSid"], sid.as_str());
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.status, CallStatus::Completed);
+    assert_eq!(call.answered_by, Some(AnsweredBy::MachineEndBeep));
+    assert_eq!(call.said.len(), 1);
+    assert_eq!(call.said[0].text, "Bonjour Claire, nous vous rappellerons.");
+    assert_eq!(call.said[0].language.as_deref(), Some("fr-FR"));
+    assert!(call.errors.is_empty(), "{:?}", call.errors);
+    let (status, body) = update(&h, &sid, &[("Twiml", message)]).await;
+    assert_eq!((status, body["code"].as_u64()), (400, Some(21220)));
+}

@@ -68,7 +68,7 @@ fn other_verbs_and_errors() {
     assert_eq!(
         twiml::parse(doc).unwrap().verbs,
         vec![
-            Verb::Say { text: "Bonjour & bienvenue".into() },
+            Verb::Say { text: "Bonjour & bienvenue".into(), language: None },
             Verb::Pause { length: 2 },
             Verb::Other("Play".into()),
             Verb::Redirect { url: "/next".into(), method: Some("GET".into()) },

@@ -19,6 +19,7 @@
 //! stream closes. Status callbacks and stream status callbacks go out signed
 //! ([`crate::callbacks`]). Everything is recorded on the [`ApiHandle`].
 
+pub mod amd;
 pub mod errors;
 pub mod host;
 pub mod resources;
@@ -149,6 +150,8 @@ pub struct ApiConfig {
     pub no_answer_after: Option<Duration>,
     /// Outcome per `To` number (others answer).
     pub outcomes: HashMap<String, Outcome>,
+    /// What answering-machine detection finds per `To` number (others: a person).
+    pub amd: HashMap<String, amd::AmdScript>,
     /// Failures for the next create-call requests, in order.
     pub faults: Vec<Fault>,
     /// The callee on the Media Stream.
@@ -181,6 +184,7 @@ impl Default for ApiConfig {
             ring_delay: Duration::from_secs(1),
             no_answer_after: None,
             outcomes: HashMap::new(),
+            amd: HashMap::new(),
             faults: Vec::new(),
             caller: CallerSettings::default(),
             strict_wss: false,
@@ -214,6 +218,7 @@ impl TwilioApiSim {
             callbacks: Vec::new(),
             faults: config.faults.iter().copied().collect::<VecDeque<_>>(),
             outcomes: config.outcomes.clone(),
+            amd: config.amd.clone(),
             verified: config
                 .verified_numbers
                 .iter()
@@ -327,6 +332,13 @@ impl ApiHandle {
     pub fn set_outcome(&self, number: &str, outcome: Outcome) {
         self.shared.update(|i| {
             i.outcomes.insert(number.to_owned(), outcome);
+        });
+    }
+
+    /// Sets what answering-machine detection finds when `number` answers.
+    pub fn set_amd(&self, number: &str, script: amd::AmdScript) {
+        self.shared.update(|i| {
+            i.amd.insert(number.to_owned(), script);
         });
     }
 

@@ -197,15 +197,24 @@ fn create(
         duration_secs: None,
         caller_reports: Vec::new(),
         errors: Vec::new(),
+        answered_by: None,
+        said: Vec::new(),
+        updates: Vec::new(),
         finished: false,
     };
     let body = call_body(shared, &snap);
     let (hangup_tx, hangup_rx) = watch::channel(false);
+    let (redirect_tx, redirect_rx) = watch::channel(None);
     let caller_hangup = HangupHandle::new();
     shared.update(|i| {
-        i.calls.push(CallEntry { snap, hangup: hangup_tx, caller_hangup: caller_hangup.clone() })
+        i.calls.push(CallEntry {
+            snap,
+            hangup: hangup_tx,
+            caller_hangup: caller_hangup.clone(),
+            redirect: redirect_tx,
+        })
     });
-    tokio::spawn(runner::run(shared.clone(), sid, req, hangup_rx, caller_hangup));
+    tokio::spawn(runner::run(shared.clone(), sid, req, hangup_rx, caller_hangup, redirect_rx));
     Ok((StatusCode::CREATED, body))
 }
 
@@ -245,11 +254,45 @@ async fn update_call(
             .filter(|sid| shared.call(sid).is_some())
             .ok_or_else(|| ApiError::not_found(uri.path()))?;
         let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        if get("Url").is_some() || get("Twiml").is_some() {
+        if get("Url").is_some() {
             return Err(ApiError::bad_request(
                 codes::INVALID_PARAMETER,
-                "The simulator does not redirect live calls (Url/Twiml on update); only Status=completed|canceled.",
+                "The simulator does not fetch new TwiML for a live call (Url on update); send Twiml, or Status=completed|canceled.",
             ));
+        }
+        if let Some(doc) = get("Twiml") {
+            if doc.chars().count() > validate::MAX_TWIML_CHARS {
+                return Err(ApiError::bad_request(
+                    codes::TWIML_TOO_LONG,
+                    format!("Twiml must be at most {} characters.", validate::MAX_TWIML_CHARS),
+                ));
+            }
+            if let Err(crate::twiml::TwimlError::Parse(why)) = crate::twiml::parse(doc) {
+                return Err(ApiError::bad_request(
+                    codes::TWIML_PARSE,
+                    format!("Twiml is not valid XML: {why}"),
+                ));
+            }
+            // A live call leaves what it runs (a <Connect><Stream> gets `stop` and is closed) and
+            // runs the new document; a call not answered yet runs it once answered.
+            let mut refused = false;
+            shared.update_call(sid, |c| {
+                if c.snap.status.is_final() {
+                    refused = true;
+                } else {
+                    c.snap.updates.push(doc.to_owned());
+                    c.redirect.send_replace(Some(doc.to_owned()));
+                    if c.snap.status == CallStatus::InProgress {
+                        c.caller_hangup.hang_up();
+                    }
+                }
+            });
+            if refused {
+                return Err(ApiError::bad_request(
+                    codes::CALL_NOT_IN_PROGRESS,
+                    "Call is not in-progress. Cannot redirect.",
+                ));
+            }
         }
         match get("Status") {
             None => {}

@@ -3,6 +3,9 @@
 //! request asked for. Answered calls run their TwiML: `<Connect><Stream>` starts a caller
 //! against the stream URL (with the `<Parameter>`s as `customParameters`) and the document
 //! continues when the stream closes; `<Hangup/>` or the end of the document ends the call.
+//! A call update with new TwiML stops what runs (a stream gets `stop` and is closed) and runs
+//! the new document. Answering-machine detection ([`super::amd`]) runs beside the TwiML
+//! (`AsyncAmd=true`, result by `AsyncAmdStatusCallback`) or before it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::Outcome;
+use super::amd::{AmdScript, AnsweredBy};
 use super::state::{CallError, CallStatus, Shared};
 use super::validate::CreateCall;
 use crate::callbacks::{CallbackKind, CallbackRecord};
@@ -40,6 +44,10 @@ struct Call {
     caller_hangup: HangupHandle,
     callbacks: mpsc::UnboundedSender<Pending>,
     sequence: u64,
+    /// New TwiML from a call update.
+    redirect: watch::Receiver<Option<String>>,
+    /// Asynchronous answering-machine detection, while it runs.
+    amd: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs the call `sid` to its end (spawned by the create-call handler).
@@ -49,6 +57,7 @@ pub(crate) async fn run(
     req: CreateCall,
     hangup: watch::Receiver<bool>,
     caller_hangup: HangupHandle,
+    redirect: watch::Receiver<Option<String>>,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let delivery = tokio::spawn(deliver(shared.clone(), sid.clone(), rx));
@@ -60,8 +69,13 @@ pub(crate) async fn run(
         caller_hangup,
         callbacks: tx,
         sequence: 0,
+        redirect,
+        amd: None,
     };
     call.lifecycle().await;
+    if let Some(amd) = call.amd.take() {
+        amd.abort(); // the call ended before detection decided: no result, as on Twilio
+    }
     let final_status = shared.call(&sid).map_or(CallStatus::Completed, |c| c.status);
     call.status_callback("completed", final_status);
     drop(call);
@@ -81,6 +95,66 @@ impl Call {
             _ = tokio::time::sleep(d) => !self.hung_up(),
             _ = rx.wait_for(|h| *h) => false,
         }
+    }
+
+    /// Sleeps for `d` inside the answered call; `false` if it was hung up or given new TwiML.
+    async fn wait_in_call(&mut self, d: Duration) -> bool {
+        let mut rx = self.hangup.clone();
+        let mut redirect = self.redirect.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !self.hung_up(),
+            _ = rx.wait_for(|h| *h) => false,
+            _ = redirect.changed() => false,
+        }
+    }
+
+    /// The TwiML of a call update not yet run.
+    fn take_redirect(&mut self) -> Option<String> {
+        if self.redirect.has_changed().unwrap_or(false) {
+            self.redirect.borrow_and_update().clone()
+        } else {
+            None
+        }
+    }
+
+    /// Answering-machine detection, if the request asked for it: asynchronous detection runs
+    /// beside the TwiML and reports by callback; synchronous detection is waited for here.
+    /// `false` if the call was hung up meanwhile.
+    async fn detect(&mut self) -> bool {
+        let Some(amd) = self.req.amd.clone() else { return true };
+        let script = self
+            .shared
+            .read(|i| i.amd.get(&self.req.to).copied())
+            .unwrap_or(AmdScript::new(AnsweredBy::Human));
+        let (by, after) = script.result(&amd.mode, amd.timeout);
+        if !amd.asynchronous {
+            if !self.wait(after).await {
+                return false;
+            }
+            self.shared.update_call(&self.sid, |c| c.snap.answered_by = Some(by));
+            return true;
+        }
+        let (shared, sid, tx) = (self.shared.clone(), self.sid.clone(), self.callbacks.clone());
+        let params = vec![
+            ("AccountSid".to_owned(), shared.cfg.account_sid.clone()),
+            ("CallSid".to_owned(), sid.clone()),
+            ("AnsweredBy".to_owned(), by.as_str().to_owned()),
+            ("MachineDetectionDuration".to_owned(), after.as_millis().to_string()),
+        ];
+        self.amd = Some(tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            shared.update_call(&sid, |c| c.snap.answered_by = Some(by));
+            if let Some(url) = amd.callback {
+                let _ = tx.send(Pending {
+                    kind: CallbackKind::AmdStatus,
+                    event: "amd".into(),
+                    url,
+                    method: amd.callback_method,
+                    params,
+                });
+            }
+        }));
+        true
     }
 
     fn error(&self, code: u32, message: impl Into<String>) {
@@ -189,6 +263,9 @@ impl Call {
             return;
         }
         self.status_callback("answered", CallStatus::InProgress);
+        if !self.detect().await {
+            return;
+        }
         self.execute().await;
         self.shared.set_status(&self.sid, CallStatus::Completed);
     }
@@ -235,8 +312,9 @@ impl Call {
     }
 
     async fn execute(&mut self) {
-        let (mut doc, mut doc_url) = match (&self.req.twiml, &self.req.url) {
-            (Some(t), _) => (t.clone(), None),
+        let first = self.take_redirect().or_else(|| self.req.twiml.clone());
+        let (mut doc, mut doc_url) = match (first, &self.req.url) {
+            (Some(t), _) => (t, None),
             (None, Some(u)) => {
                 let (u, m) = (u.clone(), self.req.method.clone());
                 match self.fetch(&u, &m).await {
@@ -256,19 +334,24 @@ impl Call {
             };
             let mut next: Option<(String, String)> = None;
             for verb in parsed.verbs {
-                if self.hung_up() {
-                    return;
+                if self.hung_up() || self.redirect.has_changed().unwrap_or(false) {
+                    break;
                 }
                 match verb {
                     Verb::Hangup | Verb::Reject { .. } => return,
                     Verb::Pause { length } => {
-                        if !self.wait(Duration::from_secs(length)).await {
-                            return;
+                        if !self.wait_in_call(Duration::from_secs(length)).await {
+                            break;
                         }
                     }
-                    Verb::Say { text } => {
-                        if !self.wait(Duration::from_millis(60 * text.chars().count() as u64)).await {
-                            return;
+                    Verb::Say { text, language } => {
+                        let at = self.shared.clock.elapsed();
+                        let d = Duration::from_millis(60 * text.chars().count() as u64);
+                        self.shared.update_call(&self.sid, |c| {
+                            c.snap.said.push(super::state::Said { text, language, at });
+                        });
+                        if !self.wait_in_call(d).await {
+                            break;
                         }
                     }
                     Verb::Connect(c) => {
@@ -276,6 +359,9 @@ impl Call {
                             && self.stream(&stream).await
                         {
                             return;
+                        }
+                        if self.redirect.has_changed().unwrap_or(false) {
+                            break;
                         }
                         if let Some(action) = c.action {
                             next = Some((action, c.method.unwrap_or_else(|| "POST".into())));
@@ -293,6 +379,14 @@ impl Call {
                         );
                     }
                 }
+            }
+            if self.hung_up() {
+                return;
+            }
+            if let Some(update) = self.take_redirect() {
+                doc = update;
+                doc_url = None;
+                continue;
             }
             let Some((target, method)) = next else { return };
             let Some(url) = Self::resolve(doc_url.as_deref(), &target) else {
@@ -366,7 +460,9 @@ impl Call {
             }
             self.stream_callback(stream, &stream_sid, "stream-stopped", None);
         }
-        let ended = matches!(report.end, CallEnd::CallerHungUp { .. });
+        // Stopped for a call update: the call goes on with the new TwiML.
+        let ended = matches!(report.end, CallEnd::CallerHungUp { .. })
+            && !self.redirect.has_changed().unwrap_or(false);
         if trial_bound && report.end == (CallEnd::CallerHungUp { cause: HangupCause::MaxDuration }) {
             self.error(codes::TRIAL_CALL_LIMIT, "trial accounts are limited to ten minutes per call");
         }

@@ -152,8 +152,26 @@ pub struct CallSnapshot {
     pub caller_reports: Vec<CallerReport>,
     /// Errors and warnings (TwiML, stream handshake, trial limit …).
     pub errors: Vec<CallError>,
+    /// Answering-machine detection's result, once decided.
+    pub answered_by: Option<super::amd::AnsweredBy>,
+    /// What `<Say>` spoke to the callee, in order.
+    pub said: Vec<Said>,
+    /// TwiML documents that replaced the running one through a call update, in order.
+    pub updates: Vec<String>,
     /// Final status reached and every callback delivered.
     pub finished: bool,
+}
+
+/// One `<Say>` the call ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Said {
+    /// The text.
+    pub text: String,
+    /// Its `language` attribute.
+    pub language: Option<String>,
+    /// When it started (simulator clock).
+    #[serde(with = "crate::caller::report::ms")]
+    pub at: Duration,
 }
 
 /// A request the REST API received, and its answer.
@@ -179,6 +197,8 @@ pub(crate) struct CallEntry {
     pub snap: CallSnapshot,
     pub hangup: watch::Sender<bool>,
     pub caller_hangup: HangupHandle,
+    /// New TwiML from a call update (`Twiml=`): the running document stops, this one runs.
+    pub redirect: watch::Sender<Option<String>>,
 }
 
 pub(crate) struct Inner {
@@ -187,6 +207,7 @@ pub(crate) struct Inner {
     pub callbacks: Vec<CallbackRecord>,
     pub faults: VecDeque<Fault>,
     pub outcomes: HashMap<String, Outcome>,
+    pub amd: HashMap<String, super::amd::AmdScript>,
     /// Verified caller IDs: number, `PN…` sid, when added.
     pub verified: Vec<(String, String, Duration)>,
     /// `PN…` sids of the owned numbers.

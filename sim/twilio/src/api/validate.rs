@@ -38,6 +38,8 @@ pub struct CreateCall {
     pub timeout: Duration,
     /// `TimeLimit`: longest call (default four hours).
     pub time_limit: Duration,
+    /// Answering-machine detection, when `MachineDetection` is given.
+    pub amd: Option<super::amd::AmdRequest>,
 }
 
 /// What validation needs to know about the account.
@@ -222,6 +224,8 @@ pub fn validate_create(
         })?,
     };
 
+    let amd = validate_amd(params)?;
+
     Ok(CreateCall {
         to: to.to_owned(),
         from: from.to_owned(),
@@ -233,7 +237,58 @@ pub fn validate_create(
         status_callback_events: events,
         timeout: Duration::from_secs(timeout),
         time_limit: Duration::from_secs(time_limit),
+        amd,
     })
+}
+
+/// `MachineDetection` and its companions, checked as Twilio checks them.
+fn validate_amd(params: &[(String, String)]) -> Result<Option<super::amd::AmdRequest>, ApiError> {
+    let mode = match first(params, "MachineDetection") {
+        None | Some("") => return Ok(None),
+        Some(m @ ("Enable" | "DetectMessageEnd")) => m.to_owned(),
+        Some(m) => {
+            return Err(ApiError::bad_request(
+                codes::INVALID_PARAMETER,
+                format!("MachineDetection must be Enable or DetectMessageEnd, not {m}."),
+            ));
+        }
+    };
+    let asynchronous = match first(params, "AsyncAmd") {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::bad_request(
+                codes::INVALID_PARAMETER,
+                format!("AsyncAmd must be true or false, not {v}."),
+            ));
+        }
+    };
+    let callback = first(params, "AsyncAmdStatusCallback").filter(|s| !s.is_empty());
+    if let Some(cb) = callback
+        && !is_http_url(cb)
+    {
+        return Err(ApiError::bad_request(
+            codes::INVALID_PARAMETER,
+            format!("The AsyncAmdStatusCallback URL {cb} is not a valid URL."),
+        ));
+    }
+    let callback_method = http_method(params, "AsyncAmdStatusCallbackMethod")?;
+    let timeout = match first(params, "MachineDetectionTimeout") {
+        None | Some("") => 30,
+        Some(t) => t.parse::<u64>().ok().filter(|n| (3..=59).contains(n)).ok_or_else(|| {
+            ApiError::bad_request(
+                codes::INVALID_PARAMETER,
+                format!("MachineDetectionTimeout must be an integer between 3 and 59, not {t}."),
+            )
+        })?,
+    };
+    Ok(Some(super::amd::AmdRequest {
+        mode,
+        asynchronous,
+        callback: callback.map(str::to_owned),
+        callback_method,
+        timeout: Duration::from_secs(timeout),
+    }))
 }
 
 #[cfg(test)]
