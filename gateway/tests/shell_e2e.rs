@@ -1008,6 +1008,9 @@ async fn live_barge_in_case(env: &[(&'static str, &'static str)]) {
         &env[1..],
         report.marks.len()
     );
+    w.shutdown().await;
+}
+
 /// The leaf certificate `addr` presents in a TLS handshake, trusting the CAs of `pkis`.
 async fn served_certificate(addr: SocketAddr, pkis: &[&TestPki]) -> Vec<u8> {
     use rustls_pki_types::pem::PemObject as _;
