@@ -203,16 +203,7 @@ function onLiveEvent(ev) {
 function hearVoice(stream) {
   try {
     live.ctx = new AudioContext();
-    const analyser = live.ctx.createAnalyser();
-    analyser.fftSize = 1024;
-    live.ctx.createMediaStreamSource(stream).connect(analyser);
-    const buf = new Float32Array(analyser.fftSize);
-    live.analyser = () => {
-      analyser.getFloatTimeDomainData(buf);
-      let sum = 0;
-      for (const x of buf) sum += x * x;
-      return Math.sqrt(sum / buf.length);
-    };
+    live.analyser = levelOf(live.ctx, stream);
   } catch { /* the transcript's pace alone says when Claire speaks */ }
 }
 
@@ -287,18 +278,24 @@ async function openMicrophone() {
 function watchLevel(stream) {
   try {
     const ctx = new AudioContext();
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 1024;
-    ctx.createMediaStreamSource(stream).connect(analyser);
-    const buf = new Float32Array(analyser.fftSize);
-    levelTimer = setInterval(() => {
-      analyser.getFloatTimeDomainData(buf);
-      let sum = 0;
-      for (const x of buf) sum += x * x;
-      $("mic-level").value = Math.min(1, Math.sqrt(sum / buf.length) * 4);
-    }, 100);
+    const level = levelOf(ctx, stream);
+    levelTimer = setInterval(() => { $("mic-level").value = Math.min(1, level() * 4); }, 100);
     levelTimer.ctx = ctx;
   } catch { /* no level meter: the conversation works without it */ }
+}
+
+// A function giving the RMS level (full scale 1) of `stream` now, through an analyser in `ctx`.
+function levelOf(ctx, stream) {
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  return () => {
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const x of buf) sum += x * x;
+    return Math.sqrt(sum / buf.length);
+  };
 }
 
 const STATES = { new: "nouvelle", connecting: "en cours", connected: "connecté", disconnected: "interrompue",
