@@ -315,6 +315,20 @@ pub enum CallEvent {
         /// Output tokens.
         output_tokens: u64,
     },
+    /// Which OpenAI voice API and model the call used (reported once, when the first session
+    /// opens).
+    Engine {
+        /// `realtime` or `live` ([`crate::voice_api::VoiceApi::as_str`]).
+        api: String,
+        /// The model.
+        model: String,
+    },
+    /// GPT-Live billed seconds so far (cumulative over the call's sessions; the last one
+    /// reported is the call's total).
+    LiveUsage {
+        /// Seconds of session.
+        seconds: f64,
+    },
     /// The call's stream ended.
     Ended {
         /// Which side ended it.

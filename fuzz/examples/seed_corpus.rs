@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use callway_fuzz::fixtures;
 use callway_gateway::core::ws::upgrade::write_client_request;
 use callway_gateway::core::ws::{Control, Data, Encoder, OpCode};
+use callway_gateway::samples;
 use callway_gateway::samples::{
     STREAM_SID, base64, client_text_frame, openai_delta, server_text_frame, twilio_mark, twilio_media,
     twilio_start, ulaw_tone,
@@ -82,6 +83,26 @@ fn twilio_events() -> Vec<(&'static str, String)> {
         ),
         ("unknown-event", r#"{"event":"hello","sequenceNumber":"1"}"#.to_owned()),
         ("not-json", "not json".to_owned()),
+    ]
+}
+
+/// GPT-Live server events (protocols.md §G), as the simulator and the schema shape them.
+fn live_events() -> Vec<(&'static str, String)> {
+    let voiced = samples::base64(&samples::ulaw_tone(800));
+    let silence = samples::base64(&[0xFF; 800]);
+    vec![
+        ("delta", samples::live_delta(&voiced)),
+        ("delta-silence", samples::live_delta(&silence)),
+        ("delta-timed", format!(r#"{{"type":"session.output_audio.delta","delta":"{voiced}","start_ms":100,"end_ms":200}}"#)),
+        ("started", r#"{"type":"session.started","event_id":"e1","client_event_id":null,"session":{"id":"sess_1","expires_at":1796583625,"model":"gpt-live-1.1","status":"active","audio":{"format":{"type":"audio/pcmu","rate":8000},"output":{"voice":"marin"}}}}"#.into()),
+        ("input-transcript", r#"{"type":"session.input_transcript.delta","event_id":"e2","delta":" Oui","start_ms":1200,"end_ms":1500}"#.into()),
+        ("output-transcript", r#"{"type":"session.output_transcript.delta","event_id":"e3","delta":"Bonjour é","start_ms":0,"end_ms":400}"#.into()),
+        ("function-call", r#"{"type":"response.event","event_id":"e4","delegation_id":"del_1","event":{"type":"response.output_item.done","output_index":0,"sequence_number":6,"item":{"id":"fc_1","type":"function_call","status":"completed","call_id":"call_1","name":"save_lead","arguments":"{"first_name":null,"last_name":"Durand","phone":null}"}}}"#.into()),
+        ("response-text", r#"{"type":"response.event","event_id":"e5","delegation_id":"del_1","event":{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"x","sequence_number":3}}"#.into()),
+        ("usage", r#"{"type":"session.usage.updated","event_id":"e6","usage":{"seconds":60.0}}"#.into()),
+        ("closed", r#"{"type":"session.closed","event_id":"e7","reason":"expired","session":{"id":"sess_1"},"usage":{"seconds":3600}}"#.into()),
+        ("error", r#"{"type":"error","event_id":"e8","error":{"type":"invalid_request_error","code":"unknown_parameter","message":"Unknown parameter: 'session.x'.","param":"session.x","client_event_id":"evt_1"}}"#.into()),
+        ("appended", r#"{"type":"session.commentary.appended","event_id":"e9","client_event_id":null,"start_ms":10,"end_ms":10}"#.into()),
     ]
 }
 
@@ -393,6 +414,11 @@ fn main() {
         }
     }
 
+    let mut c = Corpus::new(&root, "openai_live_event");
+    for (name, json) in live_events() {
+        c.add(name, json);
+    }
+
     let mut c = Corpus::new(&root, "upgrade_request");
     for (name, req) in upgrade_requests() {
         c.add(name, req);
@@ -516,6 +542,7 @@ fn main() {
         "twilio_differential",
         "openai_event",
         "openai_differential",
+        "openai_live_event",
         "upgrade_request",
         "upgrade_response",
         "ws_server_decoder",

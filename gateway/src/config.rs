@@ -6,9 +6,14 @@
 //! | name | meaning | default |
 //! |---|---|---|
 //! | `OPENAI_API_KEY` | server-side key for the Realtime WebSocket | required |
-//! | `OPENAI_BASE_URL` | `http(s)://host[:port]`; the Realtime URL is its `ws(s)://` twin + `/v1/realtime` | `https://api.openai.com` |
+//! | `OPENAI_BASE_URL` | `http(s)://host[:port]`; the voice URL is its `ws(s)://` twin + `/v1/realtime` (or `/v1/live/sessions`) | `https://api.openai.com` |
 //! | `OPENAI_CA_FILE` | PEM file of extra CA certificates trusted for `wss://` to OpenAI (a private CA, an egress proxy, a test simulator); the web PKI roots stay trusted | unset |
-//! | `OPENAI_REALTIME_MODEL` | model in the URL and `session.update` (see `contract::realtime`) | `gpt-realtime-2.1` |
+//! | `OPENAI_VOICE_API` | `realtime` or `live` (GPT-Live, `/v1/live/sessions`; see `contract::voice_api`) | `realtime` |
+//! | `OPENAI_REALTIME_MODEL` | Realtime: model in the URL and `session.update` (see `contract::realtime`) | `gpt-realtime-2.1` |
+//! | `OPENAI_LIVE_MODEL` | GPT-Live: model in `session.start` | `gpt-live-1.1` |
+//! | `LIVE_DELEGATION_MODEL` | GPT-Live: the Responses model running the phone tools | `gpt-5-mini` |
+//! | `LIVE_START_AT` | GPT-Live: `upgrade` (`session.start` as soon as the OpenAI socket is up: measured ~80 ms sooner first audio) or `start` (at Twilio's `start`: billed a few ms less, one OpenAI round trip more before the greeting; `benches/README.md`) | `upgrade` |
+//! | `LIVE_FORWARD_SILENCE` | GPT-Live: also forward silent output chunks when Twilio has nothing queued | `false` |
 //! | `REALTIME_TURN_DETECTION` | `server_vad`, `semantic_vad` (OpenAI detects turns) or `none` (the gateway commits) | `server_vad` |
 //! | `REALTIME_VAD_EAGERNESS` | with `semantic_vad`: `low`, `medium`, `high`, `auto` | `auto` |
 //! | `REALTIME_USE_SERVER_VAD` | the original switch: `false` is `REALTIME_TURN_DETECTION=none` | `true` |
@@ -35,11 +40,13 @@ use contract::env::EnvReader;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::core::call::{CallConfig, TurnTaking};
+use contract::voice_api::{VoiceApi, VoiceEngine};
 
-/// Where the OpenAI Realtime WebSocket is.
+use crate::core::call::{CallConfig, DEFAULT_DELEGATION_MODEL, TurnTaking};
+
+/// Where the OpenAI voice WebSocket is (Realtime or GPT-Live).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RealtimeEndpoint {
+pub struct OpenAiEndpoint {
     /// `wss` (true) or `ws`.
     pub tls: bool,
     /// Host name or IP, without port (TLS server name, DNS lookup).
@@ -48,11 +55,13 @@ pub struct RealtimeEndpoint {
     pub port: u16,
     /// The `Host` header: `host` or `host:port`, as in the URL.
     pub authority: String,
-    /// Request target: `{base path}/v1/realtime?model={model}`.
+    /// Request target: `{base path}/v1/realtime?model={model}` (Realtime) or
+    /// `{base path}/v1/live/sessions` (GPT-Live: no query string, the model goes in
+    /// `session.start`).
     pub target: String,
 }
 
-impl RealtimeEndpoint {
+impl OpenAiEndpoint {
     /// The `ws(s)://` URL, for logs.
     pub fn url(&self) -> String {
         format!("{}://{}{}", if self.tls { "wss" } else { "ws" }, self.authority, self.target)
@@ -87,12 +96,21 @@ pub struct Config {
     pub openai_api_key: String,
     /// `OPENAI_BASE_URL`, without trailing `/`.
     pub openai_base_url: String,
-    /// The Realtime WebSocket derived from `OPENAI_BASE_URL` and the model.
-    pub realtime: RealtimeEndpoint,
+    /// `OPENAI_VOICE_API`: Realtime or GPT-Live.
+    pub voice_api: VoiceApi,
+    /// The voice WebSocket derived from `OPENAI_BASE_URL`, the engine and the model.
+    pub openai_ws: OpenAiEndpoint,
     /// `OPENAI_CA_FILE`: extra CA certificates (PEM) trusted beside the web PKI roots.
     pub openai_ca_file: Option<PathBuf>,
-    /// `OPENAI_REALTIME_MODEL`.
-    pub openai_realtime_model: String,
+    /// The engine's model: `OPENAI_REALTIME_MODEL` or `OPENAI_LIVE_MODEL`.
+    pub openai_model: String,
+    /// `LIVE_DELEGATION_MODEL`: the Responses model that runs the phone tools on GPT-Live.
+    pub live_delegation_model: String,
+    /// `LIVE_START_AT`: `upgrade` (with the socket, the default) or `start` (at Twilio's
+    /// `start`).
+    pub live_start_at_upgrade: bool,
+    /// `LIVE_FORWARD_SILENCE`.
+    pub live_forward_silence: bool,
     /// `REALTIME_TURN_DETECTION` (+ `REALTIME_VAD_EAGERNESS`, `REALTIME_USE_SERVER_VAD`).
     pub turn_detection: TurnTaking,
     /// `REALTIME_MIN_COMMIT_MS`.
@@ -133,9 +151,9 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Secrets are left out on purpose.
         f.debug_struct("Config")
-            .field("realtime", &self.realtime.url())
+            .field("realtime", &self.openai_ws.url())
             .field("openai_ca_file", &self.openai_ca_file)
-            .field("openai_realtime_model", &self.openai_realtime_model)
+            .field("openai_model", &self.openai_model)
             .field("turn_detection", &self.turn_detection)
             .field("min_commit_ms", &self.min_commit_ms)
             .field("max_commit_ms", &self.max_commit_ms)
@@ -155,7 +173,7 @@ impl std::fmt::Debug for Config {
 pub use contract::env::ConfigErrors;
 
 /// `OPENAI_BASE_URL` + model → the Realtime WebSocket endpoint.
-fn realtime_endpoint(base: &str, model: &str) -> Option<RealtimeEndpoint> {
+fn openai_endpoint(base: &str, engine: &VoiceEngine) -> Option<OpenAiEndpoint> {
     let (tls, rest) = if let Some(r) = base.strip_prefix("https://") {
         (true, r)
     } else {
@@ -194,12 +212,15 @@ fn realtime_endpoint(base: &str, model: &str) -> Option<RealtimeEndpoint> {
     // OpenAI's own base URL is `https://api.openai.com` (the `/v1` is part of the route); a
     // base that already ends in `/v1` is accepted too.
     let path = path.strip_suffix("/v1").unwrap_or(path);
-    Some(RealtimeEndpoint {
+    Some(OpenAiEndpoint {
         tls,
         host,
         port,
         authority: authority.to_owned(),
-        target: format!("{path}/v1/realtime?model={model}"),
+        target: match engine.api {
+            VoiceApi::Realtime => format!("{path}/v1/realtime?model={}", engine.model),
+            VoiceApi::Live => format!("{path}/v1/live/sessions"),
+        },
     })
 }
 
@@ -215,14 +236,14 @@ impl Config {
 
         let openai_api_key = r.required("OPENAI_API_KEY", "the server-side OpenAI key for the Realtime API");
         let openai_base_url = r.url("OPENAI_BASE_URL", Some("https://api.openai.com"), "");
-        let openai_realtime_model = contract::realtime::read_model(&mut r);
-        let realtime = realtime_endpoint(&openai_base_url, &openai_realtime_model).unwrap_or_else(|| {
+        let engine = contract::voice_api::read_engine(&mut r);
+        let openai_ws = openai_endpoint(&openai_base_url, &engine).unwrap_or_else(|| {
             if openai_base_url.starts_with("http") {
                 r.problem(format!(
                     "OPENAI_BASE_URL must be http(s)://host[:port][/path], got {openai_base_url:?}"
                 ));
             }
-            RealtimeEndpoint {
+            OpenAiEndpoint {
                 tls: true,
                 host: String::new(),
                 port: 443,
@@ -231,6 +252,19 @@ impl Config {
             }
         });
         let openai_ca_file = r.opt("OPENAI_CA_FILE").map(PathBuf::from);
+        let live_delegation_model =
+            r.opt("LIVE_DELEGATION_MODEL").unwrap_or_else(|| DEFAULT_DELEGATION_MODEL.to_owned());
+        let live_start_at_upgrade = match r.opt("LIVE_START_AT").as_deref() {
+            None | Some("upgrade") => true,
+            Some("start") => false,
+            Some(other) => {
+                r.problem(format!(
+                    "LIVE_START_AT must be upgrade (session.start as soon as the OpenAI socket is up, the default) or start (at Twilio's start), got {other:?}"
+                ));
+                true
+            }
+        };
+        let live_forward_silence = r.bool("LIVE_FORWARD_SILENCE", false);
         let turn_detection = contract::realtime::read_turn_detection(&mut r);
         let min_commit_ms = r.number("REALTIME_MIN_COMMIT_MS", 120u32, 100, 10_000);
         let max_commit_ms = r.number("REALTIME_MAX_COMMIT_MS", 800u32, 100, 60_000);
@@ -314,8 +348,12 @@ impl Config {
             openai_api_key,
             openai_ca_file,
             openai_base_url,
-            realtime,
-            openai_realtime_model,
+            openai_ws,
+            voice_api: engine.api,
+            openai_model: engine.model,
+            live_delegation_model,
+            live_start_at_upgrade,
+            live_forward_silence,
             turn_detection,
             min_commit_ms,
             max_commit_ms,
@@ -344,14 +382,18 @@ impl Config {
     /// Settings for every call (the shell fills in a fresh `seed` per call).
     pub fn call_config(&self) -> CallConfig {
         CallConfig {
-            openai_host: self.realtime.authority.clone(),
-            openai_target: self.realtime.target.clone(),
+            api: self.voice_api,
+            openai_host: self.openai_ws.authority.clone(),
+            openai_target: self.openai_ws.target.clone(),
             openai_api_key: self.openai_api_key.clone(),
-            model: self.openai_realtime_model.clone(),
+            model: self.openai_model.clone(),
             turn_detection: self.turn_detection,
             min_commit_ms: self.min_commit_ms,
             max_commit_ms: self.max_commit_ms,
             start_timeout: self.start_timeout,
+            delegation_model: self.live_delegation_model.clone(),
+            live_start_at_upgrade: self.live_start_at_upgrade,
+            live_forward_silence: self.live_forward_silence,
             ..CallConfig::default()
         }
     }
@@ -380,8 +422,8 @@ mod tests {
     #[test]
     fn defaults() {
         let c = load(&base()).unwrap();
-        assert_eq!(c.realtime.url(), "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1");
-        assert_eq!((c.realtime.host.as_str(), c.realtime.port), ("api.openai.com", 443));
+        assert_eq!(c.openai_ws.url(), "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1");
+        assert_eq!((c.openai_ws.host.as_str(), c.openai_ws.port), ("api.openai.com", 443));
         assert_eq!(c.control_plane_url, "https://cp.example.eu");
         assert_eq!(c.public_origin(), "wss://edge.example.eu");
         assert_eq!(c.listen_addr, "0.0.0.0:8443".parse().unwrap());
@@ -421,14 +463,17 @@ mod tests {
         m.insert("OPENAI_BASE_URL", "http://127.0.0.1:8081");
         m.insert("OPENAI_REALTIME_MODEL", "gpt-realtime-mini");
         let c = load(&m).unwrap();
-        assert_eq!(c.realtime.url(), "ws://127.0.0.1:8081/v1/realtime?model=gpt-realtime-mini");
-        assert_eq!((c.realtime.host.as_str(), c.realtime.port, c.realtime.tls), ("127.0.0.1", 8081, false));
+        assert_eq!(c.openai_ws.url(), "ws://127.0.0.1:8081/v1/realtime?model=gpt-realtime-mini");
+        assert_eq!(
+            (c.openai_ws.host.as_str(), c.openai_ws.port, c.openai_ws.tls),
+            ("127.0.0.1", 8081, false)
+        );
         m.insert("OPENAI_BASE_URL", "https://eu.api.openai.com/v1/");
         let c = load(&m).unwrap();
-        assert_eq!(c.realtime.url(), "wss://eu.api.openai.com/v1/realtime?model=gpt-realtime-mini");
+        assert_eq!(c.openai_ws.url(), "wss://eu.api.openai.com/v1/realtime?model=gpt-realtime-mini");
         m.insert("OPENAI_BASE_URL", "https://[::1]:9443");
         let c = load(&m).unwrap();
-        assert_eq!((c.realtime.host.as_str(), c.realtime.port), ("::1", 9443));
+        assert_eq!((c.openai_ws.host.as_str(), c.openai_ws.port), ("::1", 9443));
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     }
-    if let Some(notice) = contract::realtime::shutdown_notice(&config.openai_realtime_model) {
+    if let Some(notice) = contract::realtime::shutdown_notice(&config.openai_model) {
         tracing::warn!("{notice}");
     }
     let gateway = match Gateway::start(config) {

@@ -54,6 +54,12 @@ pub struct Metrics {
     pub tls_reload_failures: AtomicU64,
     /// SHA-256 of the leaf certificate served now, hex (empty without TLS).
     tls_cert_sha256: Mutex<String>,
+    /// The OpenAI voice API and model every call uses (`OPENAI_VOICE_API`), set once at start.
+    pub voice_engine: std::sync::OnceLock<(&'static str, String)>,
+    /// GPT-Live: silent output chunks held back (Twilio had nothing left to play).
+    pub live_silence_held_back: AtomicU64,
+    /// GPT-Live: billed session seconds of ended calls, in milliseconds.
+    pub live_session_ms: AtomicU64,
     /// Events received and not acted on, by `IGNORED_LABELS` entry.
     ignored: IgnoredTotals,
     calls_ended: Mutex<BTreeMap<&'static str, u64>>,
@@ -125,6 +131,7 @@ impl Metrics {
         add(&self.frames_to_openai, to_openai, last.stats.media_forwarded + last.stats.media_held);
         add(&self.frames_to_twilio, now.agent_chunks_sent, last.stats.agent_chunks_sent);
         add(&self.barge_ins, now.barge_ins, last.stats.barge_ins);
+        add(&self.live_silence_held_back, now.live_silence_held_back, last.stats.live_silence_held_back);
         add(&self.hold_dropped_bytes, hold_dropped_bytes, last.hold_dropped_bytes);
         for (i, c) in self.ignored.0.iter().enumerate() {
             add(c, u64::from(now.ignored.0[i]), u64::from(last.stats.ignored.0[i]));
@@ -229,6 +236,26 @@ impl Metrics {
             "OpenAI connections that failed to open.",
             g(&self.upstream_connect_failures).to_string(),
         );
+        one(
+            "callway_gateway_live_silence_held_back_total",
+            "counter",
+            "GPT-Live output chunks of pure silence not sent to Twilio (it had nothing left to play).",
+            g(&self.live_silence_held_back).to_string(),
+        );
+        one(
+            "callway_gateway_live_session_seconds_total",
+            "counter",
+            "GPT-Live billed session seconds of ended calls.",
+            format!("{:.3}", g(&self.live_session_ms) as f64 / 1e3),
+        );
+        if let Some((engine, model)) = self.voice_engine.get() {
+            let _ = writeln!(
+                s,
+                "# HELP callway_gateway_voice_engine The OpenAI voice API and model every call uses (OPENAI_VOICE_API).\n\
+                 # TYPE callway_gateway_voice_engine gauge\n\
+                 callway_gateway_voice_engine{{engine=\"{engine}\",model=\"{model}\"}} 1"
+            );
+        }
         let _ = writeln!(
             s,
             "# HELP callway_gateway_io_shell The I/O shell relaying calls (GATEWAY_IO).\n\

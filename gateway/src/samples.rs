@@ -42,11 +42,23 @@ pub fn twilio_start(call_sid: &str, token: &str) -> String {
     )
 }
 
+/// A Twilio `stop` event for the stream of [`twilio_start`].
+pub fn twilio_stop(call_sid: &str) -> String {
+    format!(
+        r#"{{"event":"stop","sequenceNumber":"999","stop":{{"accountSid":"AC00000000000000000000000000000000","callSid":"{call_sid}"}},"streamSid":"{STREAM_SID}"}}"#
+    )
+}
+
 /// An OpenAI `response.output_audio.delta` as the GA API sends it.
 pub fn openai_delta(event: u64, delta_b64: &str) -> String {
     format!(
         r#"{{"type":"response.output_audio.delta","event_id":"event_{event}","response_id":"resp_CAbc123","item_id":"item_CAbc456","output_index":0,"content_index":0,"delta":"{delta_b64}"}}"#
     )
+}
+
+/// A GPT-Live `session.output_audio.delta` (the layout observed: type and delta only).
+pub fn live_delta(delta_b64: &str) -> String {
+    format!(r#"{{"type":"session.output_audio.delta","delta":"{delta_b64}"}}"#)
 }
 
 /// A masked client→server text frame (as Twilio sends us), deterministic mask.

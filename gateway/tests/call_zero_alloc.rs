@@ -3,6 +3,9 @@
 //! echoes, through the whole state machine (decode, dispatch, playback accounting, send
 //! buffers, timers), under a counting global allocator.
 //!
+//! The same on GPT-Live (`session.input_audio.append` out, `session.output_audio.delta` in,
+//! silent deltas held back).
+//!
 //! Allocations are counted per thread (the test harness runs other tests on other threads).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -10,7 +13,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use callway_gateway::core::buf::RecvBuf;
-use callway_gateway::core::call::{Call, CallConfig, CallContext, CallState, Event, Handled, Peer};
+use callway_gateway::core::call::{Call, CallConfig, CallContext, CallState, Event, Handled, Peer, VoiceApi};
 use callway_gateway::core::ws::upgrade::{self, Parse};
 use callway_gateway::samples;
 
@@ -63,6 +66,12 @@ fn flush(call: &mut Call, peer: Peer) -> usize {
 
 /// A call past `start`, its OpenAI session configured, the greeting response created.
 fn live_call(now: Instant) -> (Call, RecvBuf, RecvBuf) {
+    call_on(VoiceApi::Realtime, now)
+}
+
+/// A call on `api` past `start`, its session configured (Realtime: the greeting response
+/// created; GPT-Live: `session.started`, the greeting commentary sent).
+fn call_on(api: VoiceApi, now: Instant) -> (Call, RecvBuf, RecvBuf) {
     let context = CallContext {
         call_id: "c".into(),
         lead_id: "l".into(),
@@ -73,7 +82,7 @@ fn live_call(now: Instant) -> (Call, RecvBuf, RecvBuf) {
         instructions: "Tu es Claire.".into(),
     };
     let mut call =
-        Call::new(CallConfig { openai_api_key: "sk".into(), ..CallConfig::default() }, context, now);
+        Call::new(CallConfig { api, openai_api_key: "sk".into(), ..CallConfig::default() }, context, now);
     assert_eq!(call.poll_event(), Some(Event::OpenUpstream));
     call.upstream_connected(now);
     let request = call.poll_transmit(Peer::OpenAi).unwrap().to_vec();
@@ -87,9 +96,12 @@ fn live_call(now: Instant) -> (Call, RecvBuf, RecvBuf) {
     assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
     down.push(&samples::client_text_frame(&samples::twilio_start("CA1", "tok")));
     assert_eq!(call.handle_downstream(&mut down, now), Handled::Done);
-    up.push(&samples::server_text_frame(
-        r#"{"type":"response.created","event_id":"e","response":{"id":"resp_CAbc123","status":"in_progress","output":[]}}"#,
-    ));
+    up.push(&samples::server_text_frame(match api {
+        VoiceApi::Realtime => {
+            r#"{"type":"response.created","event_id":"e","response":{"id":"resp_CAbc123","status":"in_progress","output":[]}}"#
+        }
+        VoiceApi::Live => r#"{"type":"session.started","event_id":"e","session":{"id":"sess_1","expires_at":1}}"#,
+    }));
     assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
     flush(&mut call, Peer::OpenAi);
     flush(&mut call, Peer::Twilio);
@@ -185,4 +197,62 @@ fn lost_duplicate_and_late_caller_frames_cost_no_allocation_either() {
     let stats = call.stats();
     assert!(stats.gaps_filled > 2000 && stats.gap_fill_ms == stats.gaps_filled * 20, "{stats:?}");
     assert!(stats.media_dropped_late > 1000, "{stats:?}");
+}
+
+#[test]
+fn a_call_on_gpt_live_relays_10000_frames_each_way_without_allocating() {
+    let now = Instant::now();
+    let (mut call, mut down, mut up) = call_on(VoiceApi::Live, now);
+    let payload = samples::base64(&samples::ulaw_tone(160));
+    let media: Vec<Vec<u8>> = (0..FRAMES as u64)
+        .map(|i| samples::client_text_frame(&samples::twilio_media(i + 2, i + 1, &payload)))
+        .collect();
+    // 100 ms chunks, as GPT-Live streams them: voiced ones, then silence once all was played.
+    let voiced = samples::base64(&samples::ulaw_tone(800));
+    let silence = samples::base64(&[0xFF; 800]);
+    let deltas: Vec<Vec<u8>> =
+        (0..FRAMES).map(|_| samples::server_text_frame(&samples::live_delta(&voiced))).collect();
+    let silent: Vec<Vec<u8>> =
+        (0..FRAMES).map(|_| samples::server_text_frame(&samples::live_delta(&silence))).collect();
+    let marks: Vec<Vec<u8>> = (0..FRAMES as u64)
+        .map(|i| {
+            let name = format!("r1-c{}-{}", i + 1, (i + 1) * 100);
+            samples::client_text_frame(&samples::twilio_mark(i + 20_000, &name))
+        })
+        .collect();
+    let (mut to_openai, mut to_twilio) = (0, 0);
+
+    let n = allocations_during(|| {
+        for frame in &media {
+            down.push(frame);
+            assert_eq!(call.handle_downstream(&mut down, now), Handled::Done);
+            to_openai += flush(&mut call, Peer::OpenAi);
+            std::hint::black_box(call.poll_timeout());
+        }
+        for frame in &deltas {
+            up.push(frame);
+            assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
+            to_twilio += flush(&mut call, Peer::Twilio);
+            std::hint::black_box(call.poll_timeout());
+        }
+        for frame in &marks {
+            down.push(frame);
+            assert_eq!(call.handle_downstream(&mut down, now), Handled::Done);
+        }
+        for frame in &silent {
+            up.push(frame);
+            assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
+            to_twilio += flush(&mut call, Peer::Twilio);
+        }
+    });
+
+    assert_eq!(n, 0, "{n} allocations on a GPT-Live call's frame path");
+    let stats = call.stats();
+    assert_eq!(stats.media_forwarded, FRAMES as u64);
+    assert_eq!(stats.agent_chunks_sent, FRAMES as u64, "voiced chunks go out");
+    assert_eq!(stats.live_silence_held_back, FRAMES as u64, "silence after everything played is held back");
+    assert_eq!(stats.marks_ignored, 0);
+    assert_eq!(stats.send_overflows, 0);
+    assert!(to_openai > FRAMES * 216 && to_twilio > FRAMES * 1068, "the frames really went out");
+    assert!(call.poll_event().is_none(), "no events on the hot path");
 }

@@ -565,6 +565,7 @@ async fn barge_in_case(env: &[(&'static str, &'static str)]) {
     }
     assert_eq!(report.audio_after_clear(), Duration::ZERO, "{}", report.summary());
     assert!(report.audio_played() < Duration::from_millis(4000), "{}", report.summary());
+    print_barge_in(&format!("realtime {env:?}"), report, 800);
     let s = &w.openai.sessions()[0];
     assert!(!s.received_of("conversation.item.truncate").is_empty(), "the greeting was not truncated");
     assert!(w.gateway().metrics().barge_ins.load(std::sync::atomic::Ordering::Relaxed) >= 1);
@@ -881,5 +882,270 @@ async fn during_a_stream_token_secret_rotation_tokens_of_the_previous_secret_sti
     let (status, text) = raw_upgrade(w.gateway().local_addr(), &w.domain, &path, Some(AUTH_TOKEN)).await;
     assert_eq!(status, 403, "{text}");
     assert_eq!(w.openai.sessions().len(), 1, "no OpenAI session for the refused token");
+    w.shutdown().await;
+}
+
+// ---- GPT-Live (OPENAI_VOICE_API=live) -------------------------------------------------------
+
+const LIVE: &[(&str, &str)] = &[("OPENAI_VOICE_API", "live")];
+
+/// A caller who streams in real time, as a phone does (GPT-Live advances only while audio
+/// keeps coming): waits for the greeting, speaks, listens, hangs up.
+fn live_caller(turns: usize) -> CallerSettings {
+    let mut script = Vec::new();
+    for _ in 0..turns {
+        script.push(Segment::AwaitAgent { settle_ms: 400, timeout_ms: 20_000 });
+        script.push(Segment::Tone { hz: 300.0, ms: 700 });
+        script.push(Segment::Silence { ms: 900 });
+    }
+    script.push(Segment::AwaitAgent { settle_ms: 400, timeout_ms: 20_000 });
+    CallerSettings {
+        script,
+        pacing: Pacing::RealTime,
+        end: EndPolicy::ScriptEnd,
+        max_duration: Some(Duration::from_secs(60)),
+        ..CallerSettings::default()
+    }
+}
+
+/// Prints (for benches/README.md, never asserted: the machine is shared) when the first voiced
+/// agent audio played (stream time, from `start`), and how long the agent's voice went on
+/// playing after the caller turned loud at `loud_ms`: until the first 200 ms of silence (or
+/// nothing) played after that moment. Digital silence played does not count as voice.
+fn print_barge_in(engine: &str, report: &callway_sim_twilio::caller::CallerReport, loud_ms: u64) {
+    const QUIET: u64 = 200 * 8;
+    let track = report.heard_track();
+    let voiced = |i: usize| track.get(i).is_some_and(|&b| b != 0xFF);
+    let first = (0..track.len()).find(|&i| voiced(i)).map(|i| i / 8);
+    let loud = (loud_ms * 8) as usize;
+    let mut stopped = None;
+    let mut i = loud;
+    while i < track.len() {
+        if !voiced(i) && (i..(i + QUIET as usize).min(track.len())).all(|j| !voiced(j)) {
+            stopped = Some(i);
+            break;
+        }
+        i += 1;
+    }
+    let stopped = stopped.unwrap_or(track.len().max(loud));
+    eprintln!(
+        "measure: {engine}: first voiced agent audio at {} ms; barge-in: caller loud at {loud_ms} ms, agent voice stopped at {} ms: {} ms",
+        first.map_or("none".to_owned(), |f| f.to_string()),
+        stopped / 8,
+        (stopped - loud) / 8
+    );
+}
+
+/// The Live session's record: started, no event refused by the client schema.
+fn live_record(s: &callway_sim_openai::SessionRecord) -> &callway_sim_openai::LiveRecord {
+    let live = s.live.as_ref().expect("a GPT-Live session");
+    assert!(live.client_schema_violations.is_empty(), "{:?}", live.client_schema_violations);
+    assert!(s.schema_violations.is_empty(), "{:?}", s.schema_violations);
+    live
+}
+
+/// The events the control plane stored for a call, in order: `{kind, speaker, text, payload}`
+/// (read from its SQLite file: the store has no reader for them yet).
+async fn stored_events(w: &World, call_id: &str) -> Vec<Value> {
+    use sqlx::Row as _;
+    let id: uuid::Uuid = call_id.parse().unwrap();
+    let url = format!("sqlite:{}", w.dir.path().join("cp.sqlite3").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows =
+        sqlx::query("SELECT kind, speaker, text, payload FROM call_events WHERE call_id = ? ORDER BY seq")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    rows.iter()
+        .map(|r| {
+            let payload: String = r.get("payload");
+            json!({
+                "kind": r.get::<String, _>("kind"),
+                "speaker": r.get::<Option<String>, _>("speaker"),
+                "text": r.get::<Option<String>, _>("text"),
+                "payload": serde_json::from_str::<Value>(&payload).unwrap(),
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_gpt_live_from_greeting_to_hang_up() {
+    let script = Script::replies([
+        Reply::tone(440.0, 800, "Bonjour Claire, ici Callway."),
+        Reply::tone(440.0, 600, "Très bien, c'est noté."),
+    ])
+    .with_user_transcripts(["Oui bonjour"]);
+    let mut w = world_with_env(Mode::Plain, live_caller(1), script, |_| {}, LIVE).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert_eq!(done.status, CallStatus::Completed, "{}", report.summary());
+    assert!(report.first_agent_audio.is_some(), "the greeting was not heard: {}", report.summary());
+    assert!(report.warnings.is_empty(), "Twilio would warn: {:?}", report.warnings);
+
+    let sessions = w.openai.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let s = &sessions[0];
+    let live = live_record(s);
+    let start = &s.received_of("session.start")[0]["session"];
+    assert_eq!(start["model"], "gpt-live-1.1");
+    assert_eq!(start["audio"]["format"], json!({"type": "audio/pcmu", "rate": 8000}));
+    let tools: Vec<&str> = start["delegation"]["responses"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["save_lead", "end_call"]);
+    // Nothing but session.start before session.started; the greeting is a commentary.
+    assert_eq!(s.received[0].kind, "session.start");
+    let greeting = s.received_of("session.commentary.append");
+    assert_eq!(greeting.len(), 1, "one greeting");
+    assert!(greeting[0]["content"].as_str().unwrap().contains("Claire"), "{}", greeting[0]);
+    // The caller's audio went in as appends; the session was closed by us, not dropped.
+    assert!(s.appends > 0);
+    assert_eq!(live.closed_reason.as_deref(), Some("close_requested"));
+    assert!(!s.received_of("session.close").is_empty());
+
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    let events = stored_events(&w, &call_id).await;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"engine"), "{kinds:?}");
+    assert!(kinds.contains(&"live_usage"), "the session's seconds are on the call: {kinds:?}");
+    let engine = events.iter().find(|e| e["kind"] == "engine").unwrap();
+    assert_eq!(
+        (engine["payload"]["api"].as_str(), engine["payload"]["model"].as_str()),
+        (Some("live"), Some("gpt-live-1.1"))
+    );
+    let lines: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["kind"] == "transcript")
+        .map(|e| (e["speaker"].as_str().unwrap(), e["text"].as_str().unwrap()))
+        .collect();
+    assert!(lines.contains(&("agent", "Bonjour Claire, ici Callway.")), "{lines:?}");
+    assert!(lines.contains(&("caller", "Oui bonjour")), "{lines:?}");
+    let m = w.gateway().metrics();
+    assert_eq!(m.calls_ended("caller_hung_up"), 1);
+    assert!(m.live_silence_held_back.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_gpt_live_the_delegated_tools_correct_the_lead_then_hang_up_after_the_goodbye() {
+    use callway_sim_openai::ToolCall;
+    let script = Script::replies([
+        Reply::tone(440.0, 500, "Bonjour Claire."),
+        Reply::tone(440.0, 500, "C'est noté."),
+        Reply::tone(440.0, 500, "Au revoir."),
+    ])
+    .with_tool_call(ToolCall::new(1, "save_lead", r#"{"first_name":null,"last_name":"Durand","phone":null}"#))
+    .with_tool_call(ToolCall::new(2, "end_call", r#"{"reason":"completed"}"#));
+    let mut settings = live_caller(2);
+    settings.end = EndPolicy::ServerCloses;
+    let mut w = world_with_env(Mode::Plain, settings, script, |_| {}, LIVE).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the agent hangs up", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert_eq!(done.status, CallStatus::Completed, "{}", report.summary());
+
+    let lead_id = w.app.storage.store.get_call(call_id.parse().unwrap()).await.unwrap().unwrap().lead_id;
+    assert_eq!(w.app.storage.store.get_lead(lead_id).await.unwrap().unwrap().last_name, "Durand");
+    let s = &w.openai.sessions()[0];
+    live_record(s);
+    let outputs = s.received_of("response.item.create");
+    assert!(
+        outputs.iter().any(|o| o["item"]["output"].as_str().unwrap().contains(r#""saved":true"#)),
+        "{outputs:?}"
+    );
+    assert!(s.received_of("response.create").len() >= 2, "each output continues the delegated response");
+    assert_eq!(w.end_reason(&call_id).await, "agent_ended_call");
+    let timeline = w.app.storage.store.status_timeline(call_id.parse().unwrap()).await.unwrap();
+    assert!(timeline.iter().any(|s| s == "hangup-requested"), "{timeline:?}");
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_gpt_live_a_dropped_session_is_resumed_with_the_conversation_as_history() {
+    use callway_sim_openai::SessionEnd;
+    let script =
+        Script::replies([Reply::tone(440.0, 600, "Bonjour Claire."), Reply::tone(440.0, 600, "Parfait.")])
+            .with_user_transcripts(["Oui", "Bien sûr"]);
+    let mut w = world_with_env(Mode::Plain, live_caller(1), script, |_| {}, LIVE).await;
+    // The first session's connection drops 2.5 s after it opened: the greeting has been said.
+    w.openai.set_faults(vec![callway_sim_openai::Fault::DropAfter { after: Duration::from_millis(2500) }]);
+    let call_id = w.trigger_call().await;
+    within("the first session opens", w.openai.wait_until(|s| !s.sessions().is_empty())).await;
+    w.openai.set_faults(Vec::new());
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert_eq!(done.status, CallStatus::Completed, "{}", report.summary());
+    let sessions = w.openai.sessions();
+    assert!(sessions.len() >= 2, "a new session after the drop: {sessions:?}");
+    assert_eq!(sessions[0].ended, Some(SessionEnd::Dropped));
+    let resumed = &sessions[1];
+    live_record(resumed);
+    let start = &resumed.received_of("session.start")[0]["session"];
+    let history = start["input"].as_array().expect("the conversation so far as history");
+    assert!(history.iter().any(|m| m["role"] == "assistant"), "{history:?}");
+    assert!(resumed.received_of("session.commentary.append").is_empty(), "no second greeting");
+    assert!(resumed.appends > 0, "the caller's audio goes to the new session");
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_gpt_live_the_model_stops_talking_when_the_caller_barges_in() {
+    // The default, then the two choices the gateway offers: the session started at Twilio's
+    // `start` rather than with the socket, and every silent chunk forwarded.
+    for env in [
+        &[("OPENAI_VOICE_API", "live")][..],
+        &[("OPENAI_VOICE_API", "live"), ("LIVE_START_AT", "start")],
+        &[("OPENAI_VOICE_API", "live"), ("LIVE_FORWARD_SILENCE", "true")],
+    ] {
+        live_barge_in_case(env).await;
+    }
+}
+
+async fn live_barge_in_case(env: &[(&'static str, &'static str)]) {
+    let settings = CallerSettings {
+        script: vec![
+            Segment::Silence { ms: 1500 },
+            Segment::Tone { hz: 300.0, ms: 1000 },
+            Segment::Silence { ms: 1500 },
+        ],
+        pacing: Pacing::RealTime,
+        end: EndPolicy::ScriptEnd,
+        ..CallerSettings::default()
+    };
+    let script = Script::replies([Reply::tone(
+        440.0,
+        4000,
+        "Bonjour Claire, ici Callway, je vous appelle au sujet de votre demande.",
+    )]);
+    let mut w = world_with_env(Mode::Plain, settings, script, |_| {}, env).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    let report = &done.caller_reports[0];
+    assert!(report.first_agent_audio.is_some(), "{env:?}: {}", report.summary());
+    // The model cut its 4 s greeting short; the gateway had nothing to clear or truncate.
+    assert!(report.audio_played() < Duration::from_millis(4000), "{env:?}: {}", report.summary());
+    assert!(report.clears.is_empty(), "{env:?}");
+    print_barge_in(&format!("live {:?}", &env[1..]), report, 1500);
+    let s = &w.openai.sessions()[0];
+    live_record(s);
+    assert!(s.sent_of("error").is_empty(), "{:?}", s.sent_of("error"));
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    let held = w.gateway().metrics().live_silence_held_back.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "measure: live {:?}: silent chunks held back {held}, chunks sent to Twilio {}",
+        &env[1..],
+        report.marks.len()
+    );
     w.shutdown().await;
 }

@@ -155,6 +155,9 @@ struct Core {
     /// When the agent audio received so far has played out (ns since the origin): Twilio plays
     /// it in real time and echoes each mark when the audio before it has played.
     play_until: u64,
+    /// When `connected` and `start` went out (ns since the origin): the first agent audio is
+    /// measured from there.
+    opened_at: u64,
     /// The gateway's response number in the last mark label received (a soak only).
     heard_response: u32,
     /// The last mark echoed as played: its response number and end (ms) (a soak only).
@@ -208,6 +211,7 @@ impl Caller {
                 ledger: Ledger::default(),
                 wheel_pass: u64::MAX,
                 play_until: 0,
+                opened_at: 0,
                 heard_response: 0,
                 played: (0, 0),
             },
@@ -420,6 +424,7 @@ impl Caller {
                 self.core.handshake = None;
                 match env.mode {
                     Mode::Relay => {
+                        self.core.opened_at = env.clock.now_ns();
                         self.core.send_opening();
                         self.core.state = State::AwaitGreeting;
                     }
@@ -775,6 +780,7 @@ impl Core {
         }
         if self.state == State::AwaitGreeting {
             // The greeting (or any audio) came through: the OpenAI leg is up.
+            env.rec.first_audio.record(now.saturating_sub(self.opened_at));
             self.start_media(env);
         }
     }

@@ -10,6 +10,13 @@
 //! expects. Events are read by byte search ([`super::scan::client_event`]) and written from
 //! constant pieces: no JSON tree, no allocation per frame.
 //!
+//! GPT-Live (`OPENAI_VOICE_API=live`: the upgrade is for `/v1/live/sessions`): nothing until
+//! `session.start`, answered with `session.started`; the greeting's `session.commentary.append`
+//! is acknowledged and answered with 20 ms of quiet voiced audio (not digital silence, which
+//! the gateway holds back when Twilio has nothing to play); every `session.input_audio.append`
+//! is answered with a `session.output_audio.delta` carrying the same audio, in the layout the
+//! gateway's fast path expects; `session.close` with `session.closed` and a close frame.
+//!
 //! The shapes follow the simulator's echo mode (`sim/openai`), without its schema checks or
 //! recording: this stand-in must cost less per frame than the gateway.
 
@@ -42,6 +49,16 @@ pub(crate) const ALREADY_ACTIVE: &[u8] = br#"{"type":"error","event_id":"event_l
 /// 20 ms of μ-law silence, base64: the greeting.
 pub(crate) const GREETING_AUDIO: &str = "/////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////////w==";
 
+const LIVE_STARTED: &[u8] = br#"{"type":"session.started","event_id":"event_lg_started","session":{"id":"sess_lg","expires_at":4102444800,"model":"gpt-live-1.1","status":"active"}}"#;
+const LIVE_COMMENTARY_APPENDED: &[u8] =
+    br#"{"type":"session.commentary.appended","event_id":"event_lg_ca","start_ms":0,"end_ms":0}"#;
+const LIVE_DELTA_HEAD: &[u8] = br#"{"type":"session.output_audio.delta","delta":""#;
+const LIVE_CLOSED: &[u8] = br#"{"type":"session.closed","event_id":"event_lg_closed","reason":"close_requested","session":{"id":"sess_lg"},"usage":{"seconds":1.0}}"#;
+/// 20 ms of quiet voiced μ-law (`0xFE`), base64: the GPT-Live greeting.
+pub(crate) const LIVE_GREETING_AUDIO: &str = "/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/g==";
+/// The exact prefix of the gateway's GPT-Live appends (`core::live::append_parts`).
+const LIVE_APPEND_PREFIX: &[u8] = br#"{"type":"session.input_audio.append","audio":""#;
+
 /// Where a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -62,6 +79,8 @@ pub struct Session {
     enc: Encoder,
     greeted: bool,
     deltas: u64,
+    /// A GPT-Live session (the upgrade was for `/v1/live/sessions`).
+    live: bool,
     /// A soak's scripted turns (none: the load generator's plain echo).
     script: Option<Box<Script>>,
 }
@@ -74,6 +93,7 @@ impl Default for Session {
             enc: Encoder::server(),
             greeted: false,
             deltas: 0,
+            live: false,
             script: None,
         }
     }
@@ -116,9 +136,12 @@ impl Session {
                     let mut head = [0u8; 256];
                     let Ok(n) = upgrade::write_accept(&mut head, req.key) else { return false };
                     let head_len = req.head_len;
+                    self.live = req.path.starts_with("/v1/live/sessions");
                     out.push_raw(&head[..n]);
                     recv.consume(head_len);
-                    out.push_text(&mut self.enc, &[SESSION_CREATED]);
+                    if !self.live {
+                        out.push_text(&mut self.enc, &[SESSION_CREATED]);
+                    }
                     self.state = State::Open;
                     counts.openai_sessions += 1;
                     Progress::add(&progress.openai_open, 1);
@@ -150,6 +173,16 @@ impl Session {
                         match (self.script.as_deref_mut(), soak.as_deref_mut()) {
                             (Some(script), Some(soak)) => {
                                 script.on_client(text, &mut self.enc, out, &mut soak.counts, &mut soak.checks)
+                            }
+                            _ if self.live => {
+                                if answer_live(text, &mut self.enc, out, counts) {
+                                    out.push_frame(
+                                        &mut self.enc,
+                                        OpCode::Control(Control::Close),
+                                        &[&close_code::NORMAL.to_be_bytes()],
+                                    );
+                                    self.close(progress);
+                                }
                             }
                             _ => {
                                 answer(text, &mut self.enc, &mut self.greeted, &mut self.deltas, out, counts)
@@ -218,6 +251,32 @@ fn answer(
         ClientEvent::ResponseCreate => out.push_text(enc, &[ALREADY_ACTIVE]),
         ClientEvent::ResponseCancel | ClientEvent::Other { .. } | ClientEvent::Malformed => {}
     }
+}
+
+/// Answers one GPT-Live client event; `true` once the session is closed (`session.close`).
+#[inline]
+fn answer_live(text: &[u8], enc: &mut Encoder, out: &mut Outbox, counts: &mut Counts) -> bool {
+    if let Some(rest) = text.strip_prefix(LIVE_APPEND_PREFIX)
+        && let Some(audio) = rest.strip_suffix(br#""}"#)
+        && memchr::memchr(b'"', audio).is_none()
+    {
+        out.push_text(enc, &[LIVE_DELTA_HEAD, audio, DELTA_END]);
+        counts.appends += 1;
+        return false;
+    }
+    match super::scan::str_after(text, br#""type":""#) {
+        Some(b"session.start") => out.push_text(enc, &[LIVE_STARTED]),
+        Some(b"session.commentary.append") => {
+            out.push_text(enc, &[LIVE_COMMENTARY_APPENDED]);
+            out.push_text(enc, &[LIVE_DELTA_HEAD, LIVE_GREETING_AUDIO.as_bytes(), DELTA_END]);
+        }
+        Some(b"session.close") => {
+            out.push_text(enc, &[LIVE_CLOSED]);
+            return true;
+        }
+        _ => {}
+    }
+    false
 }
 
 #[cfg(test)]
@@ -303,6 +362,42 @@ mod tests {
         assert!(matches!(parse_server_event(&mut t[0]).unwrap(), ServerEvent::Error(_)));
         assert_eq!(s.state, State::Closing);
         assert_eq!(Progress::get(&progress.openai_open), 0);
+    }
+
+    #[test]
+    fn a_gpt_live_session_as_the_gateway_sees_it() {
+        use callway_gateway::core::live::{LiveEvent, is_silence_b64, parse_delta_fast, parse_server_event};
+        let progress = Progress::default();
+        let mut counts = Counts::default();
+        let mut s = Session::default();
+        let mut recv = RecvBuf::with_capacity(RECV);
+        let mut out = Outbox::default();
+        recv.push(b"GET /v1/live/sessions HTTP/1.1\r\nHost: 127.0.0.1:1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer sk-x\r\n\r\n");
+        let mut enc = Encoder::client_with_seed([1; 32]);
+        for ev in [
+            &br#"{"type":"session.start","session":{"model":"gpt-live-1.1"}}"#[..],
+            br#"{"type":"session.commentary.append","content":"Salue.","delegation_id":null}"#,
+            br#"{"type":"session.input_audio.append","audio":"AAAA/w=="}"#,
+            br#"{"type":"session.close"}"#,
+        ] {
+            recv.push(&client_frame(&mut enc, ev));
+        }
+        assert!(s.process(&mut recv, &mut out, &mut counts, &progress, None));
+        let mut wire = Vec::new();
+        out.flush(&mut wire).unwrap();
+        let head_end = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut texts = frames(&wire[head_end..]);
+        assert_eq!(texts.len(), 5, "nothing before session.start, then started, ack, greeting, echo, closed");
+        assert!(matches!(
+            parse_server_event(&mut texts[0]).unwrap(),
+            LiveEvent::Started { session_id: "sess_lg" }
+        ));
+        let greeting = parse_delta_fast(&texts[2]).expect("greeting on the fast path");
+        assert!(!is_silence_b64(greeting), "the greeting must reach the caller");
+        assert_eq!(parse_delta_fast(&texts[3]), Some(&b"AAAA/w=="[..]));
+        assert!(matches!(parse_server_event(&mut texts[4]).unwrap(), LiveEvent::Closed { .. }));
+        assert_eq!(s.state, State::Closing);
+        assert_eq!((counts.appends, counts.openai_sessions), (1, 1));
     }
 
     #[test]

@@ -151,6 +151,7 @@ mod tests {
             failures: vec![],
             counts: Counts::default(),
             latency: Percentiles { p50_ms: 0.4, p99_ms: p99, max_ms: 3.0, ..Percentiles::default() },
+            first_audio: Percentiles::default(),
             target: None,
             syscalls: None,
             syscalls_note: None,

@@ -105,6 +105,8 @@ pub struct Recorder {
     pub per_second: Vec<LatencyHist>,
     /// Tick lateness (ticks due inside the measured window).
     pub lateness: LatencyHist,
+    /// From Twilio's `start` to the first agent audio (the greeting), every call.
+    pub first_audio: LatencyHist,
     /// Tick lateness of the current second (for the progress line).
     second_late: LatencyHist,
     /// Counts.
@@ -123,6 +125,7 @@ impl Default for Recorder {
             window: LatencyHist::new(),
             per_second: Vec::new(),
             lateness: LatencyHist::new(),
+            first_audio: LatencyHist::new(),
             second_late: LatencyHist::new(),
             counts: Counts::default(),
             failures: BTreeMap::new(),

@@ -123,6 +123,8 @@ pub struct RunResult {
     pub counts: Counts,
     /// Round trips of frames scheduled in the window.
     pub latency: Percentiles,
+    /// From Twilio's `start` to the first agent audio, every call of the run (relay mode).
+    pub first_audio: Percentiles,
     /// The process under test, when its pid is known.
     pub target: Option<TargetUsage>,
     /// Its syscalls, when counted.
@@ -157,6 +159,10 @@ pub struct LevelSummary {
     pub p999_ms: Spread,
     /// Max (ms).
     pub max_ms: Spread,
+    /// First agent audio after `start`, p50 (ms).
+    pub first_audio_p50_ms: Spread,
+    /// First agent audio after `start`, p99 (ms).
+    pub first_audio_p99_ms: Spread,
     /// CPU µs per round-trip frame.
     pub us_per_frame: Spread,
     /// CPU ms per call-second.
@@ -213,6 +219,8 @@ pub fn summarise(runs: &[RunResult]) -> Vec<LevelSummary> {
                 p99_ms: Spread::of(rs.iter().map(|r| r.latency.p99_ms)),
                 p999_ms: Spread::of(rs.iter().map(|r| r.latency.p999_ms)),
                 max_ms: Spread::of(rs.iter().map(|r| r.latency.max_ms)),
+                first_audio_p50_ms: Spread::of(rs.iter().map(|r| r.first_audio.p50_ms)),
+                first_audio_p99_ms: Spread::of(rs.iter().map(|r| r.first_audio.p99_ms)),
                 us_per_frame: t(|u| u.us_per_frame),
                 ms_per_call_second: t(|u| u.ms_per_call_second),
                 over_floor: None,
@@ -251,18 +259,23 @@ pub fn summarise(runs: &[RunResult]) -> Vec<LevelSummary> {
 /// The summary as a Markdown table: median (min–max) over the runs.
 pub fn table(levels: &[LevelSummary]) -> String {
     let mut s = String::from(
-        "| mode | calls | runs | p50 ms | p99 ms | max ms | CPU µs/frame | ×floor | CPU ms/call-s | syscalls/frame | KiB/call | lost / sent | harness CPU % | harness µs/frame | harness core busy % | tick late p99 µs | harness-bound |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| mode | calls | runs | p50 ms | p99 ms | max ms | first audio p50 / p99 ms | CPU µs/frame | ×floor | CPU ms/call-s | syscalls/frame | KiB/call | lost / sent | harness CPU % | harness µs/frame | harness core busy % | tick late p99 µs | harness-bound |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for l in levels {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} |\n",
             l.mode.name(),
             l.calls,
             l.runs,
             l.p50_ms.show(2),
             l.p99_ms.show(2),
             l.max_ms.show(1),
+            if l.mode == Mode::Relay {
+                format!("{} / {}", l.first_audio_p50_ms.show(1), l.first_audio_p99_ms.show(1))
+            } else {
+                "—".to_owned()
+            },
             l.us_per_frame.show(1),
             l.over_floor.map_or("—".to_owned(), |r| format!("{r:.2}×")),
             l.ms_per_call_second.show(3),
@@ -392,6 +405,7 @@ mod tests {
             failures: vec![],
             counts: Counts { sent: 100, received: 100, ..Counts::default() },
             latency: Percentiles { p99_ms: p99, ..Percentiles::default() },
+            first_audio: Percentiles::default(),
             target: Some(TargetUsage { us_per_frame: us, ..TargetUsage::default() }),
             syscalls: None,
             syscalls_note: None,

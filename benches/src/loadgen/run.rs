@@ -493,6 +493,7 @@ impl Harness {
         for out in &outcomes {
             rec.window.merge(&out.rec.window);
             rec.lateness.merge(&out.rec.lateness);
+            rec.first_audio.merge(&out.rec.first_audio);
             for (i, h) in out.rec.per_second.iter().enumerate() {
                 if per_second.len() <= i {
                     per_second.resize_with(i + 1, LatencyHist::new);
@@ -636,6 +637,7 @@ impl Harness {
             failures: rec.failures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             counts: rec.counts,
             latency: rec.window.summary(),
+            first_audio: rec.first_audio.summary(),
             target: target_usage,
             syscalls,
             syscalls_note,

@@ -216,10 +216,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.workers, 1);
-        assert_eq!(
-            c.realtime.url(),
-            format!("ws://127.0.0.1:3/v1/realtime?model={}", c.openai_realtime_model)
-        );
+        assert_eq!(c.openai_ws.url(), format!("ws://127.0.0.1:3/v1/realtime?model={}", c.openai_model));
         assert!(c.tls.is_none());
     }
 }

@@ -498,11 +498,13 @@ impl Store {
     }
 }
 
-/// Kind stored for an event (`transcript`, `usage`, `ended`).
+/// Kind stored for an event (`transcript`, `usage`, `engine`, `live_usage`, `ended`).
 pub(crate) fn event_kind(e: &CallEvent) -> &'static str {
     match e {
         CallEvent::Transcript { .. } => "transcript",
         CallEvent::Usage { .. } => "usage",
+        CallEvent::Engine { .. } => "engine",
+        CallEvent::LiveUsage { .. } => "live_usage",
         CallEvent::Ended { .. } => "ended",
         #[allow(unreachable_patterns, reason = "CallEvent may grow")]
         _ => "other",

@@ -191,7 +191,7 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
                     let (tx, rx) = oneshot::channel();
                     let s = shared.clone();
                     tokio::spawn(async move {
-                        let r = upstream::connect(&s.config.realtime, &s.connector).await;
+                        let r = upstream::connect(&s.config.openai_ws, &s.connector).await;
                         let _ = tx.send(r.map(|stream| -> BoxIo { Box::new(stream) }));
                     });
                     connecting = Some(rx);
@@ -313,7 +313,7 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
                     }
                     Err(e) => {
                         Metrics::inc(&metrics.upstream_connect_failures);
-                        tracing::warn!(error = %e, openai = %shared.config.realtime.url(), "OpenAI connect failed");
+                        tracing::warn!(error = %e, openai = %shared.config.openai_ws.url(), "OpenAI connect failed");
                         call.upstream_closed(now);
                     }
                 }

@@ -59,6 +59,8 @@ pub(crate) struct Driver {
     reported: Reported,
     stream_sid_known: bool,
     events: Batcher,
+    /// GPT-Live: the call's billed seconds so far (its last `LiveUsage` report).
+    live_seconds: f64,
 }
 
 impl Driver {
@@ -66,7 +68,16 @@ impl Driver {
     /// [`Poster::finish`] after [`Driver::close`].
     pub(crate) fn new(control: ControlPlane, call_id: String, metrics: Arc<Metrics>) -> (Driver, Poster) {
         let (events, poster) = Batcher::new(control, call_id, metrics.clone());
-        (Driver { metrics, reported: Reported::default(), stream_sid_known: false, events }, poster)
+        (
+            Driver {
+                metrics,
+                reported: Reported::default(),
+                stream_sid_known: false,
+                events,
+                live_seconds: 0.0,
+            },
+            poster,
+        )
     }
 
     /// Takes every event the core has: reports are batched, errors logged, work handed to `act`.
@@ -87,7 +98,12 @@ impl Driver {
                     act(Action::Tool { call_id, name, arguments });
                 }
                 Event::HangUp { tool_call_id, arguments } => act(Action::HangUp { tool_call_id, arguments }),
-                Event::Report(e) => self.events.push(e),
+                Event::Report(e) => {
+                    if let CallEvent::LiveUsage { seconds } = &e {
+                        self.live_seconds = *seconds;
+                    }
+                    self.events.push(e)
+                }
                 Event::OpenAiError { code, message } => {
                     tracing::warn!(code = code.as_deref().unwrap_or(""), %message, "OpenAI error event");
                 }
@@ -143,6 +159,10 @@ impl Driver {
         self.metrics.call_ended(reason.code());
         self.metrics.add_call_stats(&mut self.reported, call.stats(), call.hold_dropped().bytes);
         let stats = call.stats();
+        let live_ms = (self.live_seconds * 1000.0).round();
+        if live_ms > 0.0 {
+            self.metrics.live_session_ms.fetch_add(live_ms as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         tracing::info!(
             reason = reason.code(),
             side = ?reason.side(),
@@ -150,6 +170,8 @@ impl Driver {
             agent_chunks = stats.agent_chunks_sent,
             barge_ins = stats.barge_ins,
             hold_dropped_bytes = call.hold_dropped().bytes,
+            live_seconds = self.live_seconds,
+            live_silence_held_back = stats.live_silence_held_back,
             "call ended"
         );
     }

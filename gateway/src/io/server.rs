@@ -144,6 +144,7 @@ impl Gateway {
         }
         metrics.workers_total.store(workers as u64, Ordering::Relaxed);
         let _ = metrics.io_shell.set(if uring { "uring" } else { "epoll" });
+        let _ = metrics.voice_engine.set((config.voice_api.as_str(), config.openai_model.clone()));
         let shared = Arc::new(Shared {
             call_config: config.call_config(),
             internal: Arc::new(InternalAuth::new(&config.internal_api_secret)),
@@ -160,7 +161,9 @@ impl Gateway {
             workers,
             tls = shared.acceptor.is_some(),
             tls_cert_sha256 = cert.as_ref().map(|c| c.summary().sha256).unwrap_or_default(),
-            openai = %shared.config.realtime.url(),
+            openai = %shared.config.openai_ws.url(),
+            engine = %shared.config.voice_api,
+            model = %shared.config.openai_model,
             control_plane = %shared.config.control_plane_url,
             public_origin = %shared.config.public_origin(),
             io = if uring { "uring" } else { "epoll" },

@@ -8,14 +8,14 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 
 use super::stream::Stream;
-use crate::config::RealtimeEndpoint;
+use crate::config::OpenAiEndpoint;
 
 /// Longest time for resolve + connect + TLS.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connected (and, for `wss`, encrypted) socket to the Realtime endpoint.
 pub(crate) async fn connect(
-    endpoint: &RealtimeEndpoint,
+    endpoint: &OpenAiEndpoint,
     tls: &tokio_rustls::TlsConnector,
 ) -> io::Result<Stream> {
     tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(endpoint, tls))
@@ -23,7 +23,7 @@ pub(crate) async fn connect(
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "OpenAI connect timed out"))?
 }
 
-async fn connect_inner(endpoint: &RealtimeEndpoint, tls: &tokio_rustls::TlsConnector) -> io::Result<Stream> {
+async fn connect_inner(endpoint: &OpenAiEndpoint, tls: &tokio_rustls::TlsConnector) -> io::Result<Stream> {
     let mut last =
         io::Error::new(io::ErrorKind::NotFound, format!("{} resolved to no address", endpoint.host));
     let mut tcp = None;

@@ -103,6 +103,10 @@ impl OpenAiSim {
     /// [`SimHandle::shutdown`] (or the handle is dropped).
     pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
         schema::warm_up();
+        static LIVE_WARM: std::sync::Once = std::sync::Once::new();
+        LIVE_WARM.call_once(|| {
+            std::thread::spawn(live::schema::warm_up);
+        });
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config));

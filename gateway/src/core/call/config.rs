@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 pub use contract::realtime::{DEFAULT_MODEL, Eagerness, TurnDetection};
+use contract::voice_api::VoiceApi;
 
 use crate::core::openai::ToolDef;
 
@@ -12,13 +13,15 @@ use crate::core::openai::ToolDef;
 /// `Debug` never shows the API key.
 #[derive(Clone)]
 pub struct CallConfig {
+    /// Which OpenAI voice API the calls use (`OPENAI_VOICE_API`).
+    pub api: VoiceApi,
     /// OpenAI host for the upgrade's `Host` header (`api.openai.com`, or the EU host).
     pub openai_host: String,
-    /// Request target (`/v1/realtime?model=gpt-realtime-2.1`).
+    /// Request target (`/v1/realtime?model=gpt-realtime-2.1`, or `/v1/live/sessions`).
     pub openai_target: String,
     /// API key, sent as `Authorization: Bearer …` in the upgrade.
     pub openai_api_key: String,
-    /// Realtime model named in `session.update`.
+    /// Model named in `session.update` (Realtime) or `session.start` (GPT-Live).
     pub model: String,
     /// Input transcription model (`gpt-4o-transcribe`); `None` for no caller transcripts.
     pub transcription_model: Option<String>,
@@ -78,11 +81,39 @@ pub struct CallConfig {
     pub tool_failed_instructions: String,
     /// Heading added to the instructions of a resumed session, before the last exchanges.
     pub resume_preamble: String,
+    /// GPT-Live: the Responses model that runs the phone tools (`LIVE_DELEGATION_MODEL`).
+    pub delegation_model: String,
+    /// GPT-Live: that model's instructions.
+    pub delegation_instructions: String,
+    /// GPT-Live: send `session.start` as soon as the WebSocket is up rather than at Twilio's
+    /// `start` (`LIVE_START_AT=upgrade|start`). On by default: measured ~80 ms sooner first
+    /// audio (the session's output clock is running when the greeting is asked for), for a
+    /// few ms more of billing and ~15 ms slower barge-in in the simulator
+    /// (`benches/README.md`).
+    pub live_start_at_upgrade: bool,
+    /// GPT-Live: forward the output's silent chunks even when Twilio has nothing to play
+    /// (`LIVE_FORWARD_SILENCE`).
+    pub live_forward_silence: bool,
+    /// GPT-Live: transcript fragments further apart than this end a turn.
+    pub live_turn_gap_ms: u64,
+    /// GPT-Live: after `end_call`, the goodbye is over once the agent has been quiet this long.
+    pub live_goodbye_quiet: Duration,
+    /// GPT-Live: after `end_call`, how long the goodbye may take to begin.
+    pub live_goodbye_start: Duration,
+    /// GPT-Live: longest wait for `session.closed` after `session.close`.
+    pub live_close_wait: Duration,
+    /// GPT-Live: the greeting commentary (`{first_name}` is replaced).
+    pub live_greeting: String,
+    /// GPT-Live: added to a resumed session's instructions (the exchanges go in as history).
+    pub live_resume_note: String,
+    /// GPT-Live: the output given to `end_call` (the model then says goodbye).
+    pub live_end_call_output: String,
 }
 
 impl Default for CallConfig {
     fn default() -> Self {
         Self {
+            api: VoiceApi::Realtime,
             openai_host: "api.openai.com".into(),
             openai_target: format!("/v1/realtime?model={DEFAULT_MODEL}"),
             openai_api_key: String::new(),
@@ -116,6 +147,25 @@ impl Default for CallConfig {
             resume_preamble: "La connexion vient d'être rétablie pendant l'appel : ne salue pas à nouveau, \
                 reprends naturellement là où vous en étiez. Derniers échanges :"
                 .into(),
+            delegation_model: DEFAULT_DELEGATION_MODEL.into(),
+            delegation_instructions: "Tu exécutes les outils de l'agent vocal de Callway pendant un appel \
+                téléphonique : corriger les coordonnées du prospect (save_lead) et raccrocher (end_call) quand \
+                l'agent le décide. Réponds en une phrase courte, en français."
+                .into(),
+            live_start_at_upgrade: true,
+            live_forward_silence: false,
+            live_turn_gap_ms: 800,
+            live_goodbye_quiet: Duration::from_millis(700),
+            live_goodbye_start: Duration::from_secs(3),
+            live_close_wait: Duration::from_secs(2),
+            live_greeting: "Salue {first_name} par son prénom : tu le rappelles comme convenu sur le site. \
+                Reprends là où la conversation s'est arrêtée."
+                .into(),
+            live_resume_note: "La connexion vient d'être rétablie pendant l'appel : ne salue pas à nouveau, \
+                reprends naturellement là où vous en étiez (l'échange jusqu'ici est dans l'historique)."
+                .into(),
+            live_end_call_output: r#"{"ok":true,"next":"Dis au revoir en une phrase ; l'appel se termine ensuite."}"#
+                .into(),
         }
     }
 }
@@ -123,6 +173,7 @@ impl Default for CallConfig {
 impl std::fmt::Debug for CallConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallConfig")
+            .field("api", &self.api)
             .field("openai_host", &self.openai_host)
             .field("openai_target", &self.openai_target)
             .field("openai_api_key", &"<redacted>")
@@ -146,6 +197,9 @@ impl std::fmt::Debug for CallConfig {
             .field("reconnect_backoff", &self.reconnect_backoff)
             .field("twilio_send_capacity", &self.twilio_send_capacity)
             .field("openai_send_capacity", &self.openai_send_capacity)
+            .field("delegation_model", &self.delegation_model)
+            .field("live_start_at_upgrade", &self.live_start_at_upgrade)
+            .field("live_forward_silence", &self.live_forward_silence)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +221,10 @@ impl CallConfig {
         (a * a) as u64
     }
 }
+
+/// The Responses model GPT-Live delegates the phone tools to when `LIVE_DELEGATION_MODEL` is
+/// unset.
+pub const DEFAULT_DELEGATION_MODEL: &str = "gpt-5-mini";
 
 /// Name of the tool the model calls to correct the prospect's details.
 pub const SAVE_LEAD: &str = "save_lead";

@@ -9,7 +9,7 @@ impl Core {
     pub(super) fn on_twilio_message(&mut self, message: Message<'_>, now: Instant) {
         match message {
             Message::Text(text) => {
-                if !self.is_closed() {
+                if !self.is_closed() && self.live.closing.is_none() {
                     self.on_twilio_text(text, now);
                 }
             }
@@ -125,6 +125,9 @@ impl Core {
             self.state = if matches!(self.up, Upstream::Open) { CallState::Live } else { CallState::Started };
         }
         self.flush_agent_hold();
+        if self.is_live() && !self.cfg.live_start_at_upgrade {
+            self.send_live_start(now);
+        }
         self.greet_if_ready();
     }
 
@@ -158,12 +161,12 @@ impl Core {
             }
             let mut b64 = [0u8; PIECE / 3 * 4 + 4];
             let len = media_clock::silence_base64(n, &mut b64);
-            let enc = &mut self.openai_enc;
-            if !self.openai_out.push(|out| relay::write_append(enc, out, &b64[..len])) {
+            let (api, enc) = (self.cfg.api, &mut self.openai_enc);
+            if !self.openai_out.push(|out| write_caller_append(api, enc, out, &b64[..len])) {
                 self.stats.send_overflows += 1;
                 return;
             }
-            if !self.cfg.turn_detection.by_server() {
+            if self.gateway_commits() {
                 self.after_append((n / audio::BYTES_PER_MS) as u32, 0);
             }
         }
@@ -184,13 +187,13 @@ impl Core {
             self.drain_hold();
             return;
         }
-        let enc = &mut self.openai_enc;
-        if !self.openai_out.push(|out| relay::write_append(enc, out, payload)) {
+        let (api, enc) = (self.cfg.api, &mut self.openai_enc);
+        if !self.openai_out.push(|out| write_caller_append(api, enc, out, payload)) {
             self.stats.send_overflows += 1;
             return;
         }
         self.stats.media_forwarded += 1;
-        if !self.cfg.turn_detection.by_server() {
+        if self.gateway_commits() {
             let (mut sum, mut len) = (0u64, 0u64);
             let decoded = for_each_decoded(payload, |ulaw| {
                 sum += audio::mean_square(ulaw) * ulaw.len() as u64;
@@ -250,6 +253,10 @@ impl Core {
         let _ = w.put("L'appelant a tapé ".as_bytes()).and_then(|_| w.put(digit.as_bytes()));
         let n = w.written();
         let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        if self.is_live() {
+            self.live_dtmf(text);
+            return;
+        }
         if self.send_openai_json(|w| openai::write_user_text(w, text)) {
             self.request_response(Reply::Plain);
         }

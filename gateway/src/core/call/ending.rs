@@ -1,5 +1,6 @@
 //! How a call ends: `end_call` drains (the goodbye plays, then the shell hangs up), every
-//! other reason closes both sides at once with the right close code and reports the end.
+//! other reason closes both sides at once with the right close code and reports the end (on
+//! GPT-Live after the session's own close, `live.rs`).
 
 use super::*;
 
@@ -14,6 +15,7 @@ impl Core {
             reason,
             tool_call_id,
             arguments,
+            began: now,
             goodbye_deadline: now + self.cfg.goodbye_timeout,
             drain_deadline: None,
         });
@@ -26,8 +28,10 @@ impl Core {
 
     /// Hangs up once the goodbye has been fully generated and played.
     pub(super) fn check_goodbye(&mut self, now: Instant) {
-        let waiting = self.ending.as_ref().is_some_and(|e| e.drain_deadline.is_none());
-        if waiting && !self.responses.active && !self.play.unplayed() && self.agent_hold.is_empty() {
+        let Some(ending) = self.ending.as_ref().filter(|e| e.drain_deadline.is_none()) else { return };
+        // On GPT-Live nothing says the goodbye is over but the audio going quiet.
+        let quiet = !self.is_live() || now >= self.live_goodbye_at(ending.began);
+        if quiet && !self.responses.active && !self.play.unplayed() && self.agent_hold.is_empty() {
             self.emit_hang_up(now);
         }
     }
@@ -45,24 +49,36 @@ impl Core {
         }
     }
 
-    /// Ends the call: close frames to both sides, the end reported, [`Event::Closed`].
+    /// Ends the call: close frames to both sides, the end reported, [`Event::Closed`]. On
+    /// GPT-Live the session is closed first (`session.close`, a bounded wait for
+    /// `session.closed`): the call is over for Twilio at once, for OpenAI when it confirms.
     pub(super) fn close(&mut self, reason: CloseReason, now: Instant) {
+        if self.is_closed() || self.live.closing.is_some() {
+            return;
+        }
+        if self.is_live() && self.begin_live_close(reason, now) {
+            return;
+        }
+        self.close_now(reason, now);
+    }
+
+    /// Closes both sides now.
+    pub(super) fn close_now(&mut self, reason: CloseReason, now: Instant) {
         if self.is_closed() {
             return;
         }
-        let code = match reason {
-            CloseReason::TwilioProtocol { code } => code,
-            CloseReason::Shutdown => close_code::GOING_AWAY,
-            _ => close_code::NORMAL,
-        };
+        if self.is_live() {
+            self.flush_live_turns(now);
+        }
         if !self.twilio_close_sent {
+            let code = twilio_close_code(reason);
             self.send_twilio(|enc, out| enc.close(out, code, reason.code()));
             self.twilio_close_sent = true;
         }
-        if matches!(self.up, Upstream::Open) && !self.openai_close_sent {
+        if matches!(self.up, Upstream::Open | Upstream::Starting { .. }) && !self.openai_close_sent {
             let code =
                 if reason == CloseReason::Shutdown { close_code::GOING_AWAY } else { close_code::NORMAL };
-            self.send_openai(|enc, out| enc.close(out, code, ""));
+            self.send_openai_any(|enc, out| enc.close(out, code, ""));
             self.openai_close_sent = true;
         }
         self.up = Upstream::Down;
@@ -76,5 +92,14 @@ impl Core {
             duration_ms: self.since_start_ms(now),
         }));
         self.events.push_back(Event::Closed { reason });
+    }
+}
+
+/// The close code Twilio gets for `reason`.
+pub(super) fn twilio_close_code(reason: CloseReason) -> u16 {
+    match reason {
+        CloseReason::TwilioProtocol { code } => code,
+        CloseReason::Shutdown => close_code::GOING_AWAY,
+        _ => close_code::NORMAL,
     }
 }

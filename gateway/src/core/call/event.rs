@@ -8,7 +8,7 @@ pub use contract::internal_api::{CallEvent, Side, Speaker};
 pub enum Peer {
     /// The Twilio Media Streams WebSocket (we are the server).
     Twilio,
-    /// The OpenAI Realtime WebSocket (we are the client).
+    /// The OpenAI WebSocket, Realtime or GPT-Live (we are the client).
     OpenAi,
 }
 
@@ -67,6 +67,8 @@ pub enum CloseReason {
     },
     /// Nothing from OpenAI for [`super::CallConfig::openai_silence_timeout`], no reconnect left.
     OpenAiSilent,
+    /// GPT-Live closed the session for its content (`session.closed` reason `content`).
+    OpenAiContent,
     /// The call reached [`super::CallConfig::max_call`].
     MaxDuration,
     /// The gateway is shutting down.
@@ -85,7 +87,8 @@ impl CloseReason {
             CloseReason::OpenAiClosed { .. }
             | CloseReason::OpenAiHandshake { .. }
             | CloseReason::OpenAiProtocol { .. }
-            | CloseReason::OpenAiSilent => Side::Openai,
+            | CloseReason::OpenAiSilent
+            | CloseReason::OpenAiContent => Side::Openai,
             CloseReason::AgentEndedCall => Side::ControlPlane,
             CloseReason::MaxDuration | CloseReason::Shutdown => Side::Gateway,
         }
@@ -104,6 +107,7 @@ impl CloseReason {
             CloseReason::OpenAiHandshake { .. } => "openai_handshake_refused",
             CloseReason::OpenAiProtocol { .. } => "openai_protocol_error",
             CloseReason::OpenAiSilent => "openai_silent",
+            CloseReason::OpenAiContent => "openai_content",
             CloseReason::MaxDuration => "max_duration",
             CloseReason::Shutdown => "shutdown",
         }
@@ -207,4 +211,6 @@ pub struct CallStats {
     pub reconnects: u64,
     /// Tool fallbacks spoken (slow tools).
     pub tool_fallbacks: u64,
+    /// GPT-Live: silent output chunks not sent to Twilio (it had nothing left to play).
+    pub live_silence_held_back: u64,
 }

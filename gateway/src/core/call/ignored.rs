@@ -4,7 +4,7 @@
 //! `twilio/unknown_event`.
 
 /// Every label, as `(peer, kind)`, in counter order.
-pub const IGNORED_LABELS: [(&str, &str); 36] = [
+pub const IGNORED_LABELS: [(&str, &str); 44] = [
     ("twilio", "unparsable"),
     ("twilio", "unknown_event"),
     ("twilio", "before_start"),
@@ -41,6 +41,15 @@ pub const IGNORED_LABELS: [(&str, &str); 36] = [
     ("openai", "response.output_text.delta"),
     ("openai", "response.function_call_arguments.delta"),
     ("openai", "rate_limits.updated"),
+    // GPT-Live
+    ("openai", "session.started"),
+    ("openai", "session.instructions.appended"),
+    ("openai", "session.thinking.appended"),
+    ("openai", "session.commentary.appended"),
+    ("openai", "session.delegation.created"),
+    ("openai", "session.input_audio.muted"),
+    ("openai", "session.input_audio.unmuted"),
+    ("openai", "response.event"),
 ];
 
 /// Where the Twilio labels are.

@@ -61,6 +61,7 @@ mod ending;
 mod event;
 mod held_audio;
 mod ignored;
+mod live;
 mod media_clock;
 mod outbox;
 mod playback;
@@ -75,15 +76,19 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
 pub use self::config::{
-    CallConfig, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD, TurnDetection as TurnTaking,
+    CallConfig, DEFAULT_DELEGATION_MODEL, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD,
+    TurnDetection as TurnTaking,
 };
 pub use self::event::{CallEvent, CallState, CallStats, CloseReason, Event, Peer, Side, Speaker};
 pub use self::ignored::{IGNORED_LABELS, IgnoredCounts};
 pub use contract::internal_api::CallContext;
+pub use contract::voice_api::VoiceApi;
 
 use self::commit::{CommitAction, CommitPolicy};
+use self::ending::twilio_close_code;
 pub use self::held_audio::HOLD_SLOTS;
 use self::held_audio::HeldAudio;
+use self::live::{LiveState, write_caller_append};
 use self::media_clock::{MediaClock, Placement};
 use self::outbox::Outbox;
 use self::playback::{Accept, AgentHold, Id, Playback, id_from};
@@ -158,6 +163,9 @@ enum Upstream {
     Connecting { since: Instant },
     /// Upgrade request written; waiting for the 101.
     Handshaking { since: Instant, handshake: ClientHandshake },
+    /// GPT-Live: the 101 came; `session.start` is `sent` (or waits for Twilio's `start`),
+    /// `session.started` not yet. Nothing but `session.start`/`session.close` goes out.
+    Starting { since: Instant, sent: bool },
     /// Session configured; events flow.
     Open,
     /// Lost; the next connection is asked for at `until` (backoff after repeated failures).
@@ -205,6 +213,8 @@ struct PendingTool {
 #[derive(Debug)]
 struct Ending {
     reason: CloseReason,
+    /// When the ending began.
+    began: Instant,
     /// The `end_call` tool call (handed to the shell with the hang-up request).
     tool_call_id: Option<String>,
     arguments: Option<String>,
@@ -226,6 +236,10 @@ enum Timer {
     Reconnect,
     Goodbye,
     Drain,
+    /// GPT-Live: the agent may have finished its goodbye (quiet long enough).
+    LiveQuiet,
+    /// GPT-Live: `session.closed` did not come in time.
+    LiveCloseWait,
 }
 
 /// A secret that `Debug` does not print.
@@ -279,6 +293,8 @@ struct Core {
     tools: Vec<PendingTool>,
     ending: Option<Ending>,
     transcript: VecDeque<(Speaker, String)>,
+    /// GPT-Live's own state (unused on Realtime).
+    live: LiveState,
     events: VecDeque<Event>,
     stats: CallStats,
 }
@@ -326,6 +342,7 @@ impl Call {
             tools: Vec::with_capacity(4),
             ending: None,
             transcript: VecDeque::with_capacity(TRANSCRIPT_LINES),
+            live: LiveState::new(now),
             events,
             stats: CallStats::default(),
             cfg: config,
@@ -447,7 +464,9 @@ impl Call {
             }
         }
         loop {
-            if !matches!(self.core.up, Upstream::Open) || self.openai_dec.peer_closed() {
+            if !matches!(self.core.up, Upstream::Open | Upstream::Starting { .. })
+                || self.openai_dec.peer_closed()
+            {
                 // Bytes of a connection we gave up on, or after its close frame.
                 buf.consume(buf.len());
                 return Handled::Done;
@@ -488,8 +507,13 @@ impl Call {
 
     /// The OpenAI socket failed to connect, or closed.
     pub fn upstream_closed(&mut self, now: Instant) {
-        if matches!(self.core.up, Upstream::Connecting { .. } | Upstream::Handshaking { .. } | Upstream::Open)
-        {
+        if matches!(
+            self.core.up,
+            Upstream::Connecting { .. }
+                | Upstream::Handshaking { .. }
+                | Upstream::Starting { .. }
+                | Upstream::Open
+        ) {
             self.core.upstream_lost(CloseReason::OpenAiClosed { code: None }, now);
         }
     }
@@ -597,6 +621,33 @@ impl Core {
             self.stats.send_overflows += 1;
         }
         ok
+    }
+
+    /// Writes a frame for OpenAI on any connection past the 101 (`session.start` and
+    /// `session.close` go out before `session.started`).
+    fn send_openai_any(
+        &mut self,
+        mut write: impl FnMut(&mut Encoder, &mut [u8]) -> Result<usize, BufferFull>,
+    ) -> bool {
+        if !matches!(self.up, Upstream::Open | Upstream::Starting { .. }) || self.openai_close_sent {
+            return false;
+        }
+        let enc = &mut self.openai_enc;
+        let ok = self.openai_out.push(|out| write(enc, out));
+        if !ok {
+            self.stats.send_overflows += 1;
+        }
+        ok
+    }
+
+    fn send_openai_raw_any(&mut self, json: &[u8]) -> bool {
+        self.send_openai_any(|enc, out| enc.frame_parts(out, TEXT, true, &[json]))
+    }
+
+    /// Whether the gateway decides turns itself (Realtime with turn detection off).
+    #[inline]
+    fn gateway_commits(&self) -> bool {
+        self.cfg.api == VoiceApi::Realtime && !self.cfg.turn_detection.by_server()
     }
 
     fn send_openai_raw(&mut self, json: &[u8]) -> bool {

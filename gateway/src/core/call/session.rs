@@ -1,5 +1,5 @@
 //! The OpenAI connection and session: the client upgrade, `session.update` from the call
-//! context (plus the last exchanges when resuming), the hold ring's drain, one response at a
+//! context (GPT-Live's `session.start`: `live.rs`) (plus the last exchanges when resuming), the hold ring's drain, one response at a
 //! time, and what happens when the connection is lost (reconnect with backoff, or the end).
 
 use super::*;
@@ -34,6 +34,16 @@ impl Core {
 
     /// The 101 came: configure the session, send what the caller said meanwhile, greet.
     pub(super) fn on_upstream_open(&mut self, now: Instant) {
+        if self.is_live() {
+            self.on_live_upgraded(now);
+            return;
+        }
+        if self.sessions == 0 {
+            self.events.push_back(Event::Report(CallEvent::Engine {
+                api: VoiceApi::Realtime.as_str().to_owned(),
+                model: self.cfg.model.clone(),
+            }));
+        }
         self.up = Upstream::Open;
         self.last_upstream_rx = now;
         self.ping_outstanding = false;
@@ -86,7 +96,11 @@ impl Core {
             && !self.stream_sid.is_empty()
             && matches!(self.up, Upstream::Open)
         {
-            self.request_response(Reply::Plain);
+            if self.is_live() {
+                self.live_greet();
+            } else {
+                self.request_response(Reply::Plain);
+            }
         }
     }
 
@@ -122,12 +136,12 @@ impl Core {
             }
             let n = self.hold.pop_into(&mut ulaw);
             let encoded = base64_simd::STANDARD.encode(&ulaw[..n], base64_simd::Out::from_slice(&mut b64));
-            let enc = &mut self.openai_enc;
-            if !self.openai_out.push(|out| relay::write_append(enc, out, encoded)) {
+            let (api, enc) = (self.cfg.api, &mut self.openai_enc);
+            if !self.openai_out.push(|out| write_caller_append(api, enc, out, encoded)) {
                 self.stats.send_overflows += 1;
                 continue;
             }
-            if !self.cfg.turn_detection.by_server() {
+            if self.gateway_commits() {
                 let ms = (n / audio::BYTES_PER_MS) as u32;
                 self.after_append(ms, audio::mean_square(&ulaw[..n]));
             }
@@ -137,6 +151,14 @@ impl Core {
     /// Asks for a response now, or once the active one is done (only one may be active).
     pub(super) fn request_response(&mut self, reply: Reply) {
         if !matches!(self.up, Upstream::Open) {
+            return;
+        }
+        if self.is_live() {
+            // GPT-Live takes the turn itself; only a slow tool is worth a word to it (a failed
+            // one is said with its output, `live.rs`).
+            if reply == Reply::ToolSlow {
+                self.live_tool_slow();
+            }
             return;
         }
         if self.responses.in_flight {
@@ -166,6 +188,15 @@ impl Core {
     pub(super) fn upstream_lost(&mut self, reason: CloseReason, now: Instant) {
         if self.is_closed() {
             return;
+        }
+        if self.live.closing.is_some() {
+            // The session's socket went while we waited for `session.closed`: done.
+            self.finish_live_close(now);
+            return;
+        }
+        if self.is_live() {
+            // The next session's timeline starts at 0: the turns in progress end here.
+            self.flush_live_turns(now);
         }
         self.up = Upstream::Down;
         self.responses = Responses::default();

@@ -1,5 +1,6 @@
 //! The call's one timer: the earliest of its deadlines (no `start`, no media, max length,
-//! OpenAI keep-alive and silence, reconnect backoff, slow tools, goodbye, drain), and what
+//! OpenAI keep-alive and silence, reconnect backoff, slow tools, goodbye, drain, GPT-Live's
+//! quiet goodbye and close wait), and what
 //! each does when it fires.
 
 use super::*;
@@ -8,6 +9,10 @@ impl Core {
     pub(super) fn next_timer(&self) -> Option<(Instant, Timer)> {
         if self.is_closed() {
             return None;
+        }
+        if let Some((_, until)) = self.live.closing {
+            // Over for Twilio: only the wait for `session.closed` is left.
+            return Some((until, Timer::LiveCloseWait));
         }
         let mut best: Option<(Instant, Timer)> = None;
         let mut consider = |at: Instant, timer: Timer| {
@@ -25,7 +30,9 @@ impl Core {
         }
         let silence = self.cfg.openai_silence_timeout;
         match &self.up {
-            Upstream::Connecting { since } | Upstream::Handshaking { since, .. } => {
+            Upstream::Connecting { since }
+            | Upstream::Handshaking { since, .. }
+            | Upstream::Starting { since, .. } => {
                 consider(*since + silence, Timer::OpenAiSilent);
             }
             Upstream::Open => {
@@ -44,6 +51,15 @@ impl Core {
         }
         if let Some(e) = &self.ending {
             match e.drain_deadline {
+                None if self.is_live() => {
+                    consider(e.goodbye_deadline, Timer::Goodbye);
+                    // The goodbye is over when the agent's audio has gone quiet (checked once per
+                    // quiet time: later voiced audio moves it).
+                    let at = self.live_goodbye_at(e.began);
+                    if self.live.goodbye_checked != Some(at) {
+                        consider(at, Timer::LiveQuiet);
+                    }
+                }
                 None => consider(e.goodbye_deadline, Timer::Goodbye),
                 Some(at) => consider(at, Timer::Drain),
             }
@@ -77,6 +93,13 @@ impl Core {
                 self.events.push_back(Event::OpenUpstream);
             }
             Timer::Goodbye => self.emit_hang_up(now),
+            Timer::LiveQuiet => {
+                // If Twilio has not played everything yet, its marks decide (check_goodbye on
+                // each), the goodbye deadline bounding the wait.
+                self.live.goodbye_checked = self.ending.as_ref().map(|e| self.live_goodbye_at(e.began));
+                self.check_goodbye(now);
+            }
+            Timer::LiveCloseWait => self.finish_live_close(now),
             Timer::Drain => {
                 let reason = self.ending.as_ref().map_or(CloseReason::Shutdown, |e| e.reason);
                 self.close(reason, now);

@@ -61,6 +61,10 @@ impl Core {
         if self.is_closed() {
             return;
         }
+        if self.is_live() {
+            self.on_live_text(text, now);
+            return;
+        }
         let event = match openai::parse_server_event(text) {
             Ok(event) => event,
             Err(_) => {
@@ -275,11 +279,19 @@ impl Core {
 
     pub(super) fn on_function_call(&mut self, call_id: &str, name: &str, arguments: &str, now: Instant) {
         match name {
-            END_CALL => self.begin_ending(
-                CloseReason::AgentEndedCall,
-                Some((call_id.to_owned(), arguments.to_owned())),
-                now,
-            ),
+            END_CALL => {
+                if self.is_live() {
+                    // The delegated response waits for an output; answering lets the model
+                    // say its goodbye, which the hang-up then waits for.
+                    let output = self.cfg.live_end_call_output.clone();
+                    self.live_tool_output(call_id, true, &output);
+                }
+                self.begin_ending(
+                    CloseReason::AgentEndedCall,
+                    Some((call_id.to_owned(), arguments.to_owned())),
+                    now,
+                )
+            }
             SAVE_LEAD => {
                 self.tools.push(PendingTool {
                     call_id: call_id.to_owned(),
@@ -292,6 +304,7 @@ impl Core {
                     arguments: arguments.to_owned(),
                 });
             }
+            _ if self.is_live() => self.live_tool_output(call_id, false, r#"{"error":"unknown_tool"}"#),
             _ => {
                 // Not a tool we offered: tell the model at once rather than leave it waiting.
                 let output = r#"{"error":"unknown_tool"}"#;
@@ -313,6 +326,10 @@ impl Core {
         };
         self.tools.swap_remove(i);
         if self.is_closed() {
+            return;
+        }
+        if self.is_live() {
+            self.live_tool_output(call_id, ok, output);
             return;
         }
         if self.send_openai_json(|w| openai::write_function_output(w, call_id, output)) {

@@ -194,7 +194,7 @@ pub(crate) async fn serve_requests(
                 let (shared, handle) = (shared.clone(), handle.clone());
                 tokio::spawn(
                     async move {
-                        let result = upstream::connect(&shared.config.realtime, &shared.connector)
+                        let result = upstream::connect(&shared.config.openai_ws, &shared.connector)
                             .await
                             .and_then(super::stream::Stream::into_parts);
                         handle.send(Command::Connected { slot, seq, result });

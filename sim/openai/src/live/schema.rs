@@ -49,7 +49,9 @@ pub fn validate_live_client_event(event: &Value) -> Result<(), String> {
     first_error(&schemas().client, event).map_or(Ok(()), Err)
 }
 
-/// Compiles the Live schemas now rather than on first use.
+/// Compiles the Live schemas now rather than on first use (the simulator starts it on a thread
+/// at spawn: it takes about a second, which the first Live session would otherwise wait
+/// inside a measured call).
 pub fn warm_up() {
     let _ = schemas();
 }
