@@ -48,18 +48,18 @@ pub struct Metrics {
     pub memory_trim_ns: AtomicU64,
     /// The I/O shell relaying calls (`uring` or `epoll`), set once at start.
     pub io_shell: std::sync::OnceLock<&'static str>,
-    /// The OpenAI voice API and model every call uses (`OPENAI_VOICE_API`), set once at start.
-    pub voice_engine: std::sync::OnceLock<(&'static str, String)>,
-    /// GPT-Live: silent output chunks held back (Twilio had nothing left to play).
-    pub live_silence_held_back: AtomicU64,
-    /// GPT-Live: billed session seconds of ended calls, in milliseconds.
-    pub live_session_ms: AtomicU64,
     /// TLS certificate reloads that swapped a new certificate in (`SIGHUP`).
     pub tls_reloads: AtomicU64,
     /// TLS certificate reloads refused (a file unusable: the previous certificate stays).
     pub tls_reload_failures: AtomicU64,
     /// SHA-256 of the leaf certificate served now, hex (empty without TLS).
     tls_cert_sha256: Mutex<String>,
+    /// The OpenAI voice API and model every call uses (`OPENAI_VOICE_API`), set once at start.
+    pub voice_engine: std::sync::OnceLock<(&'static str, String)>,
+    /// GPT-Live: silent output chunks held back (Twilio had nothing left to play).
+    pub live_silence_held_back: AtomicU64,
+    /// GPT-Live: billed session seconds of ended calls, in milliseconds.
+    pub live_session_ms: AtomicU64,
     /// Events received and not acted on, by `IGNORED_LABELS` entry.
     ignored: IgnoredTotals,
     calls_ended: Mutex<BTreeMap<&'static str, u64>>,

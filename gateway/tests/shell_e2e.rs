@@ -746,6 +746,145 @@ async fn an_openai_message_larger_than_the_receive_buffer_is_read_whole() {
     w.shutdown().await;
 }
 
+/// The leaf certificate `addr` presents in a TLS handshake, trusting the CAs of `pkis`.
+async fn served_certificate(addr: SocketAddr, pkis: &[&TestPki]) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+    let mut roots = RootCertStore::empty();
+    for pki in pkis {
+        roots.add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()).unwrap();
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tls = within("a TLS handshake", connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp))
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn leaf_der(pki: &TestPki) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::from_pem_slice(pki.cert_pem.as_bytes()).unwrap().to_vec()
+}
+
+/// Sends this process `SIGHUP`, as `systemctl reload` or certbot's deploy hook would.
+fn sighup() {
+    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status();
+    assert!(status.unwrap().success());
+}
+
+/// Waits until `counter` reaches `n`.
+async fn counted(what: &str, counter: &std::sync::atomic::AtomicU64, n: u64) {
+    within(what, async {
+        while counter.load(std::sync::atomic::Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_the_certificate_for_new_handshakes_while_a_call_connected_before_stays_up() {
+    let settings = CallerSettings {
+        script: vec![Segment::AwaitAgent { settle_ms: 300, timeout_ms: 20_000 }],
+        end: EndPolicy::ServerCloses,
+        ..CallerSettings::default()
+    };
+    let mut w = world(Mode::Tls, settings, greeting(), |_| {}).await;
+    let b = TestPki::new();
+    let addr = w.gateway().local_addr();
+    assert_eq!(served_certificate(addr, &[&w.pki, &b]).await, leaf_der(&w.pki), "certificate A at start");
+
+    // A call over TLS with certificate A, up and hearing the agent.
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let metrics = w.gateway().metrics().clone();
+    counted("the agent's audio reaches the caller", &metrics.frames_to_twilio, 1).await;
+
+    // Certificate B in place of A (the key first, as a renewal may write them), then SIGHUP.
+    std::fs::write(w.dir.path().join("key.pem"), &b.key_pem).unwrap();
+    std::fs::write(w.dir.path().join("cert.pem"), &b.cert_pem).unwrap();
+    sighup();
+    counted("the reload", &metrics.tls_reloads, 1).await;
+    assert_eq!(served_certificate(addr, &[&w.pki, &b]).await, leaf_der(&b), "new handshakes present B");
+    let b_sha: String = ring::digest::digest(&ring::digest::SHA256, &leaf_der(&b))
+        .as_ref()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    assert_eq!(metrics.tls_certificate(), b_sha);
+
+    // A broken file: refused, B still served, the error counted.
+    std::fs::write(w.dir.path().join("cert.pem"), "-----BEGIN CERTIFICATE-----\ntruncated\n").unwrap();
+    sighup();
+    counted("the refused reload", &metrics.tls_reload_failures, 1).await;
+    assert_eq!(served_certificate(addr, &[&w.pki, &b]).await, leaf_der(&b), "a bad file keeps B");
+    let (_, text) = http_get(w.gateway().ops_addr(), "/metrics").await;
+    assert!(text.contains(r#"callway_gateway_tls_reloads_total{result="ok"} 1"#), "{text}");
+    assert!(text.contains(r#"callway_gateway_tls_reloads_total{result="error"} 1"#), "{text}");
+    assert!(
+        text.contains(&format!(r#"callway_gateway_tls_certificate_info{{sha256="{b_sha}"}} 1"#)),
+        "{text}"
+    );
+
+    // The call opened under A is still up: nothing ended it, and its TLS session still
+    // carries Twilio's `stop` when the call is hung up through the REST API.
+    assert_eq!(metrics.active_calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(w.twilio.call(&sid).unwrap().status, CallStatus::InProgress);
+    let res = w
+        .http
+        .post(format!("{}/Calls/{sid}.json", w.twilio.calls_url().trim_end_matches("/Calls.json")))
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .form(&[("Status", "completed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    assert!(done.caller_reports[0].handshake_failure.is_none(), "{}", done.caller_reports[0].summary());
+    w.shutdown().await;
+}
+
+/// Step 1 of the runbook's rotation of `STREAM_TOKEN_SECRET`: the gateway has the new secret
+/// and the previous one while the control plane still mints with the previous: calls go
+/// through; a token of a secret the gateway does not have is still refused before any OpenAI
+/// session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_stream_token_secret_rotation_tokens_of_the_previous_secret_still_open_calls() {
+    const NEW: &str = "rotated-stream-token-secret-0123456789abcdef";
+    let sample = callway_gateway::samples::ulaw_tone(600 * 8);
+    let env = [("STREAM_TOKEN_SECRET", NEW), ("STREAM_TOKEN_SECRET_PREVIOUS", STREAM_TOKEN_SECRET)];
+    let mut w = world_with_env(Mode::Plain, caller(&sample), greeting(), |_| {}, &env).await;
+    let call_id = w.trigger_call().await;
+    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
+    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+    assert!(done.caller_reports[0].first_agent_audio.is_some(), "{}", done.caller_reports[0].summary());
+    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
+
+    let stranger =
+        contract::stream_token::StreamTokenMinter::new(b"a-third-secret-nobody-configured-0123456789")
+            .unwrap()
+            .mint(&contract::stream_token::StreamClaims {
+                call_id: [1; 16],
+                lead_id: [2; 16],
+                expires_at: callway_control::routes::now_secs() + 60,
+                nonce: [3; 12],
+            });
+    let path = format!("/api/twilio/media-stream/{stranger}");
+    let (status, text) = raw_upgrade(w.gateway().local_addr(), &w.domain, &path, Some(AUTH_TOKEN)).await;
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(w.openai.sessions().len(), 1, "no OpenAI session for the refused token");
+    w.shutdown().await;
+}
+
 // ---- GPT-Live (OPENAI_VOICE_API=live) -------------------------------------------------------
 
 const LIVE: &[(&str, &str)] = &[("OPENAI_VOICE_API", "live")];
@@ -961,11 +1100,11 @@ async fn on_gpt_live_a_dropped_session_is_resumed_with_the_conversation_as_histo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_gpt_live_the_model_stops_talking_when_the_caller_barges_in() {
-    // The default, then the two choices the gateway offers: the session started with the
-    // socket rather than at Twilio's `start`, and every silent chunk forwarded.
+    // The default, then the two choices the gateway offers: the session started at Twilio's
+    // `start` rather than with the socket, and every silent chunk forwarded.
     for env in [
         &[("OPENAI_VOICE_API", "live")][..],
-        &[("OPENAI_VOICE_API", "live"), ("LIVE_START_AT", "upgrade")],
+        &[("OPENAI_VOICE_API", "live"), ("LIVE_START_AT", "start")],
         &[("OPENAI_VOICE_API", "live"), ("LIVE_FORWARD_SILENCE", "true")],
     ] {
         live_barge_in_case(env).await;
@@ -1008,144 +1147,5 @@ async fn live_barge_in_case(env: &[(&'static str, &'static str)]) {
         &env[1..],
         report.marks.len()
     );
-    w.shutdown().await;
-}
-
-/// The leaf certificate `addr` presents in a TLS handshake, trusting the CAs of `pkis`.
-async fn served_certificate(addr: SocketAddr, pkis: &[&TestPki]) -> Vec<u8> {
-    use rustls_pki_types::pem::PemObject as _;
-    use rustls_pki_types::{CertificateDer, ServerName};
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
-    let mut roots = RootCertStore::empty();
-    for pki in pkis {
-        roots.add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()).unwrap();
-    }
-    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tls = within("a TLS handshake", connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp))
-        .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
-}
-
-fn leaf_der(pki: &TestPki) -> Vec<u8> {
-    use rustls_pki_types::pem::PemObject as _;
-    rustls_pki_types::CertificateDer::from_pem_slice(pki.cert_pem.as_bytes()).unwrap().to_vec()
-}
-
-/// Sends this process `SIGHUP`, as `systemctl reload` or certbot's deploy hook would.
-fn sighup() {
-    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status();
-    assert!(status.unwrap().success());
-}
-
-/// Waits until `counter` reaches `n`.
-async fn counted(what: &str, counter: &std::sync::atomic::AtomicU64, n: u64) {
-    within(what, async {
-        while counter.load(std::sync::atomic::Ordering::Relaxed) < n {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_swaps_the_certificate_for_new_handshakes_while_a_call_connected_before_stays_up() {
-    let settings = CallerSettings {
-        script: vec![Segment::AwaitAgent { settle_ms: 300, timeout_ms: 20_000 }],
-        end: EndPolicy::ServerCloses,
-        ..CallerSettings::default()
-    };
-    let mut w = world(Mode::Tls, settings, greeting(), |_| {}).await;
-    let b = TestPki::new();
-    let addr = w.gateway().local_addr();
-    assert_eq!(served_certificate(addr, &[&w.pki, &b]).await, leaf_der(&w.pki), "certificate A at start");
-
-    // A call over TLS with certificate A, up and hearing the agent.
-    let call_id = w.trigger_call().await;
-    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
-    let metrics = w.gateway().metrics().clone();
-    counted("the agent's audio reaches the caller", &metrics.frames_to_twilio, 1).await;
-
-    // Certificate B in place of A (the key first, as a renewal may write them), then SIGHUP.
-    std::fs::write(w.dir.path().join("key.pem"), &b.key_pem).unwrap();
-    std::fs::write(w.dir.path().join("cert.pem"), &b.cert_pem).unwrap();
-    sighup();
-    counted("the reload", &metrics.tls_reloads, 1).await;
-    assert_eq!(served_certificate(addr, &[&w.pki, &b]).await, leaf_der(&b), "new handshakes present B");
-    let b_sha: String = ring::digest::digest(&ring::digest::SHA256, &leaf_der(&b))
-        .as_ref()
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect();
-    assert_eq!(metrics.tls_certificate(), b_sha);
-
-    // A broken file: refused, B still served, the error counted.
-    std::fs::write(w.dir.path().join("cert.pem"), "-----BEGIN CERTIFICATE-----\ntruncated\n").unwrap();
-    sighup();
-    counted("the refused reload", &metrics.tls_reload_failures, 1).await;
-    assert_eq!(served_certificate(addr, &[&w.pki, &b]).await, leaf_der(&b), "a bad file keeps B");
-    let (_, text) = http_get(w.gateway().ops_addr(), "/metrics").await;
-    assert!(text.contains(r#"callway_gateway_tls_reloads_total{result="ok"} 1"#), "{text}");
-    assert!(text.contains(r#"callway_gateway_tls_reloads_total{result="error"} 1"#), "{text}");
-    assert!(
-        text.contains(&format!(r#"callway_gateway_tls_certificate_info{{sha256="{b_sha}"}} 1"#)),
-        "{text}"
-    );
-
-    // The call opened under A is still up: nothing ended it, and its TLS session still
-    // carries Twilio's `stop` when the call is hung up through the REST API.
-    assert_eq!(metrics.active_calls.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(w.twilio.call(&sid).unwrap().status, CallStatus::InProgress);
-    let res = w
-        .http
-        .post(format!("{}/Calls/{sid}.json", w.twilio.calls_url().trim_end_matches("/Calls.json")))
-        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
-        .form(&[("Status", "completed")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
-    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
-    assert!(done.caller_reports[0].handshake_failure.is_none(), "{}", done.caller_reports[0].summary());
-    w.shutdown().await;
-}
-
-/// Step 1 of the runbook's rotation of `STREAM_TOKEN_SECRET`: the gateway has the new secret
-/// and the previous one while the control plane still mints with the previous: calls go
-/// through; a token of a secret the gateway does not have is still refused before any OpenAI
-/// session.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn during_a_stream_token_secret_rotation_tokens_of_the_previous_secret_still_open_calls() {
-    const NEW: &str = "rotated-stream-token-secret-0123456789abcdef";
-    let sample = callway_gateway::samples::ulaw_tone(600 * 8);
-    let env = [("STREAM_TOKEN_SECRET", NEW), ("STREAM_TOKEN_SECRET_PREVIOUS", STREAM_TOKEN_SECRET)];
-    let mut w = world_with_env(Mode::Plain, caller(&sample), greeting(), |_| {}, &env).await;
-    let call_id = w.trigger_call().await;
-    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
-    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
-    assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
-    assert!(done.caller_reports[0].first_agent_audio.is_some(), "{}", done.caller_reports[0].summary());
-    assert_eq!(w.end_reason(&call_id).await, "caller_hung_up");
-
-    let stranger =
-        contract::stream_token::StreamTokenMinter::new(b"a-third-secret-nobody-configured-0123456789")
-            .unwrap()
-            .mint(&contract::stream_token::StreamClaims {
-                call_id: [1; 16],
-                lead_id: [2; 16],
-                expires_at: callway_control::routes::now_secs() + 60,
-                nonce: [3; 12],
-            });
-    let path = format!("/api/twilio/media-stream/{stranger}");
-    let (status, text) = raw_upgrade(w.gateway().local_addr(), &w.domain, &path, Some(AUTH_TOKEN)).await;
-    assert_eq!(status, 403, "{text}");
-    assert_eq!(w.openai.sessions().len(), 1, "no OpenAI session for the refused token");
     w.shutdown().await;
 }
