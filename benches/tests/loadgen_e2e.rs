@@ -213,7 +213,8 @@ fn a_short_soak_exercises_every_fault_and_accounts_every_frame() {
     // The real server's rules held, and the cross-leg checks.
     assert_eq!(s.errors.total(), 0, "{:?}", s.errors);
     let k = &s.checks;
-    assert!(k.barge_ins > 0 && k.cleared == k.barge_ins && k.truncates_checked > 0, "{k:?}");
+    // A barge-in the call's hang-up (or an OpenAI drop) overtakes before its `clear` is void.
+    assert!(k.barge_ins > 0 && k.cleared + k.voided == k.barge_ins && k.truncates_checked > 0, "{k:?}");
     assert_eq!((k.not_cleared, k.clears_unasked, k.truncates_beyond_played), (0, 0, 0), "{k:?}");
     assert!(s.tool_outputs > 0 && s.tool_outputs_unknown == 0 && s.queue_overflow_bytes == 0, "{s:?}");
     assert_eq!(s.tool_outputs_not_saved, 0, "the control plane's answer reached the model: {s:?}");

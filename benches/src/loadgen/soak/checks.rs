@@ -23,6 +23,9 @@ pub struct CheckCounts {
     pub cleared: u64,
     /// Of those, with no `clear` within 2 s (must be 0).
     pub not_cleared: u64,
+    /// Of those, void before their `clear` could come: the call ended or its OpenAI session
+    /// dropped right after (`cleared + voided + not_cleared == barge_ins` once the run is over).
+    pub voided: u64,
     /// `clear`s with no barge-in pending (must be 0).
     pub clears_unasked: u64,
     /// Truncates compared with what the caller had played.
@@ -104,9 +107,11 @@ impl Checks {
 
     /// The call ended or its session was dropped: a pending barge-in is void.
     pub fn forget(&mut self, call: u32) {
-        if let Some(c) = self.get(call) {
-            *c = CallCheck::default();
+        let Some(c) = self.calls.get_mut(call as usize) else { return };
+        if c.barge_at.is_some() {
+            self.counts.voided += 1;
         }
+        *c = CallCheck::default();
     }
 
     /// Counts barge-ins whose `clear` is overdue at `now_ns` (call about every 10 ms).
@@ -155,6 +160,7 @@ mod tests {
         k.forget(0);
         k.sweep(u64::MAX);
         assert_eq!(k.counts.not_cleared, 1, "a forgotten barge-in is void");
+        assert_eq!(k.counts.voided, 1);
         k.truncate(7, 1); // an unknown call is ignored
     }
 }

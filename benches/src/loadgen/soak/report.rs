@@ -173,9 +173,10 @@ impl SoakReport {
             verdict(
                 "every barge-in cleared on Twilio, truncated within what was played",
                 format!(
-                    "{} barge-ins, {} cleared, {} not cleared, {} truncates checked, {} beyond played",
+                    "{} barge-ins, {} cleared, {} void (the call or its session ended first), {} not cleared, {} truncates checked, {} beyond played",
                     checks.barge_ins,
                     checks.cleared,
+                    checks.voided,
                     checks.not_cleared,
                     checks.truncates_checked,
                     checks.truncates_beyond_played
