@@ -103,6 +103,8 @@ fn live_events() -> Vec<(&'static str, String)> {
         ("closed", r#"{"type":"session.closed","event_id":"e7","reason":"expired","session":{"id":"sess_1"},"usage":{"seconds":3600}}"#.into()),
         ("error", r#"{"type":"error","event_id":"e8","error":{"type":"invalid_request_error","code":"unknown_parameter","message":"Unknown parameter: 'session.x'.","param":"session.x","client_event_id":"evt_1"}}"#.into()),
         ("appended", r#"{"type":"session.commentary.appended","event_id":"e9","client_event_id":null,"start_ms":10,"end_ms":10}"#.into()),
+        // A field given twice (the full parser refuses it; the fast path must give up too).
+        ("delta-twice", format!(r#"{{"type":"session.output_audio.delta","delta":"{silence}","delta":"{voiced}"}}"#)),
     ]
 }
 

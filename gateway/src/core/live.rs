@@ -292,23 +292,31 @@ fn template_delta(json: &[u8]) -> Option<&[u8]> {
 }
 
 /// Tier 2: any field order, with the optional `start_ms`/`end_ms` (sideband reflections) and
-/// `event_id`; anything else gives up to the full parser.
+/// `event_id`; anything else, or a field the full parser reads given twice (which it refuses),
+/// gives up to the full parser.
 fn scan_delta_any_order(json: &[u8]) -> Option<&[u8]> {
     let (mut is_delta, mut delta) = (false, None);
+    let (mut seen_type, mut seen_start, mut seen_end) = (false, false, false);
+    let once = |seen: &mut bool| (!std::mem::replace(seen, true)).then_some(());
     json_scan::scan(json, &mut |parent, key, value| {
         if parent.is_some() {
             return None;
         }
         match (key, value) {
             (b"type", Value::Str(t)) => {
+                once(&mut seen_type)?;
                 is_delta = t == b"session.output_audio.delta";
                 is_delta.then_some(())
             }
             (b"delta", Value::Str(d)) => {
-                delta = Some(d);
+                if delta.replace(d).is_some() {
+                    return None;
+                }
                 Some(())
             }
-            (b"start_ms" | b"end_ms", Value::Int(_)) | (b"event_id", Value::Str(_)) => Some(()),
+            (b"start_ms", Value::Int(_)) => once(&mut seen_start),
+            (b"end_ms", Value::Int(_)) => once(&mut seen_end),
+            (b"event_id", Value::Str(_)) => Some(()),
             _ => None,
         }
     })?;
@@ -561,6 +569,16 @@ mod tests {
             let mut copy = text.as_bytes().to_vec();
             let LiveEvent::AudioDelta { delta } = parse_slow(&mut copy).unwrap() else { panic!("{text}") };
             assert_eq!(fast.as_deref(), Some(delta), "{text}");
+        }
+        // A field given twice: the full parser refuses it, so the fast path gives up (found by
+        // the openai_live_event fuzz target).
+        for twice in [
+            r#"{"type":"session.output_audio.delta","delta":"AAEC","delta":"//8="}"#,
+            r#"{"type":"session.output_audio.delta","type":"session.output_audio.delta","delta":"AAEC"}"#,
+            r#"{"type":"session.output_audio.delta","delta":"AAEC","end_ms":1,"end_ms":2}"#,
+        ] {
+            assert_eq!(parse_delta_fast(twice.as_bytes()), None, "{twice}");
+            assert_eq!(parse_slow(&mut twice.as_bytes().to_vec()), Err(OpenAiError::InvalidJson), "{twice}");
         }
         // Not base64: the fast path gives up, the full parser refuses.
         let bad = r#"{"type":"session.output_audio.delta","delta":"no!"}"#;
