@@ -32,13 +32,16 @@
 //!    `detection: false` → no detection on this call: greet as today. `detection: true` with
 //!    `answered_by` set → the result is already known. Otherwise the control plane holds the
 //!    request until the result arrives or `wait_ms` (at most [`AMD_MAX_WAIT_MS`]) has passed,
-//!    then answers with `answered_by: null`; ask again while holding.
+//!    then answers with `answered_by: null`. The gateway asks once, with `wait_ms` its own
+//!    hold limit (`AMD_HOLD_MS`, 4 s by default), so one request covers the whole hold.
 //! 2. **Holds the greeting while detection runs**: the OpenAI session is opened and configured
 //!    as usual (the pre-warm stays), caller audio is relayed (OpenAI's VAD and transcription may
 //!    run), but no `response.create` for the greeting is sent and the model's turn detection
 //!    must not create responses (`turn_detection.create_response: false` until released, or the
-//!    gateway's own turn taking holding its commit). A person usually says « Allô ? » and waits:
-//!    that speech is what lets Twilio decide `human`.
+//!    gateway's own turn taking holding its commit). On GPT-Live, whose model speaks when it
+//!    wants and whose session is billed from its start, `session.start` itself waits and the
+//!    caller's audio waits in the hold ring. A person usually says « Allô ? » and waits: that
+//!    speech is what lets Twilio decide `human`.
 //! 3. **Releases** on `answered_by` `human` or `unknown` (the conversation starts: greeting as
 //!    today, with what the caller already said in context), and also when the hold has lasted
 //!    the gateway's own limit (a few seconds, e.g. 4 s, so a person never waits long if the

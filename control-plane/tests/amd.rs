@@ -16,7 +16,7 @@ use callway_sim_twilio::api::amd::{AmdScript, AnsweredBy};
 use callway_sim_twilio::api::{CallStatus, CallerSettings};
 use callway_sim_twilio::callbacks::CallbackKind;
 use callway_sim_twilio::caller::{CallEnd, EndPolicy, Pacing, Segment};
-use common::world::{World, world_with};
+use common::world::{World, world_through_gateway, world_with};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -225,4 +225,112 @@ async fn hang_up(w: &World, sid: &str) {
             .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     within(w.twilio.wait_call_finished(sid)).await;
+}
+
+/// Through the real gateway (`AMD_HOLD_MS` at its default, 4 s), on `engine`'s environment:
+/// detection decides `by` one second after the answer; the callee waits for the agent's
+/// greeting (a person) or stays silent until the call is ended for them (a machine).
+async fn through_gateway(engine: &[(&str, &str)], by: AnsweredBy) -> World {
+    let mut env = vec![
+        ("ANSWERING_MACHINE_DETECTION", "on"),
+        ("VOICEMAIL_POLICY", "leave"),
+        ("VOICEMAIL_MESSAGE_FR", MESSAGE),
+        ("CALL_RETRY_DELAYS", "10m"),
+    ];
+    env.extend_from_slice(engine);
+    world_through_gateway(SimConfig::default(), &env, |c| {
+        c.amd.insert(NUMBER.into(), AmdScript::after(by, Duration::from_secs(1)));
+        c.caller = CallerSettings {
+            script: if by == AnsweredBy::Human {
+                vec![Segment::AwaitAgent { settle_ms: 300, timeout_ms: 20_000 }]
+            } else {
+                vec![Segment::Silence { ms: 20_000 }]
+            },
+            pacing: Pacing::RealTime,
+            end: if by == AnsweredBy::Human { EndPolicy::ScriptEnd } else { EndPolicy::ServerCloses },
+            max_duration: Some(Duration::from_secs(30)),
+            ..c.caller.clone()
+        };
+    })
+    .await
+}
+
+/// `create_response` of each Realtime `session.update` the OpenAI simulator received.
+fn create_response(w: &World) -> Vec<Option<bool>> {
+    w.openai
+        .session(0)
+        .unwrap()
+        .received_of("session.update")
+        .iter()
+        .map(|s| s["session"]["audio"]["input"]["turn_detection"]["create_response"].as_bool())
+        .collect()
+}
+
+#[tokio::test]
+async fn through_the_gateway_a_person_is_greeted_once_detection_says_human() {
+    let w = through_gateway(&[], AnsweredBy::Human).await;
+    let (_, _, sid) = call(&w).await;
+    let done = within(w.twilio.wait_call_finished(&sid)).await;
+    let heard = done.caller_reports[0].audio_received_bytes;
+    assert!(heard > 0, "the callee heard the greeting: {:?}", done.caller_reports[0].end);
+    // The session was configured not to answer, then released, then the greeting asked for.
+    assert_eq!(create_response(&w), [Some(false), Some(true)], "{}", w.gateway().log());
+    let kinds: Vec<String> = w
+        .openai
+        .session(0)
+        .unwrap()
+        .received
+        .iter()
+        .map(|e| e.kind.clone())
+        .filter(|k| k != "input_audio_buffer.append")
+        .collect();
+    let release = kinds.iter().rposition(|k| k == "session.update").unwrap();
+    let greeting = kinds.iter().position(|k| k == "response.create").unwrap();
+    assert!(release < greeting, "{kinds:?}");
+    // Released by Twilio's answer, not by the gateway's own limit.
+    let log = w.gateway().log();
+    assert!(log.contains("answering-machine detection") && log.contains("human"), "{log}");
+    assert!(w.gateway().metrics().await.contains("callway_gateway_amd_outcomes_total{outcome=\"person\"} 1"));
+}
+
+#[tokio::test]
+async fn through_the_gateway_a_machine_never_hears_the_agent_and_gets_the_voicemail() {
+    for engine in [&[][..], &[("OPENAI_VOICE_API", "live")][..]] {
+        let w = through_gateway(engine, AnsweredBy::MachineEndBeep).await;
+        let store = &w.cp.app.storage.store;
+        let (_, call_id, sid) = call(&w).await;
+        let done = within(w.twilio.wait_call_finished(&sid)).await;
+        assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
+        assert_eq!(done.said.len(), 1, "the voicemail message: {:?}", done.said);
+        let report = &done.caller_reports[0];
+        assert_eq!(report.audio_received_bytes, 0, "{engine:?}: the agent said nothing to the machine");
+        let sessions = w.openai.sessions();
+        match engine {
+            [] => {
+                let s = &sessions[0];
+                assert!(s.received_of("response.create").is_empty(), "{:?}", s.received);
+                assert_eq!(s.audio_deltas_sent, 0);
+                assert_eq!(create_response(&w), [Some(false)]);
+            }
+            _ => assert!(
+                sessions.iter().all(|s| s.received_of("session.start").is_empty()),
+                "GPT-Live: no session started (billed per second) for a machine"
+            ),
+        }
+        let t = timeline(store, call_id).await;
+        assert!(t.contains(&"voicemail-left".to_owned()), "{t:?}");
+    }
+}
+
+#[tokio::test]
+async fn through_the_gateway_on_gpt_live_the_session_starts_once_detection_says_human() {
+    let w = through_gateway(&[("OPENAI_VOICE_API", "live")], AnsweredBy::Human).await;
+    let (_, _, sid) = call(&w).await;
+    let done = within(w.twilio.wait_call_finished(&sid)).await;
+    assert!(done.caller_reports[0].audio_received_bytes > 0, "the callee heard the greeting");
+    let log = w.gateway().log();
+    assert!(log.contains("answering-machine detection") && log.contains("human"), "{log}");
+    let s = w.openai.session(0).unwrap();
+    assert_eq!(s.received_of("session.start").len(), 1);
+    assert_eq!(s.received_of("session.commentary.append").len(), 1, "the greeting, once");
 }

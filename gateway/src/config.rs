@@ -32,6 +32,7 @@
 //! | `GATEWAY_IO` | the I/O shell relaying calls: `uring`, `epoll`, or `auto` (io_uring when the kernel allows it, else epoll, said in one log line) | `auto` |
 //! | `GATEWAY_DRAIN_SECS` | on SIGTERM, how long calls may finish | `30` |
 //! | `GATEWAY_START_TIMEOUT_SECS` | a stream without Twilio's `start` within this is closed (`no_start`) | `5` |
+//! | `AMD_HOLD_MS` | longest wait for the control plane's answering-machine result before the agent greets (`0`: never ask; a call without detection is answered at once) | `4000` |
 //! | `LOG_FORMAT` | `json` for JSON lines, else human-readable | text |
 
 use std::net::SocketAddr;
@@ -115,6 +116,8 @@ pub struct Config {
     pub turn_detection: TurnTaking,
     /// `REALTIME_MIN_COMMIT_MS`.
     pub min_commit_ms: u32,
+    /// `AMD_HOLD_MS`: the greeting's longest wait for answering-machine detection.
+    pub amd_hold: Duration,
     /// `REALTIME_MAX_COMMIT_MS`.
     pub max_commit_ms: u32,
     /// `TWILIO_AUTH_TOKEN`.
@@ -267,6 +270,12 @@ impl Config {
         let live_forward_silence = r.bool("LIVE_FORWARD_SILENCE", false);
         let turn_detection = contract::realtime::read_turn_detection(&mut r);
         let min_commit_ms = r.number("REALTIME_MIN_COMMIT_MS", 120u32, 100, 10_000);
+        let amd_hold = Duration::from_millis(u64::from(r.number(
+            "AMD_HOLD_MS",
+            4000u32,
+            0,
+            contract::internal_api::AMD_MAX_WAIT_MS,
+        )));
         let max_commit_ms = r.number("REALTIME_MAX_COMMIT_MS", 800u32, 100, 60_000);
         if max_commit_ms < min_commit_ms {
             r.problem(format!(
@@ -357,6 +366,7 @@ impl Config {
             turn_detection,
             min_commit_ms,
             max_commit_ms,
+            amd_hold,
             twilio_auth_token,
             twilio_stream_domain,
             stream_token_secret,
@@ -390,6 +400,7 @@ impl Config {
             turn_detection: self.turn_detection,
             min_commit_ms: self.min_commit_ms,
             max_commit_ms: self.max_commit_ms,
+            amd_hold: self.amd_hold,
             start_timeout: self.start_timeout,
             delegation_model: self.live_delegation_model.clone(),
             live_start_at_upgrade: self.live_start_at_upgrade,

@@ -9,7 +9,11 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::core::call::{CallStats, IGNORED_LABELS};
+use crate::core::call::{AmdOutcome, CallStats, IGNORED_LABELS};
+
+/// The [`AmdOutcome`]s, in the order of [`Metrics::amd_outcomes`].
+const AMD_OUTCOMES: [AmdOutcome; 4] =
+    [AmdOutcome::NotRunning, AmdOutcome::Person, AmdOutcome::Machine, AmdOutcome::Undecided];
 
 /// Every counter of the gateway.
 #[derive(Debug, Default)]
@@ -60,6 +64,9 @@ pub struct Metrics {
     pub live_silence_held_back: AtomicU64,
     /// GPT-Live: billed session seconds of ended calls, in milliseconds.
     pub live_session_ms: AtomicU64,
+    /// Answering-machine detection answers, by [`AmdOutcome`] (`not_running`, `person`,
+    /// `machine`, `undecided`).
+    pub amd_outcomes: [AtomicU64; 4],
     /// Events received and not acted on, by `IGNORED_LABELS` entry.
     ignored: IgnoredTotals,
     calls_ended: Mutex<BTreeMap<&'static str, u64>>,
@@ -108,6 +115,13 @@ impl Metrics {
     /// Upgrades refused with `status` so far.
     pub fn upgrades_refused(&self, status: u16) -> u64 {
         lock(&self.upgrades_refused).get(&status).copied().unwrap_or(0)
+    }
+
+    /// The control plane answered a call's answering-machine question with `outcome`.
+    pub fn amd_outcome(&self, outcome: AmdOutcome) {
+        if let Some(i) = AMD_OUTCOMES.iter().position(|o| *o == outcome) {
+            Self::inc(&self.amd_outcomes[i]);
+        }
     }
 
     /// A call ended for `reason` (a `CloseReason::code`).
@@ -281,6 +295,19 @@ impl Metrics {
             g(&self.tls_reloads),
             g(&self.tls_reload_failures)
         );
+        let _ = writeln!(
+            s,
+            "# HELP callway_gateway_amd_outcomes_total Answering-machine detection answers the greeting waited for, by outcome (undecided: no result within AMD_HOLD_MS, or the control plane unreachable; the agent greets).\n\
+             # TYPE callway_gateway_amd_outcomes_total counter"
+        );
+        for (outcome, n) in AMD_OUTCOMES.iter().zip(&self.amd_outcomes) {
+            let _ = writeln!(
+                s,
+                "callway_gateway_amd_outcomes_total{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                g(n)
+            );
+        }
         let sha = self.tls_certificate();
         if !sha.is_empty() {
             let _ = writeln!(

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use callway_gateway::core::buf::RecvBuf;
 use callway_gateway::core::call::{
-    Call, CallConfig, CallContext, CallEvent, CallState, CloseReason, Event, Handled, Peer, Speaker, VoiceApi,
+    AmdOutcome, Call, CallConfig, CallContext, CallEvent, CallState, CloseReason, Event, Handled, Peer,
+    Speaker, VoiceApi,
 };
 use callway_gateway::core::ws::upgrade::{self, Parse};
 use callway_gateway::core::ws::{Decoded, Decoder, Limits, Message, Role};
@@ -369,4 +370,47 @@ fn an_expired_session_is_replaced_and_a_content_close_ends_the_call() {
     l.started();
     l.openai(r#"{"type":"session.closed","event_id":"e","reason":"content","session":{"id":"sess_1"},"usage":{"seconds":5}}"#);
     assert_eq!(*l.call.state(), CallState::Closed(CloseReason::OpenAiContent));
+}
+
+#[test]
+fn with_answering_machine_detection_the_session_starts_only_once_a_person_is_reported() {
+    let mut l = Live::new(|c| c.amd_hold = Duration::from_secs(4));
+    assert!(l.events.contains(&Event::AskAmd { wait_ms: 4000 }));
+    l.start_stream();
+    for i in 0..5 {
+        l.twilio(&caller_frame(i + 1));
+    }
+    assert!(l.sent.is_empty(), "no session (billed from its start) while detection runs");
+    l.call.amd_result(AmdOutcome::Person, l.now);
+    l.pump();
+    assert_eq!(l.kinds(), ["session.start"]);
+    l.started();
+    let kinds = l.kinds();
+    assert_eq!(
+        kinds[1], "session.input_audio.append",
+        "what the caller said while held goes first: {kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"session.commentary.append"), "then the greeting");
+}
+
+#[test]
+fn with_answering_machine_detection_a_machine_never_costs_a_session() {
+    let mut l = Live::new(|c| c.amd_hold = Duration::from_secs(4));
+    l.start_stream();
+    l.call.amd_result(AmdOutcome::Machine, l.now);
+    l.pump();
+    l.advance(Duration::from_secs(5));
+    for i in 0..50 {
+        l.twilio(&caller_frame(i + 1));
+    }
+    assert!(l.sent.is_empty(), "{:?}", l.kinds());
+    assert_eq!(l.call.held_ms(), 0, "a machine's audio is not even held");
+    l.twilio(&samples::twilio_stop("CA1"));
+    assert_eq!(*l.call.state(), CallState::Closed(CloseReason::CallerHungUp));
+
+    // Without an answer, the session starts at the gateway's limit.
+    let mut l = Live::new(|c| c.amd_hold = Duration::from_secs(4));
+    l.start_stream();
+    l.advance(Duration::from_secs(4));
+    assert_eq!(l.kinds(), ["session.start"]);
 }

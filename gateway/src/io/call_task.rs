@@ -1,7 +1,7 @@
 //! One call's task: owns the [`Call`], the Twilio socket (split in halves), the OpenAI socket
 //! when there is one, both receive buffers, and runs the core's loop (see the `call` module
-//! docs) with tokio: one `select!` over reads, writes, the core's timer, connect and tool
-//! completions, the event tick and the drain signal. Every branch is cancel-safe: a read or
+//! docs) with tokio: one `select!` over reads, writes, the core's timer, connect, tool and
+//! answering-machine completions, the event tick and the drain signal. Every branch is cancel-safe: a read or
 //! write that loses the race has transferred nothing, flushes are idempotent.
 //!
 //! Backpressure: when `handle_*` answers [`Handled::SendBufferFull`] the bytes stay in the
@@ -24,7 +24,7 @@ use super::driver::{self, Action, Driver, ToolDone};
 use super::server::Worker;
 use super::upstream;
 use crate::core::buf::RecvBuf;
-use crate::core::call::{Call, CloseReason, Handled, Peer};
+use crate::core::call::{AmdOutcome, Call, CloseReason, Handled, Peer};
 use crate::core::ws::Limits;
 use crate::core::ws::encoder::MAX_HEADER_LEN;
 use crate::metrics::Metrics;
@@ -55,6 +55,7 @@ enum Step {
     UpRead(io::Result<usize>),
     Connected(io::Result<BoxIo>),
     Tool(ToolDone),
+    Amd(AmdOutcome),
     Timer,
     Tick,
 }
@@ -110,6 +111,13 @@ async fn connected_opt(rx: Option<&mut oneshot::Receiver<io::Result<BoxIo>>>) ->
     }
 }
 
+async fn amd_opt(rx: Option<&mut oneshot::Receiver<AmdOutcome>>) -> AmdOutcome {
+    match rx {
+        Some(rx) => rx.await.unwrap_or(AmdOutcome::Undecided),
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -152,6 +160,7 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
     let mut up_flush = false;
     let mut up_buf = RecvBuf::with_capacity(UP_RECV);
     let mut connecting: Option<oneshot::Receiver<io::Result<BoxIo>>> = None;
+    let mut amd: Option<oneshot::Receiver<AmdOutcome>> = None;
     let (tool_tx, mut tool_rx) = mpsc::unbounded_channel::<ToolDone>();
     let (mut driver, poster) = Driver::new(worker.control.clone(), call_id.clone(), metrics.clone());
     let mut force = worker.force.clone();
@@ -195,6 +204,17 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
                         let _ = tx.send(r.map(|stream| -> BoxIo { Box::new(stream) }));
                     });
                     connecting = Some(rx);
+                }
+                Action::AskAmd { wait_ms } => {
+                    let (tx, rx) = oneshot::channel();
+                    let (control, m, cid) = (worker.control.clone(), metrics.clone(), call_id.clone());
+                    tokio::spawn(
+                        async move {
+                            let _ = tx.send(driver::ask_amd(control, m, cid, wait_ms).await);
+                        }
+                        .in_current_span(),
+                    );
+                    amd = Some(rx);
                 }
                 Action::Tool { call_id: tool_call_id, name, arguments } => {
                     let (control, m, tx) = (worker.control.clone(), metrics.clone(), tool_tx.clone());
@@ -248,6 +268,7 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
             r = read_opt(up_r.as_mut(), up_buf.spare()), if up_read => Step::UpRead(r),
             r = connected_opt(connecting.as_mut()), if connecting.is_some() => Step::Connected(r),
             Some(t) = tool_rx.recv() => Step::Tool(t),
+            o = amd_opt(amd.as_mut()), if amd.is_some() => Step::Amd(o),
             () = sleep_opt(timer), if timer.is_some() => Step::Timer,
             _ = tick.tick() => Step::Tick,
         };
@@ -319,6 +340,10 @@ async fn drive(worker: Arc<Worker>, mut call: Call, io: BoxIo, mut down_buf: Rec
                 }
             }
             Step::Tool(t) => call.tool_result(&t.call_id, t.ok, &t.output, now),
+            Step::Amd(o) => {
+                amd = None;
+                call.amd_result(o, now);
+            }
             Step::Timer => call.handle_timeout(now),
             Step::Tick => driver.tick(&call),
         }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contract::internal_api::{
-    ApiError, CallContext, CallEventsBatch, InternalAuth, REDEEM_PATH, RedeemRequest, SIGNATURE_HEADER,
-    TIMESTAMP_HEADER, ToolRequest, ToolResponse, events_path, tool_path,
+    AmdStatus, AmdWait, ApiError, CallContext, CallEventsBatch, InternalAuth, REDEEM_PATH, RedeemRequest,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER, ToolRequest, ToolResponse, amd_path, events_path, tool_path,
 };
 use serde::Serialize;
 
@@ -15,6 +15,8 @@ use serde::Serialize;
 const REDEEM_TIMEOUT: Duration = Duration::from_secs(5);
 /// A tool may take a while (Twilio REST for `end_call`); the call speaks a fallback meanwhile.
 pub(crate) const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Beyond the wait the control plane may hold an answering-machine question.
+const AMD_MARGIN: Duration = Duration::from_secs(2);
 /// One event batch.
 const EVENTS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -120,6 +122,17 @@ impl ControlPlane {
             return Err(format!("tool {name} answered HTTP {status}: {}", String::from_utf8_lossy(&body)));
         }
         serde_json::from_slice(&body).map_err(|e| format!("tool {name} answer is not a ToolResponse: {e}"))
+    }
+
+    /// Asks whether answering-machine detection runs on `call_id` and what it found, the
+    /// control plane holding the request up to `wait_ms` for a result not known yet.
+    pub(crate) async fn amd(&self, call_id: &str, wait_ms: u32) -> Result<AmdStatus, String> {
+        let timeout = Duration::from_millis(u64::from(wait_ms)) + AMD_MARGIN;
+        let (status, body) = self.post(&amd_path(call_id), &AmdWait { wait_ms }, timeout).await?;
+        if status != 200 {
+            return Err(format!("amd answered HTTP {status}: {}", String::from_utf8_lossy(&body)));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("amd answer is not an AmdStatus: {e}"))
     }
 
     /// Posts one batch of call events (idempotent by `seq` on the control plane's side).

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 use super::control::ControlPlane;
-use crate::core::call::{Call, CloseReason, Event};
+use crate::core::call::{AmdOutcome, Call, CloseReason, Event};
 use crate::metrics::{Metrics, Reported};
 
 /// After the end: longest wait for the last event batches to be delivered.
@@ -23,6 +23,12 @@ const EVENTS_DRAIN: Duration = Duration::from_secs(20);
 pub(crate) enum Action {
     /// Open a (new) connection to OpenAI, dropping the current one.
     OpenUpstream,
+    /// Ask the control plane about answering-machine detection ([`ask_amd`]) and give the
+    /// outcome to the call ([`Call::amd_result`]).
+    AskAmd {
+        /// How long the control plane may hold the question.
+        wait_ms: u32,
+    },
     /// Run a tool at the control plane ([`run_tool`]) and give the result to the call.
     Tool {
         /// The model's id for this function call.
@@ -92,6 +98,7 @@ impl Driver {
         while let Some(event) = call.poll_event() {
             match event {
                 Event::OpenUpstream => act(Action::OpenUpstream),
+                Event::AskAmd { wait_ms } => act(Action::AskAmd { wait_ms }),
                 Event::ToolCall { call_id, name, arguments } => {
                     Metrics::inc(&self.metrics.tool_calls);
                     tracing::info!(tool = %name, tool_call_id = %call_id, "tool call");
@@ -208,6 +215,41 @@ pub(crate) async fn run_tool(
             ToolDone { call_id: tool_call_id, ok: false, output: output.to_string() }
         }
     }
+}
+
+/// Asks the control plane whether a machine answered (waiting up to `wait_ms` for Twilio's
+/// detection); a failure is [`AmdOutcome::Undecided`]: the agent greets, and the control plane
+/// still ends the call through Twilio if a machine result comes later.
+pub(crate) async fn ask_amd(
+    control: ControlPlane,
+    metrics: Arc<Metrics>,
+    call_id: String,
+    wait_ms: u32,
+) -> AmdOutcome {
+    let asked = std::time::Instant::now();
+    let outcome = match control.amd(&call_id, wait_ms).await {
+        Ok(status) => {
+            let outcome = AmdOutcome::from_status(status.detection, status.answered_by.as_deref());
+            if status.detection {
+                tracing::info!(
+                    answered_by = status.answered_by.as_deref().unwrap_or("not yet"),
+                    outcome = outcome.as_str(),
+                    waited_ms = asked.elapsed().as_millis() as u64,
+                    "answering-machine detection"
+                );
+            }
+            outcome
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "answering-machine detection result unavailable; greeting now (check the control plane, or set AMD_HOLD_MS=0 with a control plane older than this gateway)"
+            );
+            AmdOutcome::Undecided
+        }
+    };
+    metrics.amd_outcome(outcome);
+    outcome
 }
 
 /// Asks the control plane to hang up (`end_call`); the `hangups`-th request of the call when the

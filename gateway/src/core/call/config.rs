@@ -65,6 +65,9 @@ pub struct CallConfig {
     pub max_reconnects: u32,
     /// The first reconnect is immediate; the n-th waits n-1 times this.
     pub reconnect_backoff: Duration,
+    /// How long the greeting may wait for answering-machine detection (`AMD_HOLD_MS`); zero:
+    /// the control plane is not asked and the agent greets as soon as it can (`amd.rs`).
+    pub amd_hold: Duration,
     /// Seed of the call's ChaCha stream (WebSocket masks and keys); from the OS CSPRNG in
     /// production, fixed in tests.
     pub seed: [u8; 32],
@@ -135,6 +138,7 @@ impl Default for CallConfig {
             drain_timeout: Duration::from_secs(5),
             max_reconnects: 3,
             reconnect_backoff: Duration::from_secs(1),
+            amd_hold: Duration::ZERO,
             seed: [0; 32],
             twilio_send_capacity: 64 * 1024,
             openai_send_capacity: 64 * 1024,
@@ -195,6 +199,7 @@ impl std::fmt::Debug for CallConfig {
             .field("drain_timeout", &self.drain_timeout)
             .field("max_reconnects", &self.max_reconnects)
             .field("reconnect_backoff", &self.reconnect_backoff)
+            .field("amd_hold", &self.amd_hold)
             .field("twilio_send_capacity", &self.twilio_send_capacity)
             .field("openai_send_capacity", &self.openai_send_capacity)
             .field("delegation_model", &self.delegation_model)

@@ -177,6 +177,11 @@ impl Core {
     #[inline]
     pub(super) fn on_caller_audio(&mut self, payload: &[u8], now: Instant) {
         self.last_media = now;
+        if self.amd == AmdGate::Machine {
+            // A recording answered: nothing for the model to hear (and no tokens to pay).
+            self.stats.media_not_sent += 1;
+            return;
+        }
         if !matches!(self.up, Upstream::Open) || !self.hold.is_empty() {
             // OpenAI not ready (or the held audio still going out, ahead of this).
             let hold = &mut self.hold;
@@ -216,7 +221,9 @@ impl Core {
             CommitAction::Commit => self.send_commit(),
             CommitAction::CommitAndRespond => {
                 self.send_commit();
-                self.request_response(Reply::Plain);
+                if !self.amd_held() {
+                    self.request_response(Reply::Plain);
+                }
             }
             CommitAction::Clear => {
                 self.send_openai_raw(openai::CLEAR);

@@ -124,6 +124,14 @@ pub enum Event {
     /// On a reconnect, flush what [`super::Call::poll_transmit`] still holds for the previous
     /// connection (its close frame), then drop that socket: its bytes are ignored from now on.
     OpenUpstream,
+    /// Ask the control plane whether answering-machine detection runs on this call and what it
+    /// found (`contract::internal_api::amd_path`, waiting at most `wait_ms` for a result), then
+    /// answer with [`super::Call::amd_result`]. At most once per call, right after
+    /// [`Event::OpenUpstream`].
+    AskAmd {
+        /// How long the control plane may hold the request.
+        wait_ms: u32,
+    },
     /// Run a tool at the control plane, then answer with [`super::Call::tool_result`].
     ToolCall {
         /// Realtime `call_id` (answer with it).
@@ -174,6 +182,8 @@ pub struct CallStats {
     pub media_forwarded: u64,
     /// Caller media frames held while OpenAI was not ready.
     pub media_held: u64,
+    /// Caller media frames not sent because a machine answered (answering-machine detection).
+    pub media_not_sent: u64,
     /// Agent audio chunks sent to Twilio (each followed by a mark).
     pub agent_chunks_sent: u64,
     /// Agent deltas dropped after a barge-in.

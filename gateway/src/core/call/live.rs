@@ -120,6 +120,11 @@ impl Core {
     /// Sends `session.start` (once per connection).
     pub(super) fn send_live_start(&mut self, now: Instant) {
         let Upstream::Starting { sent: false, .. } = self.up else { return };
+        if self.amd_held() {
+            // Answering-machine detection runs: the session (billed from its start) waits
+            // for the release (`amd.rs`).
+            return;
+        }
         let resumed = self.sessions > 0;
         let mut instructions = self.ctx.instructions.clone();
         if resumed && !self.transcript.is_empty() {

@@ -14,6 +14,7 @@
 //!     call.handle_upstream(&mut openai_recv_buf, now);     // the 101, then WebSocket bytes (idem)
 //!     call.upstream_closed(now);                           // the OpenAI socket failed or closed
 //!     call.tool_result(call_id, ok, output_json, now);     // a ToolCall event was run
+//!     call.amd_result(outcome, now);                       // an AskAmd event was answered
 //!     call.handle_timeout(now);                            // poll_timeout() was reached
 //!     // outputs, after every input:
 //!     while let Some(bytes) = call.poll_transmit(Peer::Twilio) { n = write(bytes); call.transmitted(Peer::Twilio, n) }
@@ -49,11 +50,13 @@
 //! # Where things are
 //! This file: the public API and the call's state. Then, one concern per file:
 //! `downstream.rs` (Twilio → gateway), `upstream.rs` (OpenAI → gateway, barge-in, tools),
-//! `session.rs` (the OpenAI connection and session, reconnects), `ending.rs` (draining and
+//! `session.rs` (the OpenAI connection and session, reconnects), `amd.rs` (the greeting held
+//! while answering-machine detection runs), `ending.rs` (draining and
 //! closing), `timers.rs` (every deadline), `playback.rs` (what the caller has heard),
 //! `commit.rs` (turn taking without server VAD), `outbox.rs` (send buffers), `config.rs`,
 //! `event.rs` (what the shell is told).
 
+mod amd;
 mod commit;
 mod config;
 mod downstream;
@@ -75,6 +78,7 @@ use std::time::Instant;
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 
+pub use self::amd::AmdOutcome;
 pub use self::config::{
     CallConfig, DEFAULT_DELEGATION_MODEL, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD,
     TurnDetection as TurnTaking,
@@ -84,6 +88,7 @@ pub use self::ignored::{IGNORED_LABELS, IgnoredCounts};
 pub use contract::internal_api::CallContext;
 pub use contract::voice_api::VoiceApi;
 
+use self::amd::AmdGate;
 use self::commit::{CommitAction, CommitPolicy};
 use self::ending::twilio_close_code;
 pub use self::held_audio::HOLD_SLOTS;
@@ -240,6 +245,8 @@ enum Timer {
     LiveQuiet,
     /// GPT-Live: `session.closed` did not come in time.
     LiveCloseWait,
+    /// Answering-machine detection took longer than the gateway waits: greet.
+    AmdHold,
 }
 
 /// A secret that `Debug` does not print.
@@ -295,6 +302,8 @@ struct Core {
     transcript: VecDeque<(Speaker, String)>,
     /// GPT-Live's own state (unused on Realtime).
     live: LiveState,
+    /// The greeting held while answering-machine detection runs (`amd.rs`).
+    amd: AmdGate,
     events: VecDeque<Event>,
     stats: CallStats,
 }
@@ -310,6 +319,11 @@ impl Call {
             CommitPolicy::new(config.min_commit_ms(), config.max_commit_ms(), config.silence_mean_square());
         let mut events = VecDeque::with_capacity(16);
         events.push_back(Event::OpenUpstream);
+        let amd = AmdGate::new(&config, now);
+        if !config.amd_hold.is_zero() {
+            let wait_ms = u32::try_from(config.amd_hold.as_millis()).unwrap_or(u32::MAX);
+            events.push_back(Event::AskAmd { wait_ms });
+        }
         let core = Core {
             auth_header: Redacted(format!("Bearer {}", config.openai_api_key)),
             state: CallState::Upgraded,
@@ -343,6 +357,7 @@ impl Call {
             ending: None,
             transcript: VecDeque::with_capacity(TRANSCRIPT_LINES),
             live: LiveState::new(now),
+            amd,
             events,
             stats: CallStats::default(),
             cfg: config,
@@ -523,6 +538,12 @@ impl Call {
     /// instructions to say so).
     pub fn tool_result(&mut self, call_id: &str, ok: bool, output_json: &str, now: Instant) {
         self.core.on_tool_result(call_id, ok, output_json, now);
+    }
+
+    /// The control plane answered [`Event::AskAmd`] (or could not be asked:
+    /// [`AmdOutcome::Undecided`]): the greeting is released, or held for good on a machine.
+    pub fn amd_result(&mut self, outcome: AmdOutcome, now: Instant) {
+        self.core.on_amd_outcome(outcome, now);
     }
 
     /// The gateway is shutting down: close both sides with 1001.

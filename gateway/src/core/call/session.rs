@@ -1,6 +1,7 @@
 //! The OpenAI connection and session: the client upgrade, `session.update` from the call
-//! context (GPT-Live's `session.start`: `live.rs`) (plus the last exchanges when resuming), the hold ring's drain, one response at a
-//! time, and what happens when the connection is lost (reconnect with backoff, or the end).
+//! context (plus the last exchanges when resuming; GPT-Live's `session.start` is in `live.rs`),
+//! the hold ring's drain, one response at a time, and what happens when the connection is lost
+//! (reconnect with backoff, or the end).
 
 use super::*;
 
@@ -47,7 +48,22 @@ impl Core {
         self.up = Upstream::Open;
         self.last_upstream_rx = now;
         self.ping_outstanding = false;
+        self.write_realtime_session();
+        self.sessions += 1;
+        self.commit.reset();
+        self.drain_hold();
+        self.greet_if_ready();
+        if matches!(self.state, CallState::Started) {
+            self.state = CallState::Live;
+        }
+    }
+
+    /// Realtime's `session.update`: the context's instructions, the voice, turn detection
+    /// (creating responses unless the greeting is held for answering-machine detection),
+    /// transcription and the phone tools.
+    pub(super) fn write_realtime_session(&mut self) {
         let instructions = self.session_instructions();
+        let create_response = !self.amd_held();
         let Core { cfg, ctx, openai_out, openai_enc, stats, .. } = self;
         let session = SessionConfig {
             model: &cfg.model,
@@ -60,12 +76,12 @@ impl Core {
                     threshold: 0.5,
                     prefix_padding_ms: 300,
                     silence_duration_ms: 500,
-                    create_response: true,
+                    create_response,
                     interrupt_response: cfg.greeting_interruptible,
                 },
                 TurnTaking::SemanticVad { eagerness } => TurnDetection::SemanticVad {
                     eagerness: eagerness.as_str(),
-                    create_response: true,
+                    create_response,
                     interrupt_response: cfg.greeting_interruptible,
                 },
                 TurnTaking::Off => TurnDetection::Disabled,
@@ -78,13 +94,6 @@ impl Core {
         {
             stats.send_overflows += 1;
         }
-        self.sessions += 1;
-        self.commit.reset();
-        self.drain_hold();
-        self.greet_if_ready();
-        if matches!(self.state, CallState::Started) {
-            self.state = CallState::Live;
-        }
     }
 
     /// The agent speaks first, but only once Twilio's `start` has come and the session is
@@ -92,6 +101,7 @@ impl Core {
     /// drop that came before the greeting started.
     pub(super) fn greet_if_ready(&mut self) {
         if !self.greeted
+            && !self.amd_held()
             && !self.responses.in_flight
             && !self.stream_sid.is_empty()
             && matches!(self.up, Upstream::Open)

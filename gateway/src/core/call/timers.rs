@@ -1,5 +1,5 @@
 //! The call's one timer: the earliest of its deadlines (no `start`, no media, max length,
-//! OpenAI keep-alive and silence, reconnect backoff, slow tools, goodbye, drain, GPT-Live's
+//! OpenAI keep-alive and silence, reconnect backoff, the answering-machine hold, slow tools, goodbye, drain, GPT-Live's
 //! quiet goodbye and close wait), and what
 //! each does when it fires.
 
@@ -27,6 +27,9 @@ impl Core {
         }
         if self.ending.is_none() {
             consider(self.created + self.cfg.max_call, Timer::MaxCall);
+        }
+        if let AmdGate::Holding { until } = self.amd {
+            consider(until, Timer::AmdHold);
         }
         let silence = self.cfg.openai_silence_timeout;
         match &self.up {
@@ -100,6 +103,7 @@ impl Core {
                 self.check_goodbye(now);
             }
             Timer::LiveCloseWait => self.finish_live_close(now),
+            Timer::AmdHold => self.amd_hold_expired(now),
             Timer::Drain => {
                 let reason = self.ending.as_ref().map_or(CloseReason::Shutdown, |e| e.reason);
                 self.close(reason, now);

@@ -418,6 +418,11 @@ impl Engine {
                 slot.call.tool_result(&done.call_id, done.ok, &done.output, now);
                 self.mark(i);
             }
+            Command::Amd { slot: (i, generation), outcome } => {
+                let Some(slot) = self.slot_mut(i, generation) else { return };
+                slot.call.amd_result(outcome, now);
+                self.mark(i);
+            }
             Command::Force => {
                 for i in 0..self.slots.len() {
                     if let Some(slot) = self.slots[i].as_mut() {
@@ -576,6 +581,14 @@ impl Engine {
                     let _ = requests.send(Request::Connect {
                         slot: key,
                         seq: slot.connect_seq,
+                        span: tracing::Span::current(),
+                    });
+                }
+                Action::AskAmd { wait_ms } => {
+                    let _ = requests.send(Request::AskAmd {
+                        slot: key,
+                        call_id: slot.call_id.clone(),
+                        wait_ms,
                         span: tracing::Span::current(),
                     });
                 }

@@ -41,7 +41,7 @@ use super::server::Shared;
 use super::stream::Parts;
 use super::upstream;
 use crate::core::buf::RecvBuf;
-use crate::core::call::Call;
+use crate::core::call::{AmdOutcome, Call};
 use crate::metrics::Metrics;
 
 /// A call's place in its engine: slot index and generation.
@@ -85,6 +85,13 @@ pub(crate) enum Command {
         /// The outcome.
         done: ToolDone,
     },
+    /// The answer to [`Request::AskAmd`].
+    Amd {
+        /// The call.
+        slot: SlotKey,
+        /// Who answered the phone, as far as the control plane knows.
+        outcome: AmdOutcome,
+    },
     /// The drain deadline passed: every call shuts down.
     Force,
     /// The worker is done: the engine ends once its calls have.
@@ -99,6 +106,17 @@ pub(crate) enum Request {
         slot: SlotKey,
         /// Echoed in [`Command::Connected`].
         seq: u32,
+        /// The call's span.
+        span: tracing::Span,
+    },
+    /// Ask the control plane about answering-machine detection.
+    AskAmd {
+        /// The call.
+        slot: SlotKey,
+        /// The control plane's call id.
+        call_id: String,
+        /// How long the control plane may hold the question.
+        wait_ms: u32,
         /// The call's span.
         span: tracing::Span,
     },
@@ -209,6 +227,16 @@ pub(crate) async fn serve_requests(
                         let done =
                             driver::run_tool(control, metrics, call_id, tool_call_id, name, arguments).await;
                         handle.send(Command::Tool { slot, done });
+                    }
+                    .instrument(span),
+                );
+            }
+            Request::AskAmd { slot, call_id, wait_ms, span } => {
+                let (control, metrics, handle) = (control.clone(), shared.metrics.clone(), handle.clone());
+                tokio::spawn(
+                    async move {
+                        let outcome = driver::ask_amd(control, metrics, call_id, wait_ms).await;
+                        handle.send(Command::Amd { slot, outcome });
                     }
                     .instrument(span),
                 );
