@@ -14,7 +14,8 @@
 //!
 //! # Routes (all `POST`, JSON in and out)
 //! - [`REDEEM_PATH`]: [`RedeemRequest`] → [`CallContext`] (404/409/410 with an [`ApiError`]).
-//! - [`tool_path`]`(call_id, name)`: [`ToolRequest`] → [`ToolResponse`].
+//! - [`tool_path`]`(call_id, name)`: [`ToolRequest`] → [`ToolResponse`] (`save_lead`,
+//!   `end_call`, and [`TRANSFER_TOOL`] when [`CallContext::transfer`]).
 //! - [`events_path`]`(call_id)`: [`CallEventsBatch`] → `204`.
 //! - [`amd_path`]`(call_id)`: [`AmdWait`] → [`AmdStatus`] (long poll, below).
 //!
@@ -250,6 +251,33 @@ pub struct CallContext {
     pub voice: String,
     /// Full instructions for the phone agent's Realtime session.
     pub instructions: String,
+    /// Whether a warm transfer to a person is configured (`TRANSFER_TARGET` on the control
+    /// plane): only then is [`TRANSFER_TOOL`] offered to the model. Left out of the JSON when
+    /// false, so a gateway older than this field still reads contexts of control planes without
+    /// a transfer target (upgrade the gateways before configuring one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transfer: bool,
+}
+
+/// The phone tool that hands the call to a person (warm transfer), at [`tool_path`] like the
+/// others. The model calls it after telling the caller it is transferring them; its arguments
+/// are `{"reason": …, "summary": …}` ([`TransferArguments`]). The gateway runs it once that
+/// announcement has played, as it runs `end_call` after the goodbye. The control plane sends
+/// the summary to the person taking over (`TRANSFER_WEBHOOK_URL`), updates the live call with
+/// TwiML `<Dial>` to `TRANSFER_TARGET` (which ends the media stream: Twilio's `stop`, then the
+/// WebSocket closes), and records the transfer and its outcome on the call's timeline. Its
+/// [`ToolResponse`] says whether the call was handed over; when it was not (no target,
+/// Twilio refused) the conversation goes on and the model is told so.
+pub const TRANSFER_TOOL: &str = "transfer_to_human";
+
+/// Arguments of [`TRANSFER_TOOL`] as the model gives them (strict JSON Schema: both required).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferArguments {
+    /// Why: `asked_for_human`, `out_of_scope` or `complaint`.
+    pub reason: String,
+    /// What the person taking over must know, in a few sentences (the model's own words).
+    pub summary: String,
 }
 
 /// Body of a tool route: the model's arguments, as the JSON string it produced.
@@ -365,6 +393,27 @@ pub struct ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transfer_flag_is_left_out_unless_set_so_older_gateways_still_read_the_context() {
+        let mut ctx = CallContext {
+            call_id: "c".into(),
+            lead_id: "l".into(),
+            first_name: "Zoé".into(),
+            summary: "s".into(),
+            language: "fr".into(),
+            voice: "marin".into(),
+            instructions: "i".into(),
+            transfer: false,
+        };
+        let json = serde_json::to_value(&ctx).unwrap();
+        assert!(json.get("transfer").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<CallContext>(json).unwrap(), ctx, "and read back as false");
+        ctx.transfer = true;
+        let json = serde_json::to_value(&ctx).unwrap();
+        assert_eq!(json["transfer"], true);
+        assert!(serde_json::from_value::<CallContext>(json).unwrap().transfer);
+    }
 
     #[test]
     fn during_a_rotation_the_previous_secret_is_accepted_and_never_signed_with() {

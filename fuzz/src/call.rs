@@ -199,6 +199,7 @@ impl World {
             language: "fr".into(),
             voice: "marin".into(),
             instructions: "Tu es Claire.".into(),
+            transfer: false,
         };
         let mut w = Self {
             call: Call::new(cfg, ctx, now),

@@ -38,6 +38,7 @@ fn context() -> CallContext {
         language: "fr".into(),
         voice: "marin".into(),
         instructions: "Tu es Claire.".into(),
+        transfer: false,
     }
 }
 

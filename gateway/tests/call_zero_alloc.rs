@@ -80,6 +80,7 @@ fn call_on(api: VoiceApi, now: Instant) -> (Call, RecvBuf, RecvBuf) {
         language: "fr".into(),
         voice: "marin".into(),
         instructions: "Tu es Claire.".into(),
+        transfer: false,
     };
     let mut call =
         Call::new(CallConfig { api, openai_api_key: "sk".into(), ..CallConfig::default() }, context, now);

@@ -126,6 +126,7 @@ fn context(body: &[u8], verifier: Option<&StreamTokenVerifier>) -> CallContext {
         instructions: "Tu es l'agent commercial de Callway. Reprends la conversation commencée sur le site, \
                        présente-toi brièvement et réponds aux questions du prospect."
             .into(),
+        transfer: false,
     }
 }
 

@@ -94,6 +94,7 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
                 summary,
                 language: "fr".into(),
                 voice: app.config.openai_voice.clone(),
+                transfer: false,
             })
         }
         Redeem::Redeemed(_) => Err(ApiFailure::new(

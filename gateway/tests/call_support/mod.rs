@@ -169,6 +169,7 @@ pub fn context() -> CallContext {
         language: "fr".into(),
         voice: "marin".into(),
         instructions: "Tu es Claire, de Callway. Tu appelles Zoé. Résumé : offre pro.".into(),
+        transfer: false,
     }
 }
 
