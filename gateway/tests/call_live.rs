@@ -44,6 +44,10 @@ fn context() -> CallContext {
 
 impl Live {
     fn new(tune: impl FnOnce(&mut CallConfig)) -> Self {
+        Self::with_context(tune, context())
+    }
+
+    fn with_context(tune: impl FnOnce(&mut CallConfig), ctx: CallContext) -> Self {
         let now = Instant::now();
         let mut cfg = CallConfig {
             api: VoiceApi::Live,
@@ -53,7 +57,7 @@ impl Live {
             ..CallConfig::default()
         };
         tune(&mut cfg);
-        let mut call = Call::new(cfg, context(), now);
+        let mut call = Call::new(cfg, ctx, now);
         assert_eq!(call.poll_event(), Some(Event::OpenUpstream));
         call.upstream_connected(now);
         let request = call.poll_transmit(Peer::OpenAi).unwrap().to_vec();
@@ -414,4 +418,43 @@ fn with_answering_machine_detection_a_machine_never_costs_a_session() {
     l.start_stream();
     l.advance(Duration::from_secs(4));
     assert_eq!(l.kinds(), ["session.start"]);
+}
+
+#[test]
+fn a_transfer_is_announced_then_run_and_a_refusal_is_told_to_the_model() {
+    let transfer = r#"{"type":"response.event","event_id":"e","event":{"type":"response.output_item.done","item":{"type":"function_call","call_id":"call_t","name":"transfer_to_human","arguments":"{\"reason\":\"asked_for_human\",\"summary\":\"Tarif pro.\"}"}}}"#;
+    let requested = |l: &Live| {
+        l.events
+            .iter()
+            .filter(|e| matches!(e, Event::ToolCall { name, .. } if name == "transfer_to_human"))
+            .count()
+    };
+    for handed_over in [true, false] {
+        let mut l = Live::with_context(|_| {}, CallContext { transfer: true, ..context() });
+        l.start_stream();
+        l.started();
+        let tools = l.sent[0]["session"]["delegation"]["responses"]["tools"].to_string();
+        assert!(tools.contains("transfer_to_human"), "offered: {tools}");
+        l.openai(transfer);
+        assert_eq!(*l.call.state(), CallState::Draining);
+        assert_eq!(l.kinds()[l.sent.len() - 2..], ["response.item.create", "response.create"], "announce it");
+        assert_eq!(requested(&l), 0);
+        // Nothing said within the time the announcement may take to begin: run it.
+        l.advance(Duration::from_secs(4));
+        assert_eq!(requested(&l), 1);
+        if handed_over {
+            l.call.tool_result("call_t", true, r#"{"ok":true}"#, l.now);
+            l.pump();
+            l.twilio(&samples::twilio_stop("CA1"));
+            l.openai(r#"{"type":"session.closed","event_id":"e","reason":"close_requested","session":{"id":"sess_1"},"usage":{"seconds":9}}"#);
+            assert_eq!(*l.call.state(), CallState::Closed(CloseReason::Transferred));
+        } else {
+            l.call.tool_result("call_t", false, r#"{"ok":false,"error":"no_answer"}"#, l.now);
+            l.pump();
+            assert_eq!(*l.call.state(), CallState::Live);
+            let note = l.sent.last().unwrap();
+            assert_eq!(note["type"], "session.commentary.append");
+            assert!(note["content"].as_str().unwrap().contains("no_answer"), "{note}");
+        }
+    }
 }

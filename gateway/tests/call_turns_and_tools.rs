@@ -6,8 +6,10 @@ mod call_support;
 
 use std::time::Duration;
 
-use call_support::{Pair, config, silence_b64, tone_b64};
-use callway_gateway::core::call::{CallConfig, CallEvent, CallState, CloseReason, Event, Side, TurnTaking};
+use call_support::{Answer, Pair, config, context, silence_b64, tone_b64};
+use callway_gateway::core::call::{
+    CallConfig, CallContext, CallEvent, CallState, CloseReason, Event, Side, TurnTaking,
+};
 
 fn no_vad() -> CallConfig {
     CallConfig { turn_detection: TurnTaking::Off, ..config() }
@@ -223,4 +225,112 @@ fn a_failed_hang_up_closes_the_stream_itself() {
     p.call.tool_result("call_end", false, r#"{"error":"call_not_connected"}"#, now);
     p.drive();
     assert_eq!(*p.call.state(), CallState::Closed(CloseReason::AgentEndedCall));
+}
+
+/// A live call, past its greeting, whose context allows the warm transfer.
+fn idle_with_transfer() -> Pair {
+    let mut p =
+        Pair::with_context(config(), CallContext { transfer: true, ..context() }, Answer::Accept, true);
+    p.twilio_start();
+    p.response_created("resp_g");
+    p.response_done("resp_g", "completed");
+    p.openai.clear();
+    p.twilio.clear();
+    p.events.clear();
+    p
+}
+
+const TRANSFER_ARGS: &str =
+    r#"{"reason":"asked_for_human","summary":"Veut parler du tarif pro à un conseiller."}"#;
+
+fn transfer_requests(p: &Pair) -> Vec<&Event> {
+    p.events_where(|e| matches!(e, Event::ToolCall { name, .. } if name == "transfer_to_human"))
+}
+
+#[test]
+fn the_transfer_tool_is_offered_only_when_the_context_allows_it() {
+    let tools = |p: &Pair| -> Vec<String> {
+        p.openai.of("session.update")[0]["session"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(tools(&Pair::new(config())), ["save_lead", "end_call"]);
+    let p = Pair::with_context(config(), CallContext { transfer: true, ..context() }, Answer::Accept, true);
+    assert_eq!(tools(&p), ["save_lead", "end_call", "transfer_to_human"]);
+
+    // Not offered, yet called: an error for the model, nothing for the control plane.
+    let mut p = idle(config());
+    p.function_call("call_t", "transfer_to_human", TRANSFER_ARGS);
+    assert!(transfer_requests(&p).is_empty());
+    let out = p.openai.of("conversation.item.create");
+    assert_eq!(out[0]["item"]["output"], r#"{"error":"unknown_tool"}"#);
+    assert_eq!(*p.call.state(), CallState::Live);
+}
+
+#[test]
+fn a_transfer_runs_once_the_announcement_has_played_and_ends_with_twilios_stop() {
+    let mut p = idle_with_transfer();
+    p.response_created("resp_t");
+    p.delta("resp_t", "item_t", &tone_b64(200));
+    p.function_call("call_t", "transfer_to_human", TRANSFER_ARGS);
+    p.response_done("resp_t", "completed");
+    assert_eq!(*p.call.state(), CallState::Draining);
+    assert!(transfer_requests(&p).is_empty(), "the announcement is still playing");
+    p.echo_mark("r1-c1-200");
+    assert_eq!(
+        transfer_requests(&p),
+        [&Event::ToolCall {
+            call_id: "call_t".into(),
+            name: "transfer_to_human".into(),
+            arguments: TRANSFER_ARGS.into()
+        }]
+    );
+    assert!(!p.events.iter().any(|e| matches!(e, Event::HangUp { .. })), "moved, not hung up");
+    p.call.tool_result("call_t", true, r#"{"ok":true}"#, p.now);
+    p.drive();
+    // Twilio's <Dial> ends the media stream.
+    p.twilio_stop();
+    assert_eq!(*p.call.state(), CallState::Closed(CloseReason::Transferred));
+    assert_eq!(p.call.stats().transfers, 1);
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        Event::Report(CallEvent::Ended { side: Side::ControlPlane, reason, .. }) if reason == "transferred"
+    )));
+}
+
+#[test]
+fn a_refused_transfer_resumes_the_conversation_and_the_model_is_told() {
+    let mut p = idle_with_transfer();
+    p.response_created("resp_t");
+    p.function_call("call_t", "transfer_to_human", TRANSFER_ARGS);
+    p.response_done("resp_t", "completed");
+    assert_eq!(transfer_requests(&p).len(), 1, "nothing to play: run at once");
+    let refusal = r#"{"ok":false,"error":"twilio_refused","message":"the transfer could not be made; tell the caller"}"#;
+    p.call.tool_result("call_t", false, refusal, p.now);
+    p.drive();
+    assert_eq!(*p.call.state(), CallState::Live, "the caller is still there");
+    let out = p.openai.of("conversation.item.create");
+    assert_eq!(
+        (out[0]["item"]["call_id"].as_str(), out[0]["item"]["output"].as_str()),
+        (Some("call_t"), Some(refusal))
+    );
+    assert_eq!(p.openai.of("response.create").len(), 1, "the model says so");
+    assert_eq!(p.call.stats().transfers_refused, 1);
+    // The call goes on as any other: a hang-up is the caller's.
+    p.twilio_stop();
+    assert_eq!(*p.call.state(), CallState::Closed(CloseReason::CallerHungUp));
+}
+
+#[test]
+fn a_caller_hanging_up_during_the_announcement_is_not_a_transfer() {
+    let mut p = idle_with_transfer();
+    p.response_created("resp_t");
+    p.delta("resp_t", "item_t", &tone_b64(200));
+    p.function_call("call_t", "transfer_to_human", TRANSFER_ARGS);
+    p.twilio_stop();
+    assert_eq!(*p.call.state(), CallState::Closed(CloseReason::CallerHungUp));
+    assert!(transfer_requests(&p).is_empty(), "nobody to transfer");
 }

@@ -196,9 +196,14 @@ impl Pair {
 
     /// A call with a chosen upgrade answer and connect mode.
     pub fn with(cfg: CallConfig, answer: Answer, auto_connect: bool) -> Self {
+        Self::with_context(cfg, context(), answer, auto_connect)
+    }
+
+    /// [`Pair::with`] for a chosen call context.
+    pub fn with_context(cfg: CallConfig, ctx: CallContext, answer: Answer, auto_connect: bool) -> Self {
         let epoch = Instant::now();
         let mut p = Self {
-            call: Call::new(cfg, context(), epoch),
+            call: Call::new(cfg, ctx, epoch),
             now: epoch,
             epoch,
             down: RecvBuf::with_capacity(128 * 1024),

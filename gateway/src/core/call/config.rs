@@ -111,6 +111,13 @@ pub struct CallConfig {
     pub live_resume_note: String,
     /// GPT-Live: the output given to `end_call` (the model then says goodbye).
     pub live_end_call_output: String,
+    /// GPT-Live: the output given to `transfer_to_human` (the model then announces it).
+    pub live_transfer_output: String,
+    /// Said to the model (with the control plane's output) when a transfer was refused.
+    pub transfer_failed_instructions: String,
+    /// After the announcement: longest wait for the control plane to move the call (its tool
+    /// request is bounded by the shell before this).
+    pub transfer_timeout: Duration,
 }
 
 impl Default for CallConfig {
@@ -170,6 +177,12 @@ impl Default for CallConfig {
                 .into(),
             live_end_call_output: r#"{"ok":true,"next":"Dis au revoir en une phrase ; l'appel se termine ensuite."}"#
                 .into(),
+            live_transfer_output: r#"{"ok":true,"next":"Si ce n'est pas déjà fait, annonce en une phrase que tu transfères l'appel à un conseiller ; ne dis plus rien ensuite."}"#
+                .into(),
+            transfer_failed_instructions: "Le transfert à un conseiller n'a pas pu se faire : dis-le au prospect en \
+                une phrase, propose qu'un conseiller le rappelle, et poursuis la conversation."
+                .into(),
+            transfer_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -235,19 +248,34 @@ pub const DEFAULT_DELEGATION_MODEL: &str = "gpt-5-mini";
 pub const SAVE_LEAD: &str = "save_lead";
 /// Name of the tool the model calls to end the phone call.
 pub const END_CALL: &str = "end_call";
+/// Name of the tool the model calls to hand the call to a person (offered only when the call's
+/// context says a transfer target is configured).
+pub const TRANSFER: &str = contract::internal_api::TRANSFER_TOOL;
 
 /// The phone tools, as offered in `session.update` (strict: every property required,
 /// `additionalProperties: false`; a detail not being corrected is `null`).
-pub const PHONE_TOOLS: [ToolDef<'static>; 2] = [
-    ToolDef {
-        name: SAVE_LEAD,
-        description: "Corrige ou confirme les coordonnées du prospect pendant l'appel. Passe null pour ce \
+pub const PHONE_TOOLS: [ToolDef<'static>; 2] = [SAVE_LEAD_DEF, END_CALL_DEF];
+
+/// [`PHONE_TOOLS`] and the warm transfer ([`TRANSFER`]), for calls whose context allows it.
+pub const PHONE_TOOLS_WITH_TRANSFER: [ToolDef<'static>; 3] = [SAVE_LEAD_DEF, END_CALL_DEF, TRANSFER_DEF];
+
+const SAVE_LEAD_DEF: ToolDef<'static> = ToolDef {
+    name: SAVE_LEAD,
+    description: "Corrige ou confirme les coordonnées du prospect pendant l'appel. Passe null pour ce \
             qui ne change pas.",
-        parameters_json: r#"{"type":"object","properties":{"first_name":{"type":["string","null"],"description":"Prénom corrigé"},"last_name":{"type":["string","null"],"description":"Nom de famille corrigé"},"phone":{"type":["string","null"],"description":"Numéro tel que dicté"}},"required":["first_name","last_name","phone"],"additionalProperties":false}"#,
-    },
-    ToolDef {
-        name: END_CALL,
-        description: "Raccroche l'appel, après avoir dit au revoir.",
-        parameters_json: r#"{"type":"object","properties":{"reason":{"type":"string","enum":["completed","not_interested","wrong_person","callback_later"]}},"required":["reason"],"additionalProperties":false}"#,
-    },
-];
+    parameters_json: r#"{"type":"object","properties":{"first_name":{"type":["string","null"],"description":"Prénom corrigé"},"last_name":{"type":["string","null"],"description":"Nom de famille corrigé"},"phone":{"type":["string","null"],"description":"Numéro tel que dicté"}},"required":["first_name","last_name","phone"],"additionalProperties":false}"#,
+};
+
+const END_CALL_DEF: ToolDef<'static> = ToolDef {
+    name: END_CALL,
+    description: "Raccroche l'appel, après avoir dit au revoir.",
+    parameters_json: r#"{"type":"object","properties":{"reason":{"type":"string","enum":["completed","not_interested","wrong_person","callback_later"]}},"required":["reason"],"additionalProperties":false}"#,
+};
+
+const TRANSFER_DEF: ToolDef<'static> = ToolDef {
+    name: TRANSFER,
+    description: "Transfère l'appel à un conseiller humain : quand le prospect le demande, pour une question hors \
+        de ton rôle, ou une réclamation. Annonce d'abord le transfert en une phrase, puis appelle cet outil ; \
+        ne dis plus rien ensuite.",
+    parameters_json: r#"{"type":"object","properties":{"reason":{"type":"string","enum":["asked_for_human","out_of_scope","complaint"]},"summary":{"type":"string","description":"Ce que le conseiller doit savoir, en deux ou trois phrases"}},"required":["reason","summary"],"additionalProperties":false}"#,
+};

@@ -98,7 +98,14 @@ impl Core {
                     self.stats.ignored.add(ignored::twilio::FOREIGN_STREAM);
                     return;
                 }
-                let reason = self.ending.as_ref().map_or(CloseReason::CallerHungUp, |e| e.reason);
+                let reason = match &self.ending {
+                    // Hung up during the announcement, before the call was handed over.
+                    Some(e) if e.reason == CloseReason::Transferred && !e.handed_over => {
+                        CloseReason::CallerHungUp
+                    }
+                    Some(e) => e.reason,
+                    None => CloseReason::CallerHungUp,
+                };
                 self.close(reason, now);
             }
             TwilioEvent::Connected { .. } => {}

@@ -1,8 +1,10 @@
-//! How a call ends: `end_call` drains (the goodbye plays, then the shell hangs up), every
-//! other reason closes both sides at once with the right close code and reports the end (on
+//! How a call ends: `end_call` drains (the goodbye plays, then the shell hangs up), a warm
+//! transfer likewise (the announcement plays, then the shell runs `transfer_to_human`; a refused
+//! transfer resumes the conversation), every other reason closes both sides at once with the right close code and reports the end (on
 //! GPT-Live after the session's own close, `live.rs`).
 
 use super::*;
+use crate::core::live as live_proto;
 
 impl Core {
     pub(super) fn begin_ending(&mut self, reason: CloseReason, tool: Option<(String, String)>, now: Instant) {
@@ -15,11 +17,13 @@ impl Core {
             reason,
             tool_call_id,
             arguments,
+            handed_over: false,
             began: now,
             goodbye_deadline: now + self.cfg.goodbye_timeout,
             drain_deadline: None,
         });
-        if reason == CloseReason::AgentEndedCall {
+        if matches!(reason, CloseReason::AgentEndedCall | CloseReason::Transferred) {
+            // The goodbye, or the transfer's announcement, plays first.
             self.check_goodbye(now);
         } else {
             self.emit_hang_up(now);
@@ -40,6 +44,20 @@ impl Core {
         let drain = now + self.cfg.drain_timeout;
         if let Some(e) = self.ending.as_mut()
             && e.drain_deadline.is_none()
+            && e.reason == CloseReason::Transferred
+        {
+            // The announcement has played: the control plane moves the call (the shell's
+            // tool request is bounded; its answer sets the drain, or resumes the call).
+            e.drain_deadline = Some(now + self.cfg.transfer_timeout);
+            self.events.push_back(Event::ToolCall {
+                call_id: e.tool_call_id.clone().unwrap_or_default(),
+                name: TRANSFER.to_owned(),
+                arguments: e.arguments.take().unwrap_or_default(),
+            });
+            return;
+        }
+        if let Some(e) = self.ending.as_mut()
+            && e.drain_deadline.is_none()
         {
             e.drain_deadline = Some(drain);
             self.events.push_back(Event::HangUp {
@@ -47,6 +65,39 @@ impl Core {
                 arguments: e.arguments.take(),
             });
         }
+    }
+
+    /// The control plane answered the transfer: handed over (Twilio's `stop` comes next; the
+    /// drain bounds the wait), or not, and the conversation goes on with the model told why.
+    /// Whether `call_id` was the transfer's.
+    pub(super) fn on_transfer_result(&mut self, call_id: &str, ok: bool, output: &str, now: Instant) -> bool {
+        let Some(e) = self.ending.as_mut().filter(|e| {
+            e.reason == CloseReason::Transferred
+                && e.drain_deadline.is_some()
+                && !e.handed_over
+                && e.tool_call_id.as_deref() == Some(call_id)
+        }) else {
+            return false;
+        };
+        if ok {
+            e.handed_over = true;
+            e.drain_deadline = Some(now + self.cfg.drain_timeout);
+            self.stats.transfers += 1;
+            return true;
+        }
+        self.ending = None;
+        self.state = CallState::Live;
+        self.stats.transfers_refused += 1;
+        if self.is_live() {
+            // Its function call was answered when it came; the model hears why it failed.
+            let note = format!("{} {output}", self.cfg.transfer_failed_instructions);
+            self.send_openai_json(|w| {
+                live_proto::write_text(w, live_proto::TextKind::Commentary, &note, None)
+            });
+        } else if self.send_openai_json(|w| openai::write_function_output(w, call_id, output)) {
+            self.request_response(Reply::ToolFailed);
+        }
+        true
     }
 
     /// Ends the call: close frames to both sides, the end reported, [`Event::Closed`]. On

@@ -50,6 +50,9 @@ pub enum CloseReason {
     TwilioSilent,
     /// The agent called `end_call` (goodbye played, hang-up requested).
     AgentEndedCall,
+    /// The agent transferred the call to a person (`transfer_to_human`; the control plane
+    /// moved it with Twilio's `<Dial>`).
+    Transferred,
     /// OpenAI closed the WebSocket and no reconnect was possible.
     OpenAiClosed {
         /// Close code OpenAI sent, if any.
@@ -89,7 +92,7 @@ impl CloseReason {
             | CloseReason::OpenAiProtocol { .. }
             | CloseReason::OpenAiSilent
             | CloseReason::OpenAiContent => Side::Openai,
-            CloseReason::AgentEndedCall => Side::ControlPlane,
+            CloseReason::AgentEndedCall | CloseReason::Transferred => Side::ControlPlane,
             CloseReason::MaxDuration | CloseReason::Shutdown => Side::Gateway,
         }
     }
@@ -103,6 +106,7 @@ impl CloseReason {
             CloseReason::NoStart => "no_start",
             CloseReason::TwilioSilent => "no_media",
             CloseReason::AgentEndedCall => "agent_ended_call",
+            CloseReason::Transferred => "transferred",
             CloseReason::OpenAiClosed { .. } => "openai_closed",
             CloseReason::OpenAiHandshake { .. } => "openai_handshake_refused",
             CloseReason::OpenAiProtocol { .. } => "openai_protocol_error",
@@ -182,6 +186,10 @@ pub struct CallStats {
     pub media_forwarded: u64,
     /// Caller media frames held while OpenAI was not ready.
     pub media_held: u64,
+    /// Warm transfers the control plane made.
+    pub transfers: u64,
+    /// Warm transfers the control plane refused (the conversation went on).
+    pub transfers_refused: u64,
     /// Caller media frames not sent because a machine answered (answering-machine detection).
     pub media_not_sent: u64,
     /// Agent audio chunks sent to Twilio (each followed by a mark).

@@ -152,7 +152,7 @@ impl Core {
             voice: &self.ctx.voice,
             delegation_model: &self.cfg.delegation_model,
             delegation_instructions: &self.cfg.delegation_instructions,
-            tools: &PHONE_TOOLS,
+            tools: self.phone_tools(),
         };
         let Core { openai_out, openai_enc, stats, .. } = self;
         if !openai_out.push(|out| openai_enc.frame_with(out, TEXT, |w| proto::write_session_start(w, &start)))

@@ -80,8 +80,8 @@ use rand_core::{RngCore, SeedableRng};
 
 pub use self::amd::AmdOutcome;
 pub use self::config::{
-    CallConfig, DEFAULT_DELEGATION_MODEL, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS, SAVE_LEAD,
-    TurnDetection as TurnTaking,
+    CallConfig, DEFAULT_DELEGATION_MODEL, DEFAULT_MODEL, END_CALL, Eagerness, PHONE_TOOLS,
+    PHONE_TOOLS_WITH_TRANSFER, SAVE_LEAD, TRANSFER, TurnDetection as TurnTaking,
 };
 pub use self::event::{CallEvent, CallState, CallStats, CloseReason, Event, Peer, Side, Speaker};
 pub use self::ignored::{IGNORED_LABELS, IgnoredCounts};
@@ -220,9 +220,12 @@ struct Ending {
     reason: CloseReason,
     /// When the ending began.
     began: Instant,
-    /// The `end_call` tool call (handed to the shell with the hang-up request).
+    /// The `end_call` tool call (handed to the shell with the hang-up request), or the
+    /// `transfer_to_human` one (run by the shell once the announcement has played).
     tool_call_id: Option<String>,
     arguments: Option<String>,
+    /// A transfer: the control plane said the call was handed over (Twilio's `stop` follows).
+    handed_over: bool,
     /// Hang up anyway at this time if the goodbye has not finished playing.
     goodbye_deadline: Instant,
     /// Set once [`Event::HangUp`] is out: close ourselves at this time if Twilio's `stop`
@@ -608,6 +611,11 @@ impl Core {
     fn since_start_ms(&self, now: Instant) -> u64 {
         let from = self.started_at.unwrap_or(self.created);
         u64::try_from(now.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The tools offered to the model: the transfer only when the context allows it.
+    fn phone_tools(&self) -> &'static [openai::ToolDef<'static>] {
+        if self.ctx.transfer { &PHONE_TOOLS_WITH_TRANSFER } else { &PHONE_TOOLS }
     }
 
     // ---- writing frames --------------------------------------------------------------------

@@ -64,6 +64,7 @@ impl Core {
     pub(super) fn write_realtime_session(&mut self) {
         let instructions = self.session_instructions();
         let create_response = !self.amd_held();
+        let tools = self.phone_tools();
         let Core { cfg, ctx, openai_out, openai_enc, stats, .. } = self;
         let session = SessionConfig {
             model: &cfg.model,
@@ -87,7 +88,7 @@ impl Core {
                 TurnTaking::Off => TurnDetection::Disabled,
             },
             transcription: cfg.transcription_model.as_deref().map(|m| (m, ctx.language.as_str())),
-            tools: &PHONE_TOOLS,
+            tools,
         };
         if !openai_out
             .push(|out| openai_enc.frame_with(out, TEXT, |w| openai::write_session_update(w, &session)))

@@ -292,6 +292,19 @@ impl Core {
                     now,
                 )
             }
+            TRANSFER if self.ctx.transfer => {
+                if self.is_live() {
+                    // As for end_call: answered at once, so the model announces the transfer
+                    // (a refusal is told to it later, `on_transfer_result`).
+                    let output = self.cfg.live_transfer_output.clone();
+                    self.live_tool_output(call_id, true, &output);
+                }
+                self.begin_ending(
+                    CloseReason::Transferred,
+                    Some((call_id.to_owned(), arguments.to_owned())),
+                    now,
+                )
+            }
             SAVE_LEAD => {
                 self.tools.push(PendingTool {
                     call_id: call_id.to_owned(),
@@ -316,6 +329,9 @@ impl Core {
     }
 
     pub(super) fn on_tool_result(&mut self, call_id: &str, ok: bool, output: &str, now: Instant) {
+        if self.on_transfer_result(call_id, ok, output, now) {
+            return;
+        }
         let Some(i) = self.tools.iter().position(|t| t.call_id == call_id) else {
             let ends_call = self.ending.as_ref().is_some_and(|e| e.reason == CloseReason::AgentEndedCall);
             if ends_call && !ok {
