@@ -345,6 +345,10 @@ pub enum CallEvent {
         input_tokens: u64,
         /// Output tokens.
         output_tokens: u64,
+        /// How those tokens split into audio, text and cached input (priced differently);
+        /// absent from gateways older than this field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<TokenDetails>,
     },
     /// Which OpenAI voice API and model the call used (reported once, when the first session
     /// opens).
@@ -369,6 +373,24 @@ pub enum CallEvent {
         /// Milliseconds of stream.
         duration_ms: u64,
     },
+}
+
+/// The split of a Realtime response's tokens (`response.done.response.usage`'s
+/// `input_token_details` and `output_token_details`). Each part is a subset of
+/// [`CallEvent::Usage`]'s totals: text input is `input_tokens - input_audio_tokens`, uncached
+/// input is `input_tokens - input_cached_tokens`, text output is
+/// `output_tokens - output_audio_tokens`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenDetails {
+    /// Input audio tokens, cached ones included.
+    pub input_audio_tokens: u64,
+    /// Input tokens served from the cache (text and audio).
+    pub input_cached_tokens: u64,
+    /// Of those, audio.
+    pub input_cached_audio_tokens: u64,
+    /// Output audio tokens.
+    pub output_audio_tokens: u64,
 }
 
 /// Body of [`events_path`]: events in the order they happened. `seq` makes retries idempotent.

@@ -55,7 +55,12 @@ async fn each_call_costs_its_twilio_minutes_and_openai_tokens_and_the_lead_sums_
         let batch = CallEventsBatch {
             seq: 0,
             events: vec![
-                CallEvent::Usage { response_id: "resp_1".into(), input_tokens: input, output_tokens: output },
+                CallEvent::Usage {
+                    response_id: "resp_1".into(),
+                    input_tokens: input,
+                    output_tokens: output,
+                    details: None,
+                },
                 CallEvent::Ended { side: Side::Twilio, reason: "caller_hung_up".into(), duration_ms: 900 },
             ],
         };

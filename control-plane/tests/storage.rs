@@ -194,7 +194,12 @@ async fn event_batches_are_idempotent(s: Store) {
         seq: 0,
         events: vec![
             CallEvent::Transcript { speaker: Speaker::Agent, text: "Bonjour Claire".into(), at_ms: 400 },
-            CallEvent::Usage { response_id: "resp_1".into(), input_tokens: 100, output_tokens: 40 },
+            CallEvent::Usage {
+                response_id: "resp_1".into(),
+                input_tokens: 100,
+                output_tokens: 40,
+                details: None,
+            },
         ],
         at: OffsetDateTime::now_utc(),
     });
@@ -204,7 +209,12 @@ async fn event_batches_are_idempotent(s: Store) {
         call_id: c.id,
         seq: 1, // overlaps the usage event: only seq 2 is new
         events: vec![
-            CallEvent::Usage { response_id: "resp_1".into(), input_tokens: 100, output_tokens: 40 },
+            CallEvent::Usage {
+                response_id: "resp_1".into(),
+                input_tokens: 100,
+                output_tokens: 40,
+                details: None,
+            },
             CallEvent::Ended { side: Side::Twilio, reason: "caller_hung_up".into(), duration_ms: 61_000 },
         ],
         at: OffsetDateTime::now_utc(),
@@ -239,7 +249,12 @@ async fn purge_and_erase_remove_what_they_say(s: Store) {
             seq: 0,
             events: vec![
                 CallEvent::Transcript { speaker: Speaker::Caller, text: "Oui".into(), at_ms: 1 },
-                CallEvent::Usage { response_id: "r".into(), input_tokens: 1, output_tokens: 1 },
+                CallEvent::Usage {
+                    response_id: "r".into(),
+                    input_tokens: 1,
+                    output_tokens: 1,
+                    details: None,
+                },
             ],
             at,
         }))

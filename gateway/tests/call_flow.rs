@@ -276,7 +276,12 @@ fn transcripts_and_usage_are_reported_for_the_control_plane() {
         [
             &CallEvent::Transcript { speaker: Speaker::Caller, text: "Oui, c'est moi.".into(), at_ms: 1500 },
             &CallEvent::Transcript { speaker: Speaker::Agent, text: "Bonjour Zoé !".into(), at_ms: 1500 },
-            &CallEvent::Usage { response_id: "resp_1".into(), input_tokens: 20, output_tokens: 10 },
+            &CallEvent::Usage {
+                response_id: "resp_1".into(),
+                input_tokens: 20,
+                output_tokens: 10,
+                details: None
+            },
         ]
     );
 }

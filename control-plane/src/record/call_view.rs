@@ -390,7 +390,12 @@ mod tests {
                 ),
                 event(
                     2,
-                    CallEvent::Usage { response_id: "resp_1".into(), input_tokens: 120, output_tokens: 80 },
+                    CallEvent::Usage {
+                        response_id: "resp_1".into(),
+                        input_tokens: 120,
+                        output_tokens: 80,
+                        details: None,
+                    },
                     12,
                 ),
                 event(

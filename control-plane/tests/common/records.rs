@@ -91,7 +91,12 @@ pub async fn seed(s: &Store) -> Seeded {
                 at_ms: 300,
             },
             CallEvent::Transcript { speaker: Speaker::Caller, text: "Bonjour !".into(), at_ms: 2_100 },
-            CallEvent::Usage { response_id: "resp_1".into(), input_tokens: 150, output_tokens: 90 },
+            CallEvent::Usage {
+                response_id: "resp_1".into(),
+                input_tokens: 150,
+                output_tokens: 90,
+                details: None,
+            },
             CallEvent::Ended { side: Side::Twilio, reason: "caller_hung_up".into(), duration_ms: 9_800 },
         ],
         at: t0() + Duration::seconds(14),

@@ -214,13 +214,15 @@ pub enum ResponseStatus {
     Other,
 }
 
-/// Tokens used by a response.
+/// Tokens used by a response (a missing or `null` count is 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
     /// Input tokens.
     pub input_tokens: u64,
     /// Output tokens.
     pub output_tokens: u64,
+    /// How they split (`None` when the event has neither detail object).
+    pub details: Option<contract::internal_api::TokenDetails>,
 }
 
 /// An `error` event.
@@ -526,12 +528,66 @@ struct RawResponse<'a> {
     usage: Option<RawUsage>,
 }
 
+/// Every count is nullable in the GA schema (`anyOf: [integer, null]`).
 #[derive(Deserialize)]
 struct RawUsage {
     #[serde(default)]
-    input_tokens: u64,
+    input_tokens: Option<u64>,
     #[serde(default)]
-    output_tokens: u64,
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    input_token_details: Option<RawInputDetails>,
+    #[serde(default)]
+    output_token_details: Option<RawOutputDetails>,
+}
+
+#[derive(Deserialize)]
+struct RawInputDetails {
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cached_tokens_details: Option<RawCachedDetails>,
+}
+
+#[derive(Deserialize)]
+struct RawCachedDetails {
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawOutputDetails {
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+}
+
+impl RawUsage {
+    fn usage(self) -> Usage {
+        let details =
+            (self.input_token_details.is_some() || self.output_token_details.is_some()).then(|| {
+                let input = self.input_token_details.as_ref();
+                contract::internal_api::TokenDetails {
+                    input_audio_tokens: input.and_then(|d| d.audio_tokens).unwrap_or(0),
+                    input_cached_tokens: input.and_then(|d| d.cached_tokens).unwrap_or(0),
+                    input_cached_audio_tokens: input
+                        .and_then(|d| d.cached_tokens_details.as_ref())
+                        .and_then(|c| c.audio_tokens)
+                        .unwrap_or(0),
+                    output_audio_tokens: self
+                        .output_token_details
+                        .as_ref()
+                        .and_then(|d| d.audio_tokens)
+                        .unwrap_or(0),
+                }
+            });
+        Usage {
+            input_tokens: self.input_tokens.unwrap_or(0),
+            output_tokens: self.output_tokens.unwrap_or(0),
+            details,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -623,9 +679,7 @@ pub fn parse_slow(json: &mut [u8]) -> Result<ServerEvent<'_>, OpenAiError> {
                     Some("failed") => ResponseStatus::Failed,
                     _ => ResponseStatus::Other,
                 },
-                usage: r
-                    .usage
-                    .map(|u| Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens }),
+                usage: r.usage.map(RawUsage::usage),
             }
         }
         "error" => {
@@ -719,11 +773,33 @@ mod tests {
             assert!(out.starts_with(kind), "{out}");
         }
         assert!(slow(cases[1].0).unwrap().contains(r#"arguments: "{\"first_name\":\"Zoé\"}""#));
-        assert!(
-            slow(cases[2].0)
-                .unwrap()
-                .contains("status: Cancelled, usage: Some(Usage { input_tokens: 3, output_tokens: 2 })")
+        assert!(slow(cases[2].0).unwrap().contains(
+            "status: Cancelled, usage: Some(Usage { input_tokens: 3, output_tokens: 2, details: None })"
+        ));
+    }
+
+    #[test]
+    fn response_usage_details_are_read_and_nulls_count_as_zero() {
+        let mut b = br#"{"type":"response.done","event_id":"e","response":{"id":"resp_2","object":"realtime.response","status":"completed","output":[],"usage":{"total_tokens":1700,"input_tokens":1500,"output_tokens":200,"input_token_details":{"text_tokens":300,"audio_tokens":1200,"image_tokens":0,"cached_tokens":1024,"cached_tokens_details":{"text_tokens":256,"audio_tokens":768,"image_tokens":null}},"output_token_details":{"text_tokens":40,"audio_tokens":160}}}}"#.to_vec();
+        let ServerEvent::ResponseDone { usage: Some(u), .. } = parse_server_event(&mut b).unwrap() else {
+            panic!("a response.done with usage")
+        };
+        assert_eq!((u.input_tokens, u.output_tokens), (1500, 200));
+        assert_eq!(
+            u.details,
+            Some(contract::internal_api::TokenDetails {
+                input_audio_tokens: 1200,
+                input_cached_tokens: 1024,
+                input_cached_audio_tokens: 768,
+                output_audio_tokens: 160,
+            })
         );
+        let mut b = br#"{"type":"response.done","event_id":"e","response":{"id":"r","status":"failed","usage":{"total_tokens":null,"input_tokens":null,"output_tokens":7,"input_token_details":null,"output_token_details":{"text_tokens":7,"audio_tokens":null}}}}"#.to_vec();
+        let ServerEvent::ResponseDone { usage: Some(u), .. } = parse_server_event(&mut b).unwrap() else {
+            panic!("a response.done with usage")
+        };
+        assert_eq!((u.input_tokens, u.output_tokens), (0, 7));
+        assert_eq!(u.details.map(|d| (d.input_audio_tokens, d.output_audio_tokens)), Some((0, 0)));
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl Core {
                         response_id: response_id.to_owned(),
                         input_tokens: u.input_tokens,
                         output_tokens: u.output_tokens,
+                        details: u.details,
                     }));
                 }
                 if let Some(reply) = self.responses.queued.take() {
