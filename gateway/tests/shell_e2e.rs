@@ -533,15 +533,19 @@ async fn the_caller_barging_in_with_the_gateways_own_turn_taking_silences_the_ag
     barge_in_case(&[("REALTIME_TURN_DETECTION", "none")]).await;
 }
 
-/// A long greeting; the caller starts speaking while it plays (real-time pacing). OpenAI (the
-/// simulator, which behaves like the real server here) must never have to answer with an
-/// error: no `response_cancel_not_active`, no truncate past an item's audio.
-async fn barge_in_case(env: &[(&'static str, &'static str)]) {
+/// A call on `env` whose caller speaks for a second `speak_at_ms` into the agent's 4 s
+/// greeting, then is silent for `after_ms` and hangs up (real-time pacing): the world, the
+/// call id and what the caller went through.
+async fn call_with_barge_in(
+    env: &[(&'static str, &'static str)],
+    speak_at_ms: u64,
+    after_ms: u64,
+) -> (World, String, callway_sim_twilio::caller::CallerReport) {
     let settings = CallerSettings {
         script: vec![
-            Segment::Silence { ms: 800 },
+            Segment::Silence { ms: speak_at_ms },
             Segment::Tone { hz: 300.0, ms: 1000 },
-            Segment::Silence { ms: 1200 },
+            Segment::Silence { ms: after_ms },
         ],
         pacing: Pacing::RealTime,
         end: EndPolicy::ScriptEnd,
@@ -552,11 +556,19 @@ async fn barge_in_case(env: &[(&'static str, &'static str)]) {
         4000,
         "Bonjour Claire, ici Callway, je vous appelle au sujet de votre demande.",
     )]);
-    let mut w = world_with_env(Mode::Plain, settings, script, |_| {}, env).await;
+    let w = world_with_env(Mode::Plain, settings, script, |_| {}, env).await;
     let call_id = w.trigger_call().await;
     let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
     let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
-    let report = &done.caller_reports[0];
+    (w, call_id, done.caller_reports[0].clone())
+}
+
+/// A long greeting; the caller starts speaking while it plays (real-time pacing). OpenAI (the
+/// simulator, which behaves like the real server here) must never have to answer with an
+/// error: no `response_cancel_not_active`, no truncate past an item's audio.
+async fn barge_in_case(env: &[(&'static str, &'static str)]) {
+    let (mut w, call_id, report) = call_with_barge_in(env, 800, 1200).await;
+    let report = &report;
     assert!(report.first_agent_audio.is_some(), "{}", report.summary());
     assert!(!report.clears.is_empty(), "no clear on barge-in: {}", report.summary());
     for s in w.openai.sessions() {
@@ -1112,26 +1124,8 @@ async fn on_gpt_live_the_model_stops_talking_when_the_caller_barges_in() {
 }
 
 async fn live_barge_in_case(env: &[(&'static str, &'static str)]) {
-    let settings = CallerSettings {
-        script: vec![
-            Segment::Silence { ms: 1500 },
-            Segment::Tone { hz: 300.0, ms: 1000 },
-            Segment::Silence { ms: 1500 },
-        ],
-        pacing: Pacing::RealTime,
-        end: EndPolicy::ScriptEnd,
-        ..CallerSettings::default()
-    };
-    let script = Script::replies([Reply::tone(
-        440.0,
-        4000,
-        "Bonjour Claire, ici Callway, je vous appelle au sujet de votre demande.",
-    )]);
-    let mut w = world_with_env(Mode::Plain, settings, script, |_| {}, env).await;
-    let call_id = w.trigger_call().await;
-    let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
-    let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
-    let report = &done.caller_reports[0];
+    let (mut w, call_id, report) = call_with_barge_in(env, 1500, 1500).await;
+    let report = &report;
     assert!(report.first_agent_audio.is_some(), "{env:?}: {}", report.summary());
     // The model cut its 4 s greeting short; the gateway had nothing to clear or truncate.
     assert!(report.audio_played() < Duration::from_millis(4000), "{env:?}: {}", report.summary());

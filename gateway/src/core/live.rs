@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::core::buf::{BufferFull, SliceWriter};
 use crate::core::json_scan::{self, Value};
-use crate::core::openai::{ErrorEvent, OpenAiError, ToolDef};
+use crate::core::openai::{ErrorEvent, OpenAiError, RawError, ToolDef, need};
 
 /// `response.create`: continue the delegated response once tool outputs are in.
 pub const RESPONSE_CREATE: &[u8] = br#"{"type":"response.create"}"#;
@@ -378,24 +378,6 @@ struct RawItem<'a> {
     arguments: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct RawError<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<&'a str>,
-    #[serde(borrow, default)]
-    code: Option<&'a str>,
-    #[serde(borrow, default)]
-    message: Option<&'a str>,
-    #[serde(borrow, default)]
-    param: Option<&'a str>,
-    #[serde(borrow, default)]
-    client_event_id: Option<&'a str>,
-}
-
-fn need<T>(v: Option<T>, event: &'static str, field: &'static str) -> Result<T, OpenAiError> {
-    v.ok_or(OpenAiError::MissingField { event, field })
-}
-
 /// The full parser (simd-json). Public for the differential fuzz target.
 pub fn parse_slow(json: &mut [u8]) -> Result<LiveEvent<'_>, OpenAiError> {
     let raw: RawEvent<'_> = simd_json::serde::from_slice(json).map_err(|_| OpenAiError::InvalidJson)?;
@@ -460,16 +442,7 @@ pub fn parse_slow(json: &mut [u8]) -> Result<LiveEvent<'_>, OpenAiError> {
                 seconds: raw.usage.and_then(|u| u.seconds).unwrap_or(0.0),
             }
         }
-        "error" => {
-            let e = need(raw.error, "error", "error")?;
-            LiveEvent::Error(ErrorEvent {
-                kind: e.kind.unwrap_or("unknown"),
-                code: e.code,
-                message: e.message.unwrap_or(""),
-                param: e.param,
-                event_id: e.client_event_id,
-            })
-        }
+        "error" => LiveEvent::Error(need(raw.error, "error", "error")?.event()),
         kind => LiveEvent::Other { kind },
     })
 }

@@ -590,8 +590,10 @@ impl RawUsage {
     }
 }
 
+/// The `error` object of both voice APIs: Realtime names the client event at fault
+/// `event_id`, GPT-Live `client_event_id`.
 #[derive(Deserialize)]
-struct RawError<'a> {
+pub(crate) struct RawError<'a> {
     #[serde(borrow, rename = "type", default)]
     kind: Option<&'a str>,
     #[serde(borrow, default)]
@@ -602,9 +604,25 @@ struct RawError<'a> {
     param: Option<&'a str>,
     #[serde(borrow, default)]
     event_id: Option<&'a str>,
+    #[serde(borrow, default)]
+    client_event_id: Option<&'a str>,
 }
 
-fn need<T>(v: Option<T>, event: &'static str, field: &'static str) -> Result<T, OpenAiError> {
+impl<'a> RawError<'a> {
+    /// The error as the call core sees it (a missing type or message is `unknown` / empty).
+    pub(crate) fn event(self) -> ErrorEvent<'a> {
+        ErrorEvent {
+            kind: self.kind.unwrap_or("unknown"),
+            code: self.code,
+            message: self.message.unwrap_or(""),
+            param: self.param,
+            event_id: self.event_id.or(self.client_event_id),
+        }
+    }
+}
+
+/// `v`, or the error naming the event and the field it lacks.
+pub(crate) fn need<T>(v: Option<T>, event: &'static str, field: &'static str) -> Result<T, OpenAiError> {
     v.ok_or(OpenAiError::MissingField { event, field })
 }
 
@@ -682,16 +700,7 @@ pub fn parse_slow(json: &mut [u8]) -> Result<ServerEvent<'_>, OpenAiError> {
                 usage: r.usage.map(RawUsage::usage),
             }
         }
-        "error" => {
-            let e = need(raw.error, "error", "error")?;
-            ServerEvent::Error(ErrorEvent {
-                kind: e.kind.unwrap_or("unknown"),
-                code: e.code,
-                message: e.message.unwrap_or(""),
-                param: e.param,
-                event_id: e.event_id,
-            })
-        }
+        "error" => ServerEvent::Error(need(raw.error, "error", "error")?.event()),
         kind => ServerEvent::Other { kind },
     })
 }
