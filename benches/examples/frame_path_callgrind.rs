@@ -7,10 +7,24 @@
 //! valgrind --tool=callgrind target/release/examples/frame_path_callgrind openai 100000
 //! ```
 //! Instructions per frame = (total with N) − (total with 0), divided by N.
+//!
+//! The `call-*` paths run the same frames through the whole call core ([`Call`]: stream
+//! binding, media clock, playback accounting, marks), on Realtime or GPT-Live. Their frames
+//! differ from one to the next (sequence numbers, timestamps, mark names), so they are built
+//! first and only [`relay`] is counted:
+//! ```text
+//! valgrind --tool=callgrind --toggle-collect='frame_path_callgrind::relay' \
+//!   target/release/examples/frame_path_callgrind call-realtime 20000
+//! ```
+//! Instructions per frame = refs / N (each of the N steps is one caller frame in, one agent
+//! delta out and its mark echoed back).
 
 use std::hint::black_box;
 
+use std::time::Instant;
+
 use callway_gateway::core::buf::RecvBuf;
+use callway_gateway::core::call::{Call, Handled, Peer, VoiceApi};
 use callway_gateway::core::openai::{self, ServerEvent};
 use callway_gateway::core::relay::{self, AgentAudioClock};
 use callway_gateway::core::twilio::{self, TwilioEvent};
@@ -79,9 +93,54 @@ fn main() {
                 recv.consume(consumed);
             }
         }
+        "call-realtime" => whole_call(VoiceApi::Realtime, n),
+        "call-live" => whole_call(VoiceApi::Live, n),
         other => {
-            eprintln!("usage: frame_path_callgrind twilio|openai [N]  (got {other})");
+            eprintln!("usage: frame_path_callgrind twilio|openai|call-realtime|call-live [N]  (got {other})");
             std::process::exit(2);
         }
+    }
+}
+
+/// The frames of `n` conversation steps on `api`: a caller frame, a 20 ms agent delta, the
+/// echo of the delta's mark.
+fn whole_call(api: VoiceApi, n: usize) {
+    let now = Instant::now();
+    let (mut call, mut down, mut up) = samples::call_in_conversation(api, now);
+    let caller = samples::base64(&samples::ulaw_tone(160));
+    let agent = samples::base64(&samples::ulaw_tone(160));
+    let mut steps = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let media = samples::client_text_frame(&samples::twilio_media(i + 2, i + 1, &caller));
+        let delta = match api {
+            VoiceApi::Realtime => samples::openai_delta(i, &agent),
+            VoiceApi::Live => samples::live_delta(&agent),
+        };
+        let mark = format!("r1-c{}-{}", i + 1, (i + 1) * 20);
+        steps.push([
+            media,
+            samples::server_text_frame(&delta),
+            samples::client_text_frame(&samples::twilio_mark(i + 1_000_000, &mark)),
+        ]);
+    }
+    relay(&mut call, &mut down, &mut up, &steps, now);
+    let stats = call.stats();
+    assert_eq!((stats.media_forwarded, stats.agent_chunks_sent), (n as u64, n as u64), "{stats:?}");
+    assert_eq!(stats.marks_ignored, 0, "{stats:?}");
+}
+
+/// What callgrind counts for the `call-*` paths: the frames through the call, the bytes out.
+#[inline(never)]
+fn relay(call: &mut Call, down: &mut RecvBuf, up: &mut RecvBuf, steps: &[[Vec<u8>; 3]], now: Instant) {
+    for [media, delta, mark] in steps {
+        down.push(black_box(media));
+        assert_eq!(call.handle_downstream(down, now), Handled::Done);
+        black_box(samples::flush(call, Peer::OpenAi));
+        up.push(black_box(delta));
+        assert_eq!(call.handle_upstream(up, now), Handled::Done);
+        black_box(samples::flush(call, Peer::Twilio));
+        down.push(black_box(mark));
+        assert_eq!(call.handle_downstream(down, now), Handled::Done);
+        black_box(call.poll_timeout());
     }
 }

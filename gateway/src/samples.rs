@@ -1,6 +1,11 @@
 //! Realistic protocol messages, shared by tests, benches and fuzz seed corpora so that all three
 //! exercise the shapes the real services send (protocols.md A2, C4).
 
+use std::time::Instant;
+
+use crate::core::buf::RecvBuf;
+use crate::core::call::{Call, CallConfig, CallContext, Event, Handled, Peer, VoiceApi};
+use crate::core::ws::upgrade::{self, Parse};
 use crate::core::ws::{Data, Encoder, OpCode};
 
 /// A stream sid of Twilio's shape (`MZ` + 32 hex).
@@ -77,4 +82,61 @@ pub fn server_text_frame(text: &str) -> Vec<u8> {
     let n = enc.frame_parts(&mut out, OpCode::Data(Data::Text), true, &[text.as_bytes()]).expect("sized");
     out.truncate(n);
     out
+}
+
+/// Hands everything pending for `peer` to a socket that takes it all; the bytes written.
+pub fn flush(call: &mut Call, peer: Peer) -> usize {
+    let mut total = 0;
+    while let Some(bytes) = call.poll_transmit(peer) {
+        let n = bytes.len();
+        total += n;
+        call.transmitted(peer, n);
+    }
+    total
+}
+
+/// A call on `api` in conversation, as the frame path finds it: past Twilio's `start`
+/// ([`twilio_start`]), its session configured (Realtime: the greeting response created;
+/// GPT-Live: `session.started`, the greeting commentary sent), every byte and event so far
+/// taken. Returns the call and its Twilio and OpenAI receive buffers. Panics if the call does
+/// not get there (a bug in the core).
+pub fn call_in_conversation(api: VoiceApi, now: Instant) -> (Call, RecvBuf, RecvBuf) {
+    let context = CallContext {
+        call_id: "c".into(),
+        lead_id: "l".into(),
+        first_name: "Zoé".into(),
+        summary: "offre pro".into(),
+        language: "fr".into(),
+        voice: "marin".into(),
+        instructions: "Tu es Claire.".into(),
+        transfer: false,
+    };
+    let mut call =
+        Call::new(CallConfig { api, openai_api_key: "sk".into(), ..CallConfig::default() }, context, now);
+    assert_eq!(call.poll_event(), Some(Event::OpenUpstream));
+    call.upstream_connected(now);
+    let request = call.poll_transmit(Peer::OpenAi).expect("the upgrade request").to_vec();
+    flush(&mut call, Peer::OpenAi);
+    let Ok(Parse::Complete(req)) = upgrade::parse_request(&request) else {
+        panic!("the upgrade request parses")
+    };
+    let mut accept = vec![0u8; 256];
+    let n = upgrade::write_accept(&mut accept, req.key).expect("sized");
+    let mut up = RecvBuf::with_capacity(64 * 1024);
+    let mut down = RecvBuf::with_capacity(16 * 1024);
+    up.push(&accept[..n]);
+    assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
+    down.push(&client_text_frame(&twilio_start("CA1", "tok")));
+    assert_eq!(call.handle_downstream(&mut down, now), Handled::Done);
+    up.push(&server_text_frame(match api {
+        VoiceApi::Realtime => {
+            r#"{"type":"response.created","event_id":"e","response":{"id":"resp_CAbc123","status":"in_progress","output":[]}}"#
+        }
+        VoiceApi::Live => r#"{"type":"session.started","event_id":"e","session":{"id":"sess_1","expires_at":1}}"#,
+    }));
+    assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
+    flush(&mut call, Peer::OpenAi);
+    flush(&mut call, Peer::Twilio);
+    while call.poll_event().is_some() {}
+    (call, down, up)
 }

@@ -13,9 +13,8 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use callway_gateway::core::buf::RecvBuf;
-use callway_gateway::core::call::{Call, CallConfig, CallContext, CallState, Event, Handled, Peer, VoiceApi};
-use callway_gateway::core::ws::upgrade::{self, Parse};
-use callway_gateway::samples;
+use callway_gateway::core::call::{Call, CallState, Handled, Peer, VoiceApi};
+use callway_gateway::samples::{self, flush};
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -53,60 +52,13 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 
 const FRAMES: usize = 10_000;
 
-/// Writes everything pending for `peer` "to the socket" (counts the bytes).
-fn flush(call: &mut Call, peer: Peer) -> usize {
-    let mut total = 0;
-    while let Some(bytes) = call.poll_transmit(peer) {
-        let n = bytes.len();
-        total += n;
-        call.transmitted(peer, n);
-    }
-    total
-}
-
 /// A call past `start`, its OpenAI session configured, the greeting response created.
 fn live_call(now: Instant) -> (Call, RecvBuf, RecvBuf) {
     call_on(VoiceApi::Realtime, now)
 }
 
-/// A call on `api` past `start`, its session configured (Realtime: the greeting response
-/// created; GPT-Live: `session.started`, the greeting commentary sent).
 fn call_on(api: VoiceApi, now: Instant) -> (Call, RecvBuf, RecvBuf) {
-    let context = CallContext {
-        call_id: "c".into(),
-        lead_id: "l".into(),
-        first_name: "Zoé".into(),
-        summary: "offre pro".into(),
-        language: "fr".into(),
-        voice: "marin".into(),
-        instructions: "Tu es Claire.".into(),
-        transfer: false,
-    };
-    let mut call =
-        Call::new(CallConfig { api, openai_api_key: "sk".into(), ..CallConfig::default() }, context, now);
-    assert_eq!(call.poll_event(), Some(Event::OpenUpstream));
-    call.upstream_connected(now);
-    let request = call.poll_transmit(Peer::OpenAi).unwrap().to_vec();
-    flush(&mut call, Peer::OpenAi);
-    let Parse::Complete(req) = upgrade::parse_request(&request).unwrap() else { panic!("partial request") };
-    let mut accept = vec![0u8; 256];
-    let n = upgrade::write_accept(&mut accept, req.key).unwrap();
-    let mut up = RecvBuf::with_capacity(64 * 1024);
-    let mut down = RecvBuf::with_capacity(16 * 1024);
-    up.push(&accept[..n]);
-    assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
-    down.push(&samples::client_text_frame(&samples::twilio_start("CA1", "tok")));
-    assert_eq!(call.handle_downstream(&mut down, now), Handled::Done);
-    up.push(&samples::server_text_frame(match api {
-        VoiceApi::Realtime => {
-            r#"{"type":"response.created","event_id":"e","response":{"id":"resp_CAbc123","status":"in_progress","output":[]}}"#
-        }
-        VoiceApi::Live => r#"{"type":"session.started","event_id":"e","session":{"id":"sess_1","expires_at":1}}"#,
-    }));
-    assert_eq!(call.handle_upstream(&mut up, now), Handled::Done);
-    flush(&mut call, Peer::OpenAi);
-    flush(&mut call, Peer::Twilio);
-    while call.poll_event().is_some() {}
+    let (call, down, up) = samples::call_in_conversation(api, now);
     assert_eq!(*call.state(), CallState::Live);
     (call, down, up)
 }
