@@ -71,6 +71,29 @@ pub(crate) struct Pacing {
     pub chunk_ms: u32,
 }
 
+/// The input tokens a response reads, as the simulator models them (`session.rs`): the
+/// instructions and conversation as text, the caller's audio so far as audio, and what an
+/// earlier response of the session already read as cached (a subset of each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct InputTokens {
+    /// Text tokens, cached ones included.
+    pub(crate) text: u64,
+    /// Audio tokens, cached ones included.
+    pub(crate) audio: u64,
+    /// Of the text, served from the cache.
+    pub(crate) cached_text: u64,
+    /// Of the audio, served from the cache.
+    pub(crate) cached_audio: u64,
+}
+
+impl InputTokens {
+    /// Text only, nothing cached (tests).
+    #[cfg(test)]
+    pub(crate) fn text(text: u64) -> Self {
+        Self { text, ..Self::default() }
+    }
+}
+
 /// The response in progress.
 #[derive(Debug)]
 pub(crate) struct ActiveResponse {
@@ -86,7 +109,7 @@ pub(crate) struct ActiveResponse {
     format: AudioFormat,
     audio_out: bool,
     pacing: Pacing,
-    input_tokens: u64,
+    input: InputTokens,
     audio_ms_out: u64,
     text_chars_out: u64,
 }
@@ -110,7 +133,7 @@ impl ActiveResponse {
         audio_out: bool,
         metadata: Value,
         pacing: Pacing,
-        input_tokens: u64,
+        input: InputTokens,
         now: Instant,
         out: &mut Events,
     ) -> Self {
@@ -140,7 +163,7 @@ impl ActiveResponse {
             format,
             audio_out,
             pacing,
-            input_tokens,
+            input,
             audio_ms_out: 0,
             text_chars_out: 0,
         }
@@ -387,11 +410,19 @@ impl ActiveResponse {
     fn usage(&self) -> Value {
         let audio_out = self.audio_ms_out / 50;
         let text_out = self.text_chars_out / 4 + 1;
+        let i = self.input;
+        let input = i.text + i.audio;
         json!({
-            "total_tokens": self.input_tokens + audio_out + text_out,
-            "input_tokens": self.input_tokens,
+            "total_tokens": input + audio_out + text_out,
+            "input_tokens": input,
             "output_tokens": audio_out + text_out,
-            "input_token_details": {"text_tokens": self.input_tokens, "audio_tokens": 0, "cached_tokens": 0},
+            "input_token_details": {
+                "text_tokens": i.text,
+                "audio_tokens": i.audio,
+                "image_tokens": 0,
+                "cached_tokens": i.cached_text + i.cached_audio,
+                "cached_tokens_details": {"text_tokens": i.cached_text, "audio_tokens": i.cached_audio, "image_tokens": 0},
+            },
             "output_token_details": {"text_tokens": text_out, "audio_tokens": audio_out},
         })
     }
@@ -462,7 +493,7 @@ mod tests {
             true,
             Value::Null,
             pacing(),
-            10,
+            InputTokens::text(10),
             now,
             &mut out,
         );
@@ -523,7 +554,7 @@ mod tests {
             true,
             json!({"k": "v"}),
             pacing(),
-            10,
+            InputTokens::text(10),
             now,
             &mut out,
         );
@@ -561,7 +592,7 @@ mod tests {
             true,
             Value::Null,
             pacing(),
-            10,
+            InputTokens::text(10),
             now,
             &mut out,
         );
@@ -586,7 +617,7 @@ mod tests {
             false,
             Value::Null,
             pacing(),
-            10,
+            InputTokens::text(10),
             now,
             &mut out,
         );

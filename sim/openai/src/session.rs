@@ -25,7 +25,7 @@ use crate::audio::AudioFormat;
 use crate::conversation::{ConvItem, Conversation};
 use crate::ids::IdGen;
 use crate::playout::{Playout, PlayoutEvent};
-use crate::response::{ActiveResponse, Events, Pacing, Planned};
+use crate::response::{ActiveResponse, Events, InputTokens, Pacing, Planned};
 use crate::schema;
 use crate::script::Script;
 use crate::session_config::{self, Derived};
@@ -102,6 +102,8 @@ pub(crate) struct Session {
     pub appends: u64,
     /// Audio bytes they carried.
     pub appended_bytes: u64,
+    /// Text and audio input tokens the last response read (the next one finds them cached).
+    read_before: (u64, u64),
 }
 
 impl Session {
@@ -141,6 +143,7 @@ impl Session {
             responses_done: 0,
             appends: 0,
             appended_bytes: 0,
+            read_before: (0, 0),
         };
         s.rebuild_vad();
         s
@@ -613,7 +616,19 @@ impl Session {
             .or_else(|| self.session.get("instructions"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let input_tokens = instructions.len() as u64 / 4 + 10 * self.conv.len() as u64 + 1;
+        // The simulator's token model: a quarter token per character of instructions and ten
+        // per conversation item as text, ten per second of the caller's audio so far as audio;
+        // what the previous response read is served from the cache.
+        let text = instructions.len() as u64 / 4 + 10 * self.conv.len() as u64 + 1;
+        let audio = self.input_us / 100_000;
+        let (read_text, read_audio) = self.read_before;
+        let input_tokens = InputTokens {
+            text,
+            audio,
+            cached_text: read_text.min(text),
+            cached_audio: read_audio.min(audio),
+        };
+        self.read_before = (text, audio);
         let id = self.ids.next("resp");
         let mut ev = Events::new();
         let conv_id = in_conversation.then_some(self.conversation_id.as_str());

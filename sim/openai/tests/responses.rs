@@ -333,3 +333,41 @@ async fn configuration_changes_apply_to_sessions_accepted_afterwards() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn usage_counts_the_callers_audio_and_what_an_earlier_response_already_read_as_cached() {
+    let sim = OpenAiSim::spawn(SimConfig {
+        script: Script::replies([Reply::tone(440.0, 200, "Bonjour."), Reply::tone(440.0, 200, "Oui.")]),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut c = pcmu_session(&sim, server_vad(500, true, true)).await;
+    // The caller speaks three seconds, then is silent: server VAD commits and answers.
+    c.append_ulaw(&tone_ulaw(300.0, 3_000, 0.3), 160).await;
+    c.append_ulaw(&vec![0xFF; 8 * 800], 160).await;
+    let first = c.response_done().await.last().unwrap()["response"]["usage"].clone();
+    // One more second, another answer.
+    c.append_ulaw(&tone_ulaw(300.0, 1_000, 0.3), 160).await;
+    c.append_ulaw(&vec![0xFF; 8 * 800], 160).await;
+    let next = c.response_done().await.last().unwrap()["response"]["usage"].clone();
+
+    let d = &first["input_token_details"];
+    let audio = d["audio_tokens"].as_u64().unwrap();
+    assert!((30..=40).contains(&audio), "ten tokens per second of the caller's audio: {first}");
+    assert_eq!(d["cached_tokens"], 0, "nothing read before: {first}");
+    let sum = |u: &Value| {
+        let d = &u["input_token_details"];
+        d["text_tokens"].as_u64().unwrap() + d["audio_tokens"].as_u64().unwrap()
+    };
+    assert_eq!(first["input_tokens"].as_u64(), Some(sum(&first)));
+    let d = &next["input_token_details"];
+    assert!(d["audio_tokens"].as_u64().unwrap() >= audio + 10, "{next}");
+    let cached = &d["cached_tokens_details"];
+    assert_eq!(cached["audio_tokens"].as_u64(), Some(audio), "the first response's audio is cached: {next}");
+    assert!(cached["text_tokens"].as_u64().unwrap() > 0, "{next}");
+    assert_eq!(
+        d["cached_tokens"].as_u64(),
+        Some(cached["audio_tokens"].as_u64().unwrap() + cached["text_tokens"].as_u64().unwrap())
+    );
+}
