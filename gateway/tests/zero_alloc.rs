@@ -2,10 +2,7 @@
 //! `append` frames out, and 10 000 OpenAI `delta` frames in → Twilio `media` + `mark` out,
 //! through the real codecs, under a counting global allocator.
 //!
-//! Allocations are counted per thread (the test harness runs other tests on other threads).
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+//! Allocations are counted per thread (`counting_alloc/`).
 
 use callway_gateway::core::buf::RecvBuf;
 use callway_gateway::core::openai::{self, ServerEvent};
@@ -14,39 +11,8 @@ use callway_gateway::core::twilio::{self, TwilioEvent};
 use callway_gateway::core::ws::{Decoded, Decoder, Encoder, Limits, Role};
 use callway_gateway::samples;
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: forwards to the system allocator; only adds a thread-local counter.
-#[allow(unsafe_code, reason = "a global allocator is unsafe to implement; this one only counts")]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
+mod counting_alloc;
+use counting_alloc::allocations_during;
 
 const FRAMES: usize = 10_000;
 
