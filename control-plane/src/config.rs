@@ -408,7 +408,18 @@ impl Config {
         let retry = read_retry(&mut r, &call_policy);
         let amd = crate::amd::read_config(&mut r);
         let prices = r.opt("PRICES_FILE").and_then(|p| {
-            crate::cost::PriceTable::load(std::path::Path::new(&p)).map_err(|e| r.problem(e)).ok()
+            let table =
+                crate::cost::PriceTable::load(std::path::Path::new(&p)).map_err(|e| r.problem(e)).ok()?;
+            // Without a price for the configured model every call's OpenAI part would be 0.
+            let variable = match voice_engine.api {
+                contract::voice_api::VoiceApi::Realtime => "OPENAI_REALTIME_MODEL",
+                contract::voice_api::VoiceApi::Live => "OPENAI_LIVE_MODEL",
+            };
+            table
+                .check_model(variable, &voice_engine.model)
+                .map_err(|e| r.problem(format!("PRICES_FILE {p} {e}")))
+                .ok()?;
+            Some(table)
         });
 
         r.finish()?;

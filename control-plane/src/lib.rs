@@ -78,6 +78,7 @@ pub async fn build_app_with_clock(config: Config, clock: Arc<dyn clock::Clock>) 
     }
     let storage =
         Storage::open(store, &config.outbox_dir, metrics.clone()).await.map_err(|e| e.to_string())?;
+    storage.on_appended(cost::counter(&config, metrics.clone()));
     let mut app = App::new(config, Arc::new(storage), metrics)?;
     app.clock = clock;
     Ok(Arc::new(app))

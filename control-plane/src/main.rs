@@ -6,7 +6,7 @@
 //! callway-control purge           delete transcripts past TRANSCRIPT_RETENTION_DAYS and exit
 //! callway-control erase <phone>   erase everything held about a phone number and exit
 //! callway-control opt-out <phone> cancel the call retries waiting for a number and exit
-//! callway-control leads | lead <id> | call <id>   the record of leads and calls (--json, --reveal)
+//! callway-control leads | lead <id> | call <id> | calls --cost   the record of leads and calls, their cost (--json, --reveal)
 //! ```
 
 use std::process::ExitCode;
@@ -126,12 +126,12 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Some("leads" | "lead" | "call") => match callway_control::cli::records::parse(&args) {
+        Some("leads" | "lead" | "call" | "calls") => match callway_control::cli::records::parse(&args) {
             Ok(req) => callway_control::cli::records::run(&req, &config).await,
             Err(e) => fail(&e),
         },
         Some(other) => fail(&format!(
-            "unknown command {other:?} (serve, migrate, purge, erase <phone>, opt-out <phone>, leads, lead <id>, call <id>)"
+            "unknown command {other:?} (serve, migrate, purge, erase <phone>, opt-out <phone>, leads, lead <id>, call <id>, calls --cost)"
         )),
     }
 }

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub openai_input_tokens: AtomicU64,
     /// OpenAI output tokens the gateways reported.
     pub openai_output_tokens: AtomicU64,
+    /// GPT-Live seconds of session the gateways reported (whole seconds, per call).
+    pub openai_live_seconds: AtomicU64,
     /// Twilio's part of the calls' cost, millionths of `PRICES_FILE`'s currency.
     pub cost_twilio_micros: AtomicU64,
     /// OpenAI's part of the calls' cost, millionths of `PRICES_FILE`'s currency.
@@ -78,7 +80,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64, &str); 28] = [
+        let rows: [(&str, &str, &AtomicU64, &str); 29] = [
             ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
             ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
             ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
@@ -153,6 +155,12 @@ impl Metrics {
                 "counter",
                 &self.openai_output_tokens,
                 "OpenAI output tokens reported by the gateways",
+            ),
+            (
+                "callway_openai_live_seconds_total",
+                "counter",
+                &self.openai_live_seconds,
+                "GPT-Live seconds of session reported by the gateways (billed per second)",
             ),
             (
                 "callway_call_cost_twilio_micros_total",

@@ -1,17 +1,22 @@
 //! The cost of calls (issue 13, item 4, the control plane's side) end to end on PostgreSQL with
 //! the Twilio simulator: `PRICES_FILE` prices Twilio's billed minutes (its `CallDuration`, per
-//! started minute, by the destination's country) and the OpenAI tokens the gateway reports; each
-//! call's cost and the lead's sum come from what is stored; Prometheus counts both parts, and a
-//! batch sent again is not counted twice.
+//! started minute, by the destination's country), each part of the Realtime tokens the gateway
+//! reports at its own price (audio, cached, text), calls from older gateways at the input and
+//! output prices, and GPT-Live calls by the second, each at the model its `engine` event names;
+//! each call's cost and the lead's sum come from what is stored; Prometheus counts what the
+//! store inserted, so a batch sent again is counted once; `callway-control calls --cost`, `call`
+//! and `lead` print the costs with numbers masked; a bad table stops the start naming its entry.
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use callway_control::cost::lead_cost;
+use callway_control::store::{EventsWrite, Write};
 use callway_sim_openai::SimConfig;
 use common::world::world_with;
-use contract::internal_api::{CallEvent, CallEventsBatch, Side, events_path};
+use contract::internal_api::{CallEvent, CallEventsBatch, Side, TokenDetails, events_path};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -20,21 +25,117 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(60), f).await.expect("hang")
 }
 
-#[tokio::test]
-async fn each_call_costs_its_twilio_minutes_and_openai_tokens_and_the_lead_sums_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let prices = dir.path().join("prices.json");
-    let model = contract::realtime::DEFAULT_MODEL;
-    std::fs::write(
-        &prices,
-        format!(
-            r#"{{"currency": "EUR",
-                "openai": {{"{model}": {{"input_per_million": 32.0, "output_per_million": 64.0}}}},
-                "twilio_per_minute": {{"FR": 0.0135, "default": 0.05}}}}"#
-        ),
+const MODEL: &str = contract::realtime::DEFAULT_MODEL;
+
+/// Text 4, audio 32, cached 0.4 (cached audio falls back to it), text out 16, audio out 64 per
+/// million tokens; GPT-Live 0.05 a minute; Twilio 0.0135 a minute to France.
+fn prices() -> String {
+    format!(
+        r#"{{"currency": "EUR",
+            "openai": {{
+                "{MODEL}": {{"input_per_million": 4.0, "output_per_million": 16.0,
+                    "audio_input_per_million": 32.0, "cached_input_per_million": 0.4,
+                    "audio_output_per_million": 64.0}},
+                "gpt-live-1.1": {{"per_minute": 0.05}}
+            }},
+            "twilio_per_minute": {{"FR": 0.0135, "default": 0.05}}}}"#
     )
-    .unwrap();
-    let w = world_with(SimConfig::default(), &[("PRICES_FILE", prices.to_str().unwrap())], |_| {}).await;
+}
+
+fn usage(id: &str, input: u64, output: u64, details: Option<TokenDetails>) -> CallEvent {
+    CallEvent::Usage { response_id: id.into(), input_tokens: input, output_tokens: output, details }
+}
+
+fn ended() -> CallEvent {
+    CallEvent::Ended { side: Side::Twilio, reason: "caller_hung_up".into(), duration_ms: 900 }
+}
+
+fn engine(api: &str, model: &str) -> CallEvent {
+    CallEvent::Engine { api: api.into(), model: model.into() }
+}
+
+/// The gateway's batches of each call (each sent twice: a gateway retry).
+fn batches(n: usize) -> Vec<CallEventsBatch> {
+    match n {
+        // Realtime with the token split: two responses.
+        0 => vec![CallEventsBatch {
+            seq: 0,
+            events: vec![
+                engine("realtime", MODEL),
+                usage(
+                    "resp_1",
+                    1_000,
+                    500,
+                    Some(TokenDetails {
+                        input_audio_tokens: 800,
+                        input_cached_tokens: 300,
+                        input_cached_audio_tokens: 200,
+                        output_audio_tokens: 400,
+                    }),
+                ),
+                usage(
+                    "resp_2",
+                    2_000,
+                    250,
+                    Some(TokenDetails {
+                        input_audio_tokens: 1_500,
+                        input_cached_tokens: 1_000,
+                        input_cached_audio_tokens: 900,
+                        output_audio_tokens: 200,
+                    }),
+                ),
+                ended(),
+            ],
+        }],
+        // An older gateway: no engine event, no split.
+        1 => vec![CallEventsBatch { seq: 0, events: vec![usage("resp_1", 1_000, 500, None), ended()] }],
+        // GPT-Live: cumulative seconds, the last one is the call's.
+        _ => vec![
+            CallEventsBatch {
+                seq: 0,
+                events: vec![engine("live", "gpt-live-1.1"), CallEvent::LiveUsage { seconds: 30.0 }],
+            },
+            CallEventsBatch { seq: 2, events: vec![CallEvent::LiveUsage { seconds: 75.5 }, ended()] },
+        ],
+    }
+}
+
+/// Each call's OpenAI part, by hand. Call 1: input 3 000 = 500 text + 1 200 audio + 200 cached
+/// text + 1 100 cached audio; output 750 = 150 text + 600 audio.
+const OPENAI_MICROS: [u64; 3] = [
+    500 * 4 + 1_200 * 32 + (200 * 4 / 10) + (1_100 * 4 / 10) + 150 * 16 + 600 * 64,
+    1_000 * 4 + 500 * 16,
+    62_917, // 75.5 s at 0.05 a minute = 0.0629166…
+];
+
+/// Runs `callway-control ARGS` with `env`; returns (stdout, stderr, success).
+fn control(env: &HashMap<String, String>, args: &[&str]) -> (String, String, bool) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callway-control"))
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[tokio::test]
+async fn each_call_is_priced_part_by_part_at_its_own_model_and_counted_once() {
+    assert_eq!(OPENAI_MICROS[0], 2_000 + 38_400 + 80 + 440 + 2_400 + 38_400);
+    let dir = tempfile::tempdir().unwrap();
+    let prices_path = dir.path().join("prices.json");
+    std::fs::write(&prices_path, prices()).unwrap();
+    let extra = [
+        ("PRICES_FILE", prices_path.to_str().unwrap()),
+        // Three calls to one lead from one web session.
+        ("RATE_LIMIT_CALLS_PER_SESSION_PER_HOUR", "10"),
+        ("RATE_LIMIT_CALLS_PER_NUMBER_PER_DAY", "10"),
+    ];
+    let w = world_with(SimConfig::default(), &extra, |_| {}).await;
 
     let s = w.cp.post_raw("/api/session", None, "application/json", b"{}".to_vec()).await;
     let cap = s.json["capability"].as_str().unwrap().to_owned();
@@ -43,7 +144,8 @@ async fn each_call_costs_its_twilio_minutes_and_openai_tokens_and_the_lead_sums_
     let lead = w.cp.post_json("/api/tools/save_lead", Some(&cap), &body).await;
     let lead_id: Uuid = lead.json["lead_id"].as_str().unwrap().parse().unwrap();
     let mut billed = Vec::new();
-    for (n, (input, output)) in [(1_000u64, 500u64), (2_000, 250)].into_iter().enumerate() {
+    let mut ids = Vec::new();
+    for n in 0..3 {
         let t = json!({"lead_id": lead_id, "summary": "Veut une démo."});
         let r = w.cp.post_json("/api/tools/trigger_call", Some(&cap), &t).await;
         assert_eq!(r.status, 200, "{}", r.text);
@@ -51,59 +153,166 @@ async fn each_call_costs_its_twilio_minutes_and_openai_tokens_and_the_lead_sums_
         let sid = within(w.twilio.wait_for_calls(n + 1)).await[n].sid.clone();
         let done = within(w.twilio.wait_call_finished(&sid)).await;
         billed.push(done.duration_secs.expect("Twilio billed the answered call"));
-        // What the gateway reports: usage, then the end.
-        let batch = CallEventsBatch {
-            seq: 0,
-            events: vec![
-                CallEvent::Usage {
-                    response_id: "resp_1".into(),
-                    input_tokens: input,
-                    output_tokens: output,
-                    details: None,
-                },
-                CallEvent::Ended { side: Side::Twilio, reason: "caller_hung_up".into(), duration_ms: 900 },
-            ],
-        };
-        let body = serde_json::to_value(&batch).unwrap();
-        let r = w.cp.post_internal(&events_path(&call_id), &body).await;
-        assert_eq!(r.status, 204, "{}", r.text);
-        // The same batch again (a gateway retry): stored once, counted once.
-        let r = w.cp.post_internal(&events_path(&call_id), &body).await;
-        assert_eq!(r.status, 204, "{}", r.text);
+        for batch in batches(n) {
+            let body = serde_json::to_value(&batch).unwrap();
+            for _ in 0..2 {
+                // The second time is a gateway retry: stored once, counted once.
+                let r = w.cp.post_internal(&events_path(&call_id), &body).await;
+                assert_eq!(r.status, 204, "{}", r.text);
+            }
+        }
+        ids.push(call_id.parse::<Uuid>().unwrap());
     }
-
-    let (calls, total) = lead_cost(&w.cp.app, lead_id).await.unwrap().expect("PRICES_FILE is set");
-    assert_eq!(calls.len(), 2);
-    let minutes: u64 = billed.iter().map(|s| s.div_ceil(60)).sum();
     assert!(billed.iter().all(|s| *s > 0), "{billed:?}");
-    assert_eq!(total.twilio_seconds, billed.iter().sum::<u64>());
-    assert_eq!(total.twilio_micros, minutes * 13_500, "France's price per started minute");
-    assert_eq!((total.input_tokens, total.output_tokens), (3_000, 750));
-    assert_eq!(total.openai_micros, 3_000 * 32 + 750 * 64);
-    assert_eq!(total.total_micros, total.twilio_micros + total.openai_micros);
-    assert_eq!(total.currency, "EUR");
-    assert_eq!(calls.iter().map(|(_, c)| c.total_micros).sum::<u64>(), total.total_micros);
+    let twilio: Vec<u64> = billed.iter().map(|s| s.div_ceil(60) * 13_500).collect();
+
+    let report = lead_cost(&w.cp.app, lead_id).await.unwrap().expect("PRICES_FILE is set");
+    let calls: Vec<_> = report.calls.iter().rev().collect(); // oldest first, as placed
+    assert_eq!(calls.iter().map(|c| c.call_id).collect::<Vec<_>>(), ids);
+    for (i, c) in calls.iter().enumerate() {
+        assert_eq!(c.cost.openai_micros, OPENAI_MICROS[i], "call {i}");
+        assert_eq!(c.cost.twilio_micros, twilio[i], "call {i}: France's price per started minute");
+        assert_eq!(c.cost.total_micros, OPENAI_MICROS[i] + twilio[i]);
+        assert_eq!(c.phone, "+33******78");
+    }
+    let models: Vec<_> =
+        calls.iter().map(|c| (c.engine.as_deref(), c.model.as_deref(), c.model_source)).collect();
+    assert_eq!(
+        models,
+        [
+            (Some("realtime"), Some(MODEL), Some("call")),
+            (Some("realtime"), Some(MODEL), Some("configured")),
+            (Some("live"), Some("gpt-live-1.1"), Some("call"))
+        ]
+    );
+    let parts = calls[0].tokens.unwrap();
+    assert_eq!(
+        (parts.text_input, parts.audio_input, parts.cached_text_input, parts.cached_audio_input),
+        (500, 1_200, 200, 1_100)
+    );
+    assert_eq!((parts.text_output, parts.audio_output), (150, 600));
+    assert_eq!((calls[2].cost.live_seconds, calls[2].tokens), (75.5, None));
+    let t = &report.total;
+    assert_eq!((t.input_tokens, t.output_tokens, t.live_seconds), (4_000, 1_250, 75.5));
+    assert_eq!(t.openai_micros, OPENAI_MICROS.iter().sum::<u64>());
+    assert_eq!(t.twilio_micros, twilio.iter().sum::<u64>());
+    assert_eq!(t.total_micros, t.openai_micros + t.twilio_micros);
+    assert_eq!((t.currency.as_str(), t.twilio_seconds), ("EUR", billed.iter().sum::<u64>()));
 
     let text = w.cp.http.get(w.cp.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for line in [
-        format!("callway_call_cost_twilio_micros_total {}", minutes * 13_500),
-        format!("callway_call_cost_openai_micros_total {}", 3_000 * 32 + 750 * 64),
-        "callway_openai_input_tokens_total 3000".to_owned(),
-        format!("callway_twilio_billed_seconds_total {}", billed.iter().sum::<u64>()),
+        format!("callway_call_cost_twilio_micros_total {}", t.twilio_micros),
+        format!("callway_call_cost_openai_micros_total {}", t.openai_micros),
+        "callway_openai_input_tokens_total 4000".to_owned(),
+        "callway_openai_output_tokens_total 1250".to_owned(),
+        "callway_openai_live_seconds_total 76".to_owned(),
+        "callway_call_events_total 10".to_owned(),
+        format!("callway_twilio_billed_seconds_total {}", t.twilio_seconds),
     ] {
-        assert!(text.contains(&line), "{line} missing from\n{text}");
+        assert!(text.contains(&format!("{line}\n")), "{line} missing from\n{text}");
     }
+
+    // The commands, as an operator runs them, on the same database.
+    let mut env = w.env.clone();
+    env.insert("PUBLIC_APP_URL".into(), "https://cp.example.eu".into());
+    env.insert("OUTBOX_DIR".into(), dir.path().join("outbox").display().to_string());
+    let (out, err, ok) = control(&env, &["calls", "--cost"]);
+    assert!(ok, "{out}{err}");
+    let newest = out.find(&ids[2].to_string()).expect("the Live call listed");
+    let oldest = out.find(&ids[0].to_string()).expect("the first call listed");
+    assert!(newest < oldest, "newest first:\n{out}");
+    for part in [
+        "gpt-live-1.1".to_owned(),
+        "75.5 s".to_owned(),
+        "3000/750 tok".to_owned(),
+        format!("{:.6}", OPENAI_MICROS[0] as f64 / 1e6).trim_end_matches('0').to_owned(),
+        "Total of 3 call(s)".to_owned(),
+        format!("{} EUR", callway_control::record::text::amount(t.total_micros)),
+        format!("call {}: its gateway did not say which model it ran", ids[1]),
+    ] {
+        assert!(out.contains(&part), "{part:?} missing in\n{out}");
+    }
+    assert!(out.contains("+33******78") && !out.contains("612345678"), "masked:\n{out}");
+
+    let (out, err, ok) = control(&env, &["calls", "--cost", "--json", "--lead", &lead_id.to_string()]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["currency"], "EUR");
+    assert_eq!(v["total"]["openai_micros"], t.openai_micros);
+    assert_eq!(v["total"]["total_micros"], t.total_micros);
+    assert_eq!(v["calls"][0]["call_id"], ids[2].to_string());
+    assert_eq!(v["calls"][0]["engine"], "live");
+    assert_eq!(v["calls"][0]["live_seconds"], 75.5);
+    assert_eq!(v["calls"][2]["tokens"]["audio_input"], 1_200);
+    assert_eq!(v["calls"][2]["phone"], "+33******78");
+    assert!(!out.contains("612345678"), "masked:\n{out}");
+    let (out, _, ok) = control(&env, &["calls", "--cost", "--json", "--since", "2999-01-01"]);
+    assert!(ok && serde_json::from_str::<serde_json::Value>(&out).unwrap()["calls"] == json!([]), "{out}");
+
+    let (out, err, ok) = control(&env, &["call", &ids[0].to_string()]);
+    assert!(ok, "{out}{err}");
+    let line = format!("Cost: {} EUR", callway_control::record::text::amount(OPENAI_MICROS[0] + twilio[0]));
+    assert!(out.contains(&line), "{line:?} missing in\n{out}");
+    assert!(out.contains("input 500 text, 1200 audio, 200 cached text, 1100 cached audio"), "{out}");
+    let (out, err, ok) = control(&env, &["lead", &lead_id.to_string(), "--json"]);
+    assert!(ok, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cost"]["total"]["total_micros"], t.total_micros);
+
+    let mut unpriced = env.clone();
+    unpriced.remove("PRICES_FILE");
+    let (out, err, ok) = control(&unpriced, &["calls", "--cost"]);
+    assert!(!ok && out.is_empty() && err.contains("PRICES_FILE is not set"), "{out}{err}");
+    let (out, err, ok) = control(&unpriced, &["call", &ids[0].to_string(), "--json"]);
+    assert!(ok && !out.contains("\"cost\""), "no cost without a table: {out}{err}");
+}
+
+/// The store reports what it inserted (a batch applied again reports nothing new) and keeps the
+/// split, the Live seconds and the engine on the call's row: on SQLite here (PostgreSQL above).
+#[tokio::test]
+async fn sqlite_keeps_the_usage_of_a_batch_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("c.sqlite3").display());
+    let s =
+        callway_control::open_store(&callway_control::config::StorageConfig::Sqlite { url }).await.unwrap();
+    s.migrate().await.unwrap();
+    let seeded = common::records::seed(&s).await;
+    let (_, before) = s.call_usage(seeded.call_id).await.unwrap().unwrap();
+    let batch = Write::AppendEvents(EventsWrite {
+        call_id: seeded.call_id,
+        seq: 100,
+        events: batches(0).remove(0).events,
+        at: time::OffsetDateTime::now_utc(),
+    });
+    let first = s.apply(&batch).await.unwrap().unwrap();
+    assert_eq!((first.inserted, &first.before), (4, &before));
+    assert_eq!(first.after.input_tokens - before.input_tokens, 3_000);
+    assert_eq!(first.after.details.input_cached_audio_tokens, 1_100);
+    assert_eq!(first.after.engine_model.as_deref(), Some(MODEL));
+    let again = s.apply(&batch).await.unwrap().unwrap();
+    assert_eq!((again.inserted, &again.before, &again.after), (0, &first.after, &first.after));
+    let (lead, stored) = s.call_usage(seeded.call_id).await.unwrap().unwrap();
+    assert_eq!((lead, stored), (seeded.called.id, first.after));
 }
 
 #[tokio::test]
 async fn an_unusable_prices_file_stops_the_start_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let prices = dir.path().join("prices.json");
-    std::fs::write(&prices, r#"{"currency": "EUR", "openai": {}, "twilio_per_minute": {"FR": 0.01}}"#)
-        .unwrap();
     let db = common::Db::Url("sqlite::memory:".into());
     let mut env = common::env_for(&db, "http://127.0.0.1:9", "http://127.0.0.1:9");
     env.insert("PRICES_FILE".into(), prices.display().to_string());
-    let e = callway_control::config::Config::from_lookup(&|k| env.get(k).cloned()).unwrap_err().to_string();
+    let start = |text: &str| {
+        std::fs::write(&prices, text).unwrap();
+        callway_control::config::Config::from_lookup(&|k| env.get(k).cloned()).unwrap_err().to_string()
+    };
+    let e = start(r#"{"currency": "EUR", "openai": {}, "twilio_per_minute": {"FR": 0.01}}"#);
     assert!(e.contains("PRICES_FILE") && e.contains("\"default\""), "{e}");
+    let e = start(
+        r#"{"currency": "EUR", "openai": {"gpt-live-1.1": {"per_minute": 0.05, "input_per_million": 4}},
+            "twilio_per_minute": {"default": 0.01}}"#,
+    );
+    assert!(e.contains("openai.gpt-live-1.1: a model is priced either by token"), "{e}");
+    let e = start(r#"{"currency": "EUR", "openai": {}, "twilio_per_minute": {"default": 0.01}}"#);
+    assert!(e.contains(&format!("has no price for OPENAI_REALTIME_MODEL={MODEL}: add \"{MODEL}\"")), "{e}");
 }

@@ -203,7 +203,8 @@ async fn lead(State(app): State<SharedApp>, headers: HeaderMap, Path(id): Path<S
     let result = async {
         authorized(&app, &headers)?;
         let id = id_of(&id, "lead")?;
-        match record::read::lead(&app.storage.store, id, Numbers::Masked)
+        let pricing = crate::cost::Pricing::of(&app.config);
+        match record::read::lead_priced(&app.storage.store, id, Numbers::Masked, pricing.as_ref())
             .await
             .map_err(ApiFailure::storage)?
         {
@@ -218,7 +219,8 @@ async fn call(State(app): State<SharedApp>, headers: HeaderMap, Path(id): Path<S
     let result = async {
         authorized(&app, &headers)?;
         let id = id_of(&id, "call")?;
-        match record::read::call(&app.storage.store, id, Numbers::Masked)
+        let pricing = crate::cost::Pricing::of(&app.config);
+        match record::read::call_priced(&app.storage.store, id, Numbers::Masked, pricing.as_ref())
             .await
             .map_err(ApiFailure::storage)?
         {

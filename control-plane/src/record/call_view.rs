@@ -152,7 +152,7 @@ pub struct Usage {
 }
 
 /// A call as a person reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallRecord {
     /// The call.
     pub call: CallFacts,
@@ -168,6 +168,9 @@ pub struct CallRecord {
     pub durations: Durations,
     /// Usage.
     pub usage: Usage,
+    /// Its cost, with `PRICES_FILE` ([`super::read::call_priced`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::CallCost>,
 }
 
 /// The summaries known for a call.
@@ -313,6 +316,7 @@ impl CallRecord {
             summary: Summaries { web: web_summary, call: outcome_summary },
             durations: Durations { ringing_ms, talk_ms, total_ms },
             usage,
+            cost: None,
         }
     }
 }

@@ -136,7 +136,7 @@ pub struct RetryView {
 }
 
 /// A lead, its calls (newest first) and its retries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LeadRecord {
     /// The lead.
     pub lead: LeadDetail,
@@ -144,6 +144,9 @@ pub struct LeadRecord {
     pub calls: Vec<CallBrief>,
     /// Its retries, oldest first.
     pub retries: Vec<RetryView>,
+    /// Its calls' costs and their sum, with `PRICES_FILE` ([`read::lead_priced`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::CostReport>,
 }
 
 impl From<crate::store::RetryRow> for RetryView {

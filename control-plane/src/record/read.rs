@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use super::{CallRecord, LeadListItem, LeadRecord, Numbers, RetryView};
+use crate::cost::{CallFilter, CostRow, Pricing};
 use crate::store::{Store, StoreError};
 
 /// Leads listed when no limit is given.
@@ -34,7 +35,7 @@ pub async fn lead(store: &Store, id: Uuid, numbers: Numbers) -> Result<Option<Le
     let Some((mut lead, calls)) = found else { return Ok(None) };
     lead.phone = numbers.show(&lead.phone);
     let retries = store.retries_for_lead(id).await?.into_iter().map(RetryView::from).collect();
-    Ok(Some(LeadRecord { lead, calls, retries }))
+    Ok(Some(LeadRecord { lead, calls, retries, cost: None }))
 }
 
 /// One call in full; `None` if there is no such call.
@@ -44,4 +45,43 @@ pub async fn call(store: &Store, id: Uuid, numbers: Numbers) -> Result<Option<Ca
         Store::Supabase(s) => super::supabase::call(s, id).await?,
     };
     Ok(rows.map(|r| CallRecord::build(r, numbers)))
+}
+
+/// The calls `filter` selects, newest first, with what their cost is computed from; numbers in
+/// clear (the cost masks them).
+pub async fn cost_rows(store: &Store, filter: CallFilter) -> Result<Vec<CostRow>, StoreError> {
+    match store {
+        Store::Sql(s) => super::sql::cost_rows(s, filter).await,
+        Store::Supabase(s) => super::supabase::cost_rows(s, filter).await,
+    }
+}
+
+/// [`lead`] with its calls' costs when `pricing` is given (`PRICES_FILE`).
+pub async fn lead_priced(
+    store: &Store,
+    id: Uuid,
+    numbers: Numbers,
+    pricing: Option<&Pricing<'_>>,
+) -> Result<Option<LeadRecord>, StoreError> {
+    let Some(mut r) = lead(store, id, numbers).await? else { return Ok(None) };
+    if let Some(p) = pricing {
+        let filter = CallFilter { lead: Some(id), call: None, since: None, limit: u32::MAX };
+        r.cost = Some(p.report(store, filter, numbers).await?);
+    }
+    Ok(Some(r))
+}
+
+/// [`call`] with its cost when `pricing` is given (`PRICES_FILE`).
+pub async fn call_priced(
+    store: &Store,
+    id: Uuid,
+    numbers: Numbers,
+    pricing: Option<&Pricing<'_>>,
+) -> Result<Option<CallRecord>, StoreError> {
+    let Some(mut r) = call(store, id, numbers).await? else { return Ok(None) };
+    if let Some(p) = pricing {
+        let filter = CallFilter { lead: None, call: Some(id), since: None, limit: 1 };
+        r.cost = p.report(store, filter, numbers).await?.calls.pop();
+    }
+    Ok(Some(r))
 }

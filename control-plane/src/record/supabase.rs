@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::call_view::{CallFacts, CallRows, EventRow, LeadName, StatusRow};
 use super::{CallBrief, LeadDetail, LeadListItem};
+use crate::cost::{CallFilter, CostRow};
 use crate::store::StoreError;
 use crate::store::supabase::SupabaseStore;
 
@@ -195,4 +196,50 @@ pub async fn call(s: &SupabaseStore, id: Uuid) -> Result<Option<CallRows>, Store
         })
     };
     read().map(Some).ok_or_else(|| unreadable("call"))
+}
+
+/// The calls `f` selects, newest first, with what their cost is computed from: the calls with
+/// their lead's number and their `completed` callback embedded (one request).
+pub async fn cost_rows(s: &SupabaseStore, f: CallFilter) -> Result<Vec<CostRow>, StoreError> {
+    let select = format!(
+        "id,lead_id,created_at,status,{},leads(phone_e164),call_status_events(detail)",
+        crate::store::supabase::USAGE_COLUMNS
+    );
+    let mut query = vec![
+        ("select", select),
+        ("call_status_events.status", "eq.completed".to_owned()),
+        ("call_status_events.source", "eq.twilio-call".to_owned()),
+        ("call_status_events.order", "id.asc".to_owned()),
+        ("call_status_events.limit", "1".to_owned()),
+        ("order", "created_at.desc,id.desc".to_owned()),
+        ("limit", f.limit.to_string()),
+    ];
+    if let Some(lead) = f.lead {
+        query.push(("lead_id", eq(lead)));
+    }
+    if let Some(call) = f.call {
+        query.push(("id", eq(call)));
+    }
+    if let Some(since) = f.since {
+        let since = since
+            .to_offset(time::UtcOffset::UTC)
+            .format(&Rfc3339)
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        query.push(("created_at", format!("gte.{since}")));
+    }
+    let rows = s.rows("calls", &query).await?;
+    let cost_row = |r: &Value| {
+        let detail =
+            r["call_status_events"].as_array().and_then(|a| a.first()).and_then(|e| e["detail"].as_str());
+        Some(CostRow {
+            call_id: uuid(r, "id")?,
+            lead_id: uuid(r, "lead_id")?,
+            phone_e164: r["leads"]["phone_e164"].as_str()?.to_owned(),
+            created_at: at(r, "created_at")?,
+            status: text(r, "status")?,
+            usage: crate::store::supabase::usage_from_json(r),
+            twilio_seconds: detail.and_then(crate::cost::billed_seconds_in).unwrap_or(0),
+        })
+    };
+    rows.iter().map(|r| cost_row(r).ok_or_else(|| unreadable("call cost"))).collect()
 }

@@ -1,5 +1,6 @@
 //! The CLI's plain-text rendering of the records: aligned columns for lists, one section per
-//! part of a call (timeline, durations, dialogue, summary, usage). Times are UTC.
+//! part of a call (timeline, durations, dialogue, summary, usage, cost). Times are UTC; amounts
+//! in the price table's currency, exact to the millionth.
 
 use std::fmt::Write as _;
 
@@ -7,6 +8,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::{CallBrief, CallRecord, LeadListItem, LeadRecord};
+use crate::cost::{CallCost, Cost, CostReport};
 
 fn when(t: OffsetDateTime) -> String {
     let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
@@ -83,6 +85,9 @@ pub fn lead(r: &LeadRecord) -> String {
     }
     for c in &r.calls {
         let _ = writeln!(out, "  {}  {}  attempt {}  {}", c.id, when(c.created_at), c.attempt, outcome(c));
+        if let Some(cost) = r.cost.as_ref().and_then(|k| k.calls.iter().find(|k| k.call_id == c.id)) {
+            let _ = writeln!(out, "      cost {}", call_cost_line(cost));
+        }
         if let Some(s) = &c.outcome_summary {
             for line in s.lines() {
                 let _ = writeln!(out, "      {line}");
@@ -102,6 +107,10 @@ pub fn lead(r: &LeadRecord) -> String {
                 t.detail.as_deref().map(|d| format!("  ({d})")).unwrap_or_default()
             );
         }
+    }
+    if let Some(k) = &r.cost {
+        let _ = writeln!(out, "\nCost of its calls: {}", sum_line(&k.total));
+        notes(&mut out, &k.calls);
     }
     let _ = writeln!(out, "\nSee a call: callway-control call <call id>");
     out
@@ -175,5 +184,126 @@ pub fn call(r: &CallRecord) -> String {
         "\nUsage: {} input tokens, {} output tokens, {} response(s)",
         u.input_tokens, u.output_tokens, u.responses
     );
+    if let Some(k) = &r.cost {
+        let _ = writeln!(out, "\nCost: {}", call_cost_line(k));
+        if let Some(t) = &k.tokens {
+            let _ = writeln!(
+                out,
+                "  tokens: input {} text, {} audio, {} cached text, {} cached audio; output {} text, {} audio",
+                t.text_input,
+                t.audio_input,
+                t.cached_text_input,
+                t.cached_audio_input,
+                t.text_output,
+                t.audio_output
+            );
+        }
+        notes(&mut out, std::slice::from_ref(k));
+    }
+    out
+}
+
+/// Micros as an amount: `0.091`, `12.50`, `0.000125` (at least two decimals, exact).
+pub fn amount(micros: u64) -> String {
+    let mut s = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    while s.ends_with('0') && s.len() - s.find('.').unwrap_or(0) > 3 {
+        s.pop();
+    }
+    s
+}
+
+/// What OpenAI was billed for: tokens, Live seconds, or `-`.
+fn openai_usage(c: &Cost) -> String {
+    match (c.input_tokens + c.output_tokens, c.live_seconds) {
+        (0, s) if s > 0.0 => format!("{s:.1} s"),
+        (0, _) => "-".into(),
+        (_, s) if s > 0.0 => format!("{}/{} tok + {s:.1} s", c.input_tokens, c.output_tokens),
+        _ => format!("{}/{} tok", c.input_tokens, c.output_tokens),
+    }
+}
+
+fn call_cost_line(k: &CallCost) -> String {
+    let c = &k.cost;
+    format!(
+        "{} {}  (Twilio {} s: {}; OpenAI {} {}: {})",
+        amount(c.total_micros),
+        c.currency,
+        c.twilio_seconds,
+        amount(c.twilio_micros),
+        k.model.as_deref().unwrap_or("-"),
+        openai_usage(c),
+        amount(c.openai_micros)
+    )
+}
+
+fn sum_line(c: &Cost) -> String {
+    format!(
+        "{} {}  (Twilio {} s: {}; OpenAI {}: {})",
+        amount(c.total_micros),
+        c.currency,
+        c.twilio_seconds,
+        amount(c.twilio_micros),
+        openai_usage(c),
+        amount(c.openai_micros)
+    )
+}
+
+fn notes(out: &mut String, calls: &[CallCost]) {
+    for k in calls {
+        if let Some(why) = &k.unpriced {
+            let _ = writeln!(out, "  note: call {}: {why}", k.call_id);
+        }
+        if k.model_source == Some("configured") {
+            let _ = writeln!(
+                out,
+                "  note: call {}: its gateway did not say which model it ran; priced at the configured one",
+                k.call_id
+            );
+        }
+    }
+}
+
+/// `callway-control calls --cost`.
+pub fn costs(r: &CostReport) -> String {
+    let mut out = String::new();
+    if r.calls.is_empty() {
+        out.push_str("no calls\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<19}  {:<36}  {:<36}  {:<13}  {:<8}  {:<18}  {:>8}  {:>10}  {:<22}  {:>10}  {:>10}",
+        "CREATED (UTC)",
+        "CALL",
+        "LEAD",
+        "PHONE",
+        "ENGINE",
+        "MODEL",
+        "TWILIO S",
+        format!("TWILIO {}", r.currency),
+        "OPENAI USAGE",
+        format!("OPENAI {}", r.currency),
+        format!("TOTAL {}", r.currency)
+    );
+    for k in &r.calls {
+        let c = &k.cost;
+        let _ = writeln!(
+            out,
+            "{:<19}  {:<36}  {:<36}  {:<13}  {:<8}  {:<18}  {:>8}  {:>10}  {:<22}  {:>10}  {:>10}",
+            when(k.created_at),
+            k.call_id,
+            k.lead_id,
+            k.phone,
+            k.engine.as_deref().unwrap_or("-"),
+            k.model.as_deref().unwrap_or("-"),
+            c.twilio_seconds,
+            amount(c.twilio_micros),
+            openai_usage(c),
+            amount(c.openai_micros),
+            amount(c.total_micros)
+        );
+    }
+    let _ = writeln!(out, "\nTotal of {} call(s): {}", r.calls.len(), sum_line(&r.total));
+    notes(&mut out, &r.calls);
     out
 }

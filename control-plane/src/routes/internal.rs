@@ -314,25 +314,12 @@ pub async fn events(State(app): State<SharedApp>, Path(call_id): Path<String>, b
         }
         let n = batch.events.len() as u64;
         let ended = batch.events.iter().any(|e| matches!(e, contract::internal_api::CallEvent::Ended { .. }));
-        // Usage is counted once per event: a batch the gateway sends again is not new.
-        let fresh = match app.storage.store.get_call(call_id).await {
-            Ok(Some(call)) => call.end_reason.is_none(),
-            _ => false,
-        };
-        let usage: (u64, u64) = batch.events.iter().fold((0, 0), |(i, o), e| match e {
-            contract::internal_api::CallEvent::Usage { input_tokens, output_tokens, .. } => {
-                (i + input_tokens, o + output_tokens)
-            }
-            _ => (i, o),
-        });
         let write =
             EventsWrite { call_id, seq: batch.seq, events: batch.events, at: OffsetDateTime::now_utc() };
+        // The events and the usage the store inserted are counted once, when applied
+        // (crate::cost::counter): a batch sent again inserts nothing.
         match app.storage.write(Write::AppendEvents(write)).await {
             Ok(_) => {
-                app.metrics.call_events.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                if fresh {
-                    crate::cost::on_usage(&app, usage.0, usage.1);
-                }
                 tracing::debug!(%call_id, events = n, "call events stored");
                 if ended && app.config.summary_model.is_some() {
                     // On a task of its own: the gateway's batch is answered at once.

@@ -14,7 +14,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod supabase;
 
-use contract::internal_api::CallEvent;
+use contract::internal_api::{CallEvent, TokenDetails};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -163,6 +163,87 @@ pub struct EventsWrite {
     /// Arrival time.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// What a call's cost is computed from, as summed on its row while its events are stored
+/// ([`crate::cost`] prices it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallUsage {
+    /// Realtime input tokens.
+    pub input_tokens: u64,
+    /// Realtime output tokens.
+    pub output_tokens: u64,
+    /// How those tokens split (sums over the events that reported a consistent split; an
+    /// event without one adds nothing here, so its tokens count as text and uncached).
+    pub details: TokenDetails,
+    /// GPT-Live billed seconds: the largest cumulative `live_usage` reported (the last one).
+    pub live_seconds: f64,
+    /// `realtime` or `live`, from the call's `engine` event.
+    pub engine_api: Option<String>,
+    /// The model, from the call's `engine` event.
+    pub engine_model: Option<String>,
+}
+
+impl CallUsage {
+    /// Adds one newly stored event: a `usage` adds its tokens (its split only when each part is
+    /// a subset of the totals it belongs to; an inconsistent split is left out and logged), a
+    /// `live_usage` raises the billed seconds, the first `engine` names the engine and model.
+    pub fn add(&mut self, e: &CallEvent) {
+        match e {
+            CallEvent::Usage { input_tokens, output_tokens, details, response_id } => {
+                self.input_tokens = self.input_tokens.saturating_add(*input_tokens);
+                self.output_tokens = self.output_tokens.saturating_add(*output_tokens);
+                match details {
+                    Some(d) if split_is_consistent(d, *input_tokens, *output_tokens) => {
+                        let t = &mut self.details;
+                        t.input_audio_tokens = t.input_audio_tokens.saturating_add(d.input_audio_tokens);
+                        t.input_cached_tokens = t.input_cached_tokens.saturating_add(d.input_cached_tokens);
+                        t.input_cached_audio_tokens =
+                            t.input_cached_audio_tokens.saturating_add(d.input_cached_audio_tokens);
+                        t.output_audio_tokens = t.output_audio_tokens.saturating_add(d.output_audio_tokens);
+                    }
+                    Some(d) => tracing::warn!(
+                        %response_id, input_tokens, output_tokens, details = ?d,
+                        "token split does not add up to the totals: priced as text and uncached"
+                    ),
+                    None => {}
+                }
+            }
+            CallEvent::LiveUsage { seconds } if seconds.is_finite() && *seconds > self.live_seconds => {
+                self.live_seconds = *seconds;
+            }
+            CallEvent::Engine { api, model } if self.engine_model.is_none() => {
+                self.engine_api = Some(api.clone());
+                self.engine_model = Some(model.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a reported split fits its totals: audio and cached input within the input, cached
+/// audio within both, output audio within the output, and the uncached audio within the
+/// uncached input.
+pub fn split_is_consistent(d: &TokenDetails, input_tokens: u64, output_tokens: u64) -> bool {
+    d.input_audio_tokens <= input_tokens
+        && d.input_cached_tokens <= input_tokens
+        && d.input_cached_audio_tokens <= d.input_audio_tokens.min(d.input_cached_tokens)
+        && d.output_audio_tokens <= output_tokens
+        && d.input_audio_tokens - d.input_cached_audio_tokens <= input_tokens - d.input_cached_tokens
+}
+
+/// A batch of call events applied ([`Write::AppendEvents`]): what it added. Reported by
+/// [`Store::apply`] so that counters count what was stored, once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The call.
+    pub call_id: Uuid,
+    /// Events newly stored (a batch sent again stores none).
+    pub inserted: u64,
+    /// The call's usage before the batch.
+    pub before: CallUsage,
+    /// And after it (equal to `before` when nothing new changed it).
+    pub after: CallUsage,
 }
 
 /// What a redeemed stream token gives.
@@ -355,14 +436,19 @@ impl Store {
         each!(self, s => s.ping().await)
     }
 
-    /// Applies one queueable write.
-    pub async fn apply(&self, w: &Write) -> Result<(), StoreError> {
+    /// Applies one queueable write; for a batch of call events, what it stored.
+    pub async fn apply(&self, w: &Write) -> Result<Option<Appended>, StoreError> {
         each!(self, s => match w {
-            Write::UpsertLead(l) => s.upsert_lead(l).await,
-            Write::CorrectLead(c) => s.correct_lead(c).await,
-            Write::RecordStatus(u) => s.record_status(u).await,
-            Write::AppendEvents(e) => s.append_events(e).await,
+            Write::UpsertLead(l) => s.upsert_lead(l).await.map(|()| None),
+            Write::CorrectLead(c) => s.correct_lead(c).await.map(|()| None),
+            Write::RecordStatus(u) => s.record_status(u).await.map(|()| None),
+            Write::AppendEvents(e) => s.append_events(e).await.map(Some),
         })
+    }
+
+    /// What a call's cost is computed from, with its lead; `None` for an unknown call.
+    pub async fn call_usage(&self, id: Uuid) -> Result<Option<(Uuid, CallUsage)>, StoreError> {
+        each!(self, s => s.call_usage(id).await)
     }
 
     /// A lead by id.

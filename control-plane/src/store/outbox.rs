@@ -9,6 +9,10 @@
 //! refuses for good (a missing parent row…) is moved to `OUTBOX_DIR/dead/` and counted, never
 //! dropped silently.
 //!
+//! A batch of call events applied, now or on replay, is reported once to the function set with
+//! [`Storage::on_appended`] (the cost counters, [`crate::cost::counter`]): what the store
+//! actually inserted, so a batch the gateway sends again is not counted twice.
+//!
 //! Erasure ([`Storage::erase_phone`]) reaches the outbox too: a queued write about an erased
 //! number (its lead, a correction, its calls' statuses and transcript events) would otherwise
 //! bring the data back on replay, and a dead letter would keep it on disk.
@@ -20,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 
-use super::{Erased, Store, StoreError, Write};
+use super::{Appended, Erased, Store, StoreError, Write};
 use crate::metrics::Metrics;
 
 /// Where a write went.
@@ -57,7 +61,11 @@ pub struct Storage {
     queue: Mutex<Queue>,
     pending: AtomicU64,
     metrics: Arc<Metrics>,
+    on_appended: std::sync::OnceLock<AppendedHook>,
 }
+
+/// Told of each batch of call events applied ([`Storage::on_appended`]).
+pub type AppendedHook = Box<dyn Fn(&Appended) + Send + Sync>;
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Other(format!("outbox: cannot {what} {}: {e}", path.display()))
@@ -89,7 +97,20 @@ impl Storage {
             queue: Mutex::new(Queue { next_seq, pending: seqs.into() }),
             pending: AtomicU64::new(pending),
             metrics,
+            on_appended: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the function told of each batch of call events applied, now or on replay (once;
+    /// a second call is ignored).
+    pub fn on_appended(&self, hook: AppendedHook) {
+        let _ = self.on_appended.set(hook);
+    }
+
+    fn applied(&self, stored: Option<Appended>) {
+        if let (Some(a), Some(hook)) = (stored, self.on_appended.get()) {
+            hook(&a);
+        }
     }
 
     /// Writes waiting in the outbox.
@@ -136,7 +157,10 @@ impl Storage {
             }
         }
         match self.store.apply(&w).await {
-            Ok(()) => Ok(Applied::Now),
+            Ok(stored) => {
+                self.applied(stored);
+                Ok(Applied::Now)
+            }
             Err(StoreError::Unavailable(why)) => {
                 tracing::warn!(%why, "database unavailable: write queued in the outbox");
                 let mut q = self.queue.lock().await;
@@ -163,7 +187,8 @@ impl Storage {
                 Err(why) => Err(StoreError::Other(format!("unreadable outbox entry: {why}"))),
             };
             match outcome {
-                Ok(()) => {
+                Ok(stored) => {
+                    self.applied(stored);
                     if let Err(e) = tokio::fs::remove_file(&path).await {
                         tracing::error!(seq, error = %e, "outbox: applied but could not delete entry; stopping replay");
                         break;

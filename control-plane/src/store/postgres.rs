@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_call_retries.sql")),
     (3, include_str!("../../migrations/postgres/0003_call_outcome_summary.sql")),
+    (4, include_str!("../../migrations/postgres/0004_call_cost.sql")),
 ];
 
 /// Arbitrary constant naming the advisory lock migrations take.

@@ -8,7 +8,10 @@ use sqlx::{PgPool, Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{CallRow, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem, RedeemedCall};
+use super::{
+    Appended, CallRow, CallUsage, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem,
+    RedeemedCall,
+};
 use super::{NewRetry, RetryRow, StatusUpdate, StoreError, TimelineEntry, event_kind, status_rank};
 
 /// A pool of either kind.
@@ -55,6 +58,48 @@ macro_rules! call_row {
             })
         })()
     };
+}
+
+/// Reads a [`CallUsage`] from the [`USAGE_COLUMNS`] of a row of either backend.
+macro_rules! usage_row {
+    ($r:expr) => {
+        (|| -> Result<$crate::store::CallUsage, sqlx::Error> {
+            let n = |c: &str| -> Result<u64, sqlx::Error> {
+                Ok(u64::try_from($r.try_get::<i64, _>(c)?).unwrap_or(0))
+            };
+            Ok($crate::store::CallUsage {
+                input_tokens: n("input_tokens")?,
+                output_tokens: n("output_tokens")?,
+                details: contract::internal_api::TokenDetails {
+                    input_audio_tokens: n("input_audio_tokens")?,
+                    input_cached_tokens: n("input_cached_tokens")?,
+                    input_cached_audio_tokens: n("input_cached_audio_tokens")?,
+                    output_audio_tokens: n("output_audio_tokens")?,
+                },
+                live_seconds: $r.try_get("live_seconds")?,
+                engine_api: $r.try_get("engine_api")?,
+                engine_model: $r.try_get("engine_model")?,
+            })
+        })()
+    };
+}
+pub(crate) use usage_row;
+
+/// The columns of `calls` a [`CallUsage`] is read from (a literal, for `concat!`).
+macro_rules! usage_columns {
+    () => {
+        "input_tokens, output_tokens, input_audio_tokens, input_cached_tokens, input_cached_audio_tokens, \
+         output_audio_tokens, live_seconds, engine_api, engine_model"
+    };
+}
+pub(crate) use usage_columns;
+const USAGE_OF: &str = concat!("SELECT lead_id, ", usage_columns!(), " FROM calls WHERE id = $1");
+const USAGE_OF_LOCKED: &str =
+    concat!("SELECT lead_id, ", usage_columns!(), " FROM calls WHERE id = $1 FOR UPDATE");
+
+/// A count as stored (`bigint`).
+fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 macro_rules! retry_row {
@@ -322,18 +367,25 @@ impl SqlStore {
     }
 
     /// Stores a batch; events already stored (same `seq`) are skipped, so retries are harmless.
-    pub async fn append_events(&self, b: &EventsWrite) -> Result<(), StoreError> {
+    /// The call's row (locked first on Postgres) gets the usage of the events newly stored;
+    /// returns that usage before and after.
+    pub async fn append_events(&self, b: &EventsWrite) -> Result<Appended, StoreError> {
         const INSERT: &str = "INSERT INTO call_events (call_id, seq, kind, speaker, text, payload, created_at) \
             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_id, seq) DO NOTHING";
-        const USAGE: &str = "UPDATE calls SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3 WHERE id = $1";
+        const USAGE: &str = "UPDATE calls SET input_tokens = $2, output_tokens = $3, input_audio_tokens = $4, \
+            input_cached_tokens = $5, input_cached_audio_tokens = $6, output_audio_tokens = $7, live_seconds = $8, \
+            engine_api = $9, engine_model = $10 WHERE id = $1";
         const ENDED: &str = "UPDATE calls SET end_reason = $2, end_side = $3, duration_ms = $4 WHERE id = $1";
-        const EXISTS: &str = "SELECT 1 AS one FROM calls WHERE id = $1";
+        let lock = if matches!(self.pool, SqlPool::Pg(_)) { USAGE_OF_LOCKED } else { USAGE_OF };
         let at = utc(b.at);
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await.map_err(map_err)?;
-            if sqlx::query(EXISTS).bind(b.call_id).fetch_optional(&mut *tx).await.map_err(map_err)?.is_none() {
+            let Some(row) = sqlx::query(lock).bind(b.call_id).fetch_optional(&mut *tx).await.map_err(map_err)? else {
                 return Err(StoreError::NotFound(format!("call {}", b.call_id)));
-            }
+            };
+            let before = usage_row!(row).map_err(map_err)?;
+            let mut after = before.clone();
+            let mut inserted = 0;
             for (i, e) in b.events.iter().enumerate() {
                 let seq = i64::try_from(b.seq + i as u64).map_err(|_| StoreError::Other("seq overflow".into()))?;
                 let (speaker, text) = match e {
@@ -341,27 +393,39 @@ impl SqlStore {
                     _ => (None, None),
                 };
                 let payload = serde_json::to_string(e).map_err(|e| StoreError::Other(e.to_string()))?;
-                let inserted = sqlx::query(INSERT).bind(b.call_id).bind(seq).bind(event_kind(e)).bind(speaker)
+                let n = sqlx::query(INSERT).bind(b.call_id).bind(seq).bind(event_kind(e)).bind(speaker)
                     .bind(text).bind(payload).bind(at).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
-                if inserted == 0 {
+                if n == 0 {
                     continue;
                 }
-                match e {
-                    CallEvent::Usage { input_tokens, output_tokens, .. } => {
-                        sqlx::query(USAGE).bind(b.call_id)
-                            .bind(i64::try_from(*input_tokens).unwrap_or(i64::MAX))
-                            .bind(i64::try_from(*output_tokens).unwrap_or(i64::MAX))
-                            .execute(&mut *tx).await.map_err(map_err)?;
-                    }
-                    CallEvent::Ended { side, reason, duration_ms } => {
-                        sqlx::query(ENDED).bind(b.call_id).bind(reason).bind(side_name(*side))
-                            .bind(i64::try_from(*duration_ms).unwrap_or(i64::MAX))
-                            .execute(&mut *tx).await.map_err(map_err)?;
-                    }
-                    _ => {}
+                inserted += 1;
+                after.add(e);
+                if let CallEvent::Ended { side, reason, duration_ms } = e {
+                    sqlx::query(ENDED).bind(b.call_id).bind(reason).bind(side_name(*side))
+                        .bind(i64::try_from(*duration_ms).unwrap_or(i64::MAX))
+                        .execute(&mut *tx).await.map_err(map_err)?;
                 }
             }
-            tx.commit().await.map_err(map_err)
+            if after != before {
+                let d = &after.details;
+                sqlx::query(USAGE).bind(b.call_id).bind(big(after.input_tokens)).bind(big(after.output_tokens))
+                    .bind(big(d.input_audio_tokens)).bind(big(d.input_cached_tokens))
+                    .bind(big(d.input_cached_audio_tokens)).bind(big(d.output_audio_tokens))
+                    .bind(after.live_seconds).bind(&after.engine_api).bind(&after.engine_model)
+                    .execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
+            Ok(Appended { call_id: b.call_id, inserted, before, after })
+        })
+    }
+
+    /// What a call's cost is computed from, with its lead.
+    pub async fn call_usage(&self, id: Uuid) -> Result<Option<(Uuid, CallUsage)>, StoreError> {
+        on_pool!(&self.pool, p => {
+            let row = sqlx::query(USAGE_OF).bind(id).fetch_optional(p).await.map_err(map_err)?;
+            row.map(|r| -> Result<(Uuid, CallUsage), sqlx::Error> { Ok((r.try_get("lead_id")?, usage_row!(r)?)) })
+                .transpose()
+                .map_err(map_err)
         })
     }
 

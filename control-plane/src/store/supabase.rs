@@ -10,7 +10,7 @@
 //!   a partial failure converges (idempotent steps, conditional `PATCH` filters). The schema is
 //!   applied with `callway-control migrate` over a direct connection (`DATABASE_URL`).
 
-use contract::internal_api::CallEvent;
+use contract::internal_api::{CallEvent, TokenDetails};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,7 +19,10 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::sql::{side_name, speaker_name};
-use super::{CallRow, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem, RedeemedCall};
+use super::{
+    Appended, CallRow, CallUsage, Erased, EventsWrite, Lead, LeadCorrection, NewCall, NewLead, Redeem,
+    RedeemedCall,
+};
 use super::{NewRetry, RetryRow, StatusUpdate, StoreError, TimelineEntry, event_kind, status_rank};
 
 /// User-Agent sent to Supabase (not a browser's).
@@ -340,7 +343,7 @@ impl SupabaseStore {
     }
 
     /// Inserts with `resolution=ignore-duplicates`; aggregates only for rows actually inserted.
-    pub async fn append_events(&self, b: &EventsWrite) -> Result<(), StoreError> {
+    pub async fn append_events(&self, b: &EventsWrite) -> Result<Appended, StoreError> {
         let at = ts(b.at);
         let rows: Vec<Value> = b
             .events
@@ -367,38 +370,78 @@ impl SupabaseStore {
         let inserted: Vec<Value> =
             serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string()))?;
         let new_seqs: Vec<u64> = inserted.iter().filter_map(|r| r["seq"].as_u64()).collect();
-        let (mut input, mut output, mut ended) = (0u64, 0u64, None);
-        for (i, e) in b.events.iter().enumerate() {
-            if !new_seqs.contains(&(b.seq + i as u64)) {
-                continue;
-            }
-            match e {
-                CallEvent::Usage { input_tokens, output_tokens, .. } => {
-                    input += input_tokens;
-                    output += output_tokens;
-                }
-                CallEvent::Ended { side, reason, duration_ms } => ended = Some((side, reason, duration_ms)),
-                _ => {}
-            }
+        let fresh: Vec<&CallEvent> = b
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| new_seqs.contains(&(b.seq + *i as u64)))
+            .map(|(_, e)| e)
+            .collect();
+        let ended = fresh.iter().rev().find_map(|e| match e {
+            CallEvent::Ended { side, reason, duration_ms } => Some((side, reason, duration_ms)),
+            _ => None,
+        });
+        let counted = |e: &&CallEvent| {
+            matches!(e, CallEvent::Usage { .. } | CallEvent::LiveUsage { .. } | CallEvent::Engine { .. })
+        };
+        let mut appended = Appended {
+            call_id: b.call_id,
+            inserted: fresh.len() as u64,
+            before: CallUsage::default(),
+            after: CallUsage::default(),
+        };
+        if !fresh.iter().any(counted) && ended.is_none() {
+            return Ok(appended);
         }
-        if input + output > 0 || ended.is_some() {
-            let call = self
-                .get_call(b.call_id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("call {}", b.call_id)))?;
-            let mut patch = json!({
-                "input_tokens": call.input_tokens.saturating_add(i64::try_from(input).unwrap_or(i64::MAX)),
-                "output_tokens": call.output_tokens.saturating_add(i64::try_from(output).unwrap_or(i64::MAX)),
-            });
-            if let Some((side, reason, duration_ms)) = ended {
-                patch["end_reason"] = reason.as_str().into();
-                patch["end_side"] = side_name(*side).into();
-                patch["duration_ms"] = (*duration_ms).into();
-            }
-            self.call(Method::PATCH, "calls", &[("id", eq(b.call_id))], Some("return=minimal"), Some(&patch))
-                .await?;
+        let (_, before) = self
+            .call_usage(b.call_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("call {}", b.call_id)))?;
+        let mut after = before.clone();
+        for e in &fresh {
+            after.add(e);
         }
-        Ok(())
+        let mut patch = serde_json::Map::new();
+        if after != before {
+            let d = &after.details;
+            for (column, n) in [
+                ("input_tokens", after.input_tokens),
+                ("output_tokens", after.output_tokens),
+                ("input_audio_tokens", d.input_audio_tokens),
+                ("input_cached_tokens", d.input_cached_tokens),
+                ("input_cached_audio_tokens", d.input_cached_audio_tokens),
+                ("output_audio_tokens", d.output_audio_tokens),
+            ] {
+                patch.insert(column.into(), i64::try_from(n).unwrap_or(i64::MAX).into());
+            }
+            patch.insert("live_seconds".into(), after.live_seconds.into());
+            patch.insert("engine_api".into(), after.engine_api.clone().into());
+            patch.insert("engine_model".into(), after.engine_model.clone().into());
+        }
+        if let Some((side, reason, duration_ms)) = ended {
+            patch.insert("end_reason".into(), reason.as_str().into());
+            patch.insert("end_side".into(), side_name(*side).into());
+            patch.insert("duration_ms".into(), (*duration_ms).into());
+        }
+        if !patch.is_empty() {
+            self.call(
+                Method::PATCH,
+                "calls",
+                &[("id", eq(b.call_id))],
+                Some("return=minimal"),
+                Some(&Value::Object(patch)),
+            )
+            .await?;
+        }
+        (appended.before, appended.after) = (before, after);
+        Ok(appended)
+    }
+
+    /// What a call's cost is computed from, with its lead.
+    pub async fn call_usage(&self, id: Uuid) -> Result<Option<(Uuid, CallUsage)>, StoreError> {
+        let rows =
+            self.rows("calls", &[("id", eq(id)), ("select", format!("lead_id,{USAGE_COLUMNS}"))]).await?;
+        Ok(rows.first().and_then(|r| Some((r["lead_id"].as_str()?.parse().ok()?, usage_from_json(r)))))
     }
 
     /// Ended calls (updated in `[since, until]`) with a transcript and no summary: the calls
@@ -711,6 +754,28 @@ fn call_from_json(r: &Value) -> Option<CallRow> {
         output_tokens: r["output_tokens"].as_i64().unwrap_or(0),
         summary: r["summary"].as_str().unwrap_or_default().to_owned(),
     })
+}
+
+/// The columns of a [`CallUsage`].
+pub(crate) const USAGE_COLUMNS: &str = "input_tokens,output_tokens,input_audio_tokens,input_cached_tokens,\
+    input_cached_audio_tokens,output_audio_tokens,live_seconds,engine_api,engine_model";
+
+/// A [`CallUsage`] from a row with [`USAGE_COLUMNS`] (a missing count reads as 0).
+pub(crate) fn usage_from_json(r: &Value) -> CallUsage {
+    let n = |c: &str| r[c].as_u64().unwrap_or(0);
+    CallUsage {
+        input_tokens: n("input_tokens"),
+        output_tokens: n("output_tokens"),
+        details: TokenDetails {
+            input_audio_tokens: n("input_audio_tokens"),
+            input_cached_tokens: n("input_cached_tokens"),
+            input_cached_audio_tokens: n("input_cached_audio_tokens"),
+            output_audio_tokens: n("output_audio_tokens"),
+        },
+        live_seconds: r["live_seconds"].as_f64().unwrap_or(0.0),
+        engine_api: r["engine_api"].as_str().map(str::to_owned),
+        engine_model: r["engine_model"].as_str().map(str::to_owned),
+    }
 }
 
 const RETRY_COLUMNS: &str = "id,lead_id,after_call_id,attempt,reason,state,due_at,call_id,detail";
