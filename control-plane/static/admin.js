@@ -30,6 +30,16 @@ const secs = (ms) => (ms === null || ms === undefined ? "—" : (ms / 1000).toFi
 const outcome = (c) =>
   c ? c.status + (c.end_reason ? " · " + c.end_reason : "") + (c.duration_ms !== null ? " · " + secs(c.duration_ms) : "") : "aucun appel";
 
+// A cost in the price table's currency (millionths kept exact: at least two decimals).
+const money = (micros, currency) => {
+  let s = (micros / 1e6).toFixed(6);
+  while (s.endsWith("0") && s.length - s.indexOf(".") > 3) s = s.slice(0, -1);
+  return s + " " + currency;
+};
+const costLine = (k) =>
+  money(k.total_micros, k.currency) + " (Twilio " + k.twilio_seconds + " s : " + money(k.twilio_micros, k.currency) +
+  " ; OpenAI " + (k.model ? k.model + " " : "") + money(k.openai_micros, k.currency) + ")";
+
 async function api(path) {
   const r = await fetch("/admin/api/" + path, { credentials: "same-origin", headers: { accept: "application/json" } });
   if (r.status === 401) {
@@ -69,12 +79,14 @@ async function renderLead(id) {
   if (!r) return;
   show("lead");
   const l = r.lead;
+  const costOf = (id) => (r.cost ? r.cost.calls.find((k) => k.call_id === id) : null);
   const calls = el("ol", { class: "cards", id: "call-list" });
   for (const c of r.calls) {
     calls.append(
       el("li", { class: "card call-card" },
         el("a", { href: "#call=" + c.id }, "Appel du " + when(c.created_at)),
         el("span", { class: "meta" }, "tentative " + c.attempt + " · " + outcome(c)),
+        costOf(c.id) ? el("span", { class: "meta cost" }, "coût " + costLine(costOf(c.id))) : null,
         c.outcome_summary ? el("p", { class: "outcome" }, c.outcome_summary) : null),
     );
   }
@@ -92,6 +104,7 @@ async function renderLead(id) {
       el("dt", {}, "Identifiant"), el("dd", { class: "id" }, l.id)),
     el("h3", {}, "Appels"),
     calls,
+    r.cost ? el("p", { class: "cost", id: "lead-cost" }, "Coût des appels : " + costLine(r.cost.total)) : null,
     retries.length ? el("h3", {}, "Rappels programmés") : null,
     retries.length ? el("ol", { class: "cards" }, ...retries) : null,
   );
@@ -145,6 +158,7 @@ async function renderCall(id) {
       el("dt", {}, "Prospect"), el("dd", {}, r.lead.first_name + " " + r.lead.last_name + " · ", el("span", { class: "phone" }, r.lead.phone)),
       el("dt", {}, "Tentative"), el("dd", {}, String(c.attempt)),
       el("dt", {}, "Durées"), el("dd", {}, "sonnerie " + secs(d.ringing_ms) + " · conversation " + secs(d.talk_ms) + " · total " + secs(d.total_ms)),
+      r.cost ? el("dt", {}, "Coût") : null, r.cost ? el("dd", { id: "call-cost" }, costLine(r.cost)) : null,
       el("dt", {}, "Twilio"), el("dd", { class: "id" }, c.call_sid || "—"),
       el("dt", {}, "Identifiant"), el("dd", { class: "id" }, c.id)),
     el("h3", {}, "Chronologie"),

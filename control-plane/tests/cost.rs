@@ -259,6 +259,16 @@ async fn each_call_is_priced_part_by_part_at_its_own_model_and_counted_once() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["cost"]["total"]["total_micros"], t.total_micros);
 
+    // The operator page reads the same shapes.
+    let admin = |path: String| w.cp.http.get(w.cp.url(&path)).bearer_auth(common::ADMIN_TOKEN).send();
+    let call: serde_json::Value =
+        admin(format!("/admin/api/calls/{}", ids[2])).await.unwrap().json().await.unwrap();
+    assert_eq!(call["cost"]["openai_micros"], OPENAI_MICROS[2]);
+    assert_eq!(call["cost"]["model"], "gpt-live-1.1");
+    let lead: serde_json::Value =
+        admin(format!("/admin/api/leads/{lead_id}")).await.unwrap().json().await.unwrap();
+    assert_eq!(lead["cost"]["total"]["total_micros"], t.total_micros);
+
     let mut unpriced = env.clone();
     unpriced.remove("PRICES_FILE");
     let (out, err, ok) = control(&unpriced, &["calls", "--cost"]);

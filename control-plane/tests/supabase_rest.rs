@@ -78,7 +78,7 @@ async fn upsert_lead_inserts_then_patches_on_duplicate() {
 async fn a_legacy_jwt_key_goes_in_both_headers() {
     let key = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
     let (s, rec) = store(key).await;
-    rec.script([Reply::new(200, r#"[{"version":3}]"#)]);
+    rec.script([Reply::new(200, r#"[{"version":4}]"#)]);
     s.migrate().await.unwrap();
     let r = &rec.take()[0];
     check_headers(r, key);
@@ -267,4 +267,102 @@ async fn calls_awaiting_a_summary_are_one_get_with_their_transcript_inner_joined
             ("limit".into(), "20".into()),
         ]
     );
+}
+
+/// A batch's usage goes onto the call's row in one `PATCH` computed from the rows PostgREST says
+/// it inserted; the same batch again inserts nothing and writes nothing (issue 13, cost).
+#[tokio::test]
+async fn a_batch_adds_its_usage_once_with_one_patch() {
+    use callway_control::store::EventsWrite;
+    use contract::internal_api::{CallEvent, TokenDetails};
+    let (s, rec) = store("sb_secret_x").await;
+    let call = Uuid::parse_str("7d3c2b1a-0000-4000-8000-00000000000a").unwrap();
+    let lead = "7d3c2b1a-0000-4000-8000-00000000000b";
+    let batch = Write::AppendEvents(EventsWrite {
+        call_id: call,
+        seq: 4,
+        events: vec![
+            CallEvent::Engine { api: "realtime".into(), model: "gpt-realtime-2.1".into() },
+            CallEvent::Usage {
+                response_id: "resp_1".into(),
+                input_tokens: 100,
+                output_tokens: 50,
+                details: Some(TokenDetails {
+                    input_audio_tokens: 60,
+                    input_cached_tokens: 20,
+                    input_cached_audio_tokens: 10,
+                    output_audio_tokens: 40,
+                }),
+            },
+        ],
+        at: OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap(),
+    });
+    rec.script([
+        Reply::new(201, r#"[{"seq":4},{"seq":5}]"#),
+        Reply::new(
+            200,
+            format!(
+                r#"[{{"lead_id":"{lead}","input_tokens":10,"output_tokens":5,"input_audio_tokens":0,"input_cached_tokens":0,"input_cached_audio_tokens":0,"output_audio_tokens":0,"live_seconds":0,"engine_api":null,"engine_model":null}}]"#
+            ),
+        ),
+        Reply::new(204, ""),
+        Reply::new(201, "[]"),
+    ]);
+    let first = s.apply(&batch).await.unwrap().unwrap();
+    assert_eq!((first.inserted, first.before.input_tokens, first.after.input_tokens), (2, 10, 110));
+    let again = s.apply(&batch).await.unwrap().unwrap();
+    assert_eq!((again.inserted, again.before == again.after), (0, true), "nothing new, nothing counted");
+    let reqs = rec.take();
+    let calls: Vec<(&str, &str)> = reqs.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    assert_eq!(
+        calls,
+        [
+            ("POST", "/rest/v1/call_events"),
+            ("GET", "/rest/v1/calls"),
+            ("PATCH", "/rest/v1/calls"),
+            ("POST", "/rest/v1/call_events")
+        ]
+    );
+    assert_eq!(reqs[2].query, format!("id=eq.{call}"));
+    assert_eq!(
+        reqs[2].json(),
+        json!({"input_tokens": 110, "output_tokens": 55, "input_audio_tokens": 60, "input_cached_tokens": 20,
+               "input_cached_audio_tokens": 10, "output_audio_tokens": 40, "live_seconds": 0.0,
+               "engine_api": "realtime", "engine_model": "gpt-realtime-2.1"})
+    );
+}
+
+/// The calls a cost report covers are one `GET` embedding the lead's number and the
+/// `completed` callback (issue 13, cost).
+#[tokio::test]
+async fn cost_rows_are_one_get_with_the_number_and_the_completed_callback() {
+    use callway_control::cost::CallFilter;
+    let (s, rec) = store("sb_secret_x").await;
+    let (call, lead) = ("7d3c2b1a-0000-4000-8000-00000000000a", "7d3c2b1a-0000-4000-8000-00000000000b");
+    rec.script([Reply::new(
+        200,
+        format!(
+            r#"[{{"id":"{call}","lead_id":"{lead}","created_at":"2026-12-06T10:00:00+00:00","status":"completed","input_tokens":0,"output_tokens":0,"input_audio_tokens":0,"input_cached_tokens":0,"input_cached_audio_tokens":0,"output_audio_tokens":0,"live_seconds":75.5,"engine_api":"live","engine_model":"gpt-live-1.1","leads":{{"phone_e164":"+33612345678"}},"call_status_events":[{{"detail":"CallDuration=80 AnsweredBy=human"}}]}}]"#
+        ),
+    )]);
+    let since = OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap();
+    let filter = CallFilter { lead: Some(lead.parse().unwrap()), call: None, since: Some(since), limit: 20 };
+    let rows = callway_control::record::read::cost_rows(&s, filter).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!((r.phone_e164.as_str(), r.twilio_seconds, r.usage.live_seconds), ("+33612345678", 80, 75.5));
+    assert_eq!(r.usage.engine_model.as_deref(), Some("gpt-live-1.1"));
+    let q = rec.take()[0].query_pairs();
+    for pair in [
+        ("lead_id", format!("eq.{lead}")),
+        ("created_at", "gte.2026-11-18T11:06:40Z".to_owned()),
+        ("call_status_events.status", "eq.completed".to_owned()),
+        ("call_status_events.limit", "1".to_owned()),
+        ("order", "created_at.desc,id.desc".to_owned()),
+        ("limit", "20".to_owned()),
+    ] {
+        assert!(q.contains(&(pair.0.to_owned(), pair.1.clone())), "{pair:?} not in {q:?}");
+    }
+    let select = &q.iter().find(|(k, _)| k == "select").unwrap().1;
+    assert!(select.ends_with("engine_model,leads(phone_e164),call_status_events(detail)"), "{select}");
 }
