@@ -326,3 +326,137 @@ async fn an_unusable_prices_file_stops_the_start_with_its_name() {
     let e = start(r#"{"currency": "EUR", "openai": {}, "twilio_per_minute": {"default": 0.01}}"#);
     assert!(e.contains(&format!("has no price for OPENAI_REALTIME_MODEL={MODEL}: add \"{MODEL}\"")), "{e}");
 }
+
+/// A database with calls from before schema 4: migrating takes each call's engine and Live
+/// seconds from its stored events, so those calls are priced at their own model.
+async fn migration_backfills_engine_and_live_seconds(s: callway_control::store::Store) {
+    use callway_control::store::sql::SqlPool;
+    use callway_control::store::{NewCall, Store};
+    let Store::Sql(sql) = &s else { unreachable!("SQL backends only") };
+    let (migrations, create) = match &sql.pool {
+        SqlPool::Pg(_) => (
+            callway_control::store::postgres::MIGRATIONS,
+            callway_control::store::postgres::CREATE_MIGRATIONS_TABLE,
+        ),
+        SqlPool::Sqlite(_) => (
+            callway_control::store::sqlite::MIGRATIONS,
+            callway_control::store::sqlite::CREATE_MIGRATIONS_TABLE,
+        ),
+    };
+    assert_eq!(migrations.len(), 4, "schema 4 is the cost's");
+    let events = [
+        (0, "engine", serde_json::to_string(&engine("live", "gpt-live-1.1")).unwrap()),
+        (1, "live_usage", serde_json::to_string(&CallEvent::LiveUsage { seconds: 30.0 }).unwrap()),
+        (2, "live_usage", serde_json::to_string(&CallEvent::LiveUsage { seconds: 75.5 }).unwrap()),
+    ];
+    let lead = Uuid::new_v4();
+    let call = Uuid::new_v4();
+    let at = time::OffsetDateTime::now_utc();
+    macro_rules! schema_3_with_a_live_call {
+        ($p:expr) => {{
+            sqlx::raw_sql(create).execute($p).await.unwrap();
+            for (version, text) in &migrations[..3] {
+                sqlx::raw_sql(text).execute($p).await.unwrap();
+                sqlx::query("INSERT INTO callway_migrations (version) VALUES ($1)").bind(version).execute($p).await.unwrap();
+            }
+            s.apply(&Write::UpsertLead(callway_control::store::NewLead {
+                id: lead,
+                session_id: None,
+                first_name: "Claire".into(),
+                last_name: "Martin".into(),
+                phone_e164: "+33612345678".into(),
+                source: "web".into(),
+                consent_text: "v1".into(),
+                at,
+            }))
+            .await
+            .unwrap();
+            let c = NewCall {
+                id: call,
+                lead_id: lead,
+                session_id: None,
+                summary: "Démo".into(),
+                stream_nonce: "n".into(),
+                token_expires_at: at,
+                attempt: 1,
+                at,
+            };
+            s.create_call(&c).await.unwrap();
+            for (seq, kind, payload) in &events {
+                sqlx::query("INSERT INTO call_events (call_id, seq, kind, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(call).bind(*seq as i64).bind(*kind).bind(payload).bind(at)
+                    .execute($p).await.unwrap();
+            }
+        }};
+    }
+    match &sql.pool {
+        SqlPool::Pg(p) => schema_3_with_a_live_call!(p),
+        SqlPool::Sqlite(p) => schema_3_with_a_live_call!(p),
+    }
+    s.migrate().await.unwrap();
+    let (_, usage) = s.call_usage(call).await.unwrap().unwrap();
+    assert_eq!(usage.engine_api.as_deref(), Some("live"));
+    assert_eq!(usage.engine_model.as_deref(), Some("gpt-live-1.1"));
+    assert_eq!(usage.live_seconds, 75.5, "the largest cumulative report");
+}
+
+#[tokio::test]
+async fn migrating_a_postgres_database_backfills_the_calls_engine_and_live_seconds() {
+    let url = common::pg::fresh_database().await;
+    let s =
+        callway_control::open_store(&callway_control::config::StorageConfig::Postgres { url }).await.unwrap();
+    migration_backfills_engine_and_live_seconds(s).await;
+}
+
+#[tokio::test]
+async fn migrating_a_sqlite_database_backfills_the_calls_engine_and_live_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("m.sqlite3").display());
+    let s =
+        callway_control::open_store(&callway_control::config::StorageConfig::Sqlite { url }).await.unwrap();
+    migration_backfills_engine_and_live_seconds(s).await;
+}
+
+/// A batch queued in the outbox (the database was down) is counted when it is replayed, and
+/// the same batch sent again afterwards is not counted a second time.
+#[tokio::test]
+async fn a_batch_replayed_from_the_outbox_is_counted_once() {
+    use callway_control::metrics::Metrics;
+    use callway_control::store::{Applied, Storage};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let prices_path = dir.path().join("prices.json");
+    std::fs::write(&prices_path, prices()).unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("o.sqlite3").display());
+    let mut env = common::env_for(&common::Db::Url(url.clone()), "http://127.0.0.1:9", "http://127.0.0.1:9");
+    env.insert("PUBLIC_APP_URL".into(), "https://cp.example.eu".into());
+    env.insert("PRICES_FILE".into(), prices_path.display().to_string());
+    let config = callway_control::config::Config::from_lookup(&|k| env.get(k).cloned()).unwrap();
+    let s =
+        callway_control::open_store(&callway_control::config::StorageConfig::Sqlite { url }).await.unwrap();
+    s.migrate().await.unwrap();
+    let seeded = common::records::seed(&s).await;
+    let batch = Write::AppendEvents(EventsWrite {
+        call_id: seeded.call_id,
+        seq: 100,
+        events: batches(0).remove(0).events,
+        at: time::OffsetDateTime::now_utc(),
+    });
+    // What a control plane left in its outbox while the database was down.
+    let outbox = dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join(format!("{:020}.json", 1)), serde_json::to_vec(&batch).unwrap()).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let storage = Storage::open(s, &outbox, metrics.clone()).await.unwrap();
+    storage.on_appended(callway_control::cost::counter(&config, metrics.clone()));
+    assert_eq!(storage.replay().await.replayed, 1);
+    assert_eq!(storage.write(batch).await.unwrap(), Applied::Now, "the gateway's retry");
+    let text = metrics.render();
+    for line in [
+        "callway_openai_input_tokens_total 3000".to_owned(),
+        "callway_call_events_total 4".to_owned(),
+        format!("callway_call_cost_openai_micros_total {}", OPENAI_MICROS[0]),
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line} missing from\n{text}");
+    }
+}
