@@ -11,9 +11,10 @@
 //! - call retries: [`retry`] (scheduling, the worker), [`calling_hours`] (when a retry may ring,
 //!   sans-IO), [`placing`] (one outbound call, shared with `trigger_call`), [`clock`];
 //! - what operators read: [`record`] (leads and calls from any store: timeline, dialogue,
-//!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`) and by [`admin`]
-//!   (the read-only operator page, `/admin`); [`summary`] (the end-of-call summary, through
-//!   `SUMMARY_MODEL`).
+//!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`, `calls --cost`)
+//!   and by [`admin`] (the read-only operator page, `/admin`); [`summary`] (the end-of-call
+//!   summary, through `SUMMARY_MODEL`); [`cost`] (each call's cost from `PRICES_FILE` and the
+//!   stored usage, and its counters).
 
 pub mod admin;
 pub mod amd;

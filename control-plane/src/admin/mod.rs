@@ -8,7 +8,8 @@
 //!   accepted in a URL. `POST /admin/logout` ends the session;
 //! - `GET /admin/api/leads`, `/admin/api/leads/{id}`, `/admin/api/calls/{id}`: the records of
 //!   [`crate::record`] as JSON (the same shapes as `callway-control … --json`), numbers always
-//!   masked; with the session cookie, or `Authorization: Bearer <ADMIN_API_TOKEN>` for scripts.
+//!   masked, a lead's and a call's with their cost when `PRICES_FILE` is set; with the session
+//!   cookie, or `Authorization: Bearer <ADMIN_API_TOKEN>` for scripts.
 
 pub mod routes;
 pub mod session;
