@@ -145,12 +145,14 @@ async fn each_call_is_priced_part_by_part_at_its_own_model_and_counted_once() {
     let lead_id: Uuid = lead.json["lead_id"].as_str().unwrap().parse().unwrap();
     let mut billed = Vec::new();
     let mut ids = Vec::new();
+    let mut sids = Vec::new();
     for n in 0..3 {
         let t = json!({"lead_id": lead_id, "summary": "Veut une démo."});
         let r = w.cp.post_json("/api/tools/trigger_call", Some(&cap), &t).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let call_id = r.json["call_id"].as_str().unwrap().to_owned();
         let sid = within(w.twilio.wait_for_calls(n + 1)).await[n].sid.clone();
+        sids.push(sid.clone());
         let done = within(w.twilio.wait_call_finished(&sid)).await;
         billed.push(done.duration_secs.expect("Twilio billed the answered call"));
         for batch in batches(n) {
@@ -198,6 +200,28 @@ async fn each_call_is_priced_part_by_part_at_its_own_model_and_counted_once() {
     assert_eq!(t.twilio_micros, twilio.iter().sum::<u64>());
     assert_eq!(t.total_micros, t.openai_micros + t.twilio_micros);
     assert_eq!((t.currency.as_str(), t.twilio_seconds), ("EUR", billed.iter().sum::<u64>()));
+
+    // Twilio sends the first call's `completed` callback again: not counted again.
+    let path = format!("/twilio/status?call_id={}", ids[0]);
+    let seconds = billed[0].to_string();
+    let done = [
+        ("AccountSid", common::ACCOUNT_SID),
+        ("CallSid", sids[0].as_str()),
+        ("CallStatus", "completed"),
+        ("CallDuration", seconds.as_str()),
+    ];
+    let signature = contract::twilio_signature::TwilioSigner::new(common::AUTH_TOKEN.as_bytes())
+        .sign(&w.cp.url(&path), &done);
+    let r =
+        w.cp.http
+            .post(w.cp.url(&path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature)
+            .body(serde_urlencoded::to_string(done).unwrap())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 204);
 
     let text = w.cp.http.get(w.cp.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for line in [

@@ -68,7 +68,8 @@
 //! batch is applied, at once or replayed from the outbox), so a batch the gateway sends again
 //! is counted once. The OpenAI cost counted is the call's cost after the batch minus before,
 //! so the counter's sum is the sum of the calls' costs. `callway_twilio_billed_seconds_total`
-//! and `callway_call_cost_twilio_micros_total` count Twilio's `completed` callbacks.
+//! and `callway_call_cost_twilio_micros_total` count Twilio's `completed` callback of each call
+//! once ([`on_twilio_completed`]).
 
 pub mod prices;
 
@@ -309,13 +310,21 @@ pub async fn lead_cost(app: &App, lead_id: Uuid) -> Result<Option<CostReport>, S
     pricing.report(&app.storage.store, filter, Numbers::Masked).await.map(Some)
 }
 
-/// Twilio's `completed` callback for `call_id` billed `seconds`: counted
-/// (`callway_twilio_billed_seconds_total`, `callway_call_cost_twilio_micros_total`).
+/// Twilio's `completed` callback for `call_id` billed `seconds` (just recorded on the call's
+/// timeline): counted (`callway_twilio_billed_seconds_total`,
+/// `callway_call_cost_twilio_micros_total`) unless the timeline already held a `completed`
+/// line, i.e. Twilio sent the callback again (the cost reads the first one too).
 pub async fn on_twilio_completed(app: &App, call_id: Uuid, seconds: u64) -> Result<(), StoreError> {
+    let store = &app.storage.store;
+    let completed = store.status_timeline(call_id).await?.iter().filter(|s| *s == "completed").count();
+    if completed > 1 {
+        tracing::debug!(%call_id, "completed callback sent again: not counted twice");
+        return Ok(());
+    }
     Metrics::add(&app.metrics.twilio_billed_seconds, seconds);
     let Some(pricing) = Pricing::of(&app.config) else { return Ok(()) };
-    let Some(call) = app.storage.store.get_call(call_id).await? else { return Ok(()) };
-    let Some(lead) = app.storage.store.get_lead(call.lead_id).await? else { return Ok(()) };
+    let Some(call) = store.get_call(call_id).await? else { return Ok(()) };
+    let Some(lead) = store.get_lead(call.lead_id).await? else { return Ok(()) };
     let country = pricing.country(&lead.phone_e164);
     Metrics::add(&app.metrics.cost_twilio_micros, pricing.prices.twilio_micros(country.as_deref(), seconds));
     Ok(())
