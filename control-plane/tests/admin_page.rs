@@ -2,8 +2,8 @@
 //! `SameSite=Strict` cookie that is not the token, the token is never taken from a URL, the JSON
 //! routes need the session and mask numbers; then, in headless Chromium at phone size, a login
 //! (a wrong token first), the lead list, a lead's calls, a call's timeline, dialogue and
-//! summary, with no Content-Security-Policy violation and nothing wider than the screen. The
-//! data is on real PostgreSQL.
+//! summary, and their cost (`PRICES_FILE`), with no Content-Security-Policy violation and
+//! nothing wider than the screen. The data is on real PostgreSQL.
 
 mod common;
 
@@ -13,11 +13,26 @@ use common::browser::Browser;
 use common::records::{NUMBER, OUTCOME, seed};
 use common::{ADMIN_TOKEN, Db, Running, env_for};
 
-async fn running() -> (Running, common::records::Seeded) {
+/// The control plane on a fresh database with the seeded story, and a price table (kept in
+/// the returned directory) so the page shows costs.
+async fn running() -> (Running, common::records::Seeded, tempfile::TempDir) {
     let url = common::pg::fresh_database().await;
-    let cp = Running::start(env_for(&Db::Url(url), "http://127.0.0.1:9", "http://127.0.0.1:9")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.json");
+    let model = contract::realtime::DEFAULT_MODEL;
+    std::fs::write(
+        &prices,
+        format!(
+            r#"{{"currency": "EUR", "openai": {{"{model}": {{"input_per_million": 32.0, "output_per_million": 64.0}}}},
+                "twilio_per_minute": {{"default": 0.05}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut env = env_for(&Db::Url(url), "http://127.0.0.1:9", "http://127.0.0.1:9");
+    env.insert("PRICES_FILE".into(), prices.display().to_string());
+    let cp = Running::start(env).await;
     let seeded = seed(&cp.app.storage.store).await;
-    (cp, seeded)
+    (cp, seeded, dir)
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -26,7 +41,7 @@ fn no_redirects() -> reqwest::Client {
 
 #[tokio::test]
 async fn the_login_sets_a_strict_cookie_and_the_api_needs_it() {
-    let (cp, seeded) = running().await;
+    let (cp, seeded, _prices) = running().await;
     let http = no_redirects();
     let api = format!("{}/admin/api/leads", cp.base);
     assert_eq!(http.get(&api).send().await.unwrap().status(), 401, "no session, no data");
@@ -97,7 +112,7 @@ async fn the_login_sets_a_strict_cookie_and_the_api_needs_it() {
 
 #[tokio::test]
 async fn an_operator_reads_a_call_on_a_phone_sized_screen() {
-    let (cp, seeded) = running().await;
+    let (cp, seeded, _prices) = running().await;
     let _watchdog = common::browser::Watchdog::new("operator page test", 240);
     let b = Browser::start("admin_page", None).await;
     b.goto(&format!("{}/admin", cp.base)).await;
@@ -132,6 +147,10 @@ async fn an_operator_reads_a_call_on_a_phone_sized_screen() {
         "return document.querySelectorAll('#call-list .call-card').length === 1",
     )
     .await;
+    // The seeded call: 9 s billed (one started minute at 0.05), 150 tokens in at 32 and 90
+    // out at 64 per million (0.01056).
+    let cost = b.eval("return document.getElementById('lead-cost').textContent").await;
+    assert!(cost.as_str().unwrap().contains("0.06056 EUR (Twilio 9 s : 0.05 EUR"), "{cost}");
     b.click(&format!("a[href='#call={}']", seeded.call_id)).await;
     b.wait_for("the call", limit, "return document.querySelectorAll('#call .timeline .step').length > 0")
         .await;
@@ -166,6 +185,8 @@ async fn an_operator_reads_a_call_on_a_phone_sized_screen() {
     assert_eq!(summary, "Veut une démo lundi.");
     let outcome = b.eval("return document.querySelector('#call .call-summary').textContent").await;
     assert_eq!(outcome, OUTCOME, "the end-of-call summary");
+    let cost = b.eval("return document.getElementById('call-cost').textContent").await;
+    assert_eq!(cost, "0.06056 EUR (Twilio 9 s : 0.05 EUR ; OpenAI gpt-realtime-2.1 0.01056 EUR)");
     let width = b.eval("return [document.documentElement.scrollWidth, window.innerWidth]").await;
     assert!(width[0].as_i64() <= width[1].as_i64(), "nothing wider than a phone's screen: {width}");
     b.screenshot("call").await;
