@@ -484,3 +484,82 @@ async fn a_batch_replayed_from_the_outbox_is_counted_once() {
         assert!(text.contains(&format!("{line}\n")), "{line} missing from\n{text}");
     }
 }
+
+/// Through the real gateway and the OpenAI simulator, on each engine: the gateway's own
+/// reports (engine, Realtime usage with its token split from `response.done`, GPT-Live seconds)
+/// reach the call's row, and the call is priced from them at its own model.
+#[tokio::test]
+async fn through_the_gateway_each_engine_reports_what_its_call_is_priced_from() {
+    use callway_sim_twilio::api::CallerSettings;
+    use callway_sim_twilio::caller::{EndPolicy, Pacing, Segment};
+    let dir = tempfile::tempdir().unwrap();
+    let prices_path = dir.path().join("prices.json");
+    std::fs::write(&prices_path, prices()).unwrap();
+    for engine in ["realtime", "live"] {
+        let env = [("PRICES_FILE", prices_path.to_str().unwrap()), ("OPENAI_VOICE_API", engine)];
+        let w = common::world::world_through_gateway(SimConfig::default(), &env, |c| {
+            c.caller = CallerSettings {
+                script: vec![Segment::AwaitAgent { settle_ms: 300, timeout_ms: 20_000 }],
+                pacing: Pacing::RealTime,
+                end: EndPolicy::ScriptEnd,
+                max_duration: Some(Duration::from_secs(30)),
+                ..c.caller.clone()
+            };
+        })
+        .await;
+        let s = w.cp.post_raw("/api/session", None, "application/json", b"{}".to_vec()).await;
+        let cap = s.json["capability"].as_str().unwrap().to_owned();
+        let body = json!({"first_name": "Claire", "last_name": "Martin", "phone": "06 12 34 56 78", "consent": true});
+        let lead = w.cp.post_json("/api/tools/save_lead", Some(&cap), &body).await;
+        let lead_id: Uuid = lead.json["lead_id"].as_str().unwrap().parse().unwrap();
+        let t = json!({"lead_id": lead_id, "summary": "Veut une démo."});
+        let r = w.cp.post_json("/api/tools/trigger_call", Some(&cap), &t).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let call_id: Uuid = r.json["call_id"].as_str().unwrap().parse().unwrap();
+        let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
+        within(w.twilio.wait_call_finished(&sid)).await;
+        // The gateway reports after the call: wait for its end event to be stored.
+        let store = &w.cp.app.storage.store;
+        within(async {
+            while store.get_call(call_id).await.unwrap().unwrap().end_reason.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        let (_, usage) = store.call_usage(call_id).await.unwrap().unwrap();
+        let report = lead_cost(&w.cp.app, lead_id).await.unwrap().unwrap();
+        let c = &report.calls[0];
+        assert_eq!(
+            (c.engine.as_deref(), c.model_source),
+            (Some(engine), Some("call")),
+            "{}",
+            w.gateway().log()
+        );
+        if engine == "realtime" {
+            assert_eq!(c.model.as_deref(), Some(MODEL));
+            assert!(usage.output_tokens > 0, "the greeting was a response: {usage:?}");
+            let parts = c.tokens.expect("tokens");
+            assert!(parts.audio_output > 0, "the split came through the gateway: {parts:?}");
+            let input =
+                parts.text_input + parts.audio_input + parts.cached_text_input + parts.cached_audio_input;
+            assert_eq!(
+                (input, parts.text_output + parts.audio_output),
+                (usage.input_tokens, usage.output_tokens)
+            );
+            let by_hand = parts.text_input as f64 * 4.0
+                + parts.audio_input as f64 * 32.0
+                + (parts.cached_text_input + parts.cached_audio_input) as f64 * 0.4
+                + parts.text_output as f64 * 16.0
+                + parts.audio_output as f64 * 64.0;
+            assert!(
+                (c.cost.openai_micros as f64 - by_hand).abs() <= 6.0,
+                "{} vs {by_hand}",
+                c.cost.openai_micros
+            );
+        } else {
+            assert_eq!(c.model.as_deref(), Some("gpt-live-1.1"));
+            assert!(usage.live_seconds > 0.0 && usage.input_tokens == 0, "{usage:?}");
+            assert_eq!(c.cost.openai_micros, (usage.live_seconds * 0.05 * 1e6 / 60.0).round() as u64);
+        }
+    }
+}
