@@ -208,7 +208,7 @@ pub struct Pricing<'a> {
 
 /// What `PRICES_FILE` unset means, for an operator asking for costs.
 pub const NO_PRICES: &str = "PRICES_FILE is not set, so calls have no cost: point it at a JSON price table \
-    (README.md, \"The cost of a call\"; format in control-plane/src/cost/mod.rs) and run the command again";
+    (README.md, \"The cost of a call\"; format in control-plane/src/cost.rs) and run the command again";
 
 impl<'a> Pricing<'a> {
     /// From the configuration; `None` without `PRICES_FILE`.
