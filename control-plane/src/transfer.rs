@@ -419,7 +419,9 @@ pub async fn on_tool(app: &App, call: &CallRow, req: &ToolRequest) -> Result<Too
         tracing::info!(tool_call_id = %req.tool_call_id, "transfer already requested (repeated tool request)");
         return Ok(answer(true, json!({"transferring": true, "already": true})));
     }
-    if call.end_reason.is_some() || statuses.iter().any(|s| ["completed", "canceled"].contains(&s.as_str())) {
+    // The gateway's end of call; otherwise Twilio is the judge (a call it has ended refuses
+    // the update, which is answered below).
+    if call.end_reason.is_some() {
         return Ok(answer(false, json!({"error": "call_ended", "message": "the call has already ended"})));
     }
     let action = format!("{}/twilio/transfer?call_id={}", app.config.public_app_url, call.id);

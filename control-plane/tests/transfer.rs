@@ -331,6 +331,16 @@ async fn bad_arguments_are_answered_to_the_model_and_nothing_is_dialled() {
     let r = w.cp.post_internal(&tool_path(&Uuid::new_v4().to_string(), TRANSFER_TOOL), &req).await;
     assert_eq!((r.status, r.code()), (404, "call_unknown"));
     hang_up(&w, &sid).await;
+
+    // Twilio refuses to move a call that has ended: the model is told, the refusal recorded.
+    let (ok, output) = use_tool(&w, call_id, "call_late", ARGS).await;
+    assert!(!ok);
+    assert_eq!(output["message"], "the transfer could not be made; tell the caller and go on");
+    let t = timeline(store, call_id).await;
+    assert!(
+        t.contains(&"transfer-refused".to_owned()) && !t.contains(&"transfer-requested".to_owned()),
+        "{t:?}"
+    );
 }
 
 #[tokio::test]
