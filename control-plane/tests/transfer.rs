@@ -195,6 +195,9 @@ async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_an
         .unwrap();
     let detail =
         |what: &str| rec.timeline.iter().find(|i| i.what == what).and_then(|i| i.detail.clone()).unwrap();
+    let kinds: Vec<&str> =
+        rec.timeline.iter().filter(|i| i.what.starts_with("transfer-")).map(|i| i.kind).collect();
+    assert!(kinds.len() >= 3 && kinds.iter().all(|k| *k == "transfer"), "{kinds:?}");
     let requested = detail("transfer-requested");
     assert!(
         requested.contains("reason=asked_for_human") && requested.contains("target=number"),

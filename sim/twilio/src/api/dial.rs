@@ -50,6 +50,34 @@ impl DialScript {
     }
 }
 
+impl std::str::FromStr for DialScript {
+    type Err = String;
+
+    /// `answer` (rings 1 s, talks 30 s), `answer:RING_MS:TALK_MS`, `busy` (after 1 s),
+    /// `busy:RING_MS`, `no-answer`, `failed`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ms = |v: &str| {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("`{v}` in `{s}`: expected milliseconds"))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["answer"] => {
+                Ok(DialScript::Answer { after: Duration::from_secs(1), talk: Duration::from_secs(30) })
+            }
+            ["answer", ring, talk] => Ok(DialScript::Answer { after: ms(ring)?, talk: ms(talk)? }),
+            ["busy"] => Ok(DialScript::Busy { after: Duration::from_secs(1) }),
+            ["busy", ring] => Ok(DialScript::Busy { after: ms(ring)? }),
+            ["no-answer"] => Ok(DialScript::NoAnswer),
+            ["failed"] => Ok(DialScript::Failed),
+            _ => Err(format!(
+                "`{s}`: expected answer, answer:RING_MS:TALK_MS, busy, busy:RING_MS, no-answer or failed"
+            )),
+        }
+    }
+}
+
 /// One `<Dial>` a call ran, and how it went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DialRecord {
@@ -74,4 +102,19 @@ pub struct DialRecord {
     /// When dialling started (simulator clock).
     #[serde(with = "crate::caller::report::ms")]
     pub at: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_read_from_the_command_line_form() {
+        let d = |ms| Duration::from_millis(ms);
+        assert_eq!("answer:200:1500".parse(), Ok(DialScript::Answer { after: d(200), talk: d(1500) }));
+        assert_eq!("busy".parse(), Ok(DialScript::Busy { after: d(1000) }));
+        assert_eq!("no-answer".parse::<DialScript>().map(|s| s.status()), Ok("no-answer"));
+        assert!("answer:x:1".parse::<DialScript>().unwrap_err().contains("expected milliseconds"));
+        assert!("voicemail".parse::<DialScript>().is_err());
+    }
 }
