@@ -29,6 +29,29 @@
 //! `transfer-failed` retry is scheduled like a voicemail's. A repeated callback is recorded
 //! and acted on once.
 //!
+//! # The hand-over note
+//! `POST TRANSFER_WEBHOOK_URL`, `content-type: application/json`, headers `webhook-id:
+//! transfer_<call id>` (the same on a repeat), `webhook-timestamp: <Unix seconds>`,
+//! `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` (Standard
+//! Webhooks; the key is `TRANSFER_WEBHOOK_SECRET`'s bytes, or a `whsec_` secret base64-decoded).
+//! Any 2xx is success; one attempt, at most 5 s. The body:
+//! ```json
+//! {"type": "call.transfer_requested",
+//!  "timestamp": "2026-12-06T21:00:00Z",
+//!  "data": {
+//!    "call_id": "0b6f9a8e-…", "lead_id": "5d1c…", "call_sid": "CA…",
+//!    "lead": {"first_name": "Claire", "last_name": "Martin", "phone_e164": "+33612345678",
+//!             "language": "fr"},
+//!    "reason": "asked_for_human",
+//!    "summary": "the model's words for the person taking over",
+//!    "web_summary": "the web conversation's summary the call was placed with",
+//!    "transcript": [{"speaker": "agent", "text": "Bonjour Claire !", "at_ms": 400},
+//!                   {"speaker": "caller", "text": "…", "at_ms": 2100}]}}
+//! ```
+//! It is sent while the call is being dialled, so it can reach the person before their phone
+//! rings; if Twilio then refuses the update the note has gone out for a transfer that did not
+//! happen (the timeline says `transfer-refused`).
+//!
 //! # What leaves the control plane
 //! The webhook carries the lead's **full phone number** (the person taking over may need to
 //! call back): it is the only place a full number is sent anywhere, so `TRANSFER_WEBHOOK_URL`
