@@ -693,4 +693,17 @@ async fn dial_no_answer_rings_until_the_timeout() {
         }
         assert_eq!(call.dials[0].status.as_deref(), Some(status));
     }
+
+    // A callerId the account may not present: 13214, the dial fails at once.
+    let doc = format!(
+        r#"<Response><Dial callerId="+33100000099" action="{}">+33698765499</Dial></Response>"#,
+        twiml::escape(&app.url("/a"))
+    );
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc.as_str())]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![13214]);
+    assert_eq!(call.dials[0].status.as_deref(), Some("failed"));
 }

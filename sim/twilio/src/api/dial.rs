@@ -8,7 +8,9 @@
 //! `DialCallStatus` (`completed`, `busy`, `no-answer`, `failed`, `canceled`), `DialCallSid`
 //! (the dialled leg, `CA…`), `DialCallDuration` (seconds the two were connected) and
 //! `DialBridged`; the TwiML it answers is what the call runs next. Without `action` the document
-//! goes on after `<Dial>` (and the call ends when nothing follows). What was dialled and how it
+//! goes on after `<Dial>` (and the call ends when nothing follows). A `callerId` that is not the
+//! call's own `From` or `To`, a number of the account or a verified caller ID fails the dial
+//! with warning 13214, as on Twilio. What was dialled and how it
 //! went is recorded on the call's snapshot ([`DialRecord`]).
 
 use std::time::Duration;

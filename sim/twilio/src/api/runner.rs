@@ -349,8 +349,21 @@ impl Call {
         self.shared.update_call(&self.sid, |c| c.snap.dials.push(record));
         let timeout = Duration::from_secs(d.timeout);
         let no_answer = self.shared.cfg.no_answer_after.map_or(timeout, |n| n.min(timeout));
+        let caller_id_ok = d.caller_id.as_ref().is_none_or(|id| {
+            *id == self.req.from
+                || *id == self.req.to
+                || self.shared.cfg.owned_numbers.contains(id)
+                || self.shared.read(|i| i.verified.iter().any(|(n, _, _)| n == id))
+        });
+        if !caller_id_ok {
+            self.error(
+                codes::DIAL_INVALID_CALLER_ID,
+                "Dial: Invalid callerId value (not the call's From or To, an owned number or a verified caller ID)",
+            );
+        }
         // (ringing time, outcome when it ends, connected time)
         let (ring, status, talk) = match script {
+            _ if !caller_id_ok => (Duration::ZERO, "failed", Duration::ZERO),
             DialScript::Answer { after, .. } | DialScript::Busy { after } if after >= timeout => {
                 (no_answer, "no-answer", Duration::ZERO)
             }
