@@ -168,7 +168,7 @@ pub struct Config {
     pub amd: crate::amd::AmdConfig,
     /// Warm transfer to a person (`TRANSFER_TARGET`, `TRANSFER_WEBHOOK_URL`,
     /// `TRANSFER_WEBHOOK_SECRET`, `TRANSFER_TIMEOUT_SECS`, `TRANSFER_FAILED_MESSAGE_FR`,
-    /// `TRANSFER_FAILED_MESSAGE_EN`; [`crate::transfer`]).
+    /// `TRANSFER_FAILED_MESSAGE_EN`, `TRANSFER_HOURS`, `TRANSFER_TIME_ZONE`; [`crate::transfer`]).
     pub transfer: crate::transfer::TransferConfig,
     /// `PRICES_FILE`: the price table for each call's cost ([`crate::cost`]); unset = no cost.
     pub prices: Option<crate::cost::PriceTable>,
@@ -418,7 +418,7 @@ impl Config {
 
         let retry = read_retry(&mut r, &call_policy);
         let amd = crate::amd::read_config(&mut r);
-        let transfer = crate::transfer::read_config(&mut r, default_phone_region);
+        let transfer = crate::transfer::read_config(&mut r, default_phone_region, &twilio_phone_number_from);
         let prices = r.opt("PRICES_FILE").and_then(|p| {
             crate::cost::PriceTable::load(std::path::Path::new(&p)).map_err(|e| r.problem(e)).ok()
         });

@@ -1,7 +1,11 @@
 //! Warm transfer to a person (issue 13, item 3), the control plane's side.
 //!
 //! With `TRANSFER_TARGET` set (an E.164 number or a `sip:` URI), redeem tells the gateway
-//! `transfer: true` and the gateway offers the model [`contract::internal_api::TRANSFER_TOOL`].
+//! `transfer: true` and the gateway offers the model [`contract::internal_api::TRANSFER_TOOL`];
+//! with `TRANSFER_HOURS` too (the team's hours, in `TRANSFER_TIME_ZONE`), only inside them: a
+//! call redeemed outside is not offered the tool, and a request that comes once the team has
+//! gone is answered `transfer_closed` (timeline `transfer-closed`, the model tells the caller
+//! someone will call back).
 //! Once the agent has said it is transferring, the gateway calls
 //! `POST /internal/v1/calls/{id}/tools/transfer_to_human` with the model's
 //! [`TransferArguments`] (`reason`, `summary`); [`on_tool`]:
@@ -72,6 +76,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::calling_hours::{CallingHours, Holidays};
 use crate::metrics::Metrics;
 use crate::phone;
 use crate::record::{self, Numbers};
@@ -149,6 +154,17 @@ pub struct TransferConfig {
     pub failed_message_fr: String,
     /// `TRANSFER_FAILED_MESSAGE_EN`.
     pub failed_message_en: String,
+    /// `TRANSFER_HOURS` (format of `CALLING_HOURS_*`); `None` = at any time.
+    pub hours: Option<CallingHours>,
+    /// `TRANSFER_TIME_ZONE`: the zone `hours` are read in (default `Europe/Paris`).
+    pub zone: chrono_tz::Tz,
+}
+
+impl TransferConfig {
+    /// Whether a transfer can be made at `at`: a target is set and the team is in (its hours).
+    pub fn open_at(&self, at: OffsetDateTime) -> bool {
+        self.target.is_some() && self.hours.as_ref().is_none_or(|h| h.allows(&[self.zone], at))
+    }
 }
 
 impl Default for TransferConfig {
@@ -159,6 +175,8 @@ impl Default for TransferConfig {
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             failed_message_fr: DEFAULT_FAILED_MESSAGE_FR.into(),
             failed_message_en: DEFAULT_FAILED_MESSAGE_EN.into(),
+            hours: None,
+            zone: chrono_tz::Europe::Paris,
         }
     }
 }
@@ -174,9 +192,15 @@ fn valid_sip(uri: &str) -> bool {
 }
 
 /// Reads `TRANSFER_TARGET`, `TRANSFER_WEBHOOK_URL`, `TRANSFER_WEBHOOK_SECRET`,
-/// `TRANSFER_TIMEOUT_SECS`, `TRANSFER_FAILED_MESSAGE_FR`, `TRANSFER_FAILED_MESSAGE_EN`, one
-/// precise message per bad value (never echoing a number in full or the secret).
-pub fn read_config(r: &mut EnvReader<'_>, default_region: phonenumber::country::Id) -> TransferConfig {
+/// `TRANSFER_TIMEOUT_SECS`, `TRANSFER_FAILED_MESSAGE_FR`, `TRANSFER_FAILED_MESSAGE_EN`,
+/// `TRANSFER_HOURS`, `TRANSFER_TIME_ZONE`, one precise message per bad value (never echoing a
+/// number in full or the secret). `from` is `TWILIO_PHONE_NUMBER_FROM` (a transfer to it
+/// would ring ourselves).
+pub fn read_config(
+    r: &mut EnvReader<'_>,
+    default_region: phonenumber::country::Id,
+    from: &str,
+) -> TransferConfig {
     let mut cfg = TransferConfig::default();
     if let Some(raw) = r.opt("TRANSFER_TARGET") {
         if raw.starts_with("sip:") || raw.starts_with("sips:") {
@@ -189,6 +213,9 @@ pub fn read_config(r: &mut EnvReader<'_>, default_region: phonenumber::country::
             }
         } else {
             match phone::parse_phone(&raw, default_region) {
+                Ok(p) if raw.starts_with('+') && p.e164 == from => r.problem(
+                    "TRANSFER_TARGET is TWILIO_PHONE_NUMBER_FROM: the call would be handed to our own number; set the number of the person or desk taking over",
+                ),
                 Ok(p) if raw.starts_with('+') => cfg.target = Some(TransferTarget::Number(p.e164)),
                 _ => r.problem(format!(
                     "TRANSFER_TARGET must be a valid number in E.164 form (+33…) or a sip:user@host URI, got {:?}",
@@ -214,6 +241,22 @@ pub fn read_config(r: &mut EnvReader<'_>, default_region: phonenumber::country::
     }
     if cfg.webhook.is_some() && cfg.target.is_none() {
         r.problem("TRANSFER_WEBHOOK_URL is set but TRANSFER_TARGET is not: no transfer would ever be made; set the target or unset the webhook");
+    }
+    if let Some(raw) = r.opt("TRANSFER_TIME_ZONE") {
+        match raw.parse::<chrono_tz::Tz>() {
+            Ok(z) => cfg.zone = z,
+            Err(_) => r.problem(format!(
+                "TRANSFER_TIME_ZONE must be an IANA zone such as Europe/Paris, got {raw:?}"
+            )),
+        }
+    }
+    if let Some(raw) = r.opt("TRANSFER_HOURS") {
+        match CallingHours::parse(&raw, Holidays::None) {
+            Ok(h) => cfg.hours = Some(h),
+            Err(e) => r.problem(format!(
+                "TRANSFER_HOURS (when a person can take a transfer, in TRANSFER_TIME_ZONE): {e}"
+            )),
+        }
     }
     cfg.timeout_secs = r.number("TRANSFER_TIMEOUT_SECS", DEFAULT_TIMEOUT_SECS, 5, 600);
     for (name, slot) in [
@@ -426,6 +469,16 @@ pub async fn on_tool(app: &App, call: &CallRow, req: &ToolRequest) -> Result<Too
             return Ok(answer(false, output));
         }
     };
+    if !cfg.open_at(app.clock.now()) {
+        Metrics::inc(&app.metrics.transfers_refused);
+        tracing::info!(reason = %args.reason, "transfer asked for outside TRANSFER_HOURS");
+        timeline(app, call, "transfer-closed", format!("reason={} outside TRANSFER_HOURS", args.reason))
+            .await?;
+        return Ok(answer(
+            false,
+            json!({"error": "transfer_closed", "message": "Nobody can take calls at this hour: tell the caller a person will call them back, and go on with the conversation."}),
+        ));
+    }
     let Some(call_sid) = call.call_sid.clone() else {
         return Ok(answer(
             false,
@@ -638,10 +691,12 @@ mod tests {
     use super::*;
     use phonenumber::country::Id;
 
+    const PERSON: &str = "+33698765432";
+
     fn read(vars: &[(&str, &str)]) -> (TransferConfig, Result<(), String>) {
         let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned());
         let mut r = EnvReader::new(&get);
-        let cfg = read_config(&mut r, Id::FR);
+        let cfg = read_config(&mut r, Id::FR, "+33159000000");
         (cfg, r.finish().map_err(|e| e.to_string()))
     }
 
@@ -721,6 +776,37 @@ mod tests {
         assert!(!err.contains("short"), "the secret is never echoed: {err}");
         let (_, err) = read(&[("TRANSFER_WEBHOOK_SECRET", &"s".repeat(40))]);
         assert!(err.unwrap_err().contains("without TRANSFER_WEBHOOK_URL"));
+        let (_, err) = read(&[
+            ("TRANSFER_TARGET", "+33 1 59 00 00 00"),
+            ("TRANSFER_HOURS", "mon-fri 25:00-26:00"),
+            ("TRANSFER_TIME_ZONE", "Mars/Olympus"),
+        ]);
+        let err = err.unwrap_err();
+        for part in [
+            "TRANSFER_TARGET is TWILIO_PHONE_NUMBER_FROM",
+            "TRANSFER_HOURS (when a person",
+            "TRANSFER_TIME_ZONE must be an IANA zone",
+        ] {
+            assert!(err.contains(part), "{part} missing: {err}");
+        }
+    }
+
+    #[test]
+    fn transfers_are_open_only_inside_the_teams_hours() {
+        let (cfg, ok) = read(&[
+            ("TRANSFER_TARGET", PERSON),
+            ("TRANSFER_HOURS", "mon-fri 09:00-18:00"),
+            ("TRANSFER_TIME_ZONE", "Europe/Paris"),
+        ]);
+        ok.unwrap();
+        let at = |s: &str| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+        // Monday 7 December 2026: 08:30 UTC is 09:30 in Paris; 17:30 UTC is 18:30.
+        assert!(cfg.open_at(at("2026-12-07T08:30:00Z")));
+        assert!(!cfg.open_at(at("2026-12-07T17:30:00Z")));
+        assert!(!cfg.open_at(at("2026-12-06T10:00:00Z")), "a Sunday");
+        let (always, _) = read(&[("TRANSFER_TARGET", PERSON)]);
+        assert!(always.open_at(at("2026-12-06T03:00:00Z")));
+        assert!(!TransferConfig::default().open_at(at("2026-12-07T08:30:00Z")), "no target, never");
     }
 
     #[test]

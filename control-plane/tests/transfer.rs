@@ -126,6 +126,7 @@ async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_an
             ("TRANSFER_WEBHOOK_URL", &url),
             ("TRANSFER_WEBHOOK_SECRET", SECRET),
             ("TRANSFER_TIMEOUT_SECS", "15"),
+            ("TRANSFER_HOURS", "mon-sun 00:00-24:00"),
         ],
         DialScript::Answer { after: Duration::from_millis(200), talk: Duration::from_millis(1500) },
     )
@@ -305,6 +306,26 @@ async fn without_a_target_the_tool_is_not_offered_and_refused_if_called() {
     let snap = w.twilio.call(&sid).unwrap();
     assert!(snap.updates.is_empty() && snap.dials.is_empty());
     assert!(!timeline(store, call_id).await.iter().any(|s| s.starts_with("transfer-")));
+    hang_up(&w, &sid).await;
+    let ctx = redeemed_context(&w);
+    assert!(ctx.get("transfer").is_none_or(|t| t == false), "{ctx}");
+}
+
+#[tokio::test]
+async fn outside_the_teams_hours_the_tool_is_not_offered_and_refused_if_called() {
+    let w = world(&[("TRANSFER_TARGET", PERSON), ("TRANSFER_HOURS", "none")], DialScript::Failed).await;
+    let store = &w.cp.app.storage.store;
+    let (_, call_id, sid) = answered_call(&w).await;
+    let (ok, output) = use_tool(&w, call_id, "call_late", ARGS).await;
+    assert!(!ok);
+    assert_eq!(output["error"], "transfer_closed");
+    let snap = w.twilio.call(&sid).unwrap();
+    assert!(snap.updates.is_empty() && snap.dials.is_empty());
+    let t = timeline(store, call_id).await;
+    assert!(
+        t.contains(&"transfer-closed".to_owned()) && !t.contains(&"transfer-requested".to_owned()),
+        "{t:?}"
+    );
     hang_up(&w, &sid).await;
     let ctx = redeemed_context(&w);
     assert!(ctx.get("transfer").is_none_or(|t| t == false), "{ctx}");

@@ -95,7 +95,8 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
                 summary,
                 language: "fr".into(),
                 voice: app.config.openai_voice.clone(),
-                transfer: app.config.transfer.target.is_some(),
+                // A target, and the team in at the time the call starts.
+                transfer: app.config.transfer.open_at(app.clock.now()),
             })
         }
         Redeem::Redeemed(_) => Err(ApiFailure::new(
