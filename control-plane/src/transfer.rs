@@ -52,7 +52,18 @@
 //!    "transcript": [{"speaker": "agent", "text": "Bonjour Claire !", "at_ms": 400},
 //!                   {"speaker": "caller", "text": "…", "at_ms": 2100}]}}
 //! ```
-//! It is sent while the call is being dialled, so it can reach the person before their phone
+//! When Twilio reports the outcome a second note follows (`webhook-id:
+//! transfer_<call id>_outcome`), in the background:
+//! ```json
+//! {"type": "call.transfer_failed",
+//!  "timestamp": "2026-12-06T21:00:25Z",
+//!  "data": {"call_id": "0b6f9a8e-…", "lead_id": "5d1c…", "call_sid": "CA…",
+//!           "dial_status": "no-answer", "duration_secs": 0, "retry_scheduled": true}}
+//! ```
+//! (`call.transfer_completed` when a person took the call, `duration_secs` how long they
+//! talked), so the team learns of a transfer nobody took.
+//!
+//! The first note is sent while the call is being dialled, so it can reach the person before their phone
 //! rings; if Twilio then refuses the update the note has gone out for a transfer that did not
 //! happen (the timeline says `transfer-refused`).
 //!
@@ -81,7 +92,7 @@ use crate::metrics::Metrics;
 use crate::phone;
 use crate::record::{self, Numbers};
 use crate::retry::{self, RetryReason};
-use crate::routes::App;
+use crate::routes::{App, SharedApp};
 use crate::store::{CallRow, StatusUpdate, StoreError, Write};
 use crate::twilio::xml_escape;
 
@@ -599,16 +610,21 @@ async fn send_webhook(
         },
     };
     let body = serde_json::to_vec(&payload).map_err(|e| e.to_string())?;
-    let id = format!("transfer_{}", call.id);
+    deliver(hook, &format!("transfer_{}", call.id), body).await
+}
+
+/// POSTs `body` to the webhook, signed with delivery id `id`: the receiver's 2xx status, or
+/// why it failed (status or transport error; never the URL).
+async fn deliver(hook: &TransferWebhook, id: &str, body: Vec<u8>) -> Result<u16, String> {
     let ts = crate::routes::now_secs();
     let res = reqwest::Client::new()
         .post(&hook.url)
         .timeout(WEBHOOK_TIMEOUT)
         .header("content-type", "application/json")
         .header("user-agent", crate::store::supabase::USER_AGENT)
-        .header("webhook-id", &id)
+        .header("webhook-id", id)
         .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sign_webhook(&hook.key, &id, ts, &body))
+        .header("webhook-signature", sign_webhook(&hook.key, id, ts, &body))
         .body(body)
         .send()
         .await
@@ -623,6 +639,68 @@ async fn send_webhook(
         })?;
     let status = res.status().as_u16();
     if res.status().is_success() { Ok(status) } else { Err(format!("HTTP {status}")) }
+}
+
+/// The transfer's outcome, POSTed to `TRANSFER_WEBHOOK_URL` once Twilio has reported it
+/// (`type` `call.transfer_completed` or `call.transfer_failed`), so the team learns of a
+/// transfer nobody took.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomePayload {
+    /// `call.transfer_completed` or `call.transfer_failed`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When Twilio reported it (RFC 3339, UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    /// What happened.
+    pub data: OutcomeNote,
+}
+
+/// The outcome itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeNote {
+    /// Our call id.
+    pub call_id: Uuid,
+    /// The lead.
+    pub lead_id: Uuid,
+    /// Twilio's `CallSid`.
+    pub call_sid: String,
+    /// Twilio's `DialCallStatus`: `completed`, `answered`, `busy`, `no-answer`, `failed`,
+    /// `canceled`.
+    pub dial_status: String,
+    /// `DialCallDuration`: seconds the person and the caller were connected.
+    pub duration_secs: u64,
+    /// Whether a retry was scheduled (a transfer nobody took).
+    pub retry_scheduled: bool,
+}
+
+/// Sends the outcome note in the background (Twilio is waiting for the action's answer): a
+/// failure is logged and recorded as `transfer-webhook-failed`.
+fn send_outcome(app: &SharedApp, call: &CallRow, note: OutcomeNote) {
+    let Some(hook) = app.config.transfer.webhook.clone() else { return };
+    let (app, call) = (app.clone(), call.clone());
+    tokio::spawn(async move {
+        let payload = OutcomePayload {
+            kind: if matches!(note.dial_status.as_str(), "completed" | "answered") {
+                "call.transfer_completed"
+            } else {
+                "call.transfer_failed"
+            },
+            timestamp: OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            data: note,
+        };
+        let Ok(body) = serde_json::to_vec(&payload) else { return };
+        if let Err(why) = deliver(&hook, &format!("transfer_{}_outcome", call.id), body).await {
+            Metrics::inc(&app.metrics.transfer_webhook_failures);
+            tracing::error!(call_id = %call.id, error = %why, "the transfer's outcome note was not delivered (TRANSFER_WEBHOOK_URL)");
+            if let Err(e) = timeline(&app, &call, "transfer-webhook-failed", format!("outcome: {why}")).await
+            {
+                tracing::error!(call_id = %call.id, error = %e, "could not record the failed outcome note");
+            }
+        }
+    });
 }
 
 /// What a verified `<Dial action>` request leads to: the TwiML to answer Twilio with.
@@ -641,7 +719,7 @@ pub fn known_dial_status(status: &str) -> bool {
 
 /// Acts on Twilio's `<Dial action>` for `call_id` (see the module doc). Idempotent.
 pub async fn on_dial_result(
-    app: &App,
+    app: &SharedApp,
     call_id: Uuid,
     dial_status: &str,
     duration: Option<&str>,
@@ -662,8 +740,9 @@ pub async fn on_dial_result(
         tracing::info!(%call_id, dial_status, "transfer outcome already recorded (repeated callback)");
         return Ok(DialResult { twiml, first: false });
     }
+    let secs = duration.unwrap_or("0");
+    let mut retry_scheduled = false;
     if answered {
-        let secs = duration.unwrap_or("0");
         timeline(app, &call, "transfer-completed", format!("DialCallDuration={secs}")).await?;
         Metrics::inc(&app.metrics.transfers_completed);
         tracing::info!(%call_id, call_sid = call.call_sid.as_deref().unwrap_or(""), dial_status, talk_secs = secs, "transfer taken by a person");
@@ -679,10 +758,20 @@ pub async fn on_dial_result(
         tracing::warn!(%call_id, call_sid = call.call_sid.as_deref().unwrap_or(""), dial_status, "transfer not taken; the caller is told and the call ends");
         // Twilio waits for this answer: a retry that cannot be stored is logged, the caller
         // still hears the message.
-        if let Err(e) = retry::on_call_outcome(app, call_id, RetryReason::TransferFailed).await {
-            tracing::error!(%call_id, error = %e, "retry after a failed transfer not scheduled");
+        match retry::on_call_outcome(app, call_id, RetryReason::TransferFailed).await {
+            Ok(scheduled) => retry_scheduled = matches!(scheduled, retry::Scheduled::Retry(_)),
+            Err(e) => tracing::error!(%call_id, error = %e, "retry after a failed transfer not scheduled"),
         }
     }
+    let note = OutcomeNote {
+        call_id,
+        lead_id: call.lead_id,
+        call_sid: call.call_sid.clone().unwrap_or_default(),
+        dial_status: dial_status.to_owned(),
+        duration_secs: secs.parse().unwrap_or(0),
+        retry_scheduled,
+    };
+    send_outcome(app, &call, note);
     Ok(DialResult { twiml, first: true })
 }
 

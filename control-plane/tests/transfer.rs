@@ -98,6 +98,20 @@ async fn use_tool(
     (r.json["ok"].as_bool().unwrap(), output)
 }
 
+/// Waits for `n` requests at the webhook and takes them.
+async fn notes(hook: &Recorder, n: usize) -> Vec<common::recorder::Recorded> {
+    let mut got = Vec::new();
+    within(async {
+        while got.len() < n {
+            got.extend(hook.take());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(got.len(), n, "{got:?}");
+    got
+}
+
 async fn timeline(store: &Store, call_id: Uuid) -> Vec<String> {
     store.status_timeline(call_id).await.unwrap()
 }
@@ -118,7 +132,7 @@ async fn timeline_with(store: &Store, call_id: Uuid, status: &str) -> Vec<String
 #[tokio::test]
 async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_and_recorded() {
     let hook = Recorder::start().await;
-    hook.script([Reply::new(200, "{}")]);
+    hook.script([Reply::new(200, "{}"), Reply::new(204, "")]);
     let url = format!("{}/hooks/transfer", hook.base);
     let w = world(
         &[
@@ -212,9 +226,9 @@ async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_an
         "a transfer taken is no reason to call again"
     );
 
-    // The hand-over note: signed (Standard Webhooks), with what the person needs.
-    let got = hook.take();
-    assert_eq!(got.len(), 1, "one note per transfer");
+    // The hand-over note: signed (Standard Webhooks), with what the person needs; then the
+    // outcome.
+    let got = notes(&hook, 2).await;
     let note = &got[0];
     assert_eq!(note.path, "/hooks/transfer");
     let (id, ts) = (note.header("webhook-id").unwrap(), note.header("webhook-timestamp").unwrap());
@@ -250,6 +264,22 @@ async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_an
         ])
     );
 
+    let outcome = &got[1];
+    let (id, ts) = (outcome.header("webhook-id").unwrap(), outcome.header("webhook-timestamp").unwrap());
+    assert_eq!(id, format!("transfer_{call_id}_outcome"));
+    assert_eq!(
+        outcome.header("webhook-signature").unwrap(),
+        transfer::sign_webhook(&key, id, ts.parse().unwrap(), &outcome.body)
+    );
+    let body = outcome.json();
+    assert_eq!(body["type"], "call.transfer_completed");
+    assert_eq!(
+        body["data"],
+        json!({"call_id": call_id, "lead_id": lead, "call_sid": sid, "dial_status": "completed",
+               "duration_secs": secs, "retry_scheduled": false})
+    );
+    assert_eq!(hook.unused(), 0);
+
     let metrics = w.cp.app.metrics.render();
     for line in [
         "callway_transfers_total{outcome=\"requested\"} 1",
@@ -271,7 +301,16 @@ async fn nobody_taking_the_transfer_hears_the_message_in_french_then_a_retry_is_
         (DialScript::Busy { after: Duration::from_millis(200) }, "busy"),
         (DialScript::NoAnswer, "no-answer"),
     ] {
-        let w = world(&[("TRANSFER_TARGET", PERSON)], person).await;
+        let hook = Recorder::start().await;
+        // The hand-over note is refused: logged and recorded, the transfer goes on.
+        hook.script([Reply::new(500, "{}"), Reply::new(200, "{}")]);
+        let url = format!("{}/hooks/transfer", hook.base);
+        let env = [
+            ("TRANSFER_TARGET", PERSON),
+            ("TRANSFER_WEBHOOK_URL", &url),
+            ("TRANSFER_WEBHOOK_SECRET", SECRET),
+        ];
+        let w = world(&env, person).await;
         let store = &w.cp.app.storage.store;
         let (lead, call_id, sid) = answered_call(&w).await;
         let (ok, output) = use_tool(&w, call_id, "call_tr2", ARGS).await;
@@ -291,6 +330,14 @@ async fn nobody_taking_the_transfer_hears_the_message_in_french_then_a_retry_is_
         assert_eq!((retries.len(), retries[0].reason.as_str()), (1, "transfer-failed"), "{retries:?}");
         let metrics = w.cp.app.metrics.render();
         assert!(metrics.contains("callway_transfers_total{outcome=\"failed\"} 1"), "{metrics}");
+        assert!(t.contains(&"transfer-webhook-failed".to_owned()), "{t:?}");
+        let got = notes(&hook, 2).await;
+        let outcome = got[1].json();
+        assert_eq!(outcome["type"], "call.transfer_failed");
+        assert_eq!(
+            (outcome["data"]["dial_status"].as_str(), outcome["data"]["retry_scheduled"].as_bool()),
+            (Some(status), Some(true))
+        );
     }
 }
 
