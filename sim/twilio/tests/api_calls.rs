@@ -707,3 +707,30 @@ async fn dial_no_answer_rings_until_the_timeout() {
     assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![13214]);
     assert_eq!(call.dials[0].status.as_deref(), Some("failed"));
 }
+
+/// The caller hangs up while the dialled party rings: the dial is `canceled`, the action is
+/// still requested (with `CallStatus=completed`), and what it answers is not run.
+#[tokio::test(start_paused = true)]
+async fn a_caller_hanging_up_during_a_dial_cancels_it_and_still_reports_it() {
+    use callway_sim_twilio::api::dial::DialScript;
+    let app = Receiver::spawn().await;
+    app.answer("/a", 200, "<Response><Say>jamais dit</Say></Response>");
+    let mut cfg = base_config();
+    cfg.dial.insert("+33698765432".into(), DialScript::NoAnswer);
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let doc = format!(
+        r#"<Response><Dial timeout="60" action="{}">+33698765432</Dial></Response>"#,
+        twiml::escape(&app.url("/a"))
+    );
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc.as_str())]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    within(600, h.wait_until(|h| h.call(&sid).filter(|c| !c.dials.is_empty()))).await;
+    assert_eq!(update(&h, &sid, &[("Status", "completed")]).await.0, 200);
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    let cb = h.callbacks_for(&sid).into_iter().find(|c| c.kind == CallbackKind::DialAction).unwrap();
+    assert_eq!((cb.param("DialCallStatus"), cb.param("CallStatus")), (Some("canceled"), Some("completed")));
+    assert_eq!(call.dials[0].status.as_deref(), Some("canceled"));
+    assert!(call.said.is_empty(), "nothing runs after the caller hung up: {:?}", call.said);
+}
