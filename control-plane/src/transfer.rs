@@ -740,11 +740,13 @@ pub async fn on_dial_result(
         tracing::info!(%call_id, dial_status, "transfer outcome already recorded (repeated callback)");
         return Ok(DialResult { twiml, first: false });
     }
-    let secs = duration.unwrap_or("0");
+    // Signed by Twilio, but only a number goes on the timeline.
+    let secs: u64 = duration.and_then(|d| d.trim().parse().ok()).unwrap_or(0);
     let mut retry_scheduled = false;
     if answered {
         timeline(app, &call, "transfer-completed", format!("DialCallDuration={secs}")).await?;
         Metrics::inc(&app.metrics.transfers_completed);
+        crate::cost::on_transfer_completed(app, secs);
         tracing::info!(%call_id, call_sid = call.call_sid.as_deref().unwrap_or(""), dial_status, talk_secs = secs, "transfer taken by a person");
     } else {
         timeline(
@@ -768,7 +770,7 @@ pub async fn on_dial_result(
         lead_id: call.lead_id,
         call_sid: call.call_sid.clone().unwrap_or_default(),
         dial_status: dial_status.to_owned(),
-        duration_secs: secs.parse().unwrap_or(0),
+        duration_secs: secs,
         retry_scheduled,
     };
     send_outcome(app, &call, note);

@@ -134,8 +134,17 @@ async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_an
     let hook = Recorder::start().await;
     hook.script([Reply::new(200, "{}"), Reply::new(204, "")]);
     let url = format!("{}/hooks/transfer", hook.base);
+    let prices_dir = tempfile::tempdir().unwrap();
+    let prices = prices_dir.path().join("prices.json");
+    std::fs::write(
+        &prices,
+        r#"{"currency":"EUR","openai":{},"twilio_per_minute":{"FR":0.02,"default":0.05}}"#,
+    )
+    .unwrap();
+    let prices = prices.display().to_string();
     let w = world(
         &[
+            ("PRICES_FILE", &prices),
             ("TRANSFER_TARGET", PERSON),
             ("TRANSFER_WEBHOOK_URL", &url),
             ("TRANSFER_WEBHOOK_SECRET", SECRET),
@@ -225,6 +234,12 @@ async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_an
         store.retries_for_lead(lead).await.unwrap().is_empty(),
         "a transfer taken is no reason to call again"
     );
+    // The transferred leg is billed besides the call, at the target's price.
+    timeline_with(store, call_id, "completed").await;
+    let (_, total) = callway_control::cost::lead_cost(&w.cp.app, lead).await.unwrap().unwrap();
+    assert_eq!(total.transfer_seconds, secs);
+    let twilio_secs = total.twilio_seconds;
+    assert_eq!(total.twilio_micros, (twilio_secs.div_ceil(60) + secs.div_ceil(60)) * 20_000, "{total:?}");
 
     // The hand-over note: signed (Standard Webhooks), with what the person needs; then the
     // outcome.
