@@ -519,7 +519,34 @@ pub async fn on_tool(app: &App, call: &CallRow, req: &ToolRequest) -> Result<Too
             None => None,
         }
     };
-    let (hook, dialled) = tokio::join!(note, app.twilio.redirect(&call_sid, &twiml));
+    // Recorded as soon as Twilio has answered: the dial's outcome may come back before the
+    // note is delivered.
+    let dial = async {
+        match app.twilio.redirect(&call_sid, &twiml).await {
+            Ok(()) => {
+                Metrics::inc(&app.metrics.transfers_requested);
+                let detail =
+                    format!("reason={} target={} tool={}", args.reason, target.kind(), req.tool_call_id);
+                timeline(app, call, "transfer-requested", detail).await?;
+                tracing::info!(reason = %args.reason, target = target.kind(), timeout_secs = cfg.timeout_secs, "call handed over to a person (Dial)");
+                Ok(answer(
+                    true,
+                    json!({"transferring": true, "message": "The call is being handed over to a person: say nothing more."}),
+                ))
+            }
+            Err(e) => {
+                Metrics::inc(&app.metrics.twilio_errors);
+                Metrics::inc(&app.metrics.transfers_refused);
+                tracing::error!(error = %e, code = e.code(), "Twilio refused the transfer's call update; the conversation goes on");
+                timeline(app, call, "transfer-refused", format!("Twilio: {}", e.code())).await?;
+                Ok(answer(
+                    false,
+                    json!({"error": e.code(), "message": "the transfer could not be made; tell the caller and go on"}),
+                ))
+            }
+        }
+    };
+    let (hook, dialled) = tokio::join!(note, dial);
     match hook {
         Some(Ok(status)) => {
             timeline(app, call, "transfer-webhook-sent", format!("HTTP {status}")).await?;
@@ -531,33 +558,7 @@ pub async fn on_tool(app: &App, call: &CallRow, req: &ToolRequest) -> Result<Too
         }
         None => {}
     }
-    match dialled {
-        Ok(()) => {
-            Metrics::inc(&app.metrics.transfers_requested);
-            timeline(
-                app,
-                call,
-                "transfer-requested",
-                format!("reason={} target={} tool={}", args.reason, target.kind(), req.tool_call_id),
-            )
-            .await?;
-            tracing::info!(reason = %args.reason, target = target.kind(), timeout_secs = cfg.timeout_secs, "call handed over to a person (Dial)");
-            Ok(answer(
-                true,
-                json!({"transferring": true, "message": "The call is being handed over to a person: say nothing more."}),
-            ))
-        }
-        Err(e) => {
-            Metrics::inc(&app.metrics.twilio_errors);
-            Metrics::inc(&app.metrics.transfers_refused);
-            tracing::error!(error = %e, code = e.code(), "Twilio refused the transfer's call update; the conversation goes on");
-            timeline(app, call, "transfer-refused", format!("Twilio: {}", e.code())).await?;
-            Ok(answer(
-                false,
-                json!({"error": e.code(), "message": "the transfer could not be made; tell the caller and go on"}),
-            ))
-        }
-    }
+    dialled
 }
 
 /// Builds and POSTs the hand-over note; the receiver's HTTP status, or why it failed.
