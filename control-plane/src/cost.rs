@@ -18,6 +18,11 @@
 //! for the others); Twilio bills outbound voice per started minute. Amounts are kept in
 //! millionths of the currency, so sums are exact.
 //!
+//! A warm transfer ([`crate::transfer`]) is a second outbound leg Twilio bills on its own: the
+//! `DialCallDuration` of the call's `transfer-completed` line, priced per started minute at the
+//! transfer target's country (`twilio_per_minute`), or at the `sip` entry for a SIP target
+//! (`default` when absent), counted in the call's Twilio part (`transfer_seconds`).
+//!
 //! # What the gateway must report for an exact OpenAI cost (not built yet)
 //! Today's `CallEvent::Usage` carries `input_tokens` and `output_tokens` only, so every token
 //! is priced at the model's one input and one output rate. `response.done.response.usage` also
@@ -126,6 +131,8 @@ pub struct Cost {
     pub currency: String,
     /// Seconds Twilio billed (its `CallDuration`).
     pub twilio_seconds: u64,
+    /// Seconds of the transferred leg (`DialCallDuration`), billed besides the call.
+    pub transfer_seconds: u64,
     /// Twilio's part, millionths of the currency.
     pub twilio_micros: u64,
     /// OpenAI tokens in.
@@ -141,6 +148,7 @@ pub struct Cost {
 impl Cost {
     fn add(&mut self, o: &Cost) {
         self.twilio_seconds += o.twilio_seconds;
+        self.transfer_seconds += o.transfer_seconds;
         self.twilio_micros += o.twilio_micros;
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
@@ -159,6 +167,31 @@ pub fn billed_seconds(entries: &[TimelineEntry], call_id: Uuid) -> u64 {
         .unwrap_or(0)
 }
 
+/// The transferred leg's `DialCallDuration`, as the call's `transfer-completed` line holds it.
+pub fn transfer_seconds(entries: &[TimelineEntry], call_id: Uuid) -> u64 {
+    entries
+        .iter()
+        .filter(|e| {
+            e.call_id == call_id && e.status == "transfer-completed" && e.source == crate::transfer::SOURCE
+        })
+        .filter_map(|e| e.detail.as_deref()?.strip_prefix("DialCallDuration="))
+        .find_map(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The price key of the transfer target: its number's country, or `sip`.
+fn transfer_key(app: &App) -> Option<String> {
+    match app.config.transfer.target.as_ref()? {
+        crate::transfer::TransferTarget::Sip(_) => Some("sip".into()),
+        crate::transfer::TransferTarget::Number(n) => {
+            crate::phone::parse_phone(n, app.config.default_phone_region)
+                .ok()
+                .and_then(|p| p.region)
+                .map(|r| r.as_ref().to_owned())
+        }
+    }
+}
+
 /// The destination country of `lead_id`'s number.
 async fn country_of(app: &App, lead_id: Uuid) -> Result<Option<String>, StoreError> {
     let Some(lead) = app.storage.store.get_lead(lead_id).await? else { return Ok(None) };
@@ -168,19 +201,26 @@ async fn country_of(app: &App, lead_id: Uuid) -> Result<Option<String>, StoreErr
     Ok(region.map(|r| r.as_ref().to_owned()))
 }
 
-fn cost_of(
-    prices: &PriceTable,
-    model: &str,
-    country: Option<&str>,
+/// A call's facts: billed seconds to `country`, the transferred leg's seconds to
+/// `transfer_key`, the tokens.
+struct Facts<'a> {
+    country: Option<&'a str>,
     seconds: u64,
+    transfer_key: Option<&'a str>,
+    transfer_seconds: u64,
     input_tokens: u64,
     output_tokens: u64,
-) -> Cost {
-    let twilio_micros = prices.twilio_micros(country, seconds);
+}
+
+fn cost_of(prices: &PriceTable, model: &str, f: Facts<'_>) -> Cost {
+    let Facts { country, seconds, transfer_key, transfer_seconds, input_tokens, output_tokens } = f;
+    let twilio_micros =
+        prices.twilio_micros(country, seconds) + prices.twilio_micros(transfer_key, transfer_seconds);
     let openai_micros = prices.openai_micros(model, input_tokens, output_tokens).unwrap_or(0);
     Cost {
         currency: prices.currency.clone(),
         twilio_seconds: seconds,
+        transfer_seconds,
         twilio_micros,
         input_tokens,
         output_tokens,
@@ -195,6 +235,7 @@ pub async fn lead_cost(app: &App, lead_id: Uuid) -> Result<Option<(Vec<(Uuid, Co
     let store = &app.storage.store;
     let entries = store.lead_timeline(lead_id).await?;
     let country = country_of(app, lead_id).await?;
+    let transfer_key = transfer_key(app);
     let mut ids: Vec<Uuid> = entries.iter().map(|e| e.call_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -203,14 +244,15 @@ pub async fn lead_cost(app: &App, lead_id: Uuid) -> Result<Option<(Vec<(Uuid, Co
     for id in ids {
         let Some(call) = store.get_call(id).await? else { continue };
         let tokens = |t: i64| u64::try_from(t).unwrap_or(0);
-        let cost = cost_of(
-            prices,
-            &app.config.openai_realtime_model,
-            country.as_deref(),
-            billed_seconds(&entries, id),
-            tokens(call.input_tokens),
-            tokens(call.output_tokens),
-        );
+        let facts = Facts {
+            country: country.as_deref(),
+            seconds: billed_seconds(&entries, id),
+            transfer_key: transfer_key.as_deref(),
+            transfer_seconds: transfer_seconds(&entries, id),
+            input_tokens: tokens(call.input_tokens),
+            output_tokens: tokens(call.output_tokens),
+        };
+        let cost = cost_of(prices, &app.config.openai_realtime_model, facts);
         total.add(&cost);
         calls.push((id, cost));
     }
@@ -229,6 +271,19 @@ pub async fn on_twilio_completed(app: &App, call_id: Uuid, seconds: u64) -> Resu
         prices.twilio_micros(country.as_deref(), seconds),
     );
     Ok(())
+}
+
+/// A warm transfer's leg was connected `seconds` (`DialCallDuration`): counted like a call
+/// Twilio billed, at the transfer target's price.
+pub fn on_transfer_completed(app: &App, seconds: u64) {
+    crate::metrics::Metrics::add(&app.metrics.twilio_billed_seconds, seconds);
+    if let Some(prices) = &app.config.prices {
+        let key = transfer_key(app);
+        crate::metrics::Metrics::add(
+            &app.metrics.cost_twilio_micros,
+            prices.twilio_micros(key.as_deref(), seconds),
+        );
+    }
 }
 
 /// The gateway reported `input_tokens`/`output_tokens` more for a call: counted
@@ -263,8 +318,22 @@ mod tests {
         assert_eq!(t.twilio_micros(Some("US"), 30), 50_000, "the default");
         assert_eq!(t.openai_micros("gpt-realtime-2.1", 1_000, 500), Some(32_000 + 32_000));
         assert_eq!(t.openai_micros("another-model", 1, 1), None);
-        let c = cost_of(&t, "gpt-realtime-2.1", Some("FR"), 61, 1_000, 500);
+        let facts = |transfer_key, transfer_seconds| Facts {
+            country: Some("FR"),
+            seconds: 61,
+            transfer_key,
+            transfer_seconds,
+            input_tokens: 1_000,
+            output_tokens: 500,
+        };
+        let c = cost_of(&t, "gpt-realtime-2.1", facts(None, 0));
         assert_eq!((c.twilio_micros, c.openai_micros, c.total_micros), (27_000, 64_000, 91_000));
+        // A transferred leg of 90 s to a French desk: two more started minutes; to SIP without
+        // a `sip` price, the default.
+        let c = cost_of(&t, "gpt-realtime-2.1", facts(Some("FR"), 90));
+        assert_eq!((c.twilio_micros, c.transfer_seconds, c.total_micros), (54_000, 90, 118_000));
+        let c = cost_of(&t, "gpt-realtime-2.1", facts(Some("sip"), 30));
+        assert_eq!(c.twilio_micros, 27_000 + 50_000);
     }
 
     #[test]
@@ -306,5 +375,9 @@ mod tests {
         ];
         assert_eq!(billed_seconds(&entries, id), 42);
         assert_eq!(billed_seconds(&entries, Uuid::new_v4()), 0);
+        assert_eq!(transfer_seconds(&entries, id), 0);
+        let transferred = [line("transfer-completed", crate::transfer::SOURCE, Some("DialCallDuration=95"))];
+        assert_eq!(transfer_seconds(&transferred, id), 95);
+        assert_eq!(transfer_seconds(&transferred, Uuid::new_v4()), 0);
     }
 }

@@ -13,7 +13,9 @@
 //! - what operators read: [`record`] (leads and calls from any store: timeline, dialogue,
 //!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`) and by [`admin`]
 //!   (the read-only operator page, `/admin`); [`summary`] (the end-of-call summary, through
-//!   `SUMMARY_MODEL`).
+//!   `SUMMARY_MODEL`);
+//! - calls as a sales team runs them: [`amd`] (answering machines, voicemail), [`transfer`]
+//!   (warm transfer to a person: `<Dial>`, the hand-over webhook, the outcome).
 
 pub mod admin;
 pub mod amd;
@@ -33,6 +35,7 @@ pub mod retry;
 pub mod routes;
 pub mod store;
 pub mod summary;
+pub mod transfer;
 pub mod twilio;
 
 use std::sync::Arc;
