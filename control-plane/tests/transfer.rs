@@ -498,3 +498,62 @@ async fn hang_up(w: &World, sid: &str) {
     assert_eq!(res.status().as_u16(), 200);
     within(w.twilio.wait_call_finished(sid)).await;
 }
+
+/// Through the real gateway, on each engine: the agent greets, the callee asks for a person,
+/// the model announces the transfer and calls `transfer_to_human`; once the announcement has
+/// played the gateway runs the tool, the control plane dials the person with `<Dial>`, Twilio
+/// stops the stream and the gateway ends its call as `transferred`.
+#[tokio::test]
+async fn through_the_gateway_the_announcement_plays_then_the_call_is_handed_to_the_person() {
+    use callway_sim_openai::{Reply as Say, Script, ToolCall};
+    for engine in [&[][..], &[("OPENAI_VOICE_API", "live")][..]] {
+        let script = Script::replies([Say::tone(440.0, 600, "Bonjour Claire, ici Callway.")]).with_tool_call(
+            ToolCall::new(1, TRANSFER_TOOL, ARGS).with_preamble(Say::tone(
+                440.0,
+                800,
+                "Je vous passe un conseiller, un instant.",
+            )),
+        );
+        let mut env = vec![("TRANSFER_TARGET", PERSON), ("CALL_RETRY_DELAYS", "10m")];
+        env.extend_from_slice(engine);
+        let w =
+            common::world::world_through_gateway(SimConfig { script, ..SimConfig::default() }, &env, |c| {
+                c.dial.insert(
+                    PERSON.into(),
+                    DialScript::Answer {
+                        after: Duration::from_millis(300),
+                        talk: Duration::from_millis(500),
+                    },
+                );
+                c.caller = CallerSettings {
+                    // Hears the greeting, asks for a person, then listens until the call moves.
+                    script: vec![
+                        Segment::AwaitAgent { settle_ms: 300, timeout_ms: 20_000 },
+                        Segment::Tone { hz: 300.0, ms: 800 },
+                        Segment::Silence { ms: 20_000 },
+                    ],
+                    pacing: Pacing::RealTime,
+                    end: EndPolicy::ServerCloses,
+                    max_duration: Some(Duration::from_secs(40)),
+                    ..c.caller.clone()
+                };
+            })
+            .await;
+        let store = &w.cp.app.storage.store;
+        let (_, call_id, sid) = answered_call(&w).await;
+        let done = within(w.twilio.wait_call_finished(&sid)).await;
+        assert_eq!(done.status, CallStatus::Completed, "{engine:?}: {:?}", done.errors);
+        assert_eq!(done.dials.len(), 1, "{engine:?}: the person was dialled once: {:?}", done.dials);
+        let t = timeline_with(store, call_id, "transfer-completed").await;
+        assert!(t.contains(&"transfer-requested".to_owned()), "{engine:?}: {t:?}");
+        let report = &done.caller_reports[0];
+        assert!(report.audio_received_bytes > 0, "{engine:?}: greeting and announcement heard");
+        let metrics = w.gateway().metrics().await;
+        assert!(
+            metrics.contains("callway_gateway_calls_total{reason=\"transferred\"} 1"),
+            "{engine:?}: {}\n{}",
+            metrics.lines().filter(|l| l.contains("calls_total")).collect::<Vec<_>>().join("\n"),
+            w.gateway().log()
+        );
+    }
+}
