@@ -251,8 +251,9 @@ pub struct CallContext {
     pub voice: String,
     /// Full instructions for the phone agent's Realtime session.
     pub instructions: String,
-    /// Whether a warm transfer to a person is configured (`TRANSFER_TARGET` on the control
-    /// plane): only then is [`TRANSFER_TOOL`] offered to the model. Left out of the JSON when
+    /// Whether a warm transfer to a person is possible now (`TRANSFER_TARGET` set on the control
+    /// plane, and the team inside its `TRANSFER_HOURS`): only then is [`TRANSFER_TOOL`] offered
+    /// to the model. Left out of the JSON when
     /// false, so a gateway older than this field still reads contexts of control planes without
     /// a transfer target (upgrade the gateways before configuring one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -13,6 +13,13 @@
 //! Call retries: `CALL_RETRY_DELAYS` (`10m,2h`; unset = no retries), `CALLING_HOURS_<CC>` per
 //! country (format in [`crate::calling_hours::CallingHours::parse`]; France is built in),
 //! `CALLING_HOURS_DEFAULT` for the others, `CALL_RETRY_WORKER_SECS`.
+//!
+//! Warm transfer ([`crate::transfer`]): `TRANSFER_TARGET` (an E.164 number, or a
+//! `sip:user@host` URI; unset = no transfer, the tool is not offered), `TRANSFER_WEBHOOK_URL`
+//! (where the hand-over note, with the lead's full number, is POSTed) with
+//! `TRANSFER_WEBHOOK_SECRET` (required with the URL, at least 32 bytes, or a Standard Webhooks
+//! `whsec_` key), `TRANSFER_TIMEOUT_SECS` (how long the person's phone rings, 5 to 600,
+//! default 20), `TRANSFER_FAILED_MESSAGE_FR` / `_EN` (said when nobody answers, then hang-up).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -159,6 +166,10 @@ pub struct Config {
     /// Answering-machine detection and voicemail (`ANSWERING_MACHINE_DETECTION`,
     /// `VOICEMAIL_POLICY`, `VOICEMAIL_MESSAGE_FR`, `VOICEMAIL_MESSAGE_EN`).
     pub amd: crate::amd::AmdConfig,
+    /// Warm transfer to a person (`TRANSFER_TARGET`, `TRANSFER_WEBHOOK_URL`,
+    /// `TRANSFER_WEBHOOK_SECRET`, `TRANSFER_TIMEOUT_SECS`, `TRANSFER_FAILED_MESSAGE_FR`,
+    /// `TRANSFER_FAILED_MESSAGE_EN`, `TRANSFER_HOURS`, `TRANSFER_TIME_ZONE`; [`crate::transfer`]).
+    pub transfer: crate::transfer::TransferConfig,
     /// `PRICES_FILE`: the price table for each call's cost ([`crate::cost`]); unset = no cost.
     pub prices: Option<crate::cost::PriceTable>,
 }
@@ -407,6 +418,7 @@ impl Config {
 
         let retry = read_retry(&mut r, &call_policy);
         let amd = crate::amd::read_config(&mut r);
+        let transfer = crate::transfer::read_config(&mut r, default_phone_region, &twilio_phone_number_from);
         let prices = r.opt("PRICES_FILE").and_then(|p| {
             let table =
                 crate::cost::PriceTable::load(std::path::Path::new(&p)).map_err(|e| r.problem(e)).ok()?;
@@ -457,6 +469,7 @@ impl Config {
             limits,
             retry,
             amd,
+            transfer,
             prices,
         })
     }

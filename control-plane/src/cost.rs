@@ -20,7 +20,7 @@
 //!     "gpt-realtime": { "input_per_million": 32.0, "output_per_million": 64.0 },
 //!     "gpt-live-1.1": { "per_minute": 0.05 }
 //!   },
-//!   "twilio_per_minute": { "FR": 0.0135, "BE": 0.02, "default": 0.05 }
+//!   "twilio_per_minute": { "FR": 0.0135, "BE": 0.02, "sip": 0.004, "default": 0.05 }
 //! }
 //! ```
 //! - `openai` is per model, and a model is priced one way only:
@@ -38,7 +38,11 @@
 //!   call at 0), is refused at start with a message naming the entry; so is a table without a
 //!   price for the configured model (`OPENAI_REALTIME_MODEL` or `OPENAI_LIVE_MODEL`).
 //! - `twilio_per_minute` per destination country (ISO 3166 code of the lead's number,
-//!   `default` for the others); Twilio bills outbound voice per started minute.
+//!   `default` for the others); Twilio bills outbound voice per started minute. A warm
+//!   transfer ([`crate::transfer`]) is a second outbound leg Twilio bills on its own: the
+//!   `DialCallDuration` of the call's `transfer-completed` line, priced per started minute at
+//!   the transfer target's country, or at the `sip` entry for a SIP target (`default` when
+//!   absent), counted in the call's Twilio part (`transfer_seconds`).
 //!
 //! Amounts are kept in millionths of the currency (micros), so sums are exact; each token part
 //! is rounded to the micro, then added.
@@ -95,7 +99,9 @@ pub struct Cost {
     pub currency: String,
     /// Seconds Twilio billed (its `CallDuration`).
     pub twilio_seconds: u64,
-    /// Twilio's part, millionths of the currency.
+    /// Seconds of the transferred leg (`DialCallDuration`), billed besides the call.
+    pub transfer_seconds: u64,
+    /// Twilio's part (the call and its transferred leg), millionths of the currency.
     pub twilio_micros: u64,
     /// Realtime tokens in.
     pub input_tokens: u64,
@@ -112,6 +118,7 @@ pub struct Cost {
 impl Cost {
     fn add(&mut self, o: &Cost) {
         self.twilio_seconds += o.twilio_seconds;
+        self.transfer_seconds += o.transfer_seconds;
         self.twilio_micros += o.twilio_micros;
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
@@ -138,6 +145,8 @@ pub struct CostRow {
     pub usage: CallUsage,
     /// Twilio's `CallDuration` (0 until the `completed` callback).
     pub twilio_seconds: u64,
+    /// The transferred leg's `DialCallDuration` (0 without a transfer taken).
+    pub transfer_seconds: u64,
 }
 
 /// One call's cost.
@@ -196,7 +205,7 @@ pub struct CallFilter {
 }
 
 /// What pricing needs beyond the stored facts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Pricing<'a> {
     /// The table.
     pub prices: &'a PriceTable,
@@ -204,6 +213,8 @@ pub struct Pricing<'a> {
     pub engine: &'a contract::voice_api::VoiceEngine,
     /// For numbers without a country code.
     pub region: phonenumber::country::Id,
+    /// The price key of the warm transfer's target (its country, or `sip`).
+    pub transfer_key: Option<String>,
 }
 
 /// What `PRICES_FILE` unset means, for an operator asking for costs.
@@ -217,6 +228,7 @@ impl<'a> Pricing<'a> {
             prices: config.prices.as_ref()?,
             engine: &config.voice_engine,
             region: config.default_phone_region,
+            transfer_key: transfer_key(config),
         })
     }
 
@@ -252,7 +264,8 @@ impl<'a> Pricing<'a> {
             _ => Some(TokenParts::of(u)),
         };
         let twilio_micros =
-            self.prices.twilio_micros(self.country(&row.phone_e164).as_deref(), row.twilio_seconds);
+            self.prices.twilio_micros(self.country(&row.phone_e164).as_deref(), row.twilio_seconds)
+                + self.prices.twilio_micros(self.transfer_key.as_deref(), row.transfer_seconds);
         CallCost {
             call_id: row.call_id,
             lead_id: row.lead_id,
@@ -267,6 +280,7 @@ impl<'a> Pricing<'a> {
             cost: Cost {
                 currency: self.prices.currency.clone(),
                 twilio_seconds: row.twilio_seconds,
+                transfer_seconds: row.transfer_seconds,
                 twilio_micros,
                 input_tokens: u.input_tokens,
                 output_tokens: u.output_tokens,
@@ -301,6 +315,34 @@ impl<'a> Pricing<'a> {
 /// `CallDuration=…` in the detail of a `completed` status line.
 pub fn billed_seconds_in(detail: &str) -> Option<u64> {
     detail.split(' ').find_map(|kv| kv.strip_prefix("CallDuration=")).and_then(|v| v.parse().ok())
+}
+
+/// `DialCallDuration=…` in the detail of a `transfer-completed` line ([`crate::transfer`]).
+pub fn transfer_seconds_in(detail: &str) -> Option<u64> {
+    detail.split(' ').find_map(|kv| kv.strip_prefix("DialCallDuration=")).and_then(|v| v.parse().ok())
+}
+
+/// The price key of the transfer target: its number's country, or `sip`.
+fn transfer_key(config: &Config) -> Option<String> {
+    match config.transfer.target.as_ref()? {
+        crate::transfer::TransferTarget::Sip(_) => Some("sip".into()),
+        crate::transfer::TransferTarget::Number(n) => {
+            crate::phone::parse_phone(n, config.default_phone_region)
+                .ok()
+                .and_then(|p| p.region)
+                .map(|r| r.as_ref().to_owned())
+        }
+    }
+}
+
+/// A warm transfer's leg was connected `seconds` (`DialCallDuration`): counted like a call
+/// Twilio billed, at the transfer target's price.
+pub fn on_transfer_completed(app: &App, seconds: u64) {
+    Metrics::add(&app.metrics.twilio_billed_seconds, seconds);
+    if let Some(prices) = &app.config.prices {
+        let key = transfer_key(&app.config);
+        Metrics::add(&app.metrics.cost_twilio_micros, prices.twilio_micros(key.as_deref(), seconds));
+    }
 }
 
 /// Every call of `lead_id` with its cost, and their sum; `None` without `PRICES_FILE`.
@@ -375,6 +417,7 @@ mod tests {
 
     fn row(usage: CallUsage, twilio_seconds: u64) -> CostRow {
         CostRow {
+            transfer_seconds: 0,
             call_id: Uuid::from_u128(1),
             lead_id: Uuid::from_u128(2),
             phone_e164: "+33612345678".into(),
@@ -386,7 +429,7 @@ mod tests {
     }
 
     fn pricing<'a>(t: &'a PriceTable, e: &'a VoiceEngine) -> Pricing<'a> {
-        Pricing { prices: t, engine: e, region: phonenumber::country::Id::FR }
+        Pricing { prices: t, engine: e, region: phonenumber::country::Id::FR, transfer_key: None }
     }
 
     #[test]
@@ -480,5 +523,29 @@ mod tests {
         assert_eq!(billed_seconds_in("CallDuration=42 AnsweredBy=human"), Some(42));
         assert_eq!(billed_seconds_in("AnsweredBy=human"), None);
         assert_eq!(billed_seconds_in("CallDuration=x"), None);
+        assert_eq!(transfer_seconds_in("DialCallDuration=95"), Some(95));
+        assert_eq!(transfer_seconds_in("CallDuration=95"), None);
+    }
+
+    #[test]
+    fn a_transferred_leg_is_billed_besides_the_call_at_its_target_price() {
+        let t = PriceTable::parse(TABLE).unwrap();
+        let configured = VoiceEngine { api: VoiceApi::Realtime, model: "gpt-realtime-2.1".into() };
+        let at = |key: Option<&str>| Pricing {
+            prices: &t,
+            engine: &configured,
+            region: phonenumber::country::Id::FR,
+            transfer_key: key.map(str::to_owned),
+        };
+        let transferred = CostRow { transfer_seconds: 90, ..row(CallUsage::default(), 61) };
+        // 61 s and 90 s to France: two started minutes each at 0.0135.
+        let c = at(Some("FR")).call(transferred.clone(), Numbers::Masked);
+        assert_eq!(
+            (c.cost.twilio_micros, c.cost.transfer_seconds, c.cost.total_micros),
+            (54_000, 90, 54_000)
+        );
+        // To SIP without a `sip` price: the default.
+        let c = at(Some("sip")).call(transferred, Numbers::Masked);
+        assert_eq!(c.cost.twilio_micros, 27_000 + 2 * 50_000);
     }
 }

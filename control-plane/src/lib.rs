@@ -14,7 +14,9 @@
 //!   durations, usage), shown by [`cli`] (`leads`, `lead <id>`, `call <id>`, `calls --cost`)
 //!   and by [`admin`] (the read-only operator page, `/admin`); [`summary`] (the end-of-call
 //!   summary, through `SUMMARY_MODEL`); [`cost`] (each call's cost from `PRICES_FILE` and the
-//!   stored usage, and its counters).
+//!   stored usage, and its counters);
+//! - calls as a sales team runs them: [`amd`] (answering machines, voicemail), [`transfer`]
+//!   (warm transfer to a person: `<Dial>`, the hand-over webhook, the outcome).
 
 pub mod admin;
 pub mod amd;
@@ -34,6 +36,7 @@ pub mod retry;
 pub mod routes;
 pub mod store;
 pub mod summary;
+pub mod transfer;
 pub mod twilio;
 
 use std::sync::Arc;

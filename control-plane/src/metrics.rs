@@ -53,6 +53,16 @@ pub struct Metrics {
     pub amd_results: AtomicU64,
     /// Calls a machine answered that were given the voicemail policy (message left or hung up).
     pub voicemails: AtomicU64,
+    /// Warm transfers handed to Twilio (`<Dial>` to `TRANSFER_TARGET`).
+    pub transfers_requested: AtomicU64,
+    /// Warm transfers a person took (`DialCallStatus` completed/answered).
+    pub transfers_completed: AtomicU64,
+    /// Warm transfers nobody took (busy, no-answer, failed, canceled).
+    pub transfers_failed: AtomicU64,
+    /// `transfer_to_human` requests refused (no target, bad arguments, Twilio refused).
+    pub transfers_refused: AtomicU64,
+    /// Hand-over notes `TRANSFER_WEBHOOK_URL` did not accept.
+    pub transfer_webhook_failures: AtomicU64,
     /// Seconds Twilio billed (`CallDuration` of `completed` callbacks).
     pub twilio_billed_seconds: AtomicU64,
     /// OpenAI input tokens the gateways reported.
@@ -80,7 +90,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64, &str); 29] = [
+        let rows: [(&str, &str, &AtomicU64, &str); 34] = [
             ("callway_sessions_created_total", "counter", &self.sessions_created, "Web sessions created"),
             ("callway_leads_saved_total", "counter", &self.leads_saved, "Leads saved or queued"),
             ("callway_calls_placed_total", "counter", &self.calls_placed, "Calls created at Twilio"),
@@ -175,6 +185,21 @@ impl Metrics {
                 "OpenAI's part of the calls' cost, millionths of PRICES_FILE's currency",
             ),
             (
+                "callway_transfers_total{outcome=\"requested\"}",
+                "counter",
+                &self.transfers_requested,
+                "Warm transfers by outcome: requested (Dial sent), completed, failed, refused",
+            ),
+            ("callway_transfers_total{outcome=\"completed\"}", "counter", &self.transfers_completed, ""),
+            ("callway_transfers_total{outcome=\"failed\"}", "counter", &self.transfers_failed, ""),
+            ("callway_transfers_total{outcome=\"refused\"}", "counter", &self.transfers_refused, ""),
+            (
+                "callway_transfer_webhook_failures_total",
+                "counter",
+                &self.transfer_webhook_failures,
+                "Hand-over notes TRANSFER_WEBHOOK_URL did not accept (the transfer went on)",
+            ),
+            (
                 "callway_voicemails_total",
                 "counter",
                 &self.voicemails,
@@ -182,12 +207,15 @@ impl Metrics {
             ),
         ];
         let mut out = String::with_capacity(4096);
+        let mut family_done = "";
         for (name, kind, value, help) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
+            // A labelled series (`name{label="…"}`) shares its family's HELP and TYPE lines.
+            let family = name.split('{').next().unwrap_or(name);
+            if family != family_done {
+                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+                family_done = family;
+            }
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
         out
     }
@@ -204,5 +232,9 @@ mod tests {
         let text = m.render();
         assert!(text.contains("# TYPE callway_calls_placed_total counter\ncallway_calls_placed_total 1\n"));
         assert!(text.contains("# TYPE callway_outbox_pending gauge\ncallway_outbox_pending 0\n"));
+        Metrics::inc(&m.transfers_failed);
+        assert!(text.matches("# TYPE callway_transfers_total counter").count() == 1, "{text}");
+        let text = m.render();
+        assert!(text.contains("callway_transfers_total{outcome=\"completed\"} 0\ncallway_transfers_total{outcome=\"failed\"} 1\n"), "{text}");
     }
 }

@@ -67,6 +67,9 @@ pub enum RetryReason {
     /// An answering machine took the call. The hook for answering-machine detection: call
     /// [`on_call_outcome`] with this when AMD reports `machine_end_*`.
     Voicemail,
+    /// Nobody took a warm transfer (`<Dial>` busy, unanswered, failed): the caller was told
+    /// and the call ended ([`crate::transfer`]).
+    TransferFailed,
 }
 
 impl RetryReason {
@@ -88,6 +91,7 @@ impl RetryReason {
             Self::NoAnswer => "no-answer",
             Self::Failed => "failed",
             Self::Voicemail => "voicemail",
+            Self::TransferFailed => "transfer-failed",
         }
     }
 }

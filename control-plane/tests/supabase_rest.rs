@@ -332,8 +332,8 @@ async fn a_batch_adds_its_usage_once_with_one_patch() {
     );
 }
 
-/// The calls a cost report covers are one `GET` embedding the lead's number and the
-/// `completed` callback (issue 13, cost).
+/// The calls a cost report covers are one `GET` embedding the lead's number, the `completed`
+/// callback and the `transfer-completed` line (issue 13, cost).
 #[tokio::test]
 async fn cost_rows_are_one_get_with_the_number_and_the_completed_callback() {
     use callway_control::cost::CallFilter;
@@ -342,7 +342,7 @@ async fn cost_rows_are_one_get_with_the_number_and_the_completed_callback() {
     rec.script([Reply::new(
         200,
         format!(
-            r#"[{{"id":"{call}","lead_id":"{lead}","created_at":"2026-12-06T10:00:00+00:00","status":"completed","input_tokens":0,"output_tokens":0,"input_audio_tokens":0,"input_cached_tokens":0,"input_cached_audio_tokens":0,"output_audio_tokens":0,"live_seconds":75.5,"engine_api":"live","engine_model":"gpt-live-1.1","leads":{{"phone_e164":"+33612345678"}},"call_status_events":[{{"detail":"CallDuration=80 AnsweredBy=human"}}]}}]"#
+            r#"[{{"id":"{call}","lead_id":"{lead}","created_at":"2026-12-06T10:00:00+00:00","status":"completed","input_tokens":0,"output_tokens":0,"input_audio_tokens":0,"input_cached_tokens":0,"input_cached_audio_tokens":0,"output_audio_tokens":0,"live_seconds":75.5,"engine_api":"live","engine_model":"gpt-live-1.1","leads":{{"phone_e164":"+33612345678"}},"completed":[{{"detail":"CallDuration=80 AnsweredBy=human"}}],"transfer":[{{"detail":"DialCallDuration=95"}}]}}]"#
         ),
     )]);
     let since = OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap();
@@ -351,18 +351,26 @@ async fn cost_rows_are_one_get_with_the_number_and_the_completed_callback() {
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!((r.phone_e164.as_str(), r.twilio_seconds, r.usage.live_seconds), ("+33612345678", 80, 75.5));
+    assert_eq!(r.transfer_seconds, 95);
     assert_eq!(r.usage.engine_model.as_deref(), Some("gpt-live-1.1"));
     let q = rec.take()[0].query_pairs();
     for pair in [
         ("lead_id", format!("eq.{lead}")),
         ("created_at", "gte.2026-11-18T11:06:40Z".to_owned()),
-        ("call_status_events.status", "eq.completed".to_owned()),
-        ("call_status_events.limit", "1".to_owned()),
+        ("completed.status", "eq.completed".to_owned()),
+        ("completed.limit", "1".to_owned()),
+        ("transfer.status", "eq.transfer-completed".to_owned()),
+        ("transfer.source", "eq.transfer".to_owned()),
         ("order", "created_at.desc,id.desc".to_owned()),
         ("limit", "20".to_owned()),
     ] {
         assert!(q.contains(&(pair.0.to_owned(), pair.1.clone())), "{pair:?} not in {q:?}");
     }
     let select = &q.iter().find(|(k, _)| k == "select").unwrap().1;
-    assert!(select.ends_with("engine_model,leads(phone_e164),call_status_events(detail)"), "{select}");
+    assert!(
+        select.ends_with(
+            "engine_model,leads(phone_e164),completed:call_status_events(detail),transfer:call_status_events(detail)"
+        ),
+        "{select}"
+    );
 }

@@ -325,6 +325,18 @@ fn a_refused_transfer_resumes_the_conversation_and_the_model_is_told() {
 }
 
 #[test]
+fn twilios_stop_before_the_tools_answer_is_the_transfer_taking_the_call() {
+    // The control plane's update ends the stream before its HTTP answer reaches the gateway.
+    let mut p = idle_with_transfer();
+    p.response_created("resp_t");
+    p.function_call("call_t", "transfer_to_human", TRANSFER_ARGS);
+    p.response_done("resp_t", "completed");
+    assert_eq!(transfer_requests(&p).len(), 1);
+    p.twilio_stop();
+    assert_eq!(*p.call.state(), CallState::Closed(CloseReason::Transferred));
+}
+
+#[test]
 fn a_caller_hanging_up_during_the_announcement_is_not_a_transfer() {
     let mut p = idle_with_transfer();
     p.response_created("resp_t");

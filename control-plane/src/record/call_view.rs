@@ -105,7 +105,7 @@ pub struct TimelineItem {
     /// Milliseconds since the call was asked for (negative never; clocks are the control
     /// plane's).
     pub offset_ms: i64,
-    /// `call`, `status`, `stream`, `token`, `tool`, `retry`, `end`.
+    /// `call`, `status`, `stream`, `token`, `tool`, `retry`, `transfer`, `end`.
     pub kind: &'static str,
     /// What happened (`ringing`, `stream-started`, `save_lead`, `caller_hung_up`, …).
     pub what: String,
@@ -192,6 +192,7 @@ fn kind_of(source: &str, status: &str) -> &'static str {
         "twilio-stream" => "stream",
         "retry" => "retry",
         "phone-tool" => "tool",
+        "transfer" => "transfer",
         _ if status == "hangup-requested" => "tool",
         _ => "status",
     }

@@ -151,13 +151,16 @@ pub async fn call(s: &SqlStore, id: Uuid) -> Result<Option<CallRows>, StoreError
 }
 
 /// The calls `f` selects, newest first, with what their cost is computed from (numbers in
-/// clear; Twilio's `CallDuration` from the first `completed` callback).
+/// clear; Twilio's `CallDuration` from the first `completed` callback, the transferred leg's
+/// `DialCallDuration` from the `transfer-completed` line).
 pub async fn cost_rows(s: &SqlStore, f: CallFilter) -> Result<Vec<CostRow>, StoreError> {
     const Q: &str = concat!(
         "SELECT c.id, c.lead_id, l.phone_e164, c.created_at, c.status, ",
         crate::store::sql::usage_columns!(),
         ", (SELECT e.detail FROM call_status_events e WHERE e.call_id = c.id AND e.status = 'completed' \
-           AND e.source = 'twilio-call' ORDER BY e.id LIMIT 1) AS completed_detail \
+           AND e.source = 'twilio-call' ORDER BY e.id LIMIT 1) AS completed_detail, \
+         (SELECT e.detail FROM call_status_events e WHERE e.call_id = c.id AND e.status = 'transfer-completed' \
+           AND e.source = $5 ORDER BY e.id LIMIT 1) AS transfer_detail \
          FROM calls c JOIN leads l ON l.id = c.lead_id \
          WHERE ($1 IS NULL OR c.lead_id = $1) AND ($2 IS NULL OR c.id = $2) AND ($3 IS NULL OR c.created_at >= $3) \
          ORDER BY c.created_at DESC, c.id DESC LIMIT $4"
@@ -165,10 +168,11 @@ pub async fn cost_rows(s: &SqlStore, f: CallFilter) -> Result<Vec<CostRow>, Stor
     let since = f.since.map(|t| t.to_offset(time::UtcOffset::UTC));
     let limit = i64::from(f.limit);
     on_pool!(&s.pool, p => {
-        let rows = sqlx::query(Q).bind(f.lead).bind(f.call).bind(since).bind(limit)
+        let rows = sqlx::query(Q).bind(f.lead).bind(f.call).bind(since).bind(limit).bind(crate::transfer::SOURCE)
             .fetch_all(p).await.map_err(map_err)?;
         rows.iter().map(|r| -> Result<CostRow, sqlx::Error> {
             let detail: Option<String> = r.try_get("completed_detail")?;
+            let transfer: Option<String> = r.try_get("transfer_detail")?;
             Ok(CostRow {
                 call_id: r.try_get("id")?,
                 lead_id: r.try_get("lead_id")?,
@@ -177,6 +181,7 @@ pub async fn cost_rows(s: &SqlStore, f: CallFilter) -> Result<Vec<CostRow>, Stor
                 status: r.try_get("status")?,
                 usage: crate::store::sql::usage_row!(r)?,
                 twilio_seconds: detail.as_deref().and_then(crate::cost::billed_seconds_in).unwrap_or(0),
+                transfer_seconds: transfer.as_deref().and_then(crate::cost::transfer_seconds_in).unwrap_or(0),
             })
         }).collect::<Result<Vec<_>, _>>().map_err(map_err)
     })

@@ -199,18 +199,23 @@ pub async fn call(s: &SupabaseStore, id: Uuid) -> Result<Option<CallRows>, Store
 }
 
 /// The calls `f` selects, newest first, with what their cost is computed from: the calls with
-/// their lead's number and their `completed` callback embedded (one request).
+/// their lead's number, their `completed` callback and their `transfer-completed` line embedded
+/// (one request, the status lines under two aliases).
 pub async fn cost_rows(s: &SupabaseStore, f: CallFilter) -> Result<Vec<CostRow>, StoreError> {
     let select = format!(
-        "id,lead_id,created_at,status,{},leads(phone_e164),call_status_events(detail)",
+        "id,lead_id,created_at,status,{},leads(phone_e164),completed:call_status_events(detail),transfer:call_status_events(detail)",
         crate::store::supabase::USAGE_COLUMNS
     );
     let mut query = vec![
         ("select", select),
-        ("call_status_events.status", "eq.completed".to_owned()),
-        ("call_status_events.source", "eq.twilio-call".to_owned()),
-        ("call_status_events.order", "id.asc".to_owned()),
-        ("call_status_events.limit", "1".to_owned()),
+        ("completed.status", "eq.completed".to_owned()),
+        ("completed.source", "eq.twilio-call".to_owned()),
+        ("completed.order", "id.asc".to_owned()),
+        ("completed.limit", "1".to_owned()),
+        ("transfer.status", "eq.transfer-completed".to_owned()),
+        ("transfer.source", format!("eq.{}", crate::transfer::SOURCE)),
+        ("transfer.order", "id.asc".to_owned()),
+        ("transfer.limit", "1".to_owned()),
         ("order", "created_at.desc,id.desc".to_owned()),
         ("limit", f.limit.to_string()),
     ];
@@ -229,8 +234,7 @@ pub async fn cost_rows(s: &SupabaseStore, f: CallFilter) -> Result<Vec<CostRow>,
     }
     let rows = s.rows("calls", &query).await?;
     let cost_row = |r: &Value| {
-        let detail =
-            r["call_status_events"].as_array().and_then(|a| a.first()).and_then(|e| e["detail"].as_str());
+        let detail = |alias: &str| r[alias].as_array()?.first()?["detail"].as_str();
         Some(CostRow {
             call_id: uuid(r, "id")?,
             lead_id: uuid(r, "lead_id")?,
@@ -238,7 +242,8 @@ pub async fn cost_rows(s: &SupabaseStore, f: CallFilter) -> Result<Vec<CostRow>,
             created_at: at(r, "created_at")?,
             status: text(r, "status")?,
             usage: crate::store::supabase::usage_from_json(r),
-            twilio_seconds: detail.and_then(crate::cost::billed_seconds_in).unwrap_or(0),
+            twilio_seconds: detail("completed").and_then(crate::cost::billed_seconds_in).unwrap_or(0),
+            transfer_seconds: detail("transfer").and_then(crate::cost::transfer_seconds_in).unwrap_or(0),
         })
     };
     rows.iter().map(|r| cost_row(r).ok_or_else(|| unreadable("call cost"))).collect()

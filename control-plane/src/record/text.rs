@@ -222,13 +222,21 @@ fn openai_usage(c: &Cost) -> String {
     }
 }
 
+/// Twilio's billed seconds, with a transferred leg's.
+fn twilio_seconds(c: &Cost) -> String {
+    match c.transfer_seconds {
+        0 => format!("{} s", c.twilio_seconds),
+        t => format!("{} s + transfer {t} s", c.twilio_seconds),
+    }
+}
+
 fn call_cost_line(k: &CallCost) -> String {
     let c = &k.cost;
     format!(
-        "{} {}  (Twilio {} s: {}; OpenAI {} {}: {})",
+        "{} {}  (Twilio {}: {}; OpenAI {} {}: {})",
         amount(c.total_micros),
         c.currency,
-        c.twilio_seconds,
+        twilio_seconds(c),
         amount(c.twilio_micros),
         k.model.as_deref().unwrap_or("-"),
         openai_usage(c),
@@ -238,10 +246,10 @@ fn call_cost_line(k: &CallCost) -> String {
 
 fn sum_line(c: &Cost) -> String {
     format!(
-        "{} {}  (Twilio {} s: {}; OpenAI {}: {})",
+        "{} {}  (Twilio {}: {}; OpenAI {}: {})",
         amount(c.total_micros),
         c.currency,
-        c.twilio_seconds,
+        twilio_seconds(c),
         amount(c.twilio_micros),
         openai_usage(c),
         amount(c.openai_micros)

@@ -4,7 +4,8 @@
 //!
 //! - redeem: verify the stream token (signature, expiry), then mark it used in the database in
 //!   one conditional `UPDATE`: single use across every gateway → `CallContext`;
-//! - tools: `save_lead` (a correction during the call), `end_call` (Twilio hang-up);
+//! - tools: `save_lead` (a correction during the call), `end_call` (Twilio hang-up),
+//!   `transfer_to_human` (warm transfer, [`crate::transfer`]);
 //! - events: transcripts, usage, end of call, idempotent by `seq`.
 
 use axum::extract::{Path, State};
@@ -94,7 +95,8 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
                 summary,
                 language: "fr".into(),
                 voice: app.config.openai_voice.clone(),
-                transfer: false,
+                // A target, and the team in at the time the call starts.
+                transfer: app.config.transfer.open_at(app.clock.now()),
             })
         }
         Redeem::Redeemed(_) => Err(ApiFailure::new(
@@ -155,7 +157,7 @@ async fn tool_inner(
     authenticate(app, body)?;
     let call_id = call_id_param(call_id)?;
     let req: ToolRequest = body.json()?;
-    if tool != "save_lead" && tool != "end_call" {
+    if !["save_lead", "end_call", contract::internal_api::TRANSFER_TOOL].contains(&tool) {
         return Err(ApiFailure::new(
             StatusCode::NOT_FOUND,
             "tool_unknown",
@@ -181,6 +183,10 @@ async fn run_tool(
     req: &ToolRequest,
     call: &CallRow,
 ) -> Result<Response, ApiFailure> {
+    if tool == contract::internal_api::TRANSFER_TOOL {
+        let answer = crate::transfer::on_tool(app, call, req).await.map_err(ApiFailure::storage)?;
+        return Ok(axum::Json(answer).into_response());
+    }
     if tool == "save_lead" {
         let args: PhoneSaveLeadArgs = match serde_json::from_str(&req.arguments) {
             Ok(a) => a,

@@ -178,6 +178,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/twilio/status", post(twilio::call_status))
         .route("/twilio/stream-status", post(twilio::stream_status))
         .route("/twilio/amd", post(twilio::amd_status))
+        .route("/twilio/transfer", post(twilio::transfer_status))
         .route(contract::internal_api::REDEEM_PATH, post(internal::redeem))
         .route("/internal/v1/calls/{call_id}/tools/{tool}", post(internal::tool))
         .route("/internal/v1/calls/{call_id}/amd", post(internal::amd))

@@ -3,7 +3,9 @@
 //! `PUBLIC_APP_URL` plus the path and query we gave Twilio, never from the request's `Host`
 //! (behind a proxy the two differ). Accepted events go to the call's status timeline; a final
 //! `busy`, `no-answer` or `failed` then schedules the next attempt ([`crate::retry`]).
-//! `POST /twilio/amd` takes the answering-machine detection result ([`crate::amd`]).
+//! `POST /twilio/amd` takes the answering-machine detection result ([`crate::amd`]);
+//! `POST /twilio/transfer` is a warm transfer's `<Dial action>` ([`crate::transfer`]), answered
+//! with the TwiML the call runs next.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -184,6 +186,40 @@ pub async fn amd_status(State(app): State<SharedApp>, body: RawBody) -> Response
     .await
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(StoreError::NotFound(_)) => {
+            ApiFailure::new(StatusCode::NOT_FOUND, "call_unknown", "no call with this call_id")
+                .into_response()
+        }
+        Err(e) => ApiFailure::storage(e).into_response(),
+    }
+}
+
+/// `POST /twilio/transfer?call_id=…`: the `<Dial action>` of a warm transfer
+/// (`DialCallStatus`, `DialCallDuration`) → the call's timeline, then the TwiML the call runs
+/// next (hang-up after a person took it; the failure message then hang-up otherwise).
+pub async fn transfer_status(State(app): State<SharedApp>, body: RawBody) -> Response {
+    let (call_id, params) =
+        match call_id_of(&body.path_and_query).and_then(|id| Ok((id, verified_form(&app, &body)?))) {
+            Ok(v) => v,
+            Err(e) => return e.into_response(),
+        };
+    let Some(status) = get(&params, "DialCallStatus") else {
+        return ApiFailure::new(StatusCode::BAD_REQUEST, "dial_status_missing", "DialCallStatus is missing")
+            .into_response();
+    };
+    if !crate::transfer::known_dial_status(status) {
+        return ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "dial_status_invalid",
+            format!("DialCallStatus {status:?} is not a value Twilio sends"),
+        )
+        .into_response();
+    }
+    match crate::transfer::on_dial_result(&app, call_id, status, get(&params, "DialCallDuration")).await {
+        Ok(r) => {
+            Metrics::inc(&app.metrics.status_callbacks);
+            ([(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")], r.twiml).into_response()
+        }
         Err(StoreError::NotFound(_)) => {
             ApiFailure::new(StatusCode::NOT_FOUND, "call_unknown", "no call with this call_id")
                 .into_response()

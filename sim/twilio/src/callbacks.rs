@@ -22,6 +22,8 @@ pub enum CallbackKind {
     TwimlFetch,
     /// `AsyncAmdStatusCallback`: the answering-machine detection result.
     AmdStatus,
+    /// `<Dial action>`: the dialled call ended (`DialCallStatus`); answered with new TwiML.
+    DialAction,
 }
 
 /// One request the simulator made, and how it went.

@@ -32,6 +32,13 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))
 }
 
+/// `ADDRESS=SCRIPT`, split at the last `=` (a SIP URI may carry `;transport=tls`).
+fn parse_dial_pair(s: &str) -> Result<(String, String), String> {
+    s.rsplit_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}`: expected ADDRESS=SCRIPT"))
+}
+
 /// When the simulated person hangs up.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum EndArg {
@@ -172,6 +179,10 @@ pub struct TwilioApiArgs {
     /// What happens when NUMBER is dialled: answer, busy, no-answer, failed (repeatable).
     #[arg(long = "outcome", value_name = "NUMBER=OUTCOME", value_parser = parse_pair)]
     pub outcomes: Vec<(String, String)>,
+    /// What the party a `<Dial>` calls does, by number or SIP URI: answer (rings 1 s, talks
+    /// 30 s), answer:RING_MS:TALK_MS, busy, busy:RING_MS, no-answer, failed (repeatable).
+    #[arg(long = "dial", value_name = "ADDRESS=SCRIPT", value_parser = parse_dial_pair)]
+    pub dials: Vec<(String, String)>,
     /// Fail the next create-call request with 429 (20429) or 500 (20500), in order (repeatable).
     #[arg(long = "fault", value_name = "429|500")]
     pub faults: Vec<String>,
@@ -257,6 +268,9 @@ pub async fn run_api(args: TwilioApiArgs) -> anyhow::Result<()> {
     cfg.ring_delay = Duration::from_millis(args.ring_ms);
     for (number, outcome) in &args.outcomes {
         cfg.outcomes.insert(number.clone(), outcome.parse::<Outcome>().map_err(anyhow::Error::msg)?);
+    }
+    for (address, script) in &args.dials {
+        cfg.dial.insert(address.clone(), script.parse().map_err(anyhow::Error::msg)?);
     }
     for f in &args.faults {
         cfg.faults.push(f.parse::<Fault>().map_err(anyhow::Error::msg)?);

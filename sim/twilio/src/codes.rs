@@ -36,6 +36,9 @@ pub const TWIML_INVALID: u32 = 12200;
 pub const HTTP_RETRIEVAL: u32 = 11200;
 /// Trial accounts: calls are limited to 10 minutes.
 pub const TRIAL_CALL_LIMIT: u32 = 13805;
+/// `<Dial callerId>` is not the call's own `From` or `To`, a number of the account or a
+/// verified caller ID (the dial fails).
+pub const DIAL_INVALID_CALLER_ID: u32 = 13214;
 /// Invalid parameter (the simulator's code for a malformed `Timeout` or `StatusCallbackEvent`;
 /// Twilio does not document which code those get).
 pub const INVALID_PARAMETER: u32 = 20001;

@@ -3,7 +3,8 @@
 //! Supported: `<Response>` with `<Connect><Stream url name track statusCallback
 //! statusCallbackMethod><Parameter name value/>…</Stream></Connect>` (the bidirectional stream),
 //! `<Hangup/>`, `<Pause length>`, `<Say>` (takes time, plays nothing), `<Reject>`,
-//! `<Redirect>`. Other verbs are kept as [`Verb::Other`] and skipped by the call runner, with
+//! `<Redirect>`, `<Dial timeout action method callerId>` with one `<Number>` or `<Sip>` noun (or
+//! the number as its text). Other verbs are kept as [`Verb::Other`] and skipped by the call runner, with
 //! warning 12200, as Twilio skips what it does not know. Malformed XML is Twilio's 12100
 //! (document parse failure); a well-formed document that breaks TwiML's rules is 12200.
 
@@ -50,9 +51,48 @@ pub enum Verb {
         /// `POST` unless said.
         method: Option<String>,
     },
+    /// `<Dial>`: calls another party and bridges the call to it.
+    Dial(Dial),
     /// A verb the simulator does not run (skipped).
     Other(String),
 }
+
+/// `<Dial>` and whom it calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    /// `action`: requested with `DialCallStatus` & co. when the dialled call ends; its answer
+    /// is the call's next TwiML. Without it, the document goes on after `<Dial>`.
+    pub action: Option<String>,
+    /// `method` for `action` (`POST` default).
+    pub method: Option<String>,
+    /// `timeout`: seconds to let the dialled party ring (default 30, Twilio allows 5 to 600).
+    pub timeout: u64,
+    /// `callerId` shown to the dialled party (default: the call's own caller id).
+    pub caller_id: Option<String>,
+    /// Whom.
+    pub target: DialTarget,
+}
+
+/// The party a `<Dial>` calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialTarget {
+    /// `<Number>+33…</Number>`, or the number as `<Dial>`'s text.
+    Number(String),
+    /// `<Sip>sip:…</Sip>`.
+    Sip(String),
+}
+
+impl DialTarget {
+    /// The number or URI dialled.
+    pub fn address(&self) -> &str {
+        match self {
+            DialTarget::Number(n) | DialTarget::Sip(n) => n,
+        }
+    }
+}
+
+/// `<Dial timeout>` when not given.
+pub const DIAL_DEFAULT_TIMEOUT: u64 = 30;
 
 /// `<Connect>` and what it connects to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +259,7 @@ pub fn parse(xml: &str) -> Result<Twiml, TwimlError> {
             "Redirect" => {
                 Verb::Redirect { url: v.text.trim().to_owned(), method: v.attr("method").map(str::to_owned) }
             }
+            "Dial" => Verb::Dial(parse_dial(v)?),
             other => Verb::Other(other.to_owned()),
         });
     }
@@ -266,6 +307,64 @@ fn parse_connect(c: &Element) -> Result<Connect, TwimlError> {
     })
 }
 
+fn parse_dial(d: &Element) -> Result<Dial, TwimlError> {
+    let timeout = match d.attr("timeout") {
+        None => DIAL_DEFAULT_TIMEOUT,
+        Some(t) => match t.trim().parse::<u64>() {
+            Ok(n) if (5..=600).contains(&n) => n,
+            _ => {
+                return Err(TwimlError::Invalid(format!(
+                    "<Dial timeout=\"{t}\">: timeout must be a whole number of seconds from 5 to 600"
+                )));
+            }
+        },
+    };
+    if let Some(m) = d.attr("method")
+        && !m.eq_ignore_ascii_case("GET")
+        && !m.eq_ignore_ascii_case("POST")
+    {
+        return Err(TwimlError::Invalid(format!("<Dial method=\"{m}\">: method must be GET or POST")));
+    }
+    let mut targets = Vec::new();
+    for n in &d.children {
+        let address = n.text.trim().to_owned();
+        if address.is_empty() {
+            return Err(TwimlError::Invalid(format!("<{}> inside <Dial> is empty", n.name)));
+        }
+        targets.push(match n.name.as_str() {
+            "Number" => DialTarget::Number(address),
+            "Sip" if address.starts_with("sip:") || address.starts_with("sips:") => DialTarget::Sip(address),
+            "Sip" => {
+                return Err(TwimlError::Invalid(format!("<Sip>{address}</Sip>: a SIP URI starts with sip:")));
+            }
+            other => {
+                return Err(TwimlError::Invalid(format!(
+                    "<{other}> inside <Dial>: the simulator dials <Number> and <Sip> only"
+                )));
+            }
+        });
+    }
+    if targets.is_empty() && !d.text.trim().is_empty() {
+        targets.push(DialTarget::Number(d.text.trim().to_owned()));
+    } else if !d.text.trim().is_empty() {
+        return Err(TwimlError::Invalid("<Dial> holds both text and nouns".into()));
+    }
+    if targets.len() > 1 {
+        return Err(TwimlError::Invalid(format!(
+            "<Dial> holds {} nouns: the simulator dials one party per <Dial>",
+            targets.len()
+        )));
+    }
+    let target = targets.pop().ok_or_else(|| TwimlError::Invalid("<Dial> with nothing to dial".into()))?;
+    Ok(Dial {
+        action: d.attr("action").map(str::to_owned),
+        method: d.attr("method").map(str::to_ascii_uppercase),
+        timeout,
+        caller_id: d.attr("callerId").map(str::to_owned),
+        target,
+    })
+}
+
 /// Escapes an XML attribute value.
 pub fn escape(value: &str) -> String {
     quick_xml::escape::escape(value).into_owned()
@@ -284,4 +383,62 @@ pub fn connect_stream(url: &str, status_callback: Option<&str>, parameters: &[(&
     }
     s.push_str("</Stream></Connect><Hangup /></Response>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_is_parsed_with_its_attributes_and_noun() {
+        let t = parse(
+            r#"<?xml version="1.0"?><Response><Dial timeout="20" action="https://cp.example/twilio/transfer?call_id=1&amp;x=2" method="POST" callerId="+33159000000"><Number>+33612345678</Number></Dial><Say>après</Say></Response>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.verbs[0],
+            Verb::Dial(Dial {
+                action: Some("https://cp.example/twilio/transfer?call_id=1&x=2".into()),
+                method: Some("POST".into()),
+                timeout: 20,
+                caller_id: Some("+33159000000".into()),
+                target: DialTarget::Number("+33612345678".into()),
+            })
+        );
+        assert!(matches!(t.verbs[1], Verb::Say { .. }));
+        let sip = parse("<Response><Dial><Sip>sip:agent@pbx.example.eu</Sip></Dial></Response>").unwrap();
+        let Verb::Dial(d) = &sip.verbs[0] else { panic!("{sip:?}") };
+        assert_eq!((d.timeout, d.action.as_deref()), (DIAL_DEFAULT_TIMEOUT, None));
+        assert_eq!(d.target, DialTarget::Sip("sip:agent@pbx.example.eu".into()));
+        let text = parse("<Response><Dial> +33612345678 </Dial></Response>").unwrap();
+        assert_eq!(
+            text.verbs[0],
+            Verb::Dial(Dial { target: DialTarget::Number("+33612345678".into()), ..d.clone() })
+        );
+    }
+
+    #[test]
+    fn bad_dials_are_refused_with_twilio_codes() {
+        for (xml, what) in [
+            ("<Response><Dial><Conference>room</Conference></Dial></Response>", "<Conference> inside <Dial>"),
+            ("<Response><Dial></Dial></Response>", "nothing to dial"),
+            (
+                "<Response><Dial timeout=\"2\"><Number>+33612345678</Number></Dial></Response>",
+                "from 5 to 600",
+            ),
+            ("<Response><Dial timeout=\"x\">+33612345678</Dial></Response>", "timeout must be"),
+            ("<Response><Dial method=\"PUT\">+33612345678</Dial></Response>", "GET or POST"),
+            ("<Response><Dial><Sip>agent@pbx</Sip></Dial></Response>", "starts with sip:"),
+            ("<Response><Dial><Number></Number></Dial></Response>", "is empty"),
+            (
+                "<Response><Dial><Number>+33612345678</Number><Number>+33612345679</Number></Dial></Response>",
+                "one party",
+            ),
+        ] {
+            let e = parse(xml).unwrap_err();
+            assert_eq!(e.code(), codes::TWIML_INVALID, "{xml}");
+            assert!(e.to_string().contains(what), "{xml}: {e}");
+        }
+        assert_eq!(parse("<Response><Dial>+336</Response>").unwrap_err().code(), codes::TWIML_PARSE);
+    }
 }

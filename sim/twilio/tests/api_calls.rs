@@ -575,3 +575,162 @@ async fn async_amd_reports_a_machine_and_new_twiml_replaces_the_stream() {
     let (status, body) = update(&h, &sid, &[("Twiml", message)]).await;
     assert_eq!((status, body["code"].as_u64()), (400, Some(21220)));
 }
+
+/// `<Dial>` given to a live call by an update, as a warm transfer does: the stream is stopped,
+/// the scripted party is rung and bridged, then `action` is requested (signed) with
+/// `DialCallStatus`, `DialCallSid`, `DialCallDuration`, and the TwiML it answers runs; a busy
+/// party gets the action's `<Say>` then `<Hangup/>`; without `action` the document goes on.
+#[tokio::test(start_paused = true)]
+async fn dial_bridges_the_scripted_party_then_runs_the_action_answer() {
+    use callway_sim_twilio::api::dial::DialScript;
+    let app = Receiver::spawn().await;
+    app.answer(
+        "/after-dial",
+        200,
+        r#"<Response><Say language="fr-FR">Personne n'est libre.</Say><Hangup/></Response>"#,
+    );
+    let mut cfg = base_config();
+    cfg.caller.script = vec![Segment::Silence { ms: 3_600_000 }];
+    cfg.caller.end = EndPolicy::ServerCloses;
+    cfg.dial.insert(
+        "+33698765432".into(),
+        DialScript::Answer { after: Duration::from_secs(3), talk: Duration::from_secs(42) },
+    );
+    cfg.dial.insert("sip:busy@pbx.example.eu".into(), DialScript::Busy { after: Duration::from_secs(2) });
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let action = app.url("/after-dial?call_id=7");
+
+    // Answered: bridged for 42 s, then `completed` reported; the action's TwiML runs.
+    let (stream_url, gateway) = serve_once("/s", move |mut peer| async move {
+        let _ = peer.until_event("start").await;
+        peer.until_event("stop").await.0
+    })
+    .await;
+    let doc = twiml::connect_stream(&stream_url, None, &[]);
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc.as_str())]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    within(600, h.wait_call_status(&sid, CallStatus::InProgress)).await;
+    let dial = format!(
+        r#"<Response><Dial timeout="20" action="{}" callerId="{FROM}"><Number>+33698765432</Number></Dial></Response>"#,
+        twiml::escape(&action)
+    );
+    assert_eq!(update(&h, &sid, &[("Twiml", dial.as_str())]).await.0, 200);
+    assert_eq!(gateway.await.unwrap()["stop"]["callSid"], sid.as_str(), "the stream got stop");
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.status, CallStatus::Completed);
+    assert_eq!(call.dials.len(), 1);
+    let d = &call.dials[0];
+    assert_eq!((d.kind.as_str(), d.target.as_str(), d.timeout_secs), ("number", "+33698765432", 20));
+    assert_eq!(
+        (d.status.as_deref(), d.duration_secs, d.action_http_status),
+        (Some("completed"), Some(42), Some(200))
+    );
+    assert_eq!(d.caller_id.as_deref(), Some(FROM));
+    assert!(call.duration_secs.unwrap() >= 45, "rang 3 s, talked 42 s");
+    let cb = h.callbacks_for(&sid).into_iter().find(|c| c.kind == CallbackKind::DialAction).unwrap();
+    assert_eq!(cb.param("DialCallStatus"), Some("completed"));
+    assert_eq!(cb.param("DialCallDuration"), Some("42"));
+    assert_eq!(cb.param("DialCallSid"), Some(d.dial_call_sid.as_str()));
+    assert_eq!((cb.param("CallSid"), cb.param("CallStatus")), (Some(sid.as_str()), Some("in-progress")));
+    assert_eq!(cb.param("AccountSid"), Some(h.account_sid()));
+    assert!(verify(h.auth_token(), &cb), "signed like every callback");
+    assert_eq!(app.requests()[0].path_and_query, "/after-dial?call_id=7");
+    assert_eq!(call.said.len(), 1, "the action's answer ran");
+
+    // Busy SIP party: reported `busy` with no duration; no action: the document goes on.
+    let doc = r#"<Response><Dial><Sip>sip:busy@pbx.example.eu</Sip></Dial><Say>Au revoir.</Say></Response>"#;
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc)]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    let d = &call.dials[0];
+    assert_eq!((d.kind.as_str(), d.status.as_deref(), d.duration_secs), ("sip", Some("busy"), Some(0)));
+    assert_eq!(d.action_http_status, None);
+    assert_eq!(call.said.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), ["Au revoir."]);
+    assert!(h.callbacks_for(&sid).iter().all(|c| c.kind != CallbackKind::DialAction));
+
+    // An unscripted address that never answers within `timeout`, and a noun the simulator
+    // does not dial (12200, the call ends).
+    let doc = r#"<Response><Dial timeout="5"><Conference>room</Conference></Dial></Response>"#;
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc)]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![12200], "{:?}", call.errors);
+    assert!(call.dials.is_empty());
+}
+
+/// A party scripted not to answer rings until `<Dial timeout>`: `no-answer`, then the action.
+#[tokio::test(start_paused = true)]
+async fn dial_no_answer_rings_until_the_timeout() {
+    use callway_sim_twilio::api::dial::DialScript;
+    let app = Receiver::spawn().await;
+    app.answer("/a", 200, "<Response><Hangup/></Response>");
+    let mut cfg = base_config();
+    cfg.dial.insert("+33698765432".into(), DialScript::NoAnswer);
+    cfg.dial.insert("+33698765433".into(), DialScript::Failed);
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    for (to, status) in [("+33698765432", "no-answer"), ("+33698765433", "failed")] {
+        let doc = format!(
+            r#"<Response><Dial timeout="7" action="{}">{to}</Dial></Response>"#,
+            twiml::escape(&app.url("/a"))
+        );
+        let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc.as_str())]).await["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let call = within(600, h.wait_call_finished(&sid)).await;
+        let cb = h.callbacks_for(&sid).into_iter().find(|c| c.kind == CallbackKind::DialAction).unwrap();
+        assert_eq!(cb.param("DialCallStatus"), Some(status));
+        assert_eq!(cb.param("DialBridged"), Some("false"));
+        let rang = cb.sent_at - call.answered_at.unwrap();
+        if status == "no-answer" {
+            assert!(rang >= Duration::from_secs(7), "{rang:?}");
+        }
+        assert_eq!(call.dials[0].status.as_deref(), Some(status));
+    }
+
+    // A callerId the account may not present: 13214, the dial fails at once.
+    let doc = format!(
+        r#"<Response><Dial callerId="+33100000099" action="{}">+33698765499</Dial></Response>"#,
+        twiml::escape(&app.url("/a"))
+    );
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc.as_str())]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    assert_eq!(call.errors.iter().map(|e| e.code).collect::<Vec<_>>(), vec![13214]);
+    assert_eq!(call.dials[0].status.as_deref(), Some("failed"));
+}
+
+/// The caller hangs up while the dialled party rings: the dial is `canceled`, the action is
+/// still requested (with `CallStatus=completed`), and what it answers is not run.
+#[tokio::test(start_paused = true)]
+async fn a_caller_hanging_up_during_a_dial_cancels_it_and_still_reports_it() {
+    use callway_sim_twilio::api::dial::DialScript;
+    let app = Receiver::spawn().await;
+    app.answer("/a", 200, "<Response><Say>jamais dit</Say></Response>");
+    let mut cfg = base_config();
+    cfg.dial.insert("+33698765432".into(), DialScript::NoAnswer);
+    let h = TwilioApiSim::spawn(cfg).await.unwrap();
+    let doc = format!(
+        r#"<Response><Dial timeout="60" action="{}">+33698765432</Dial></Response>"#,
+        twiml::escape(&app.url("/a"))
+    );
+    let sid = create(&h, &[("To", "+33612345678"), ("From", FROM), ("Twiml", doc.as_str())]).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    within(600, h.wait_until(|h| h.call(&sid).filter(|c| !c.dials.is_empty()))).await;
+    assert_eq!(update(&h, &sid, &[("Status", "completed")]).await.0, 200);
+    let call = within(600, h.wait_call_finished(&sid)).await;
+    let cb = h.callbacks_for(&sid).into_iter().find(|c| c.kind == CallbackKind::DialAction).unwrap();
+    assert_eq!((cb.param("DialCallStatus"), cb.param("CallStatus")), (Some("canceled"), Some("completed")));
+    assert_eq!(call.dials[0].status.as_deref(), Some("canceled"));
+    assert!(call.said.is_empty(), "nothing runs after the caller hung up: {:?}", call.said);
+}

@@ -99,8 +99,10 @@ impl Core {
                     return;
                 }
                 let reason = match &self.ending {
-                    // Hung up during the announcement, before the call was handed over.
-                    Some(e) if e.reason == CloseReason::Transferred && !e.handed_over => {
+                    // Hung up during the announcement, before the transfer was asked for. Once it
+                    // is (the tool request out), Twilio's `stop` is the control plane's update
+                    // taking the call, which usually comes before the tool's answer does.
+                    Some(e) if e.reason == CloseReason::Transferred && e.drain_deadline.is_none() => {
                         CloseReason::CallerHungUp
                     }
                     Some(e) => e.reason,

@@ -20,6 +20,7 @@
 //! ([`crate::callbacks`]). Everything is recorded on the [`ApiHandle`].
 
 pub mod amd;
+pub mod dial;
 pub mod errors;
 pub mod host;
 pub mod resources;
@@ -152,6 +153,9 @@ pub struct ApiConfig {
     pub outcomes: HashMap<String, Outcome>,
     /// What answering-machine detection finds per `To` number (others: a person).
     pub amd: HashMap<String, amd::AmdScript>,
+    /// What a `<Dial>`led party does, per number or SIP URI (others answer after the ring delay
+    /// and talk for a second).
+    pub dial: HashMap<String, dial::DialScript>,
     /// Failures for the next create-call requests, in order.
     pub faults: Vec<Fault>,
     /// The callee on the Media Stream.
@@ -185,6 +189,7 @@ impl Default for ApiConfig {
             no_answer_after: None,
             outcomes: HashMap::new(),
             amd: HashMap::new(),
+            dial: HashMap::new(),
             faults: Vec::new(),
             caller: CallerSettings::default(),
             strict_wss: false,
@@ -219,6 +224,7 @@ impl TwilioApiSim {
             faults: config.faults.iter().copied().collect::<VecDeque<_>>(),
             outcomes: config.outcomes.clone(),
             amd: config.amd.clone(),
+            dial: config.dial.clone(),
             verified: config
                 .verified_numbers
                 .iter()
@@ -339,6 +345,13 @@ impl ApiHandle {
     pub fn set_amd(&self, number: &str, script: amd::AmdScript) {
         self.shared.update(|i| {
             i.amd.insert(number.to_owned(), script);
+        });
+    }
+
+    /// Sets what the party at `address` (a number or a SIP URI) does when a `<Dial>` calls it.
+    pub fn set_dial(&self, address: &str, script: dial::DialScript) {
+        self.shared.update(|i| {
+            i.dial.insert(address.to_owned(), script);
         });
     }
 

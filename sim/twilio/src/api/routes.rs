@@ -200,6 +200,7 @@ fn create(
         answered_by: None,
         said: Vec::new(),
         updates: Vec::new(),
+        dials: Vec::new(),
         finished: false,
     };
     let body = call_body(shared, &snap);

@@ -4,7 +4,8 @@
 //! against the stream URL (with the `<Parameter>`s as `customParameters`) and the document
 //! continues when the stream closes; `<Hangup/>` or the end of the document ends the call.
 //! A call update with new TwiML stops what runs (a stream gets `stop` and is closed) and runs
-//! the new document. Answering-machine detection ([`super::amd`]) runs beside the TwiML
+//! the new document. `<Dial>` calls the scripted party ([`super::dial`]), then requests its
+//! `action` with `DialCallStatus` and runs the TwiML answered. Answering-machine detection ([`super::amd`]) runs beside the TwiML
 //! (`AsyncAmd=true`, result by `AsyncAmdStatusCallback`) or before it.
 
 use std::sync::Arc;
@@ -14,11 +15,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::Outcome;
 use super::amd::{AmdScript, AnsweredBy};
+use super::dial::{DialRecord, DialScript};
 use super::state::{CallError, CallStatus, Shared};
 use super::validate::CreateCall;
 use crate::callbacks::{CallbackKind, CallbackRecord};
 use crate::caller::{CallEnd, Caller, CallerConfig, CallerEvent, HangupCause, HangupHandle};
-use crate::twiml::{self, StreamNoun, Verb};
+use crate::twiml::{self, Dial, DialTarget, StreamNoun, Verb};
 use crate::{codes, sids};
 
 /// A callback waiting to be sent.
@@ -29,6 +31,10 @@ struct Pending {
     method: String,
     params: Vec<(String, String)>,
 }
+
+/// Where the next document comes from: URL, method, parameters beyond the call's own (a
+/// `<Dial action>`'s `DialCallStatus` & co.), and what kind of request it is.
+type NextDoc = (String, String, Vec<(String, String)>, CallbackKind);
 
 /// Trial accounts' call limit.
 const TRIAL_LIMIT: Duration = Duration::from_secs(600);
@@ -272,15 +278,29 @@ impl Call {
 
     /// Fetches TwiML from `url` with Twilio's signed voice request.
     async fn fetch(&self, url: &str, method: &str) -> Option<String> {
-        let params = self.base_params("in-progress");
+        self.request_twiml(url, method, CallbackKind::TwimlFetch, "in-progress", Vec::new()).await.0
+    }
+
+    /// Requests `url` with the call's parameters (`CallStatus=status`) and `extra`, as `kind`;
+    /// the TwiML answered (`None` on a failure, logged as Twilio's 11200) and the HTTP status.
+    async fn request_twiml(
+        &self,
+        url: &str,
+        method: &str,
+        kind: CallbackKind,
+        status: &str,
+        extra: Vec<(String, String)>,
+    ) -> (Option<String>, Option<u16>) {
+        let mut params = self.base_params(status);
+        params.extend(extra);
         let sent_at = self.shared.clock.elapsed();
         let d = self.shared.sender.send(url, method, &params).await;
         let ok = d.http_status.is_some_and(|s| (200..300).contains(&s));
         let body = d.body.clone();
         let record = CallbackRecord {
             call_sid: self.sid.clone(),
-            kind: CallbackKind::TwimlFetch,
-            event: "twiml".into(),
+            kind,
+            event: if kind == CallbackKind::DialAction { "dial-action".into() } else { "twiml".into() },
             method: method.to_owned(),
             url: url.to_owned(),
             request_url: d.request_url,
@@ -291,14 +311,84 @@ impl Call {
             error: d.error.clone(),
             sent_at,
         };
+        let http_status = d.http_status;
         self.shared.update(|i| i.callbacks.push(record));
         if ok {
-            body
+            (body, http_status)
         } else {
             let why = d.error.unwrap_or_else(|| format!("HTTP {}", d.http_status.unwrap_or(0)));
             self.error(codes::HTTP_RETRIEVAL, format!("fetching TwiML from {url}: {why}"));
-            None
+            (None, http_status)
         }
+    }
+
+    /// Runs one `<Dial>`: rings the scripted party, bridges it for its talk time, records the
+    /// outcome. `(DialCallStatus, DialCallSid, DialCallDuration, parent still on the line)`.
+    async fn dial(&mut self, d: &Dial) -> (String, String, u64, bool) {
+        let address = d.target.address().to_owned();
+        let script = self.shared.read(|i| i.dial.get(&address).copied()).unwrap_or(DialScript::Answer {
+            after: self.shared.cfg.ring_delay,
+            talk: Duration::from_secs(1),
+        });
+        let dial_sid = sids::new_sid(sids::CALL);
+        let record = DialRecord {
+            kind: match d.target {
+                DialTarget::Number(_) => "number".into(),
+                DialTarget::Sip(_) => "sip".into(),
+            },
+            target: address.clone(),
+            caller_id: d.caller_id.clone(),
+            timeout_secs: d.timeout,
+            action: d.action.clone(),
+            dial_call_sid: dial_sid.clone(),
+            status: None,
+            duration_secs: None,
+            action_http_status: None,
+            at: self.shared.clock.elapsed(),
+        };
+        self.shared.update_call(&self.sid, |c| c.snap.dials.push(record));
+        let timeout = Duration::from_secs(d.timeout);
+        let no_answer = self.shared.cfg.no_answer_after.map_or(timeout, |n| n.min(timeout));
+        let caller_id_ok = d.caller_id.as_ref().is_none_or(|id| {
+            *id == self.req.from
+                || *id == self.req.to
+                || self.shared.cfg.owned_numbers.contains(id)
+                || self.shared.read(|i| i.verified.iter().any(|(n, _, _)| n == id))
+        });
+        if !caller_id_ok {
+            self.error(
+                codes::DIAL_INVALID_CALLER_ID,
+                "Dial: Invalid callerId value (not the call's From or To, an owned number or a verified caller ID)",
+            );
+        }
+        // (ringing time, outcome when it ends, connected time)
+        let (ring, status, talk) = match script {
+            _ if !caller_id_ok => (Duration::ZERO, "failed", Duration::ZERO),
+            DialScript::Answer { after, .. } | DialScript::Busy { after } if after >= timeout => {
+                (no_answer, "no-answer", Duration::ZERO)
+            }
+            DialScript::Answer { after, talk } => (after, "completed", talk),
+            DialScript::Busy { after } => (after, "busy", Duration::ZERO),
+            DialScript::NoAnswer => (no_answer, "no-answer", Duration::ZERO),
+            DialScript::Failed => (Duration::ZERO, "failed", Duration::ZERO),
+        };
+        let (status, connected, on_line) = if !self.wait_in_call(ring).await {
+            ("canceled", Duration::ZERO, false)
+        } else if talk.is_zero() {
+            (status, Duration::ZERO, true)
+        } else {
+            let start = self.shared.clock.elapsed();
+            let stayed = self.wait_in_call(talk).await;
+            (status, self.shared.clock.elapsed().saturating_sub(start), stayed)
+        };
+        let secs = connected.as_millis().div_ceil(1000) as u64;
+        self.shared.update_call(&self.sid, |c| {
+            if let Some(r) = c.snap.dials.last_mut() {
+                r.status = Some(status.to_owned());
+                r.duration_secs = Some(secs);
+            }
+        });
+        (status.to_owned(), dial_sid, secs, on_line && !self.hung_up())
     }
 
     fn resolve(base: Option<&str>, target: &str) -> Option<String> {
@@ -332,7 +422,7 @@ impl Call {
                     return;
                 }
             };
-            let mut next: Option<(String, String)> = None;
+            let mut next: Option<NextDoc> = None;
             for verb in parsed.verbs {
                 if self.hung_up() || self.redirect.has_changed().unwrap_or(false) {
                     break;
@@ -364,12 +454,60 @@ impl Call {
                             break;
                         }
                         if let Some(action) = c.action {
-                            next = Some((action, c.method.unwrap_or_else(|| "POST".into())));
+                            let method = c.method.unwrap_or_else(|| "POST".into());
+                            next = Some((action, method, Vec::new(), CallbackKind::TwimlFetch));
                             break;
                         }
                     }
                     Verb::Redirect { url, method } => {
-                        next = Some((url, method.unwrap_or_else(|| "POST".into())));
+                        next = Some((
+                            url,
+                            method.unwrap_or_else(|| "POST".into()),
+                            Vec::new(),
+                            CallbackKind::TwimlFetch,
+                        ));
+                        break;
+                    }
+                    Verb::Dial(d) => {
+                        let (status, dial_sid, secs, on_line) = self.dial(&d).await;
+                        if self.redirect.has_changed().unwrap_or(false) {
+                            break; // a call update took over: no action request
+                        }
+                        let Some(action) = d.action else {
+                            if on_line {
+                                continue;
+                            }
+                            return;
+                        };
+                        let extra = vec![
+                            ("DialBridged".to_owned(), (status == "completed").to_string()),
+                            ("DialCallDuration".to_owned(), secs.to_string()),
+                            ("DialCallSid".to_owned(), dial_sid),
+                            ("DialCallStatus".to_owned(), status),
+                        ];
+                        if !on_line {
+                            // The caller hung up: Twilio still reports the dial, and runs nothing after.
+                            if let Some(url) = Self::resolve(doc_url.as_deref(), &action) {
+                                let method = d.method.unwrap_or_else(|| "POST".into());
+                                let (_, http) = self
+                                    .request_twiml(
+                                        &url,
+                                        &method,
+                                        CallbackKind::DialAction,
+                                        "completed",
+                                        extra,
+                                    )
+                                    .await;
+                                self.record_action(http);
+                            }
+                            return;
+                        }
+                        next = Some((
+                            action,
+                            d.method.unwrap_or_else(|| "POST".into()),
+                            extra,
+                            CallbackKind::DialAction,
+                        ));
                         break;
                     }
                     Verb::Other(name) => {
@@ -388,12 +526,17 @@ impl Call {
                 doc_url = None;
                 continue;
             }
-            let Some((target, method)) = next else { return };
+            let Some((target, method, extra, kind)) = next else { return };
             let Some(url) = Self::resolve(doc_url.as_deref(), &target) else {
                 self.error(codes::HTTP_RETRIEVAL, format!("cannot resolve `{target}`"));
                 return;
             };
-            match self.fetch(&url, &method.to_ascii_uppercase()).await {
+            let (body, http) =
+                self.request_twiml(&url, &method.to_ascii_uppercase(), kind, "in-progress", extra).await;
+            if kind == CallbackKind::DialAction {
+                self.record_action(http);
+            }
+            match body {
                 Some(body) => {
                     doc = body;
                     doc_url = Some(url);
@@ -402,6 +545,15 @@ impl Call {
             }
         }
         self.error(codes::TWIML_INVALID, "too many redirects");
+    }
+
+    /// Notes on the last `<Dial>` how its `action` request was answered.
+    fn record_action(&self, http: Option<u16>) {
+        self.shared.update_call(&self.sid, |c| {
+            if let Some(r) = c.snap.dials.last_mut() {
+                r.action_http_status = http;
+            }
+        });
     }
 
     /// Runs one `<Stream>`; `true` if the call ended during it (hung up).

@@ -158,6 +158,8 @@ pub struct CallSnapshot {
     pub said: Vec<Said>,
     /// TwiML documents that replaced the running one through a call update, in order.
     pub updates: Vec<String>,
+    /// The `<Dial>`s the call ran, in order, with their outcome.
+    pub dials: Vec<super::dial::DialRecord>,
     /// Final status reached and every callback delivered.
     pub finished: bool,
 }
@@ -208,6 +210,7 @@ pub(crate) struct Inner {
     pub faults: VecDeque<Fault>,
     pub outcomes: HashMap<String, Outcome>,
     pub amd: HashMap<String, super::amd::AmdScript>,
+    pub dial: HashMap<String, super::dial::DialScript>,
     /// Verified caller IDs: number, `PN…` sid, when added.
     pub verified: Vec<(String, String, Duration)>,
     /// `PN…` sids of the owned numbers.
