@@ -295,30 +295,36 @@ async fn through_the_gateway_a_person_is_greeted_once_detection_says_human() {
 
 #[tokio::test]
 async fn through_the_gateway_a_machine_never_hears_the_agent_and_gets_the_voicemail() {
-    for engine in [&[][..], &[("OPENAI_VOICE_API", "live")][..]] {
-        let w = through_gateway(engine, AnsweredBy::MachineEndBeep).await;
+    // Both engines with the message left; Realtime again with VOICEMAIL_POLICY=hangup (the
+    // later setting of the list wins).
+    let live = ("OPENAI_VOICE_API", "live");
+    let hangup = ("VOICEMAIL_POLICY", "hangup");
+    for env in [&[][..], &[live][..], &[hangup][..]] {
+        let is_live = env.contains(&live);
+        let leaves = !env.contains(&hangup);
+        let w = through_gateway(env, AnsweredBy::MachineEndBeep).await;
         let store = &w.cp.app.storage.store;
         let (_, call_id, sid) = call(&w).await;
         let done = within(w.twilio.wait_call_finished(&sid)).await;
         assert_eq!(done.status, CallStatus::Completed, "{:?}", done.errors);
-        assert_eq!(done.said.len(), 1, "the voicemail message: {:?}", done.said);
+        assert_eq!(done.said.len(), usize::from(leaves), "{env:?}: the voicemail message: {:?}", done.said);
         let report = &done.caller_reports[0];
-        assert_eq!(report.audio_received_bytes, 0, "{engine:?}: the agent said nothing to the machine");
+        assert_eq!(report.audio_received_bytes, 0, "{env:?}: the agent said nothing to the machine");
         let sessions = w.openai.sessions();
-        match engine {
-            [] => {
-                let s = &sessions[0];
-                assert!(s.received_of("response.create").is_empty(), "{:?}", s.received);
-                assert_eq!(s.audio_deltas_sent, 0);
-                assert_eq!(create_response(&w), [Some(false)]);
-            }
-            _ => assert!(
+        if is_live {
+            assert!(
                 sessions.iter().all(|s| s.received_of("session.start").is_empty()),
                 "GPT-Live: no session started (billed per second) for a machine"
-            ),
+            );
+        } else {
+            let s = &sessions[0];
+            assert!(s.received_of("response.create").is_empty(), "{:?}", s.received);
+            assert_eq!(s.audio_deltas_sent, 0);
+            assert_eq!(create_response(&w), [Some(false)]);
         }
         let t = timeline(store, call_id).await;
-        assert!(t.contains(&"voicemail-left".to_owned()), "{t:?}");
+        let outcome = if leaves { "voicemail-left" } else { "voicemail-hangup" };
+        assert!(t.contains(&outcome.to_owned()), "{env:?}: {t:?}");
     }
 }
 
