@@ -95,13 +95,9 @@ pub fn flush(call: &mut Call, peer: Peer) -> usize {
     total
 }
 
-/// A call on `api` in conversation, as the frame path finds it: past Twilio's `start`
-/// ([`twilio_start`]), its session configured (Realtime: the greeting response created;
-/// GPT-Live: `session.started`, the greeting commentary sent), every byte and event so far
-/// taken. Returns the call and its Twilio and OpenAI receive buffers. Panics if the call does
-/// not get there (a bug in the core).
-pub fn call_in_conversation(api: VoiceApi, now: Instant) -> (Call, RecvBuf, RecvBuf) {
-    let context = CallContext {
+/// A short call context as the control plane's redeem answers it (no transfer offered).
+pub fn call_context() -> CallContext {
+    CallContext {
         call_id: "c".into(),
         lead_id: "l".into(),
         first_name: "Zoé".into(),
@@ -110,9 +106,20 @@ pub fn call_in_conversation(api: VoiceApi, now: Instant) -> (Call, RecvBuf, Recv
         voice: "marin".into(),
         instructions: "Tu es Claire.".into(),
         transfer: false,
-    };
-    let mut call =
-        Call::new(CallConfig { api, openai_api_key: "sk".into(), ..CallConfig::default() }, context, now);
+    }
+}
+
+/// A call on `api` in conversation, as the frame path finds it: past Twilio's `start`
+/// ([`twilio_start`]), its session configured (Realtime: the greeting response created;
+/// GPT-Live: `session.started`, the greeting commentary sent), every byte and event so far
+/// taken. Returns the call and its Twilio and OpenAI receive buffers. Panics if the call does
+/// not get there (a bug in the core).
+pub fn call_in_conversation(api: VoiceApi, now: Instant) -> (Call, RecvBuf, RecvBuf) {
+    let mut call = Call::new(
+        CallConfig { api, openai_api_key: "sk".into(), ..CallConfig::default() },
+        call_context(),
+        now,
+    );
     assert_eq!(call.poll_event(), Some(Event::OpenUpstream));
     call.upstream_connected(now);
     let request = call.poll_transmit(Peer::OpenAi).expect("the upgrade request").to_vec();

@@ -12,7 +12,7 @@ use callway_gateway::core::call::{
 };
 use callway_gateway::core::ws::upgrade::{self, Parse};
 use callway_gateway::core::ws::{Decoded, Decoder, Limits, Message, Role};
-use callway_gateway::samples;
+use callway_gateway::samples::{self, call_context as context};
 use serde_json::Value;
 
 /// A call on GPT-Live with its two sockets played by the test.
@@ -27,19 +27,6 @@ struct Live {
     twilio: Vec<Value>,
     events: Vec<Event>,
     openai_closed: bool,
-}
-
-fn context() -> CallContext {
-    CallContext {
-        call_id: "c".into(),
-        lead_id: "l".into(),
-        first_name: "Zoé".into(),
-        summary: "offre pro".into(),
-        language: "fr".into(),
-        voice: "marin".into(),
-        instructions: "Tu es Claire.".into(),
-        transfer: false,
-    }
 }
 
 impl Live {
