@@ -55,18 +55,7 @@ async fn world(policy: &str, by: AnsweredBy) -> World {
 
 /// The web flow; returns the lead id, our call id and Twilio's sid.
 async fn call(w: &World) -> (Uuid, Uuid, String) {
-    let s = w.cp.post_raw("/api/session", None, "application/json", b"{}".to_vec()).await;
-    let cap = s.json["capability"].as_str().unwrap().to_owned();
-    let body =
-        json!({"first_name": "Claire", "last_name": "Martin", "phone": "06 12 34 56 78", "consent": true});
-    let lead = w.cp.post_json("/api/tools/save_lead", Some(&cap), &body).await;
-    assert_eq!(lead.status, 200, "{}", lead.text);
-    let t = json!({"lead_id": lead.json["lead_id"], "summary": "Veut une démo."});
-    let r = w.cp.post_json("/api/tools/trigger_call", Some(&cap), &t).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
-    let id = |v: &serde_json::Value| v.as_str().unwrap().parse().unwrap();
-    (id(&lead.json["lead_id"]), id(&r.json["call_id"]), sid)
+    w.place_call().await
 }
 
 async fn timeline(store: &Store, call_id: Uuid) -> Vec<String> {

@@ -55,22 +55,11 @@ async fn world(extra: &[(&str, &str)], person: DialScript) -> World {
 
 /// The web flow, then the call answered and its token redeemed: (lead id, call id, CallSid).
 async fn answered_call(w: &World) -> (Uuid, Uuid, String) {
-    let s = w.cp.post_raw("/api/session", None, "application/json", b"{}".to_vec()).await;
-    let cap = s.json["capability"].as_str().unwrap().to_owned();
-    let body =
-        json!({"first_name": "Claire", "last_name": "Martin", "phone": "06 12 34 56 78", "consent": true});
-    let lead = w.cp.post_json("/api/tools/save_lead", Some(&cap), &body).await;
-    assert_eq!(lead.status, 200, "{}", lead.text);
-    let t = json!({"lead_id": lead.json["lead_id"], "summary": "Veut une démo."});
-    let r = w.cp.post_json("/api/tools/trigger_call", Some(&cap), &t).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let sid = within(w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let (lead_id, call_id, sid) = w.place_call().await;
     within(w.twilio.wait_call_status(&sid, CallStatus::InProgress)).await;
-    let id = |v: &serde_json::Value| v.as_str().unwrap().parse().unwrap();
-    let call_id = id(&r.json["call_id"]);
     // The stream runs once the token is redeemed.
     timeline_with(&w.cp.app.storage.store, call_id, "stream-started").await;
-    (id(&lead.json["lead_id"]), call_id, sid)
+    (lead_id, call_id, sid)
 }
 
 /// The context the edge stand-in got when it redeemed the call's token (known once the

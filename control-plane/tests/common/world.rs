@@ -38,6 +38,25 @@ pub enum Relay {
 }
 
 impl World {
+    /// The web flow a visitor goes through (a session, `save_lead` for Claire Martin at
+    /// +33 6 12 34 56 78 with consent, `trigger_call`), until Twilio's simulator has the call:
+    /// (lead id, our call id, Twilio's `CallSid`).
+    pub async fn place_call(&self) -> (uuid::Uuid, uuid::Uuid, String) {
+        let s = self.cp.post_raw("/api/session", None, "application/json", b"{}".to_vec()).await;
+        let cap = s.json["capability"].as_str().unwrap().to_owned();
+        let body = serde_json::json!({"first_name": "Claire", "last_name": "Martin", "phone": "06 12 34 56 78", "consent": true});
+        let lead = self.cp.post_json("/api/tools/save_lead", Some(&cap), &body).await;
+        assert_eq!(lead.status, 200, "{}", lead.text);
+        let t = serde_json::json!({"lead_id": lead.json["lead_id"], "summary": "Veut une démo."});
+        let r = self.cp.post_json("/api/tools/trigger_call", Some(&cap), &t).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        // A hang guard, not a timing assertion.
+        let calls =
+            tokio::time::timeout(Duration::from_secs(60), self.twilio.wait_for_calls(1)).await.expect("hang");
+        let id = |v: &serde_json::Value| v.as_str().unwrap().parse().unwrap();
+        (id(&lead.json["lead_id"]), id(&r.json["call_id"]), calls[0].sid.clone())
+    }
+
     /// The edge stand-in (panics on a world with the real gateway).
     pub fn edge(&self) -> &Edge {
         match &self.relay {
