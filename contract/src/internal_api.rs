@@ -65,6 +65,23 @@ pub const TIMESTAMP_HEADER: &str = "x-callway-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-callway-signature";
 /// Largest accepted distance between the signer's and the receiver's clocks.
 pub const MAX_SKEW_SECS: u64 = 300;
+
+/// Header by which the gateway says the newest [`CallContext`] shape it reads
+/// ([`CONTEXT_VERSION`]), on every request. A header, not a body field, so that control planes
+/// of every release ignore it: the control plane adds a field to the context only for a gateway
+/// that announced a version reading it, and a gateway of an older release (no header, version 1)
+/// keeps getting the shape it knows, whatever the order in which the two are upgraded.
+pub const CONTEXT_VERSION_HEADER: &str = "x-callway-context-version";
+
+/// The newest [`CallContext`] shape this build reads: 1 = up to [`CallContext::transfer`];
+/// 2 adds [`CallContext::web_transcript`].
+pub const CONTEXT_VERSION: u32 = 2;
+
+/// The context version a request announced (1 without the header or with a value that is not a
+/// number).
+pub fn context_version(header: Option<&str>) -> u32 {
+    header.and_then(|v| v.trim().parse().ok()).unwrap_or(1)
+}
 /// Redeem a stream token (single use) for the call's context.
 pub const REDEEM_PATH: &str = "/internal/v1/stream-tokens/redeem";
 
@@ -258,6 +275,62 @@ pub struct CallContext {
     /// a transfer target (upgrade the gateways before configuring one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transfer: bool,
+    /// The web conversation as the visitor's page saw it, oldest line first (at most
+    /// [`MAX_WEB_TRANSCRIPT_LINES`] lines, [`MAX_WEB_TRANSCRIPT_CHARS`] characters): GPT-Live
+    /// starts the phone session with it as text history. Only sent to gateways that announced
+    /// [`CONTEXT_VERSION`] 2 or more ([`CONTEXT_VERSION_HEADER`]); empty (left out) when the
+    /// call was not asked for from a web conversation (the typed form, a retry of such a call).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_transcript: Vec<TranscriptLine>,
+}
+
+/// One line of a conversation, as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptLine {
+    /// Who said it (`caller` is the prospect, on the page as on the phone).
+    pub speaker: Speaker,
+    /// The words.
+    pub text: String,
+}
+
+/// Most lines of [`CallContext::web_transcript`] (the most recent are kept).
+pub const MAX_WEB_TRANSCRIPT_LINES: usize = 64;
+/// Most characters of one line of [`CallContext::web_transcript`].
+pub const MAX_WEB_TRANSCRIPT_LINE_CHARS: usize = 1000;
+/// Most characters of [`CallContext::web_transcript`] in all: with the instructions, the
+/// session's first message stays well inside the gateway's send buffer.
+pub const MAX_WEB_TRANSCRIPT_CHARS: usize = 8000;
+
+/// `lines` cut to the limits above: blank lines dropped, each line trimmed and cut at
+/// [`MAX_WEB_TRANSCRIPT_LINE_CHARS`], then the most recent lines that fit
+/// [`MAX_WEB_TRANSCRIPT_LINES`] and [`MAX_WEB_TRANSCRIPT_CHARS`] kept, in order. Returns them
+/// and how many lines were left out.
+pub fn bound_web_transcript(lines: Vec<TranscriptLine>) -> (Vec<TranscriptLine>, usize) {
+    let given = lines.len();
+    let cleaned: Vec<TranscriptLine> = lines
+        .into_iter()
+        .filter_map(|l| {
+            let text = l.text.trim();
+            (!text.is_empty()).then(|| TranscriptLine {
+                speaker: l.speaker,
+                text: text.chars().take(MAX_WEB_TRANSCRIPT_LINE_CHARS).collect(),
+            })
+        })
+        .collect();
+    let mut chars = 0;
+    let mut keep = 0;
+    for l in cleaned.iter().rev() {
+        let n = l.text.chars().count();
+        if keep == MAX_WEB_TRANSCRIPT_LINES || chars + n > MAX_WEB_TRANSCRIPT_CHARS {
+            break;
+        }
+        chars += n;
+        keep += 1;
+    }
+    let kept = cleaned[cleaned.len() - keep..].to_vec();
+    let left_out = given - kept.len();
+    (kept, left_out)
 }
 
 /// The phone tool that hands the call to a person (warm transfer), at [`tool_path`] like the
@@ -417,9 +490,8 @@ pub struct ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_transfer_flag_is_left_out_unless_set_so_older_gateways_still_read_the_context() {
-        let mut ctx = CallContext {
+    fn context() -> CallContext {
+        CallContext {
             call_id: "c".into(),
             lead_id: "l".into(),
             first_name: "Zoé".into(),
@@ -428,14 +500,75 @@ mod tests {
             voice: "marin".into(),
             instructions: "i".into(),
             transfer: false,
-        };
+            web_transcript: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_transfer_flag_is_left_out_unless_set_so_older_gateways_still_read_the_context() {
+        let mut ctx = context();
         let json = serde_json::to_value(&ctx).unwrap();
         assert!(json.get("transfer").is_none(), "{json}");
+        assert!(json.get("web_transcript").is_none(), "{json}");
         assert_eq!(serde_json::from_value::<CallContext>(json).unwrap(), ctx, "and read back as false");
         ctx.transfer = true;
         let json = serde_json::to_value(&ctx).unwrap();
         assert_eq!(json["transfer"], true);
         assert!(serde_json::from_value::<CallContext>(json).unwrap().transfer);
+    }
+
+    fn line(speaker: Speaker, text: &str) -> TranscriptLine {
+        TranscriptLine { speaker, text: text.into() }
+    }
+
+    #[test]
+    fn the_web_transcript_travels_as_speaker_and_text_lines() {
+        let ctx = CallContext {
+            web_transcript: vec![line(Speaker::Agent, "Bonjour !"), line(Speaker::Caller, "Rappelez-moi")],
+            ..context()
+        };
+        let json = serde_json::to_value(&ctx).unwrap();
+        assert_eq!(
+            json["web_transcript"],
+            serde_json::json!([{"speaker": "agent", "text": "Bonjour !"}, {"speaker": "caller", "text": "Rappelez-moi"}])
+        );
+        assert_eq!(serde_json::from_value::<CallContext>(json).unwrap(), ctx);
+        let unknown = serde_json::json!({"speaker": "visitor", "text": "x"});
+        assert!(serde_json::from_value::<TranscriptLine>(unknown).is_err());
+    }
+
+    #[test]
+    fn the_context_version_is_1_without_a_readable_header() {
+        assert_eq!(context_version(None), 1);
+        assert_eq!(context_version(Some("2")), 2);
+        assert_eq!(context_version(Some(" 3 ")), 3);
+        assert_eq!(context_version(Some("two")), 1);
+        const { assert!(CONTEXT_VERSION >= 2, "this build reads web_transcript") };
+    }
+
+    #[test]
+    fn a_web_transcript_is_bounded_by_dropping_its_oldest_lines_and_cutting_long_ones() {
+        let (kept, left_out) = bound_web_transcript(vec![
+            line(Speaker::Agent, "  Bonjour  "),
+            line(Speaker::Caller, "   "),
+            line(Speaker::Caller, &"é".repeat(MAX_WEB_TRANSCRIPT_LINE_CHARS + 5)),
+        ]);
+        assert_eq!(left_out, 1, "the blank line");
+        assert_eq!(kept[0].text, "Bonjour");
+        assert_eq!(kept[1].text.chars().count(), MAX_WEB_TRANSCRIPT_LINE_CHARS);
+
+        let many: Vec<_> =
+            (0..MAX_WEB_TRANSCRIPT_LINES + 10).map(|i| line(Speaker::Caller, &format!("l{i}"))).collect();
+        let (kept, left_out) = bound_web_transcript(many);
+        assert_eq!((kept.len(), left_out), (MAX_WEB_TRANSCRIPT_LINES, 10));
+        assert_eq!(kept[0].text, "l10", "the oldest lines go first");
+        assert_eq!(kept.last().unwrap().text, format!("l{}", MAX_WEB_TRANSCRIPT_LINES + 9));
+
+        let long: Vec<_> = (0..20).map(|i| line(Speaker::Agent, &format!("{i:0>999}"))).collect();
+        let (kept, _) = bound_web_transcript(long);
+        let chars: usize = kept.iter().map(|l| l.text.chars().count()).sum();
+        assert!(chars <= MAX_WEB_TRANSCRIPT_CHARS && chars + 1000 > MAX_WEB_TRANSCRIPT_CHARS, "{chars}");
+        assert!(kept.last().unwrap().text.ends_with("19"), "the newest line is kept");
     }
 
     #[test]

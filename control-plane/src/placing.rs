@@ -24,6 +24,9 @@ pub struct PlaceCall<'a> {
     pub session_id: Option<Uuid>,
     /// Summary of the web conversation (the phone agent's context).
     pub summary: &'a str,
+    /// The web conversation itself, as the page saw it (empty if none), already bounded
+    /// ([`contract::internal_api::bound_web_transcript`]).
+    pub web_transcript: &'a [contract::internal_api::TranscriptLine],
     /// E.164 destination, already checked against the call policy.
     pub to_e164: &'a str,
     /// Detail of the `queued` timeline line (`Calls.create`, `Calls.create (retry attempt 2)`).
@@ -92,6 +95,7 @@ pub async fn place_call(app: &App, req: &PlaceCall<'_>) -> Result<Placed, PlaceE
         stream_nonce: crate::routes::web::hex(&nonce),
         token_expires_at: OffsetDateTime::from_unix_timestamp(expires_at as i64).unwrap_or(at),
         attempt: req.attempt,
+        web_transcript: req.web_transcript.to_vec(),
         at,
     };
     match app.storage.store.create_call(&call).await {

@@ -535,6 +535,7 @@ async fn place_retry(
             lead_id: lead.id,
             session_id: previous.session_id,
             summary: &previous.summary,
+            web_transcript: &previous.web_transcript,
             to_e164: &phone.e164,
             detail: &detail,
             attempt: r.attempt,

@@ -11,15 +11,18 @@
 //! [`TransferArguments`] (`reason`, `summary`); [`on_tool`]:
 //! 1. checks the arguments (a model mistake is `ok: false` with an output the model can act
 //!    on, never a 5xx) and that the call is live and not already being transferred (the same
-//!    request sent again, or a second request for the same call, dials nothing more: the
-//!    transfer is recorded once per call, and requests racing in one process are serialised);
-//! 2. POSTs the hand-over note to `TRANSFER_WEBHOOK_URL` when set ([`WebhookPayload`], signed
-//!    the Standard Webhooks way, [`sign_webhook`]), at the same time as
-//! 3. updating the live call through Twilio's REST API with `<Dial>` to the target
+//!    request sent again, or a second request for the same call, dials nothing more: requests
+//!    racing on any number of control planes are serialised by a lease on the call's row
+//!    ([`crate::store::Store::claim_transfer`], 60 s at most), and the transfer is recorded
+//!    once per call);
+//! 2. updates the live call through Twilio's REST API with `<Dial>` to the target
 //!    ([`dial_twiml`]; `action` = `PUBLIC_APP_URL/twilio/transfer?call_id=…`): Twilio stops the
 //!    media stream (the gateway sees `stop`) and rings the person;
-//! 4. records `transfer-requested` on the call's timeline (source `transfer`, detail: the
-//!    reason and which kind of target; never a number) and answers `ok: true`.
+//! 3. records `transfer-requested` on the call's timeline (source `transfer`, detail: the
+//!    reason and which kind of target; never a number);
+//! 4. then, the update accepted (a refused transfer is never announced), POSTs the hand-over
+//!    note to `TRANSFER_WEBHOOK_URL` when set ([`WebhookPayload`], signed the Standard
+//!    Webhooks way, [`sign_webhook`]) while the person's phone rings, and answers `ok: true`.
 //!
 //! A webhook that fails is logged and recorded (`transfer-webhook-failed`, HTTP status or
 //! transport error) but does not stop the transfer; Twilio refusing the update is
@@ -74,8 +77,6 @@
 //! timeline never hold it. Nothing of the transfer is stored besides the call's timeline lines,
 //! which an erasure removes with the call.
 
-use std::collections::HashSet;
-use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -405,25 +406,10 @@ pub struct NoteLine {
     pub at_ms: Option<u64>,
 }
 
-/// Calls being transferred by this process right now: a second request for one of them waits
-/// for nothing and dials nothing.
-static IN_FLIGHT: LazyLock<Mutex<HashSet<Uuid>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
-
-/// Removes its call from [`IN_FLIGHT`] when dropped.
-struct InFlight(Uuid);
-
-impl InFlight {
-    fn claim(call_id: Uuid) -> Option<Self> {
-        let mut set = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(call_id).then_some(InFlight(call_id))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0);
-    }
-}
+/// How long a transfer's lease holds ([`crate::store::Store::claim_transfer`]): more than
+/// Twilio's answer and the note take, so that a control plane that dies mid-transfer blocks the
+/// call's transfer for this long at most.
+const TRANSFER_LEASE: time::Duration = time::Duration::seconds(60);
 
 fn answer(ok: bool, output: serde_json::Value) -> ToolResponse {
     ToolResponse { ok, output: output.to_string() }
@@ -496,12 +482,32 @@ pub async fn on_tool(app: &App, call: &CallRow, req: &ToolRequest) -> Result<Too
             json!({"error": "call_not_connected", "message": "the call has no Twilio CallSid yet; go on with the conversation"}),
         ));
     };
-    let Some(_guard) = InFlight::claim(call.id) else {
+    // One transfer of this call at a time, across every control plane.
+    let now = app.clock.now();
+    if !app.storage.store.claim_transfer(call.id, now, now + TRANSFER_LEASE).await? {
         tracing::info!(tool_call_id = %req.tool_call_id, "transfer already under way (concurrent request)");
         return Ok(answer(true, json!({"transferring": true, "already": true})));
-    };
-    let store = &app.storage.store;
-    let statuses = store.status_timeline(call.id).await?;
+    }
+    let outcome = hand_over(app, call, req, &args, &target, &call_sid).await;
+    if let Err(e) = app.storage.store.release_transfer(call.id).await {
+        tracing::warn!(error = %e, "the transfer's lease was not given back; it expires by itself within a minute");
+    }
+    outcome
+}
+
+/// The transfer itself, under the call's lease: once per call (the timeline's
+/// `transfer-requested`), Twilio's `<Dial>` first, then the hand-over note, so a note never
+/// announces a transfer Twilio refused.
+async fn hand_over(
+    app: &App,
+    call: &CallRow,
+    req: &ToolRequest,
+    args: &TransferArguments,
+    target: &TransferTarget,
+    call_sid: &str,
+) -> Result<ToolResponse, StoreError> {
+    let cfg = &app.config.transfer;
+    let statuses = app.storage.store.status_timeline(call.id).await?;
     if statuses.iter().any(|s| s == "transfer-requested") {
         tracing::info!(tool_call_id = %req.tool_call_id, "transfer already requested (repeated tool request)");
         return Ok(answer(true, json!({"transferring": true, "already": true})));
@@ -512,53 +518,39 @@ pub async fn on_tool(app: &App, call: &CallRow, req: &ToolRequest) -> Result<Too
         return Ok(answer(false, json!({"error": "call_ended", "message": "the call has already ended"})));
     }
     let action = format!("{}/twilio/transfer?call_id={}", app.config.public_app_url, call.id);
-    let twiml = dial_twiml(&target, cfg.timeout_secs, &action, &app.config.twilio_phone_number_from);
-    let note = async {
-        match &cfg.webhook {
-            Some(hook) => Some(send_webhook(app, hook, call, &call_sid, &args).await),
-            None => None,
-        }
-    };
+    let twiml = dial_twiml(target, cfg.timeout_secs, &action, &app.config.twilio_phone_number_from);
+    if let Err(e) = app.twilio.redirect(call_sid, &twiml).await {
+        Metrics::inc(&app.metrics.twilio_errors);
+        Metrics::inc(&app.metrics.transfers_refused);
+        tracing::error!(error = %e, code = e.code(), "Twilio refused the transfer's call update; the conversation goes on");
+        timeline(app, call, "transfer-refused", format!("Twilio: {}", e.code())).await?;
+        return Ok(answer(
+            false,
+            json!({"error": e.code(), "message": "the transfer could not be made; tell the caller and go on"}),
+        ));
+    }
     // Recorded as soon as Twilio has answered: the dial's outcome may come back before the
     // note is delivered.
-    let dial = async {
-        match app.twilio.redirect(&call_sid, &twiml).await {
-            Ok(()) => {
-                Metrics::inc(&app.metrics.transfers_requested);
-                let detail =
-                    format!("reason={} target={} tool={}", args.reason, target.kind(), req.tool_call_id);
-                timeline(app, call, "transfer-requested", detail).await?;
-                tracing::info!(reason = %args.reason, target = target.kind(), timeout_secs = cfg.timeout_secs, "call handed over to a person (Dial)");
-                Ok(answer(
-                    true,
-                    json!({"transferring": true, "message": "The call is being handed over to a person: say nothing more."}),
-                ))
-            }
-            Err(e) => {
-                Metrics::inc(&app.metrics.twilio_errors);
-                Metrics::inc(&app.metrics.transfers_refused);
-                tracing::error!(error = %e, code = e.code(), "Twilio refused the transfer's call update; the conversation goes on");
-                timeline(app, call, "transfer-refused", format!("Twilio: {}", e.code())).await?;
-                Ok(answer(
-                    false,
-                    json!({"error": e.code(), "message": "the transfer could not be made; tell the caller and go on"}),
-                ))
+    Metrics::inc(&app.metrics.transfers_requested);
+    let detail = format!("reason={} target={} tool={}", args.reason, target.kind(), req.tool_call_id);
+    timeline(app, call, "transfer-requested", detail).await?;
+    tracing::info!(reason = %args.reason, target = target.kind(), timeout_secs = cfg.timeout_secs, "call handed over to a person (Dial)");
+    // The person's phone rings for seconds before they pick up: the note, sent now, is there
+    // when they do.
+    if let Some(hook) = &cfg.webhook {
+        match send_webhook(app, hook, call, call_sid, args).await {
+            Ok(status) => timeline(app, call, "transfer-webhook-sent", format!("HTTP {status}")).await?,
+            Err(why) => {
+                Metrics::inc(&app.metrics.transfer_webhook_failures);
+                tracing::error!(error = %why, "the transfer's hand-over note was not delivered (TRANSFER_WEBHOOK_URL); the transfer goes on");
+                timeline(app, call, "transfer-webhook-failed", why).await?;
             }
         }
-    };
-    let (hook, dialled) = tokio::join!(note, dial);
-    match hook {
-        Some(Ok(status)) => {
-            timeline(app, call, "transfer-webhook-sent", format!("HTTP {status}")).await?;
-        }
-        Some(Err(why)) => {
-            Metrics::inc(&app.metrics.transfer_webhook_failures);
-            tracing::error!(error = %why, "the transfer's hand-over note was not delivered (TRANSFER_WEBHOOK_URL); the transfer goes on");
-            timeline(app, call, "transfer-webhook-failed", why).await?;
-        }
-        None => {}
     }
-    dialled
+    Ok(answer(
+        true,
+        json!({"transferring": true, "message": "The call is being handed over to a person: say nothing more."}),
+    ))
 }
 
 /// Builds and POSTs the hand-over note; the receiver's HTTP status, or why it failed.

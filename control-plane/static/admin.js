@@ -145,7 +145,9 @@ async function renderCall(id) {
   for (const line of r.dialogue) {
     dialogue.append(
       el("li", { class: "line " + line.speaker + " part-" + line.part },
-        el("span", { class: "who" }, SPEAKERS[line.speaker] + (line.at_ms !== null ? " · " + secs(line.at_ms) : "")),
+        el("span", { class: "who" }, SPEAKERS[line.speaker]
+          + (line.part === "web" && line.speaker !== "summary" ? " · sur le site" : "")
+          + (line.at_ms !== null ? " · " + secs(line.at_ms) : "")),
         el("span", { class: "text" }, line.text)),
     );
   }

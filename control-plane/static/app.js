@@ -58,13 +58,32 @@ function ready() {
   $("stop").disabled = false;
 }
 
+// The conversation so far, as the transcript shows it, beside trigger_call's arguments: the
+// phone agent continues from it (GPT-Live starts the call with it) and the call's record shows
+// it. The most recent lines within the server's bounds: 64 lines, 1000 characters a line, 8000
+// in all, and a request body under its 16 KiB limit. Arguments that are not a JSON object go
+// as they are, for the server to say what is wrong.
+function withTranscript(args) {
+  let body;
+  try { body = JSON.parse(args); } catch { return args; }
+  if (!body || typeof body !== "object" || Array.isArray(body)) return args;
+  let kept = [...$("transcript").querySelectorAll("li.agent, li.user")]
+    .map((li) => ({ speaker: li.classList.contains("user") ? "caller" : "agent", text: li.textContent.trim().slice(0, 1000) }))
+    .filter((l) => l.text)
+    .slice(-64);
+  const chars = () => kept.reduce((n, l) => n + l.text.length, 0);
+  const size = () => new Blob([JSON.stringify({ ...body, transcript: kept })]).size;
+  while (kept.length && (chars() > 8000 || size() > 15000)) kept.shift();
+  return JSON.stringify({ ...body, transcript: kept });
+}
+
 async function runTool(name, callId, args) {
   let output;
   try {
     const res = await fetch(`/api/tools/${name}`, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Authorization": `Bearer ${capability}` },
-      body: args,
+      body: name === "trigger_call" ? withTranscript(args) : args,
     });
     // Success and refusals alike are JSON the model can read back to the visitor.
     output = await res.text();

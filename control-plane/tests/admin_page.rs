@@ -180,7 +180,18 @@ async fn an_operator_reads_a_call_on_a_phone_sized_screen() {
     let said = b
         .eval("return [...document.querySelectorAll('#call .dialogue .text')].map(s => s.textContent)")
         .await;
-    assert_eq!(said, serde_json::json!(["Veut une démo lundi.", "Bonjour Camille, ici Léa.", "Bonjour !"]));
+    assert_eq!(
+        said,
+        serde_json::json!([
+            "Bonjour, je suis Claire.",
+            "Rappelez-moi pour une démo.",
+            "Veut une démo lundi.",
+            "Bonjour Camille, ici Léa.",
+            "Bonjour !"
+        ])
+    );
+    let who = b.eval("return document.querySelector('#call .dialogue .who').textContent").await;
+    assert_eq!(who, "Agent · sur le site", "the web part is marked as such");
     let summary = b.eval("return document.querySelector('#call .web-summary').textContent").await;
     assert_eq!(summary, "Veut une démo lundi.");
     let outcome = b.eval("return document.querySelector('#call .call-summary').textContent").await;

@@ -295,6 +295,38 @@ async fn talk_and_call_back(engine: Engine) {
     assert!(instructions.contains("Claire") && instructions.contains("rappelée"), "{instructions}");
     assert!(phone.appends > 0 && phone.audio_deltas_sent > 0, "{phone:?}");
 
+    // The web conversation went with the call: stored on it (the record's web part, as the
+    // page's transcript showed it) and, on GPT-Live, the phone session's starting history.
+    use callway_control::record::{Numbers, read};
+    let store = &w.cp.app.storage.store;
+    let leads = read::leads(store, 1, Numbers::Masked).await.unwrap();
+    let lead = read::lead(store, leads[0].id, Numbers::Masked).await.unwrap().unwrap();
+    let call = read::call(store, lead.calls[0].id, Numbers::Masked).await.unwrap().unwrap();
+    let web: Vec<(&str, &str)> = call
+        .dialogue
+        .iter()
+        .filter(|l| l.part == "web" && l.speaker != "summary")
+        .map(|l| (l.speaker, l.text.as_str()))
+        .collect();
+    assert!(
+        web.iter().any(|(who, _)| *who == "agent") && web.iter().any(|(who, _)| *who == "caller"),
+        "both sides of the web conversation: {:?}",
+        call.dialogue
+    );
+    if engine == Engine::Live {
+        let start = &phone.received_of("session.start")[0];
+        let history: Vec<(&str, &str)> = start["session"]["input"]
+            .as_array()
+            .expect("session.start carries the web conversation as input")
+            .iter()
+            .map(|m| {
+                let who = if m["role"] == "user" { "caller" } else { "agent" };
+                (who, m["content"][0]["text"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(history, web, "the phone session starts from the web conversation");
+    }
+
     // What the OpenAI simulator saw of the web session: one WebRTC call, Opus both ways, the
     // interruption cleared on the server, both tool results, and the session ended by the page.
     wait_session_ended(&w, &browser).await;

@@ -31,6 +31,61 @@ async fn a_stream_token_is_redeemed_once_for_the_call_context() {
     assert_eq!((again.status, again.code()), (409, "token_already_redeemed"));
 }
 
+/// `trigger_call` with the page's transcript beside the model's arguments: (call id, token).
+async fn placed_with_transcript(w: &Web, phone: &str, transcript: serde_json::Value) -> (String, String) {
+    let (cap, lead_id) = saved(w, phone).await;
+    w.twilio.script([Reply::new(201, CALL_RESOURCE)]);
+    let mut body = trigger(&lead_id);
+    body["transcript"] = transcript;
+    let r = w.app.post_json("/api/tools/trigger_call", Some(&cap), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let reqs = w.twilio.take();
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&reqs[0].body).unwrap();
+    let (url, _, _) = stream_of(&form.iter().find(|(k, _)| k == "Twiml").unwrap().1);
+    (r.json["call_id"].as_str().unwrap().to_owned(), url.rsplit('/').next().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn the_web_conversation_reaches_the_gateways_that_read_it_bounded_to_its_latest_lines() {
+    let w = web().await;
+    // 70 lines and a blank one: the 64 most recent non-blank lines are kept, in order.
+    let mut lines: Vec<serde_json::Value> = (0..70)
+        .map(
+            |i| json!({"speaker": if i % 2 == 0 { "agent" } else { "caller" }, "text": format!("ligne {i}")}),
+        )
+        .collect();
+    lines.push(json!({"speaker": "caller", "text": "   "}));
+    let (_, token) = placed_with_transcript(&w, "06 12 34 56 78", json!(lines)).await;
+    let r = w.app.post_internal_as_version(REDEEM_PATH, &json!({"token": token}), 2).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got = r.json["web_transcript"].as_array().unwrap();
+    assert_eq!(got.len(), 64);
+    assert_eq!(got[0], json!({"speaker": "agent", "text": "ligne 6"}));
+    assert_eq!(got[63], json!({"speaker": "caller", "text": "ligne 69"}));
+
+    // A gateway that does not announce version 2 (an older release) never gets the field: it
+    // would refuse the whole context.
+    let (_, token) =
+        placed_with_transcript(&w, "06 98 76 54 32", json!([{"speaker": "agent", "text": "Bonjour"}])).await;
+    let r = w.app.post_internal(REDEEM_PATH, &json!({"token": token})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json.get("web_transcript").is_none(), "{}", r.json);
+    let ctx: contract::internal_api::CallContext = serde_json::from_value(r.json).unwrap();
+    assert!(ctx.web_transcript.is_empty());
+}
+
+#[tokio::test]
+async fn a_transcript_of_the_wrong_shape_is_refused_with_a_clear_error() {
+    let w = web().await;
+    let (cap, lead_id) = saved(&w, "06 12 34 56 78").await;
+    let mut body = trigger(&lead_id);
+    body["transcript"] = json!([{"speaker": "robot", "text": "bip"}]);
+    let r = w.app.post_json("/api/tools/trigger_call", Some(&cap), &body).await;
+    assert_eq!((r.status, r.code()), (422, "invalid_body"), "{}", r.text);
+    assert!(r.text.contains("robot"), "the error names the bad value: {}", r.text);
+    assert!(w.twilio.take().is_empty(), "no call placed");
+}
+
 #[tokio::test]
 async fn redemption_refuses_forged_expired_and_unknown_tokens() {
     let w = web().await;

@@ -132,6 +132,7 @@ async fn erasing_a_number_removes_its_queued_writes_and_dead_letters_from_the_ou
         stream_nonce: Uuid::new_v4().simple().to_string(),
         token_expires_at: OffsetDateTime::now_utc(),
         attempt: 1,
+        web_transcript: Vec::new(),
         at: OffsetDateTime::now_utc(),
     };
     let transcript = |call_id: Uuid, text: &str| {

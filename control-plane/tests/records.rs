@@ -55,6 +55,8 @@ async fn reads_tell_the_whole_story(s: Store) {
     assert_eq!(
         said,
         [
+            ("agent", "Bonjour, je suis Claire."),
+            ("caller", "Rappelez-moi pour une démo."),
             ("summary", "Veut une démo lundi."),
             ("agent", "Bonjour Camille, ici Léa."),
             ("caller", "Bonjour !")
@@ -135,13 +137,15 @@ async fn the_commands_print_leads_and_calls_from_postgres() {
     assert_eq!(v["lead"]["phone"], NUMBER, "--reveal shows the number");
     assert_eq!(v["call"]["lead_id"], seeded.called.id.to_string());
     assert_eq!(v["timeline"][5]["what"], "caller_hung_up");
-    assert_eq!(v["dialogue"][1]["text"], "Bonjour Camille, ici Léa.");
+    assert_eq!(v["dialogue"][0]["part"], "web");
+    assert_eq!(v["dialogue"][3]["text"], "Bonjour Camille, ici Léa.");
 
     let (out, err, ok) = control(&env, &["call", &seeded.call_id.to_string()]);
     assert!(ok, "{out}{err}");
     for part in [
         "Timeline (UTC)",
         "ringing 2.0 s, talk 9.8 s",
+        "[web] Prospect: Rappelez-moi pour une démo.",
         "[phone 0.3 s] Agent: Bonjour Camille, ici Léa.",
         "web conversation: Veut une démo lundi.",
         "150 input tokens",

@@ -342,6 +342,7 @@ async fn retries_left_placing_by_a_stopped_control_plane_are_settled_by_what_rea
             lead_id: leads[1],
             session_id: previous.session_id,
             summary: &previous.summary,
+            web_transcript: &previous.web_transcript,
             to_e164: accepted,
             detail: "Calls.create (retry attempt 2 after busy)",
             attempt: 2,
@@ -362,6 +363,7 @@ async fn retries_left_placing_by_a_stopped_control_plane_are_settled_by_what_rea
             stream_nonce: "00112233445566778899aabb".into(),
             token_expires_at: now,
             attempt: 2,
+            web_transcript: Vec::new(),
             at: now,
         })
         .await

@@ -12,7 +12,7 @@ use callway_control::config::StorageConfig;
 use callway_control::store::{
     EventsWrite, LeadCorrection, NewCall, NewLead, NewRetry, Redeem, StatusUpdate, Store, StoreError, Write,
 };
-use contract::internal_api::{CallEvent, Side, Speaker};
+use contract::internal_api::{CallEvent, Side, Speaker, TranscriptLine};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -55,6 +55,7 @@ fn call(lead_id: Uuid) -> NewCall {
         stream_nonce: Uuid::new_v4().simple().to_string(),
         token_expires_at: at + Duration::minutes(2),
         attempt: 1,
+        web_transcript: Vec::new(),
         at,
     }
 }
@@ -168,6 +169,45 @@ async fn token_redeemed_exactly_once_even_when_raced(s: Store) {
     assert_eq!(won[0].first_name, "Claire");
     assert_eq!(won[0].summary, "Veut une démo lundi.");
     assert_eq!(won[0].lead_id, l.id);
+    assert!(won[0].web_transcript.is_empty(), "no web conversation stored with this call");
+}
+
+fn web_lines() -> Vec<TranscriptLine> {
+    vec![
+        TranscriptLine { speaker: Speaker::Agent, text: "Bonjour, je suis Claire.".into() },
+        TranscriptLine { speaker: Speaker::Caller, text: "Rappelez-moi \"lundi\", s'il vous plaît.".into() },
+    ]
+}
+
+/// The transfer lease: one holder at a time, free again once released or expired.
+async fn a_transfer_lease_has_one_holder_until_released_or_expired(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = call(l.id);
+    s.create_call(&c).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let lease = Duration::seconds(60);
+    assert!(s.claim_transfer(c.id, now, now + lease).await.unwrap());
+    assert!(!s.claim_transfer(c.id, now + Duration::seconds(1), now + lease).await.unwrap(), "held");
+    s.release_transfer(c.id).await.unwrap();
+    assert!(s.claim_transfer(c.id, now, now + lease).await.unwrap(), "released");
+    let later = now + lease + Duration::seconds(1);
+    assert!(s.claim_transfer(c.id, later, later + lease).await.unwrap(), "expired: a dead holder");
+    assert!(matches!(s.claim_transfer(Uuid::new_v4(), now, now + lease).await, Err(StoreError::NotFound(_))));
+}
+
+/// The web conversation stored with the call comes back with the redemption (for the gateway)
+/// and with the call (for a retry).
+async fn the_web_conversation_comes_back_with_the_redemption_and_the_call(s: Store) {
+    let l = lead("+33612345678");
+    s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
+    let c = NewCall { web_transcript: web_lines(), ..call(l.id) };
+    s.create_call(&c).await.unwrap();
+    assert_eq!(s.get_call(c.id).await.unwrap().unwrap().web_transcript, web_lines());
+    match s.redeem(c.id, &c.stream_nonce, None, OffsetDateTime::now_utc()).await.unwrap() {
+        Redeem::Redeemed(r) => assert_eq!(r.web_transcript, web_lines()),
+        other => panic!("first redemption: {other:?}"),
+    }
 }
 
 /// The CallSid Twilio gave when the call was placed comes back with the redemption, so the
@@ -238,8 +278,9 @@ async fn purge_and_erase_remove_what_they_say(s: Store) {
     let other = lead("+33698765432");
     s.apply(&Write::UpsertLead(l.clone())).await.unwrap();
     s.apply(&Write::UpsertLead(other.clone())).await.unwrap();
-    let c = call(l.id);
-    let c2 = call(other.id);
+    // The first call was asked for 40 days ago from a web conversation; the second one now.
+    let c = NewCall { web_transcript: web_lines(), at: old, ..call(l.id) };
+    let c2 = NewCall { web_transcript: web_lines(), ..call(other.id) };
     s.create_call(&c).await.unwrap();
     s.create_call(&c2).await.unwrap();
     s.apply(&status(c.id, "ringing", "twilio-call")).await.unwrap();
@@ -262,7 +303,16 @@ async fn purge_and_erase_remove_what_they_say(s: Store) {
         .unwrap();
     }
     let purged = s.purge_transcripts(OffsetDateTime::now_utc() - Duration::days(30)).await.unwrap();
-    assert_eq!(purged, 1, "only the old transcript line, not usage, not the recent one");
+    assert_eq!(
+        purged, 3,
+        "the old transcript line and the old call's two web lines, not usage, not the recent ones"
+    );
+    assert!(
+        s.get_call(c.id).await.unwrap().unwrap().web_transcript.is_empty(),
+        "the old web conversation is gone"
+    );
+    assert_eq!(s.get_call(c2.id).await.unwrap().unwrap().web_transcript, web_lines(), "the recent one stays");
+    assert_eq!(s.purge_transcripts(OffsetDateTime::now_utc() - Duration::days(30)).await.unwrap(), 0);
     let erased = s.erase_phone("+33612345678").await.unwrap();
     assert_eq!((erased.leads, erased.calls, erased.call_status_events, erased.call_events), (1, 1, 1, 1));
     assert!(s.get_lead(l.id).await.unwrap().is_none());
@@ -465,6 +515,8 @@ both_backends!(
     redemption_names_the_call_sid_recorded_when_placed,
     event_batches_are_idempotent,
     purge_and_erase_remove_what_they_say,
+    the_web_conversation_comes_back_with_the_redemption_and_the_call,
+    a_transfer_lease_has_one_holder_until_released_or_expired,
     concurrent_status_updates_of_one_call_all_land,
     a_retry_is_scheduled_once_claimed_once_and_erased,
     racing_workers_claim_each_retry_exactly_once,

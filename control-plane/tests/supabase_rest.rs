@@ -78,7 +78,8 @@ async fn upsert_lead_inserts_then_patches_on_duplicate() {
 async fn a_legacy_jwt_key_goes_in_both_headers() {
     let key = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
     let (s, rec) = store(key).await;
-    rec.script([Reply::new(200, r#"[{"version":4}]"#)]);
+    let latest = callway_control::store::postgres::MIGRATIONS.last().unwrap().0;
+    rec.script([Reply::new(200, format!(r#"[{{"version":{latest}}}]"#))]);
     s.migrate().await.unwrap();
     let r = &rec.take()[0];
     check_headers(r, key);
@@ -163,6 +164,7 @@ async fn create_call_conflict_and_atomic_redeem() {
         stream_nonce: "00112233445566778899aabb".into(),
         token_expires_at: at,
         attempt: 1,
+        web_transcript: Vec::new(),
         at,
     };
     rec.script([Reply::new(409, r#"{"code":"23505","details":"Key (lead_id)=(…) already exists.","hint":null,"message":"duplicate key value violates unique constraint \"calls_one_active_per_lead\""}"#)]);
@@ -189,7 +191,7 @@ async fn create_call_conflict_and_atomic_redeem() {
             ("id".into(), format!("eq.{}", call.id)),
             ("stream_nonce".into(), "eq.00112233445566778899aabb".into()),
             ("token_redeemed_at".into(), "is.null".into()),
-            ("select".into(), "lead_id,summary,call_sid".into()),
+            ("select".into(), "lead_id,summary,call_sid,web_transcript".into()),
         ],
         "one conditional UPDATE … RETURNING: atomic single use"
     );
@@ -197,6 +199,43 @@ async fn create_call_conflict_and_atomic_redeem() {
     assert_eq!(patch.json()["call_sid"], "CA0123456789abcdef0123456789abcdef");
     assert_eq!(reqs[2].method.as_str(), "PATCH");
     assert_eq!(reqs[3].method.as_str(), "GET", "an empty PATCH result is told apart: used vs unknown");
+}
+
+#[tokio::test]
+async fn a_transfer_lease_is_one_conditional_patch() {
+    let (s, rec) = store("sb_secret_x").await;
+    let id = Uuid::new_v4();
+    let now = time::macros::datetime!(2026-12-07 13:00 UTC);
+    let until = now + time::Duration::seconds(60);
+    rec.script([
+        Reply::new(200, format!(r#"[{{"id":"{id}"}}]"#)),
+        // Held by another control plane: nothing comes back, and the call exists.
+        Reply::new(200, "[]"),
+        Reply::new(200, format!(r#"[{{"id":"{id}"}}]"#)),
+        Reply::new(204, ""),
+    ]);
+    assert!(s.claim_transfer(id, now, until).await.unwrap());
+    assert!(!s.claim_transfer(id, now, until).await.unwrap());
+    s.release_transfer(id).await.unwrap();
+    let reqs = rec.take();
+    assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("PATCH", "/rest/v1/calls"));
+    assert_eq!(
+        reqs[0].query_pairs(),
+        [
+            ("id".into(), format!("eq.{id}")),
+            (
+                "or".into(),
+                "(transfer_lease_until.is.null,transfer_lease_until.lt.2026-12-07T13:00:00Z)".into()
+            ),
+            ("select".into(), "id".into()),
+        ],
+        "one conditional UPDATE: free or expired"
+    );
+    assert_eq!(reqs[0].header("prefer"), Some("return=representation"));
+    assert_eq!(reqs[0].json(), json!({"transfer_lease_until": "2026-12-07T13:01:00Z"}));
+    assert_eq!(reqs[2].method.as_str(), "GET", "an empty PATCH result is told apart: held vs unknown");
+    assert_eq!((reqs[3].method.as_str(), reqs[3].query.as_str()), ("PATCH", format!("id=eq.{id}").as_str()));
+    assert_eq!(reqs[3].json(), json!({"transfer_lease_until": null}));
 }
 
 #[tokio::test]

@@ -77,9 +77,18 @@ async fn use_tool(
     tool_call_id: &str,
     arguments: &str,
 ) -> (bool, serde_json::Value) {
+    use_tool_on(&w.cp, call_id, tool_call_id, arguments).await
+}
+
+/// [`use_tool`] on the control plane `cp`.
+async fn use_tool_on(
+    cp: &common::Running,
+    call_id: Uuid,
+    tool_call_id: &str,
+    arguments: &str,
+) -> (bool, serde_json::Value) {
     let req = ToolRequest { tool_call_id: tool_call_id.into(), arguments: arguments.into() };
-    let r = w
-        .cp
+    let r = cp
         .post_internal(&tool_path(&call_id.to_string(), TRANSFER_TOOL), &serde_json::to_value(&req).unwrap())
         .await;
     assert_eq!(r.status, 200, "model mistakes are answers, never errors: {}", r.text);
@@ -300,6 +309,29 @@ async fn a_transfer_a_person_takes_is_dialled_once_announced_by_a_signed_note_an
 }
 
 #[tokio::test]
+async fn two_control_planes_asked_at_once_dial_the_person_once() {
+    let w = world(
+        &[("TRANSFER_TARGET", PERSON), ("TRANSFER_HOURS", "mon-sun 00:00-24:00")],
+        DialScript::Answer { after: Duration::from_millis(200), talk: Duration::from_millis(1000) },
+    )
+    .await;
+    // A second control plane on the same database, as behind a load balancer.
+    let second = common::Running::start(w.env.clone()).await;
+    let (_, call_id, sid) = answered_call(&w).await;
+    let (a, b) = tokio::join!(
+        use_tool_on(&w.cp, call_id, "call_tr_a", ARGS),
+        use_tool_on(&second, call_id, "call_tr_b", ARGS)
+    );
+    assert!(a.0 && b.0, "both answered ok: {a:?} {b:?}");
+    let told_already = [&a.1, &b.1].iter().filter(|o| o["already"] == true).count();
+    assert_eq!(told_already, 1, "one dials, the other is told it is under way: {a:?} {b:?}");
+    let done = within(w.twilio.wait_call_finished(&sid)).await;
+    assert_eq!(done.updates.len(), 1, "dialled once: {:?}", done.updates);
+    let t = timeline(&w.cp.app.storage.store, call_id).await;
+    assert_eq!(t.iter().filter(|s| *s == "transfer-requested").count(), 1, "{t:?}");
+}
+
+#[tokio::test]
 async fn nobody_taking_the_transfer_hears_the_message_in_french_then_a_retry_is_scheduled() {
     for (person, status) in [
         (DialScript::Busy { after: Duration::from_millis(200) }, "busy"),
@@ -416,6 +448,28 @@ async fn bad_arguments_are_answered_to_the_model_and_nothing_is_dialled() {
         t.contains(&"transfer-refused".to_owned()) && !t.contains(&"transfer-requested".to_owned()),
         "{t:?}"
     );
+}
+
+#[tokio::test]
+async fn a_transfer_twilio_refuses_is_never_announced_and_may_be_asked_again() {
+    let hook = Recorder::start().await;
+    let url = format!("{}/hooks/transfer", hook.base);
+    let w = world(
+        &[("TRANSFER_TARGET", PERSON), ("TRANSFER_WEBHOOK_URL", &url), ("TRANSFER_WEBHOOK_SECRET", SECRET)],
+        DialScript::Answer { after: Duration::from_millis(200), talk: Duration::from_millis(500) },
+    )
+    .await;
+    let (_, call_id, sid) = answered_call(&w).await;
+    hang_up(&w, &sid).await;
+    for attempt in ["call_late_1", "call_late_2"] {
+        let (ok, output) = use_tool(&w, call_id, attempt, ARGS).await;
+        assert!(!ok, "{output}");
+        assert!(output.get("already").is_none(), "the lease was given back: {output}");
+    }
+    let t = timeline(&w.cp.app.storage.store, call_id).await;
+    assert_eq!(t.iter().filter(|s| *s == "transfer-refused").count(), 2, "{t:?}");
+    assert!(!t.iter().any(|s| s.starts_with("transfer-webhook")), "{t:?}");
+    assert!(hook.take().is_empty(), "no hand-over note for a transfer that did not happen");
 }
 
 #[tokio::test]

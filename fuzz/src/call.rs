@@ -200,6 +200,7 @@ impl World {
             voice: "marin".into(),
             instructions: "Tu es Claire.".into(),
             transfer: false,
+            web_transcript: Vec::new(),
         };
         let mut w = Self {
             call: Call::new(cfg, ctx, now),

@@ -389,6 +389,24 @@ impl Config {
         format!("wss://{}", self.twilio_stream_domain)
     }
 
+    /// What the operator should know about this configuration although it is valid, one line
+    /// each (logged as warnings at start).
+    pub fn notices(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            contract::realtime::shutdown_notice(&self.openai_model).into_iter().collect();
+        let hold_ms = crate::core::call::HOLD_MS;
+        if self.voice_api == VoiceApi::Live && self.amd_hold.as_millis() as u64 + 1000 > hold_ms {
+            out.push(format!(
+                "AMD_HOLD_MS={} on GPT-Live: the session waits for the answering-machine verdict while the caller's \
+                 audio is held, and the gateway keeps the last {hold_ms} ms of it; a longer wait drops the caller's first \
+                 words (callway_gateway_hold_dropped_bytes_total). Keep AMD_HOLD_MS at {} or below",
+                self.amd_hold.as_millis(),
+                hold_ms - 1000
+            ));
+        }
+        out
+    }
+
     /// Settings for every call (the shell fills in a fresh `seed` per call).
     pub fn call_config(&self) -> CallConfig {
         CallConfig {
@@ -428,6 +446,27 @@ mod tests {
 
     fn load(m: &HashMap<&str, &str>) -> Result<Config, ConfigErrors> {
         Config::from_lookup(&|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn a_live_answering_machine_hold_longer_than_the_hold_ring_is_pointed_out() {
+        let mut m = base();
+        m.insert("OPENAI_VOICE_API", "live");
+        assert!(
+            load(&m).unwrap().notices().is_empty(),
+            "the default hold fits: {:?}",
+            load(&m).unwrap().notices()
+        );
+        m.insert("AMD_HOLD_MS", "8000");
+        let notices = load(&m).unwrap().notices();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].contains("AMD_HOLD_MS=8000") && notices[0].contains("4000 or below"),
+            "{notices:?}"
+        );
+        m.insert("OPENAI_VOICE_API", "realtime");
+        m.remove("OPENAI_LIVE_MODEL");
+        assert!(load(&m).unwrap().notices().is_empty(), "Realtime relays the audio during the hold");
     }
 
     #[test]

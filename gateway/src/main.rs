@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     };
     let format = if config.log_json { callway_logs::Format::Json } else { callway_logs::Format::Text };
     callway_logs::init("info", format);
-    if let Some(notice) = contract::realtime::shutdown_notice(&config.openai_model) {
+    for notice in config.notices() {
         tracing::warn!("{notice}");
     }
     let gateway = match Gateway::start(config) {

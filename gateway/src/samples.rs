@@ -106,6 +106,7 @@ pub fn call_context() -> CallContext {
         voice: "marin".into(),
         instructions: "Tu es Claire.".into(),
         transfer: false,
+        web_transcript: Vec::new(),
     }
 }
 

@@ -153,10 +153,11 @@ fn held_caller_audio_larger_than_the_send_buffer_goes_out_whole_and_in_order() {
 fn a_full_hold_ring_drops_the_oldest_audio_and_counts_it() {
     let mut p = Pair::with(config(), Answer::Accept, false);
     p.twilio_start();
-    for _ in 0..160 {
-        p.caller_audio(&tone_b64(20)); // 3.2 s into a 3 s ring
+    let slots = callway_gateway::core::call::HOLD_SLOTS;
+    for _ in 0..slots + 10 {
+        p.caller_audio(&tone_b64(20)); // 200 ms more than the ring holds
     }
-    assert_eq!(p.call.held_ms(), 3000);
+    assert_eq!(p.call.held_ms() as u64, callway_gateway::core::call::HOLD_MS);
     assert_eq!(p.call.hold_dropped().bytes, 200 * 8);
 }
 

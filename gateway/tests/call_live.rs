@@ -119,6 +119,20 @@ impl Live {
         self.now = until;
     }
 
+    /// A new OpenAI connection after [`Event::OpenUpstream`]: connected, upgraded.
+    fn reconnect(&mut self) {
+        self.up = RecvBuf::with_capacity(64 * 1024);
+        self.call.upstream_connected(self.now);
+        let request = self.call.poll_transmit(Peer::OpenAi).unwrap().to_vec();
+        self.call.transmitted(Peer::OpenAi, request.len());
+        let Parse::Complete(req) = upgrade::parse_request(&request).unwrap() else { panic!("partial") };
+        let mut accept = vec![0u8; 256];
+        let n = upgrade::write_accept(&mut accept, req.key).unwrap();
+        self.up.push(&accept[..n]);
+        assert_eq!(self.call.handle_upstream(&mut self.up, self.now), Handled::Done);
+        self.pump();
+    }
+
     fn started(&mut self) {
         self.openai(r#"{"type":"session.started","event_id":"e","session":{"id":"sess_1","expires_at":1}}"#);
     }
@@ -138,6 +152,13 @@ impl Live {
     fn reports(&self) -> Vec<&CallEvent> {
         self.events.iter().filter_map(|e| if let Event::Report(r) = e { Some(r) } else { None }).collect()
     }
+}
+
+/// A transcript delta (`kind`: `input` for the caller, `output` for the agent).
+fn delta(kind: &str, text: &str, start: u64, end: u64) -> String {
+    format!(
+        r#"{{"type":"session.{kind}_transcript.delta","event_id":"e","delta":"{text}","start_ms":{start},"end_ms":{end}}}"#
+    )
 }
 
 fn caller_frame(seq: u64) -> String {
@@ -165,6 +186,73 @@ fn session_start_goes_first_and_nothing_else_before_session_started() {
             |r| matches!(r, CallEvent::Engine { api, model } if api == "live" && model == "gpt-live-1.1")
         )
     );
+}
+
+/// The `input` history of each `session.start` sent, as (role, text) pairs.
+fn start_histories(l: &Live) -> Vec<Vec<(String, String)>> {
+    l.sent
+        .iter()
+        .filter(|e| e["type"] == "session.start")
+        .map(|e| {
+            e["session"]["input"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|m| {
+                            (
+                                m["role"].as_str().unwrap().to_owned(),
+                                m["content"][0]["text"].as_str().unwrap().to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn the_web_conversation_is_the_sessions_history_and_a_resumed_session_adds_the_phone_part() {
+    use callway_gateway::core::call::TranscriptLine;
+    let web = vec![
+        TranscriptLine { speaker: Speaker::Agent, text: "Bonjour, je suis Claire.".into() },
+        TranscriptLine { speaker: Speaker::Caller, text: "Je veux une démo lundi.".into() },
+    ];
+    let mut l = Live::with_context(|_| {}, CallContext { web_transcript: web, ..context() });
+    l.start_stream();
+    let pair = |r: &str, t: &str| (r.to_owned(), t.to_owned());
+    let web_part =
+        vec![pair("assistant", "Bonjour, je suis Claire."), pair("user", "Je veux une démo lundi.")];
+    assert_eq!(
+        start_histories(&l),
+        std::slice::from_ref(&web_part),
+        "the first session starts from the web conversation"
+    );
+
+    l.started();
+    l.openai(&delta("output", "Bonjour Zoé, c'est Claire.", 0, 600));
+    l.openai(&delta("input", "Oui, lundi ça me va.", 900, 1400));
+    l.openai(&delta("output", "Parfait.", 1600, 1900));
+    l.openai(r#"{"type":"session.closed","event_id":"e","reason":"connection_lost","session":{"id":"sess_1"},"usage":{"seconds":3}}"#);
+    assert!(l.events.contains(&Event::OpenUpstream), "{:?}", l.events);
+    l.reconnect();
+    let histories = start_histories(&l);
+    assert_eq!(histories.len(), 2, "{histories:?}");
+    let mut resumed = web_part;
+    resumed.extend([
+        pair("assistant", "Bonjour Zoé, c'est Claire."),
+        pair("user", "Oui, lundi ça me va."),
+        pair("assistant", "Parfait."),
+    ]);
+    assert_eq!(histories[1], resumed, "web part first, then the phone conversation so far");
+}
+
+#[test]
+fn without_a_web_conversation_the_first_session_has_no_history() {
+    let mut l = Live::new(|_| {});
+    l.start_stream();
+    assert_eq!(start_histories(&l), [Vec::new()]);
 }
 
 #[test]
@@ -213,11 +301,6 @@ fn transcript_fragments_become_turns() {
     let mut l = Live::new(|_| {});
     l.start_stream();
     l.started();
-    let delta = |kind: &str, text: &str, start: u64, end: u64| {
-        format!(
-            r#"{{"type":"session.{kind}_transcript.delta","event_id":"e","delta":"{text}","start_ms":{start},"end_ms":{end}}}"#
-        )
-    };
     l.openai(&delta("output", "Bonjour", 0, 300));
     l.openai(&delta("output", " Zoé.", 300, 600));
     l.openai(&delta("input", "Oui", 900, 1100));
@@ -383,6 +466,32 @@ fn with_answering_machine_detection_the_session_starts_only_once_a_person_is_rep
         "what the caller said while held goes first: {kinds:?}"
     );
     assert_eq!(kinds.last(), Some(&"session.commentary.append"), "then the greeting");
+}
+
+#[test]
+fn a_whole_default_detection_hold_of_caller_audio_is_kept_for_the_session() {
+    // Twilio's verdict at the gateway's limit (4 s), then a session that takes 900 ms to
+    // start: the caller's first words ("Allô ?") are still in the ring.
+    let mut l = Live::new(|c| c.amd_hold = Duration::from_secs(4));
+    l.start_stream();
+    for i in 0..200 {
+        l.twilio(&caller_frame(i + 1));
+    }
+    l.call.amd_result(AmdOutcome::Person, l.now);
+    l.pump();
+    for i in 200..245 {
+        l.twilio(&caller_frame(i + 1));
+    }
+    assert_eq!(l.call.held_ms(), 245 * 20);
+    l.started();
+    assert_eq!(l.call.hold_dropped().bytes, 0, "nothing of the caller dropped");
+    let appended: usize = l
+        .sent
+        .iter()
+        .filter(|e| e["type"] == "session.input_audio.append")
+        .map(|e| base64_simd::STANDARD.decode_to_vec(e["audio"].as_str().unwrap()).unwrap().len())
+        .sum();
+    assert_eq!(appended, 245 * 160, "every held frame reaches the session");
 }
 
 #[test]

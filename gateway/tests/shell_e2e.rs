@@ -647,6 +647,17 @@ async fn the_agent_corrects_the_lead_then_hangs_up_through_the_control_plane() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_lets_the_call_run_then_shuts_it_down_with_going_away() {
+    drain_case(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_gpt_live_draining_closes_the_session_and_reports_its_seconds() {
+    drain_case(LIVE).await;
+}
+
+/// A call under way when the gateway drains, on the engine `env` selects.
+async fn drain_case(env: &[(&'static str, &'static str)]) {
+    let live = !env.is_empty();
     // A caller who never hangs up.
     let settings = CallerSettings {
         script: vec![Segment::AwaitAgent { settle_ms: 200, timeout_ms: 20_000 }],
@@ -655,14 +666,13 @@ async fn draining_lets_the_call_run_then_shuts_it_down_with_going_away() {
         max_duration: Some(Duration::from_secs(60)),
         ..CallerSettings::default()
     };
-    let mut w = world(Mode::Plain, settings, greeting(), |_| {}).await;
+    let mut w = world_with_env(Mode::Plain, settings, greeting(), |_| {}, env).await;
     let call_id = w.trigger_call().await;
     let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
+    let configured = if live { "session.commentary.append" } else { "session.update" };
     within(
         "the stream is live",
-        w.openai.wait_until(|s| {
-            s.sessions().first().is_some_and(|r| !r.received_of("session.update").is_empty())
-        }),
+        w.openai.wait_until(|s| s.sessions().first().is_some_and(|r| !r.received_of(configured).is_empty())),
     )
     .await;
     let ops = w.gateway().ops_addr();
@@ -686,6 +696,16 @@ async fn draining_lets_the_call_run_then_shuts_it_down_with_going_away() {
     assert_eq!(w.end_reason(&call_id).await, "shutdown");
     assert_eq!(metrics.calls_ended("shutdown"), 1);
     assert_eq!(metrics.active_calls.load(std::sync::atomic::Ordering::Relaxed), 0);
+    if live {
+        // The session (billed by the second) was closed by us, not left to time out, and its
+        // seconds reached the call's record.
+        let sessions = w.openai.sessions();
+        let s = &sessions[0];
+        assert!(!s.received_of("session.close").is_empty(), "{s:?}");
+        assert_eq!(live_record(s).closed_reason.as_deref(), Some("close_requested"));
+        let events = stored_events(&w, &call_id).await;
+        assert!(events.iter().any(|e| e["kind"] == "live_usage"), "{events:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

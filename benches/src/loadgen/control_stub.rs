@@ -127,6 +127,7 @@ fn context(body: &[u8], verifier: Option<&StreamTokenVerifier>) -> CallContext {
                        présente-toi brièvement et réponds aux questions du prospect."
             .into(),
         transfer: false,
+        web_transcript: Vec::new(),
     }
 }
 

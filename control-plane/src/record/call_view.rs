@@ -2,7 +2,7 @@
 //! person reads: a timeline in time order, the conversation as a dialogue, durations and usage.
 //! Sans-IO: the backends fill [`CallRows`], [`CallRecord::build`] does the rest.
 
-use contract::internal_api::{CallEvent, Side, Speaker};
+use contract::internal_api::{CallEvent, Side, Speaker, TranscriptLine};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -82,6 +82,9 @@ pub struct CallRows {
     pub call: CallFacts,
     /// The web conversation's summary the call was placed with.
     pub web_summary: String,
+    /// The web conversation itself, as the page saw it (empty for calls asked otherwise, and
+    /// once purged).
+    pub web_transcript: Vec<TranscriptLine>,
     /// The end-of-call summary, once written ([`crate::summary`]).
     pub outcome_summary: Option<String>,
     /// Usage totals stored on the call.
@@ -118,10 +121,11 @@ pub struct TimelineItem {
 /// One turn of the conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DialogueLine {
-    /// `web` (the conversation on the page, as summarised when the call was asked for) or
-    /// `phone`.
+    /// `web` (the conversation on the page: its lines, then the summary the web agent wrote
+    /// when it asked for the call) or `phone`.
     pub part: &'static str,
-    /// `agent`, `caller`, or `summary` for the web part.
+    /// `agent`, `caller` (the prospect, on the page as on the phone), or `summary` for the
+    /// web part.
     pub speaker: &'static str,
     /// The words.
     pub text: String,
@@ -187,6 +191,13 @@ fn side_name(s: Side) -> &'static str {
     crate::store::sql::side_name(s)
 }
 
+fn speaker_name(s: Speaker) -> &'static str {
+    match s {
+        Speaker::Agent => "agent",
+        Speaker::Caller => "caller",
+    }
+}
+
 fn kind_of(source: &str, status: &str) -> &'static str {
     match source {
         "twilio-stream" => "stream",
@@ -204,6 +215,7 @@ impl CallRecord {
         let CallRows {
             call,
             web_summary,
+            web_transcript,
             outcome_summary,
             input_tokens,
             output_tokens,
@@ -252,7 +264,15 @@ impl CallRecord {
         // The stream began at Twilio's `stream-started`, else when the gateway redeemed the token.
         let stream_start =
             statuses.iter().find(|s| s.status == "stream-started").map(|s| s.at).or(call.token_redeemed_at);
-        let mut dialogue = Vec::new();
+        let mut dialogue: Vec<DialogueLine> = web_transcript
+            .into_iter()
+            .map(|l| DialogueLine {
+                part: "web",
+                speaker: speaker_name(l.speaker),
+                text: l.text,
+                at_ms: None,
+            })
+            .collect();
         if !web_summary.trim().is_empty() {
             dialogue.push(DialogueLine {
                 part: "web",
@@ -269,14 +289,15 @@ impl CallRecord {
             let Ok(event) = serde_json::from_str::<CallEvent>(&e.payload) else { continue };
             match event {
                 CallEvent::Transcript { speaker, text, at_ms } => {
-                    let who = match speaker {
-                        Speaker::Agent => "agent",
-                        Speaker::Caller => "caller",
-                    };
                     phone_lines.push((
                         at_ms,
                         e.seq,
-                        DialogueLine { part: "phone", speaker: who, text, at_ms: Some(at_ms) },
+                        DialogueLine {
+                            part: "phone",
+                            speaker: speaker_name(speaker),
+                            text,
+                            at_ms: Some(at_ms),
+                        },
                     ));
                 }
                 CallEvent::Usage { .. } => usage.responses += 1,
@@ -357,6 +378,10 @@ mod tests {
                 token_redeemed_at: Some(at(3)),
             },
             web_summary: "Veut une démo lundi.".into(),
+            web_transcript: vec![
+                TranscriptLine { speaker: Speaker::Agent, text: "Bonjour, je suis Claire.".into() },
+                TranscriptLine { speaker: Speaker::Caller, text: "Une démo lundi ?".into() },
+            ],
             outcome_summary: None,
             input_tokens: 120,
             output_tokens: 80,
@@ -436,7 +461,18 @@ mod tests {
         assert_eq!(r.timeline[3].kind, "token");
         assert_eq!(r.timeline[6].kind, "end");
         let lines: Vec<(&str, &str)> = r.dialogue.iter().map(|l| (l.part, l.speaker)).collect();
-        assert_eq!(lines, [("web", "summary"), ("phone", "agent"), ("phone", "caller")]);
+        assert_eq!(
+            lines,
+            [
+                ("web", "agent"),
+                ("web", "caller"),
+                ("web", "summary"),
+                ("phone", "agent"),
+                ("phone", "caller")
+            ],
+            "the web conversation, its summary, then the call"
+        );
+        assert_eq!(r.dialogue[1].text, "Une démo lundi ?");
         assert_eq!(
             r.durations,
             Durations { ringing_ms: Some(2_000), talk_ms: Some(9_000), total_ms: 13_000 }
@@ -462,6 +498,10 @@ mod tests {
             payload: "{\"type\":\"from_the_future\"}".into(),
             created_at: at(12),
         });
-        assert_eq!(CallRecord::build(r, Numbers::Masked).dialogue.len(), 3);
+        assert_eq!(
+            CallRecord::build(r, Numbers::Masked).dialogue.len(),
+            5,
+            "2 web lines, the summary, 2 phone lines"
+        );
     }
 }

@@ -94,7 +94,7 @@ pub async fn lead(s: &SqlStore, id: Uuid) -> Result<Option<(LeadDetail, Vec<Call
 /// A call's rows: the call, its lead, its status timeline and its events.
 pub async fn call(s: &SqlStore, id: Uuid) -> Result<Option<CallRows>, StoreError> {
     const CALL: &str = "SELECT c.id, c.lead_id, c.session_id, c.call_sid, c.status, c.attempt, c.summary, c.end_reason, \
-        c.end_side, c.duration_ms, c.input_tokens, c.output_tokens, c.created_at, c.token_redeemed_at, c.outcome_summary, \
+        c.end_side, c.duration_ms, c.input_tokens, c.output_tokens, c.created_at, c.token_redeemed_at, c.outcome_summary, c.web_transcript, \
         l.first_name, l.last_name, l.phone_e164 \
         FROM calls c JOIN leads l ON l.id = c.lead_id WHERE c.id = $1";
     const STATUSES: &str =
@@ -121,6 +121,9 @@ pub async fn call(s: &SqlStore, id: Uuid) -> Result<Option<CallRows>, StoreError
                     token_redeemed_at: r.try_get("token_redeemed_at")?,
                 },
                 web_summary: r.try_get("summary")?,
+                web_transcript: crate::store::web_transcript::decode(
+                    r.try_get::<Option<String>, _>("web_transcript")?.as_deref(),
+                ),
                 outcome_summary: r.try_get("outcome_summary")?,
                 input_tokens: r.try_get("input_tokens")?,
                 output_tokens: r.try_get("output_tokens")?,

@@ -163,6 +163,7 @@ pub async fn call(s: &SupabaseStore, id: Uuid) -> Result<Option<CallRows>, Store
                 token_redeemed_at: at(c, "token_redeemed_at"),
             },
             web_summary: text(c, "summary")?,
+            web_transcript: crate::store::web_transcript::decode(c["web_transcript"].as_str()),
             outcome_summary: text(c, "outcome_summary"),
             input_tokens: c["input_tokens"].as_i64().unwrap_or(0),
             output_tokens: c["output_tokens"].as_i64().unwrap_or(0),

@@ -12,8 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contract::internal_api::{
-    CallContext, CallEventsBatch, InternalAuthError, RedeemRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-    ToolRequest, ToolResponse,
+    CONTEXT_VERSION_HEADER, CallContext, CallEventsBatch, InternalAuthError, RedeemRequest, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER, ToolRequest, ToolResponse, context_version,
 };
 use contract::stream_token::TokenError;
 use serde::Deserialize;
@@ -97,6 +97,12 @@ async fn redeem_inner(app: &SharedApp, body: &RawBody) -> Result<CallContext, Ap
                 voice: app.config.openai_voice.clone(),
                 // A target, and the team in at the time the call starts.
                 transfer: app.config.transfer.open_at(app.clock.now()),
+                // Only to a gateway that reads it (an older one refuses unknown fields).
+                web_transcript: if context_version(body.header(CONTEXT_VERSION_HEADER)) >= 2 {
+                    c.web_transcript
+                } else {
+                    Vec::new()
+                },
             })
         }
         Redeem::Redeemed(_) => Err(ApiFailure::new(

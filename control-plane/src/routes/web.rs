@@ -26,6 +26,7 @@ use crate::placing::{PlaceCall, PlaceError};
 use crate::ratelimit::RetryAfter;
 use crate::store::{Applied, NewLead, Write};
 use crate::twilio::TwilioError;
+use contract::internal_api::{TranscriptLine, bound_web_transcript};
 use contract::voice_api::VoiceApi;
 
 /// The page (no inline script or style: see [`content_security_policy`]).
@@ -365,6 +366,12 @@ pub struct TriggerCallArgs {
     pub lead_id: String,
     /// Summary of the web conversation.
     pub summary: String,
+    /// The web conversation as the page saw it, oldest line first. Added by the page beside
+    /// the model's arguments (the tool's schema does not offer it to the model); bounded here
+    /// ([`bound_web_transcript`]: the most recent lines are kept). It comes from the visitor's
+    /// own browser, like the arguments: it only ever shapes the visitor's own call.
+    #[serde(default)]
+    pub transcript: Vec<TranscriptLine>,
 }
 
 /// `POST /api/tools/trigger_call`: every guard, then the stream token and `Calls.create`.
@@ -391,6 +398,10 @@ async fn trigger_call_inner(
 ) -> Result<Response, ApiFailure> {
     let session_id = session_of(app, body)?;
     let args: TriggerCallArgs = body.json()?;
+    let (web_transcript, left_out) = bound_web_transcript(args.transcript);
+    if left_out > 0 {
+        tracing::debug!(%session_id, left_out, kept = web_transcript.len(), "web transcript lines left out (blank or over the limits)");
+    }
     let lead_id = lead_id_for_session(session_id);
     if args.lead_id.trim().parse::<Uuid>().ok() != Some(lead_id) {
         return Err(ApiFailure::new(
@@ -462,6 +473,7 @@ async fn trigger_call_inner(
             lead_id,
             session_id: Some(session_id),
             summary,
+            web_transcript: &web_transcript,
             to_e164: &phone.e164,
             detail: "Calls.create",
             attempt: 1,

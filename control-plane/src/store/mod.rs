@@ -13,8 +13,9 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 pub mod supabase;
+pub mod web_transcript;
 
-use contract::internal_api::{CallEvent, TokenDetails};
+use contract::internal_api::{CallEvent, TokenDetails, TranscriptLine};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -106,6 +107,8 @@ pub struct NewCall {
     /// Which attempt to reach the lead this is: 1 for the call the prospect asked for, 2 for
     /// the first retry ([`crate::retry`]).
     pub attempt: u32,
+    /// The web conversation the call was asked from ([`web_transcript`]), empty if none.
+    pub web_transcript: Vec<TranscriptLine>,
     /// Creation time.
     pub at: OffsetDateTime,
 }
@@ -131,6 +134,8 @@ pub struct CallRow {
     pub output_tokens: i64,
     /// Summary of the web conversation (a retry carries it to the next attempt).
     pub summary: String,
+    /// The web conversation itself ([`web_transcript`]; a retry carries it too).
+    pub web_transcript: Vec<TranscriptLine>,
 }
 
 /// One step of a call's status timeline.
@@ -259,6 +264,8 @@ pub struct RedeemedCall {
     pub summary: String,
     /// Twilio `CallSid`: the one recorded when the call was placed, else the gateway's.
     pub call_sid: Option<String>,
+    /// The web conversation the call was asked from ([`web_transcript`]).
+    pub web_transcript: Vec<TranscriptLine>,
 }
 
 /// Outcome of a redemption.
@@ -502,6 +509,24 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         each!(self, s => s.set_outcome_summary(call_id, text, at).await)
+    }
+
+    /// Takes the call's transfer lease until `until` if it is free or expired at `now`
+    /// (one conditional `UPDATE`: of several control planes asking at once, one gets it).
+    /// `false`: another transfer of this call is under way. An unknown call is
+    /// [`StoreError::NotFound`].
+    pub async fn claim_transfer(
+        &self,
+        call_id: Uuid,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.claim_transfer(call_id, now, until).await)
+    }
+
+    /// Gives the call's transfer lease back.
+    pub async fn release_transfer(&self, call_id: Uuid) -> Result<(), StoreError> {
+        each!(self, s => s.release_transfer(call_id).await)
     }
 
     /// Deletes transcript lines older than `before`; returns how many.

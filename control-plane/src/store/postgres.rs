@@ -18,6 +18,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/postgres/0002_call_retries.sql")),
     (3, include_str!("../../migrations/postgres/0003_call_outcome_summary.sql")),
     (4, include_str!("../../migrations/postgres/0004_call_cost.sql")),
+    (5, include_str!("../../migrations/postgres/0005_call_web_transcript.sql")),
+    (6, include_str!("../../migrations/postgres/0006_call_transfer_lease.sql")),
 ];
 
 /// Arbitrary constant naming the advisory lock migrations take.

@@ -55,6 +55,9 @@ macro_rules! call_row {
                 input_tokens: $r.try_get("input_tokens")?,
                 output_tokens: $r.try_get("output_tokens")?,
                 summary: $r.try_get("summary")?,
+                web_transcript: $crate::store::web_transcript::decode(
+                    $r.try_get::<Option<String>, _>("web_transcript")?.as_deref(),
+                ),
             })
         })()
     };
@@ -261,19 +264,20 @@ impl SqlStore {
 
     /// Inserts a call in state `created`.
     pub async fn create_call(&self, c: &NewCall) -> Result<(), StoreError> {
-        const Q: &str = "INSERT INTO calls (id, lead_id, session_id, status, status_rank, summary, stream_nonce, token_expires_at, created_at, updated_at, attempt) \
-            VALUES ($1, $2, $3, 'created', 0, $4, $5, $6, $7, $8, $9)";
+        const Q: &str = "INSERT INTO calls (id, lead_id, session_id, status, status_rank, summary, stream_nonce, token_expires_at, created_at, updated_at, attempt, web_transcript) \
+            VALUES ($1, $2, $3, 'created', 0, $4, $5, $6, $7, $8, $9, $10)";
         let at = utc(c.at);
         let attempt = i32::try_from(c.attempt).map_err(|_| StoreError::Other("attempt overflow".into()))?;
         on_pool!(&self.pool, p => sqlx::query(Q)
             .bind(c.id).bind(c.lead_id).bind(c.session_id).bind(&c.summary).bind(&c.stream_nonce)
             .bind(utc(c.token_expires_at)).bind(at).bind(at).bind(attempt)
+            .bind(super::web_transcript::encode(&c.web_transcript))
             .execute(p).await.map(|_| ()).map_err(map_err))
     }
 
     /// A call by id.
     pub async fn get_call(&self, id: Uuid) -> Result<Option<CallRow>, StoreError> {
-        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens, summary FROM calls WHERE id = $1";
+        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens, summary, web_transcript FROM calls WHERE id = $1";
         on_pool!(&self.pool, p => {
             let row = sqlx::query(Q).bind(id).fetch_optional(p).await.map_err(map_err)?;
             row.map(|r| call_row!(r)).transpose().map_err(map_err)
@@ -287,7 +291,7 @@ impl SqlStore {
         lead_id: Uuid,
         attempt: u32,
     ) -> Result<Option<CallRow>, StoreError> {
-        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens, summary FROM calls \
+        const Q: &str = "SELECT id, lead_id, session_id, call_sid, status, end_reason, input_tokens, output_tokens, summary, web_transcript FROM calls \
             WHERE lead_id = $1 AND attempt = $2 AND id NOT IN (SELECT call_id FROM call_retries WHERE call_id IS NOT NULL) \
             ORDER BY created_at DESC LIMIT 1";
         let attempt = i32::try_from(attempt).map_err(|_| StoreError::Other("attempt overflow".into()))?;
@@ -342,7 +346,7 @@ impl SqlStore {
         at: OffsetDateTime,
     ) -> Result<Redeem, StoreError> {
         const UPDATE: &str = "UPDATE calls SET token_redeemed_at = $3, call_sid = COALESCE(call_sid, $4), updated_at = $5 \
-            WHERE id = $1 AND stream_nonce = $2 AND token_redeemed_at IS NULL RETURNING lead_id, summary, call_sid";
+            WHERE id = $1 AND stream_nonce = $2 AND token_redeemed_at IS NULL RETURNING lead_id, summary, call_sid, web_transcript";
         const LEAD: &str = "SELECT first_name FROM leads WHERE id = $1";
         const EXISTS: &str = "SELECT 1 AS one FROM calls WHERE id = $1 AND stream_nonce = $2";
         let at = utc(at);
@@ -354,9 +358,11 @@ impl SqlStore {
                     let lead_id: Uuid = r.try_get("lead_id").map_err(map_err)?;
                     let summary: String = r.try_get("summary").map_err(map_err)?;
                     let call_sid: Option<String> = r.try_get("call_sid").map_err(map_err)?;
+                    let web: Option<String> = r.try_get("web_transcript").map_err(map_err)?;
+                    let web_transcript = super::web_transcript::decode(web.as_deref());
                     let lead = sqlx::query(LEAD).bind(lead_id).fetch_one(p).await.map_err(map_err)?;
                     let first_name: String = lead.try_get("first_name").map_err(map_err)?;
-                    Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary, call_sid }))
+                    Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary, call_sid, web_transcript }))
                 }
                 None => {
                     let exists = sqlx::query(EXISTS).bind(call_id).bind(nonce).fetch_optional(p).await.map_err(map_err)?;
@@ -461,11 +467,55 @@ impl SqlStore {
         if n == 0 { Err(StoreError::NotFound(format!("call {call_id}"))) } else { Ok(()) }
     }
 
-    /// Deletes transcript lines stored before `before`.
+    /// `UPDATE calls SET transfer_lease_until = until WHERE id AND (free or expired)`.
+    pub async fn claim_transfer(
+        &self,
+        call_id: Uuid,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const Q: &str = "UPDATE calls SET transfer_lease_until = $2 \
+            WHERE id = $1 AND (transfer_lease_until IS NULL OR transfer_lease_until < $3)";
+        const EXISTS: &str = "SELECT 1 AS one FROM calls WHERE id = $1";
+        on_pool!(&self.pool, p => {
+            let n = sqlx::query(Q).bind(call_id).bind(utc(until)).bind(utc(now))
+                .execute(p).await.map_err(map_err)?.rows_affected();
+            if n == 1 {
+                return Ok(true);
+            }
+            match sqlx::query(EXISTS).bind(call_id).fetch_optional(p).await.map_err(map_err)? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::NotFound(format!("call {call_id}"))),
+            }
+        })
+    }
+
+    /// `UPDATE calls SET transfer_lease_until = NULL`.
+    pub async fn release_transfer(&self, call_id: Uuid) -> Result<(), StoreError> {
+        const Q: &str = "UPDATE calls SET transfer_lease_until = NULL WHERE id = $1";
+        on_pool!(&self.pool, p => sqlx::query(Q).bind(call_id).execute(p).await.map(drop).map_err(map_err))
+    }
+
+    /// Deletes transcript lines stored before `before`: the phone lines, and the web
+    /// conversations stored with calls asked for before then. Returns how many lines went.
     pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         const Q: &str = "DELETE FROM call_events WHERE kind = 'transcript' AND created_at < $1";
-        on_pool!(&self.pool, p => sqlx::query(Q).bind(utc(before)).execute(p).await
-            .map(|r| r.rows_affected()).map_err(map_err))
+        const COUNT_WEB: &str =
+            "SELECT web_transcript FROM calls WHERE web_transcript IS NOT NULL AND created_at < $1";
+        const WEB: &str =
+            "UPDATE calls SET web_transcript = NULL WHERE web_transcript IS NOT NULL AND created_at < $1";
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            let phone = sqlx::query(Q).bind(utc(before)).execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+            let web = sqlx::query(COUNT_WEB).bind(utc(before)).fetch_all(&mut *tx).await.map_err(map_err)?
+                .iter()
+                .map(|r| r.try_get::<Option<String>, _>("web_transcript").map(|t| super::web_transcript::decode(t.as_deref()).len() as u64))
+                .sum::<Result<u64, _>>()
+                .map_err(map_err)?;
+            sqlx::query(WEB).bind(utc(before)).execute(&mut *tx).await.map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(phone + web)
+        })
     }
 
     /// The ids of the leads with this number and of their calls.

@@ -16,6 +16,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_call_retries.sql")),
     (3, include_str!("../../migrations/sqlite/0003_call_outcome_summary.sql")),
     (4, include_str!("../../migrations/sqlite/0004_call_cost.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_call_web_transcript.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_call_transfer_lease.sql")),
 ];
 /// The table recording applied migrations.
 pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS callway_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)";

@@ -210,6 +210,7 @@ impl SupabaseStore {
             "id": c.id, "lead_id": c.lead_id, "session_id": c.session_id, "status": "created", "status_rank": 0,
             "summary": c.summary, "stream_nonce": c.stream_nonce, "token_expires_at": ts(c.token_expires_at),
             "created_at": at, "updated_at": at, "attempt": c.attempt,
+            "web_transcript": super::web_transcript::encode(&c.web_transcript),
         });
         self.call(Method::POST, "calls", &[], Some("return=minimal"), Some(&row)).await.map(|_| ())
     }
@@ -312,7 +313,7 @@ impl SupabaseStore {
                     ("id", eq(call_id)),
                     ("stream_nonce", eq(nonce)),
                     ("token_redeemed_at", "is.null".into()),
-                    ("select", "lead_id,summary,call_sid".into()),
+                    ("select", "lead_id,summary,call_sid,web_transcript".into()),
                 ],
                 Some("return=representation"),
                 Some(&patch),
@@ -324,11 +325,19 @@ impl SupabaseStore {
                 let lead_id: Uuid = r["lead_id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
                 let summary = r["summary"].as_str().unwrap_or_default().to_owned();
                 let call_sid = r["call_sid"].as_str().map(str::to_owned);
+                let web_transcript = super::web_transcript::decode(r["web_transcript"].as_str());
                 let lead =
                     self.rows("leads", &[("id", eq(lead_id)), ("select", "first_name".into())]).await?;
                 let first_name =
                     lead.first().and_then(|l| l["first_name"].as_str()).unwrap_or_default().to_owned();
-                Ok(Redeem::Redeemed(RedeemedCall { call_id, lead_id, first_name, summary, call_sid }))
+                Ok(Redeem::Redeemed(RedeemedCall {
+                    call_id,
+                    lead_id,
+                    first_name,
+                    summary,
+                    call_sid,
+                    web_transcript,
+                }))
             }
             None => {
                 let exists = self
@@ -492,17 +501,72 @@ impl SupabaseStore {
         if body.trim() == "[]" { Err(StoreError::NotFound(format!("call {call_id}"))) } else { Ok(()) }
     }
 
-    /// `DELETE call_events?kind=eq.transcript&created_at=lt.<ts>`.
+    /// `PATCH calls?id=eq.<id>&or=(transfer_lease_until.is.null,transfer_lease_until.lt.<now>)`
+    /// returning the row: PostgREST runs it as one conditional `UPDATE`.
+    pub async fn claim_transfer(
+        &self,
+        call_id: Uuid,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let patch = json!({"transfer_lease_until": ts(until)});
+        let text = self
+            .call(
+                Method::PATCH,
+                "calls",
+                &[
+                    ("id", eq(call_id)),
+                    ("or", format!("(transfer_lease_until.is.null,transfer_lease_until.lt.{})", ts(now))),
+                    ("select", "id".into()),
+                ],
+                Some("return=representation"),
+                Some(&patch),
+            )
+            .await?;
+        if text.trim() != "[]" {
+            return Ok(true);
+        }
+        let exists = self.rows("calls", &[("id", eq(call_id)), ("select", "id".into())]).await?;
+        if exists.is_empty() { Err(StoreError::NotFound(format!("call {call_id}"))) } else { Ok(false) }
+    }
+
+    /// `PATCH calls?id=eq.<id>` with `transfer_lease_until: null`.
+    pub async fn release_transfer(&self, call_id: Uuid) -> Result<(), StoreError> {
+        let patch = json!({"transfer_lease_until": null});
+        self.call(Method::PATCH, "calls", &[("id", eq(call_id))], Some("return=minimal"), Some(&patch))
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE call_events?kind=eq.transcript&created_at=lt.<ts>`, then the web conversations
+    /// of the calls asked for before then (`PATCH calls` with `web_transcript: null`, their
+    /// lines counted first). Returns how many lines went.
     pub async fn purge_transcripts(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        self.count_deleted(
-            "call_events",
-            &[
-                ("kind", "eq.transcript".into()),
-                ("created_at", format!("lt.{}", ts(before))),
-                ("select", "seq".into()),
-            ],
-        )
-        .await
+        let phone = self
+            .count_deleted(
+                "call_events",
+                &[
+                    ("kind", "eq.transcript".into()),
+                    ("created_at", format!("lt.{}", ts(before))),
+                    ("select", "seq".into()),
+                ],
+            )
+            .await?;
+        let old =
+            [("web_transcript", "not.is.null".to_owned()), ("created_at", format!("lt.{}", ts(before)))];
+        let mut read = old.to_vec();
+        read.push(("select", "web_transcript".into()));
+        let web: u64 = self
+            .rows("calls", &read)
+            .await?
+            .iter()
+            .map(|r| super::web_transcript::decode(r["web_transcript"].as_str()).len() as u64)
+            .sum();
+        if web > 0 {
+            let patch = json!({"web_transcript": null});
+            self.call(Method::PATCH, "calls", &old, Some("return=minimal"), Some(&patch)).await?;
+        }
+        Ok(phone + web)
     }
 
     /// The ids of the leads with this number and of their calls.
@@ -740,7 +804,7 @@ impl SupabaseStore {
 
 /// The columns of a [`RetryRow`].
 const CALL_COLUMNS: &str =
-    "id,lead_id,session_id,call_sid,status,end_reason,input_tokens,output_tokens,summary";
+    "id,lead_id,session_id,call_sid,status,end_reason,input_tokens,output_tokens,summary,web_transcript";
 
 fn call_from_json(r: &Value) -> Option<CallRow> {
     Some(CallRow {
@@ -753,6 +817,7 @@ fn call_from_json(r: &Value) -> Option<CallRow> {
         input_tokens: r["input_tokens"].as_i64().unwrap_or(0),
         output_tokens: r["output_tokens"].as_i64().unwrap_or(0),
         summary: r["summary"].as_str().unwrap_or_default().to_owned(),
+        web_transcript: super::web_transcript::decode(r["web_transcript"].as_str()),
     })
 }
 

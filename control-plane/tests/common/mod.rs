@@ -158,21 +158,41 @@ impl Running {
 
     /// POSTs to an internal route signed with `secret` (a gateway of another configuration).
     pub async fn post_internal_signed(&self, path: &str, body: &serde_json::Value, secret: &str) -> Answer {
+        self.send_internal(path, body, secret, None).await
+    }
+
+    /// POSTs to an internal route as a gateway announcing call-context version `version`
+    /// (`x-callway-context-version`; `post_internal` announces none, as gateways before it).
+    pub async fn post_internal_as_version(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        version: u32,
+    ) -> Answer {
+        self.send_internal(path, body, INTERNAL_API_SECRET, Some(version)).await
+    }
+
+    async fn send_internal(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        secret: &str,
+        version: Option<u32>,
+    ) -> Answer {
         let bytes = serde_json::to_vec(body).unwrap();
         let ts = callway_control::routes::now_secs();
         let auth = contract::internal_api::InternalAuth::new(secret.as_bytes());
         let sig = auth.sign(ts, "POST", path, &bytes);
-        let res = self
+        let mut req = self
             .http
             .post(self.url(path))
             .header("content-type", "application/json")
             .header(contract::internal_api::TIMESTAMP_HEADER, ts.to_string())
-            .header(contract::internal_api::SIGNATURE_HEADER, sig)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        Answer::of(res).await
+            .header(contract::internal_api::SIGNATURE_HEADER, sig);
+        if let Some(v) = version {
+            req = req.header(contract::internal_api::CONTEXT_VERSION_HEADER, v);
+        }
+        Answer::of(req.body(bytes).send().await.unwrap()).await
     }
 }
 

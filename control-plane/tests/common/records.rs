@@ -2,7 +2,7 @@
 //! for the record's tests (CLI, operator page).
 
 use callway_control::store::{EventsWrite, NewCall, NewLead, StatusUpdate, Store, Write};
-use contract::internal_api::{CallEvent, Side, Speaker};
+use contract::internal_api::{CallEvent, Side, Speaker, TranscriptLine};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -52,6 +52,14 @@ pub struct Seeded {
 }
 
 /// Writes the story into `s`.
+/// The web conversation the seeded call was asked from.
+pub fn web_lines() -> Vec<TranscriptLine> {
+    vec![
+        TranscriptLine { speaker: Speaker::Agent, text: "Bonjour, je suis Claire.".into() },
+        TranscriptLine { speaker: Speaker::Caller, text: "Rappelez-moi pour une démo.".into() },
+    ]
+}
+
 pub async fn seed(s: &Store) -> Seeded {
     let called = new_lead("Camille", NUMBER, t0());
     let fresh = new_lead("Hugo", "+32470123456", t0() + Duration::minutes(5));
@@ -66,6 +74,7 @@ pub async fn seed(s: &Store) -> Seeded {
         stream_nonce: Uuid::new_v4().simple().to_string(),
         token_expires_at: t0() + Duration::minutes(2),
         attempt: 1,
+        web_transcript: web_lines(),
         at: t0() + Duration::seconds(1),
     })
     .await

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contract::internal_api::{
-    AmdStatus, AmdWait, ApiError, CallContext, CallEventsBatch, InternalAuth, REDEEM_PATH, RedeemRequest,
-    SIGNATURE_HEADER, TIMESTAMP_HEADER, ToolRequest, ToolResponse, amd_path, events_path, tool_path,
+    AmdStatus, AmdWait, ApiError, CONTEXT_VERSION, CONTEXT_VERSION_HEADER, CallContext, CallEventsBatch,
+    InternalAuth, REDEEM_PATH, RedeemRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER, ToolRequest, ToolResponse,
+    amd_path, events_path, tool_path,
 };
 use serde::Serialize;
 
@@ -74,6 +75,9 @@ impl ControlPlane {
             .header("content-type", "application/json")
             .header(TIMESTAMP_HEADER, ts.to_string())
             .header(SIGNATURE_HEADER, signature)
+            // The call-context shape this build reads (the control plane adds newer fields only
+            // for gateways that announce them).
+            .header(CONTEXT_VERSION_HEADER, CONTEXT_VERSION)
             .body(bytes)
             .send()
             .await

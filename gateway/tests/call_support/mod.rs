@@ -170,6 +170,7 @@ pub fn context() -> CallContext {
         voice: "marin".into(),
         instructions: "Tu es Claire, de Callway. Tu appelles Zoé. Résumé : offre pro.".into(),
         transfer: false,
+        web_transcript: Vec::new(),
     }
 }
 

@@ -76,7 +76,7 @@ pub struct CallConfig {
     /// not audio. Must hold the largest delta (+12 %).
     pub twilio_send_capacity: usize,
     /// Send buffer towards OpenAI: must hold `session.update` plus the drained hold ring
-    /// (3 s of audio is 32 KB of base64).
+    /// (5 s of audio is 53 KB of base64, drained in batches as room frees up).
     pub openai_send_capacity: usize,
     /// Per-response instructions when a tool is slow.
     pub tool_slow_instructions: String,

@@ -1,15 +1,21 @@
 //! The caller's audio while OpenAI cannot take it (before its socket opens, during a
-//! reconnect): a [`HoldRing`] of [`HOLD_SLOTS`] slots (3 s), allocated only when something must
-//! actually be held and given back once it has all gone out. Most calls never need it — OpenAI
-//! is usually open before Twilio's first frame — so they never pay its 24 KiB; a reconnect
-//! allocates it once, outside the steady frame path. What it had to drop is remembered across
+//! reconnect, a GPT-Live session waiting for answering-machine detection): a [`HoldRing`] of
+//! [`HOLD_SLOTS`] slots (5 s), allocated only when something must actually be held and given
+//! back once it has all gone out. Most calls never need it — OpenAI is usually open before
+//! Twilio's first frame — so they never pay its 40 KiB; a reconnect allocates it once, outside
+//! the steady frame path. What it had to drop is remembered across
 //! releases.
 
 use crate::core::audio::{DropPolicy, DropStats, HoldRing};
 
-/// Slots of the hold ring: 150 × 20 ms = 3 s of caller audio kept through a connect or a
-/// reconnect (the oldest dropped, and counted, beyond that).
-pub const HOLD_SLOTS: usize = 150;
+/// Slots of the hold ring: 250 × 20 ms = 5 s of caller audio kept through a connect or a
+/// reconnect (the oldest dropped, and counted, beyond that): the default answering-machine
+/// hold (`AMD_HOLD_MS`, 4 s, during which a GPT-Live session waits) plus a second for the
+/// session to start.
+pub const HOLD_SLOTS: usize = 250;
+
+/// Milliseconds of caller audio the hold ring keeps.
+pub const HOLD_MS: u64 = HOLD_SLOTS as u64 * 20;
 
 /// Caller audio held, or nothing allocated.
 #[derive(Debug, Default)]

@@ -131,20 +131,16 @@ impl Core {
             instructions.push_str("\n\n");
             instructions.push_str(&self.cfg.live_resume_note);
         }
-        let history: Vec<(HistoryRole, &str)> = if resumed {
-            self.transcript
-                .iter()
-                .map(|(speaker, line)| {
-                    let role = match speaker {
-                        Speaker::Caller => HistoryRole::User,
-                        Speaker::Agent => HistoryRole::Assistant,
-                    };
-                    (role, line.as_str())
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let role = |speaker: &Speaker| match speaker {
+            Speaker::Caller => HistoryRole::User,
+            Speaker::Agent => HistoryRole::Assistant,
         };
+        // The web conversation the call continues, then (on a resumed session) the phone
+        // conversation so far; `write_session_start` keeps the most recent lines.
+        let web = self.ctx.web_transcript.iter().map(|l| (role(&l.speaker), l.text.as_str()));
+        let phone =
+            self.transcript.iter().filter(|_| resumed).map(|(speaker, line)| (role(speaker), line.as_str()));
+        let history: Vec<(HistoryRole, &str)> = web.chain(phone).collect();
         let start = LiveStart {
             model: &self.cfg.model,
             instructions: &instructions,

@@ -85,14 +85,14 @@ pub use self::config::{
 };
 pub use self::event::{CallEvent, CallState, CallStats, CloseReason, Event, Peer, Side, Speaker};
 pub use self::ignored::{IGNORED_LABELS, IgnoredCounts};
-pub use contract::internal_api::CallContext;
+pub use contract::internal_api::{CallContext, TranscriptLine};
 pub use contract::voice_api::VoiceApi;
 
 use self::amd::AmdGate;
 use self::commit::{CommitAction, CommitPolicy};
 use self::ending::twilio_close_code;
-pub use self::held_audio::HOLD_SLOTS;
 use self::held_audio::HeldAudio;
+pub use self::held_audio::{HOLD_MS, HOLD_SLOTS};
 use self::live::{LiveState, write_caller_append};
 use self::media_clock::{MediaClock, Placement};
 use self::outbox::Outbox;
