@@ -699,6 +699,15 @@ async fn drain_case(env: &[(&'static str, &'static str)]) {
     if live {
         // The session (billed by the second) was closed by us, not left to time out, and its
         // seconds reached the call's record.
+        within(
+            "the Live session closes",
+            w.openai.wait_until(|s| {
+                s.sessions()
+                    .first()
+                    .is_some_and(|r| r.live.as_ref().is_some_and(|l| l.closed_reason.is_some()))
+            }),
+        )
+        .await;
         let sessions = w.openai.sessions();
         let s = &sessions[0];
         assert!(!s.received_of("session.close").is_empty(), "{s:?}");
@@ -1004,20 +1013,40 @@ async fn stored_events(w: &World, call_id: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_on_gpt_live_from_greeting_to_hang_up() {
+    live_full_call(Mode::Plain).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_gpt_live_through_the_gateway_terminating_tls_on_both_legs() {
+    live_full_call(Mode::Tls).await;
+}
+
+/// The whole call on GPT-Live, checked from every side.
+async fn live_full_call(mode: Mode) {
     let script = Script::replies([
         Reply::tone(440.0, 800, "Bonjour Claire, ici Callway."),
         Reply::tone(440.0, 600, "Très bien, c'est noté."),
     ])
     .with_user_transcripts(["Oui bonjour"]);
-    let mut w = world_with_env(Mode::Plain, live_caller(1), script, |_| {}, LIVE).await;
+    let mut w = world_with_env(mode, live_caller(1), script, |_| {}, LIVE).await;
     let call_id = w.trigger_call().await;
     let sid = within("Twilio places the call", w.twilio.wait_for_calls(1)).await[0].sid.clone();
     let done = within("the call finishes", w.twilio.wait_call_finished(&sid)).await;
     let report = &done.caller_reports[0];
     assert_eq!(done.status, CallStatus::Completed, "{}", report.summary());
+    assert!(report.handshake_failure.is_none(), "{}", report.summary());
     assert!(report.first_agent_audio.is_some(), "the greeting was not heard: {}", report.summary());
     assert!(report.warnings.is_empty(), "Twilio would warn: {:?}", report.warnings);
 
+    // The caller's hang-up and our session.close cross: the session's end is recorded once
+    // the simulator has answered session.closed.
+    within(
+        "the Live session closes",
+        w.openai.wait_until(|s| {
+            s.sessions().first().is_some_and(|r| r.live.as_ref().is_some_and(|l| l.closed_reason.is_some()))
+        }),
+    )
+    .await;
     let sessions = w.openai.sessions();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let s = &sessions[0];
