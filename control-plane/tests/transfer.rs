@@ -318,10 +318,13 @@ async fn two_control_planes_asked_at_once_dial_the_person_once() {
     // A second control plane on the same database, as behind a load balancer.
     let second = common::Running::start(w.env.clone()).await;
     let (_, call_id, sid) = answered_call(&w).await;
-    let (a, b) = tokio::join!(
-        use_tool_on(&w.cp, call_id, "call_tr_a", ARGS),
-        use_tool_on(&second, call_id, "call_tr_b", ARGS)
-    );
+    let (a, b) = within(async {
+        tokio::join!(
+            use_tool_on(&w.cp, call_id, "call_tr_a", ARGS),
+            use_tool_on(&second, call_id, "call_tr_b", ARGS)
+        )
+    })
+    .await;
     assert!(a.0 && b.0, "both answered ok: {a:?} {b:?}");
     let told_already = [&a.1, &b.1].iter().filter(|o| o["already"] == true).count();
     assert_eq!(told_already, 1, "one dials, the other is told it is under way: {a:?} {b:?}");
