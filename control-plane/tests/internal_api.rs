@@ -118,7 +118,7 @@ async fn redemption_refuses_forged_expired_and_unknown_tokens() {
     assert_eq!((r.status, r.code()), (422, "invalid_body"));
 }
 
-/// The control plane during a rotation of both secrets (`deploy/README.md`, rotating
+/// The control plane during a rotation of both secrets (`deploy/RUNBOOK.md`, rotating
 /// secrets): gateways signing internal requests with the previous `INTERNAL_API_SECRET` or the
 /// new one are served, a third secret is not; stream tokens minted before the control plane
 /// moved to the new `STREAM_TOKEN_SECRET` still redeem, the new ones too.

@@ -2,7 +2,7 @@
 //! the signal is handled whatever the workers are doing. Registered before
 //! [`super::Gateway::start`] returns, so a `SIGHUP` never kills the gateway (a plain-TCP
 //! gateway logs that there is nothing to reload). `systemctl reload`, `docker kill -s HUP`
-//! and certbot's deploy hook all end here (`deploy/README.md`, section 4).
+//! and certbot's deploy hook all end here (`deploy/RUNBOOK.md`, section 4).
 
 use std::io;
 use std::sync::Arc;
