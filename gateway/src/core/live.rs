@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::core::buf::{BufferFull, SliceWriter};
 use crate::core::json_scan::{self, Value};
-use crate::core::openai::{ErrorEvent, OpenAiError, RawError, ToolDef, need};
+use crate::core::openai::{ErrorEvent, OpenAiError, RawError, ToolDef, need, write_tools};
 
 /// `response.create`: continue the delegated response once tool outputs are in.
 pub const RESPONSE_CREATE: &[u8] = br#"{"type":"response.create"}"#;
@@ -96,20 +96,9 @@ pub fn write_session_start(w: &mut SliceWriter<'_>, s: &LiveStart<'_>) -> Result
     w.put_json_str(s.delegation_model)?;
     w.put(br#","instructions":"#)?;
     w.put_json_str(s.delegation_instructions)?;
-    w.put(br#","tools":["#)?;
-    for (i, tool) in s.tools.iter().enumerate() {
-        if i > 0 {
-            w.put(b",")?;
-        }
-        w.put(br#"{"type":"function","name":"#)?;
-        w.put_json_str(tool.name)?;
-        w.put(br#","description":"#)?;
-        w.put_json_str(tool.description)?;
-        w.put(br#","parameters":"#)?;
-        w.put(tool.parameters_json.as_bytes())?;
-        w.put(br#","strict":true}"#)?;
-    }
-    w.put(b"]}}}}")
+    w.put(br#","tools":"#)?;
+    write_tools(w, s.tools, true)?;
+    w.put(b"}}}}")
 }
 
 /// The three ways to put text into a running session (§G), each acknowledged by its

@@ -70,6 +70,30 @@ pub struct ToolDef<'a> {
     pub parameters_json: &'a str,
 }
 
+/// Writes `tools` as a JSON array of function tools (`{"type":"function","name",
+/// "description","parameters"}`, plus `"strict":true` when `strict`: GPT-Live's delegated
+/// Responses tools are strict, Realtime's session tools take no such field).
+pub(crate) fn write_tools(
+    w: &mut SliceWriter<'_>,
+    tools: &[ToolDef<'_>],
+    strict: bool,
+) -> Result<(), BufferFull> {
+    w.put(b"[")?;
+    for (i, tool) in tools.iter().enumerate() {
+        if i > 0 {
+            w.put(b",")?;
+        }
+        w.put(br#"{"type":"function","name":"#)?;
+        w.put_json_str(tool.name)?;
+        w.put(br#","description":"#)?;
+        w.put_json_str(tool.description)?;
+        w.put(br#","parameters":"#)?;
+        w.put(tool.parameters_json.as_bytes())?;
+        w.put(if strict { &br#","strict":true}"#[..] } else { b"}" })?;
+    }
+    w.put(b"]")
+}
+
 /// What goes into `session.update`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionConfig<'a> {
@@ -130,20 +154,9 @@ pub fn write_session_update(w: &mut SliceWriter<'_>, cfg: &SessionConfig<'_>) ->
     }
     w.put(br#"},"output":{"format":{"type":"audio/pcmu"},"voice":"#)?;
     w.put_json_str(cfg.voice)?;
-    w.put(br#"}},"tools":["#)?;
-    for (i, tool) in cfg.tools.iter().enumerate() {
-        if i > 0 {
-            w.put(b",")?;
-        }
-        w.put(br#"{"type":"function","name":"#)?;
-        w.put_json_str(tool.name)?;
-        w.put(br#","description":"#)?;
-        w.put_json_str(tool.description)?;
-        w.put(br#","parameters":"#)?;
-        w.put(tool.parameters_json.as_bytes())?;
-        w.put(b"}")?;
-    }
-    w.put(br#"],"tool_choice":"auto"}}"#)
+    w.put(br#"}},"tools":"#)?;
+    write_tools(w, cfg.tools, false)?;
+    w.put(br#","tool_choice":"auto"}}"#)
 }
 
 /// Writes `response.create`, with per-response `instructions` if given.
