@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use callway_control::cost::lead_cost;
 use callway_control::store::{EventsWrite, Write};
 use callway_sim_openai::SimConfig;
+use common::control;
 use common::world::world_with;
 use contract::internal_api::{CallEvent, CallEventsBatch, Side, TokenDetails, events_path};
 use serde_json::json;
@@ -107,21 +107,6 @@ const OPENAI_MICROS: [u64; 3] = [
     1_000 * 4 + 500 * 16,
     62_917, // 75.5 s at 0.05 a minute = 0.0629166…
 ];
-
-/// Runs `callway-control ARGS` with `env`; returns (stdout, stderr, success).
-fn control(env: &HashMap<String, String>, args: &[&str]) -> (String, String, bool) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callway-control"))
-        .args(args)
-        .env_clear()
-        .envs(env)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
-}
 
 #[tokio::test]
 async fn each_call_is_priced_part_by_part_at_its_own_model_and_counted_once() {

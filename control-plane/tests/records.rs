@@ -7,6 +7,7 @@ mod common;
 use callway_control::config::StorageConfig;
 use callway_control::record::{self, Numbers};
 use callway_control::store::Store;
+use common::control;
 use common::recorder::{Recorder, Reply};
 use common::records::{CALL_SID, NUMBER, OUTCOME, seed};
 use contract::internal_api::{CallEvent, Side};
@@ -87,21 +88,6 @@ async fn reads_tell_the_whole_story_on_sqlite() {
     let s = callway_control::open_store(&StorageConfig::Sqlite { url }).await.unwrap();
     s.migrate().await.unwrap();
     reads_tell_the_whole_story(s).await;
-}
-
-/// Runs `callway-control ARGS` with `env`; returns (stdout, stderr, success).
-fn control(env: &std::collections::HashMap<String, String>, args: &[&str]) -> (String, String, bool) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callway-control"))
-        .args(args)
-        .env_clear()
-        .envs(env)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
 }
 
 #[tokio::test]

@@ -83,6 +83,22 @@ pub struct Running {
     _outbox: tempfile::TempDir,
 }
 
+/// Runs the `callway-control` binary with `ARGS` and only `env`; returns (stdout, stderr,
+/// success).
+pub fn control(env: &HashMap<String, String>, args: &[&str]) -> (String, String, bool) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callway-control"))
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
 impl Running {
     /// Starts with `env` (PUBLIC_APP_URL defaults to the app's own address, OUTBOX_DIR to a
     /// fresh temporary directory). Migrates like the binary does.
